@@ -1,0 +1,74 @@
+"""Atomic writes: a reader sees the old file/folder or the new one, never a half-written one.
+
+Everything is written to a temporary sibling first, flushed, then moved into place with
+`os.replace` (atomic on POSIX within one filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` atomically; returns the path."""
+    return write_bytes(path, text.encode(encoding))
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside `final`; on success it is renamed to `final`.
+
+    On any exception the temporary folder is removed and `final` is untouched. With
+    `replace=False` an existing `final` is an error (FileExistsError) at commit time, so two
+    writers of the same name cannot silently overwrite each other. With `replace=True` the old
+    folder is swapped out and deleted only after the new one is in place.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.", dir=final.parent))
+    try:
+        yield tmp
+        _commit_dir(tmp, final, replace=replace)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _commit_dir(tmp: Path, final: Path, *, replace: bool) -> None:
+    if not final.exists():
+        try:
+            # rename() onto a missing name is atomic; if another writer won the race we fail.
+            os.rename(tmp, final)
+            return
+        except OSError:
+            if not final.exists():
+                raise
+    if not replace:
+        raise FileExistsError(f"{final} already exists; choose another name")
+    old = final.with_name(f".tmp-old-{final.name}.{os.getpid()}")
+    os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)

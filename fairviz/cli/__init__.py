@@ -1,0 +1,51 @@
+"""`python -m fairviz <command>`: one module per command in this package.
+
+Each command module defines `add_parser(subparsers)`, which registers its sub-parser and sets
+`func` to a callable `(args) -> int`. Bad input (ValueError, FileNotFoundError) becomes a one-line
+`error: ...` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Command modules, in the order `--help` lists them. A module listed here that does not exist yet
+# is skipped, so the CLI works while the package grows.
+COMMAND_MODULES = ("audit", "report", "data", "train", "experiments", "ship")
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fairviz",
+        description="Fair multimodal interview scoring and threshold-free fairness audits.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"fairviz.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"fairviz.cli.{name}":
+                continue
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
