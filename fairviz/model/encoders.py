@@ -1,0 +1,118 @@
+"""The three modality encoders of Kim et al. (2023), small enough to train on a CPU.
+
+- `VideoEncoder`: a 2D CNN (Conv-BN-ReLU-Pool blocks, trained from scratch) applied to every
+  frame, then an LSTM over the frames; the last hidden state is the video code.
+- `AudioEncoder`: an MFCC sequence -> linear projection -> LSTM; the last hidden state.
+- `TextEncoder`: a frozen pre-trained BERT sentence vector (computed once, outside the model, by
+  `fairviz.data.features`) -> one fully connected layer.
+
+Every encoder maps a batch to a (batch, d) code; the network concatenates the codes into Z.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class ConvBlock(nn.Module):
+    """Conv 3x3 -> BatchNorm -> ReLU -> MaxPool 2x2: halves height and width."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.relu(self.bn(self.conv(x))))  # (N, c_out, h/2, w/2)
+
+
+class VideoEncoder(nn.Module):
+    """Per-frame CNN + LSTM over frames.
+
+    Input: `video` float (batch, frames, 3, height, width), values in [0, 1].
+    Output: (batch, hidden), the LSTM's last hidden state.
+    `frame_size` (optional) resizes frames first (area interpolation) so that large inputs stay
+    cheap; `None` keeps the input size. The CNN ends in a global average pool, so any frame size
+    and any number of frames work.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (8, 16, 32),
+        hidden: int = 32,
+        in_channels: int = 3,
+        frame_size: int | None = None,
+    ):
+        super().__init__()
+        if not channels:
+            raise ValueError("VideoEncoder needs at least one conv block (channels=())")
+        chans = [in_channels, *channels]
+        self.frame_size = frame_size
+        self.cnn = nn.Sequential(*[ConvBlock(a, b) for a, b in zip(chans[:-1], chans[1:])])
+        self.lstm = nn.LSTM(chans[-1], hidden, batch_first=True)
+        self.out_dim = hidden
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dim() != 5:
+            raise ValueError(f"video must be (batch, frames, 3, h, w); got shape {tuple(video.shape)}")
+        b, t = video.shape[:2]
+        x = video.flatten(0, 1)  # (batch*frames, 3, h, w)
+        if self.frame_size is not None and x.shape[-1] != self.frame_size:
+            x = nn.functional.interpolate(x, size=(self.frame_size, self.frame_size), mode="area")
+        x = self.cnn(x)  # (batch*frames, C, h', w')
+        x = x.mean(dim=(2, 3)).view(b, t, -1)  # (batch, frames, C)
+        _, (h, _) = self.lstm(x)  # h: (1, batch, hidden)
+        return h[-1]  # (batch, hidden)
+
+
+class AudioEncoder(nn.Module):
+    """MFCC sequence -> linear -> LSTM, last step.
+
+    Input: `mfcc` float (batch, steps, n_mfcc). Output: (batch, hidden).
+    """
+
+    def __init__(self, n_mfcc: int = 20, proj: int = 32, hidden: int = 32):
+        super().__init__()
+        # MFCC coefficients differ in scale by orders of magnitude: standardise each with the
+        # training split's mean/std (set by `train`, saved with the weights).
+        self.register_buffer("mfcc_mean", torch.zeros(n_mfcc))
+        self.register_buffer("mfcc_std", torch.ones(n_mfcc))
+        self.proj = nn.Linear(n_mfcc, proj)
+        self.lstm = nn.LSTM(proj, hidden, batch_first=True)
+        self.out_dim = hidden
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Store per-coefficient mean/std (n_mfcc,) used to standardise the input."""
+        self.mfcc_mean.copy_(torch.as_tensor(mean, dtype=self.mfcc_mean.dtype))
+        self.mfcc_std.copy_(torch.as_tensor(std, dtype=self.mfcc_std.dtype).clamp_min(1e-6))
+
+    def forward(self, mfcc: torch.Tensor) -> torch.Tensor:
+        if mfcc.dim() != 3:
+            raise ValueError(f"mfcc must be (batch, steps, n_mfcc); got shape {tuple(mfcc.shape)}")
+        x = (mfcc - self.mfcc_mean) / self.mfcc_std  # (batch, steps, n_mfcc)
+        x = torch.relu(self.proj(x))  # (batch, steps, proj)
+        _, (h, _) = self.lstm(x)  # (1, batch, hidden)
+        return h[-1]  # (batch, hidden)
+
+
+class TextEncoder(nn.Module):
+    """Frozen BERT sentence vector -> fully connected layer (+ ReLU).
+
+    Input: `text` float (batch, d_bert). Output: (batch, hidden). The BERT model itself is not
+    part of this module: its vectors are pre-computed and cached, i.e. it is frozen by design.
+    """
+
+    def __init__(self, d_in: int = 384, hidden: int = 32, dropout: float = 0.1):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(d_in, hidden)
+        self.out_dim = hidden
+
+    def forward(self, text: torch.Tensor) -> torch.Tensor:
+        if text.dim() != 2:
+            raise ValueError(f"text must be (batch, d_bert); got shape {tuple(text.shape)}")
+        return torch.relu(self.fc(self.drop(text)))  # (batch, hidden)
