@@ -1,0 +1,710 @@
+"""Training: the six methods of Kim et al. (2023), one loop, one `Run` result.
+
+    from fairviz.train import TrainConfig, train
+    run = train(TrainConfig(method="ours", alpha=4, lambda_w=1.0, seed=0))
+    run.metrics["spdd"]["value"], run.metrics["pcc"]["value"]
+
+Every method shares the data, the split, the bias injection, the seed, the encoders and the
+budget (epochs x steps per epoch); the methods differ only in the registry entry `METHODS[name]`:
+which extra loss terms are added to the MSE (`loss_terms`, the one place where they are defined)
+and whether the training rows are re-balanced.
+
+Data protocol (our reading of the paper, documented in docs/RESULTS.md):
+1. features of the whole dataset (synthetic by default, cached by `fairviz.data.features`);
+2. `balanced_splits` -> train / val / test; val and test are balanced by group within label bands
+   and keep the TRUE labels;
+3. bias is injected into the TRAIN split only, with strength `alpha`: `bias_mode="label"` replaces
+   the training labels by the rater-biased labels Y~ (`inject_label_bias`, the paper's setting);
+   `bias_mode="sample"` keeps the true labels but subsamples the training rows so the privileged
+   group dominates the high-label band (`inject_bias`). `alpha=1` is unbiased;
+4. model selection: the epoch with the best validation criterion (`selection`, default validation
+   PCC as in the issue) is restored before the test split is scored.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fairviz import __version__
+from fairviz.model.heads import grl_lambda
+from fairviz.model.network import FairMultimodalNet, ModelConfig
+
+BIAS_MODES = ("label", "sample")
+SELECTIONS = ("val_pcc", "val_mse")
+
+
+class TrainingCancelled(RuntimeError):
+    """Raised by `train` when its `cancel` event is set; nothing is returned or saved."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Defaults: one run in well under 90 s on a 2-core CPU."""
+
+    method: str = "ours"  # one of METHODS: vanilla, balancing, adversarial, l2, mmd, ours
+    alpha: float = 4.0  # bias strength injected into the training split (1 = no bias)
+    bias_mode: str = "label"  # "label": rater-biased labels Y~ (paper) | "sample": who is sampled
+    lambda_w: float = 1.0  # weight of the method's distribution term (W1: ours, MMD: mmd, mean gap: l2)
+    adv_weight: float = 1.0  # weight of the adversary's cross-entropy (adversarial, ours)
+    gamma: float = 10.0  # gradient-reversal schedule lambda(p) = 2/(1+exp(-gamma p)) - 1
+    epochs: int = 12  # passes over the training split (same for every method)
+    batch_size: int = 64  # group-stratified batches (each holds both groups)
+    lr: float = 2e-3  # Adam learning rate of encoders + regressor
+    adv_lr: float | None = None  # Adam learning rate of the adversary (None: same as lr)
+    weight_decay: float = 1e-4  # Adam weight decay (L2) of encoders + regressor
+    seed: int = 0  # model init, batch order, split and bias injection
+    data: str = "synthetic"  # "synthetic" or the path of a manifest CSV (see fairviz.data)
+    n_samples: int | None = None  # synthetic candidates (None: the generator's default dataset)
+    data_seed: int = 0  # seed of the synthetic dataset itself (fixed across training seeds)
+    data_params: dict = field(default_factory=dict)  # generator strengths passed to make_synthetic
+    text_model: str | None = None  # local BERT folder (None: the bundled all-MiniLM-L6-v2)
+    test_fraction: float | None = None  # balanced_splits arguments (None: its defaults)
+    val_fraction: float | None = None
+    bias_split: float = 0.5  # label quantile that separates the low and high bands for injection
+    balance_bins: int = 10  # label bins within which `balancing` equalises the groups
+    selection: str = "val_pcc"  # model selection on the validation split: val_pcc | val_mse
+    n_boot: int = 200  # bootstrap resamples for the test metrics' confidence intervals
+    n_perm: int = 20  # group-label permutations for the finite-sample SPDD floor
+    model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"video_hidden": 8}
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
+    name: str | None = None  # run name (None: derived from method, alpha, mode, lambda_w, seed)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
+        if self.bias_mode not in BIAS_MODES:
+            raise ValueError(f"bias_mode must be one of {BIAS_MODES}; got {self.bias_mode!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}; got {self.selection!r}")
+        if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha >= 1):
+            raise ValueError(f"alpha must be a number >= 1 (1 = no bias); got {self.alpha!r}")
+        for key in ("lambda_w", "adv_weight", "gamma", "weight_decay"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{key} must be a finite number >= 0; got {value!r}")
+        for key in ("epochs", "batch_size", "balance_bins", "n_perm"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"{key} must be >= 1; got {getattr(self, key)!r}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2 (a batch must hold both groups)")
+        if not (self.lr > 0 and (self.adv_lr is None or self.adv_lr > 0)):
+            raise ValueError("learning rates must be > 0")
+        if not 0 < self.bias_split < 1:
+            raise ValueError(f"bias_split must be in (0, 1); got {self.bias_split}")
+        ModelConfig.from_dict(dict(self.model))  # unknown keys fail now, not after loading data
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown train config keys {unknown}; this run is from another version")
+        try:
+            return cls(**dict(d))
+        except TypeError as err:
+            raise ValueError(f"bad train config: {err}") from None
+
+    def default_name(self) -> str:
+        lw = f"-lw{self.lambda_w:g}" if METHODS[self.method].uses_lambda_w else ""
+        return f"{self.method}-a{self.alpha:g}-{self.bias_mode}{lw}-s{self.seed}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The method registry: the one place where each method's extra loss term is defined
+
+
+@dataclass(frozen=True)
+class LossInputs:
+    """What a method's extra loss may look at, for one training batch of size B."""
+
+    score: torch.Tensor  # (B,) predictions in [0, 1]
+    z: torch.Tensor  # (B, d_z) fused code
+    s: torch.Tensor  # (B,) int64 sensitive attribute
+    adv_logits: torch.Tensor | None  # (B, 2) adversary logits behind gradient reversal, or None
+
+
+def _adversary_ce(inp: LossInputs, cfg: TrainConfig) -> torch.Tensor:
+    # minimised by the adversary (learns to predict S); reversed for the encoders (hide S)
+    return cfg.adv_weight * nn.functional.cross_entropy(inp.adv_logits, inp.s)
+
+
+def _terms_vanilla(inp: LossInputs, cfg: TrainConfig) -> dict:
+    return {}
+
+
+def _terms_adversarial(inp: LossInputs, cfg: TrainConfig) -> dict:
+    return {"adv": _adversary_ce(inp, cfg)}
+
+
+def _terms_l2(inp: LossInputs, cfg: TrainConfig) -> dict:
+    from fairviz.losses import mean_gap_loss
+
+    return {"l2": cfg.lambda_w * mean_gap_loss(inp.z, inp.s)}
+
+
+def _terms_mmd(inp: LossInputs, cfg: TrainConfig) -> dict:
+    from fairviz.losses import mmd_loss
+
+    return {"mmd": cfg.lambda_w * mmd_loss(inp.score, inp.s)}
+
+
+def _terms_ours(inp: LossInputs, cfg: TrainConfig) -> dict:
+    from fairviz.losses import wasserstein_loss
+
+    return {"w1": cfg.lambda_w * wasserstein_loss(inp.score, inp.s), "adv": _adversary_ce(inp, cfg)}
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    description: str  # what it adds to the MSE loss
+    loss_terms: Callable[[LossInputs, TrainConfig], dict]  # named extra terms, already weighted
+    uses_adversary: bool = False  # compute adversary logits (through the GRL) each step
+    balance_training_rows: bool = False  # oversample groups to equal counts within label bins
+    uses_lambda_w: bool = False  # lambda_w changes this method
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("vanilla", "nothing (MSE only)", _terms_vanilla),
+        Method(
+            "balancing",
+            "trains on rows oversampled so groups are equal within each of 10 label bins",
+            _terms_vanilla,
+            balance_training_rows=True,
+        ),
+        Method(
+            "adversarial",
+            "adv_weight * cross-entropy of an adversary predicting S from Z through gradient reversal",
+            _terms_adversarial,
+            uses_adversary=True,
+        ),
+        Method(
+            "l2",
+            "lambda_w * squared distance between the groups' mean Z",
+            _terms_l2,
+            uses_lambda_w=True,
+        ),
+        Method(
+            "mmd",
+            "lambda_w * multi-kernel MMD between the groups' predictions",
+            _terms_mmd,
+            uses_lambda_w=True,
+        ),
+        Method(
+            "ours",
+            "lambda_w * W1(groups' predictions) + the adversary through gradient reversal",
+            _terms_ours,
+            uses_adversary=True,
+            uses_lambda_w=True,
+        ),
+    ]
+}
+METHOD_NAMES = tuple(METHODS)
+
+
+def loss_terms(method: str, inp: LossInputs, cfg: TrainConfig) -> dict:
+    """The named extra loss terms of `method` for one batch (empty for vanilla and balancing)."""
+    return METHODS[method].loss_terms(inp, cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass
+class PreparedData:
+    """Model inputs of the whole dataset (CPU tensors) plus the split and the training labels."""
+
+    video: torch.Tensor  # uint8 (n, T, H, W, 3)
+    mfcc: torch.Tensor  # float32 (n, steps, n_mfcc)
+    text: torch.Tensor  # float32 (n, d)
+    label: np.ndarray  # float64 (n,) TRUE labels
+    group: np.ndarray  # int64 (n,)
+    train_idx: np.ndarray  # rows used for training (after sample-bias injection)
+    train_label: np.ndarray  # float64 (len(train_idx),) training targets (Y~ in label-bias mode)
+    val_idx: np.ndarray
+    test_idx: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def batch(self, idx, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(video float (B, T, 3, H, W) in [0, 1], mfcc (B, steps, n_mfcc), text (B, d)) on `device`."""
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        video = self.video[idx].to(device).permute(0, 1, 4, 2, 3).float().div_(255.0)
+        return video, self.mfcc[idx].to(device), self.text[idx].to(device)
+
+
+def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = None) -> PreparedData:
+    """Split `features` (a FeatureSet) and inject the training bias of `cfg`."""
+    from fairviz.data import balanced_splits, inject_bias, inject_label_bias
+
+    label = np.asarray(features.label, dtype=np.float64)
+    group = np.asarray(features.group, dtype=np.int64)
+    if splits is None:
+        if getattr(features, "split", None) is not None:
+            split = np.asarray(features.split).astype(str)
+            splits = {k: np.flatnonzero(split == k) for k in ("train", "val", "test")}
+            if any(len(v) == 0 for v in splits.values()):
+                raise ValueError("the data's `split` column must name train, val and test rows")
+        else:
+            kw = {}
+            if cfg.test_fraction is not None:
+                kw["test_fraction"] = cfg.test_fraction
+            if cfg.val_fraction is not None:
+                kw["val_fraction"] = cfg.val_fraction
+            splits = balanced_splits(label, group, seed=cfg.seed, **kw)
+    train_idx = np.asarray(splits["train"], dtype=np.int64)
+    val_idx = np.asarray(splits["val"], dtype=np.int64)
+    test_idx = np.asarray(splits["test"], dtype=np.int64)
+    train_label = label[train_idx]
+    if cfg.alpha != 1:
+        if cfg.bias_mode == "label":
+            train_label = np.asarray(
+                inject_label_bias(
+                    train_label, group[train_idx], cfg.alpha, split=cfg.bias_split, seed=cfg.seed
+                ),
+                dtype=np.float64,
+            )
+        else:
+            keep = np.asarray(
+                inject_bias(train_label, group[train_idx], cfg.alpha, split=cfg.bias_split, seed=cfg.seed)
+            )
+            train_idx = train_idx[keep]
+            train_label = label[train_idx]
+    for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
+        if len(np.unique(group[idx])) < 2:
+            raise ValueError(f"the {name} split holds one group only; use more samples")
+    info = {
+        "n": int(len(label)),
+        "n_train": int(len(train_idx)),
+        "n_val": int(len(val_idx)),
+        "n_test": int(len(test_idx)),
+        "features_meta": _jsonable(getattr(features, "meta", {}) or {}),
+    }
+    return PreparedData(
+        video=torch.as_tensor(np.ascontiguousarray(features.video)),
+        mfcc=torch.as_tensor(np.asarray(features.mfcc, dtype=np.float32)),
+        text=torch.as_tensor(np.asarray(features.text, dtype=np.float32)),
+        label=label,
+        group=group,
+        train_idx=train_idx,
+        train_label=train_label,
+        val_idx=val_idx,
+        test_idx=test_idx,
+        info=info,
+    )
+
+
+def load_features(cfg: TrainConfig, progress=None):
+    """The FeatureSet named by `cfg.data` (cached on disk by fairviz.data.features)."""
+    from fairviz.data import features as feats
+
+    if cfg.data == "synthetic":
+        kw = dict(cfg.data_params)
+        if cfg.n_samples is not None:
+            kw["n_samples"] = cfg.n_samples
+        return feats.load_synthetic_features(
+            seed=cfg.data_seed, text_model=cfg.text_model, progress=progress, **kw
+        )
+    return feats.load_manifest_features(cfg.data, text_model=cfg.text_model, progress=progress)
+
+
+def balanced_oversample(labels, groups, n_bins: int = 10, *, seed: int = 0) -> np.ndarray:
+    """Row indices (with repeats) in which the groups are equally frequent within each label bin.
+
+    Bins are label quantiles (deciles for n_bins=10), so every bin holds data. Within a bin each
+    smaller group is oversampled with replacement up to the largest group's count; a group absent
+    from a bin cannot be created and is left absent.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    groups = np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    edges = np.unique(np.quantile(labels, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    bins = np.searchsorted(edges, labels, side="right")
+    out = []
+    for b in np.unique(bins):
+        rows = np.flatnonzero(bins == b)
+        members = [rows[groups[rows] == g] for g in np.unique(groups[rows])]
+        target = max(len(m) for m in members)
+        for m in members:
+            out.append(m)
+            if len(m) < target:
+                out.append(rng.choice(m, target - len(m), replace=True))
+    return np.sort(np.concatenate(out))
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class Run:
+    """A trained model and everything measured on it."""
+
+    name: str
+    config: TrainConfig
+    history: list  # per epoch: epoch, loss terms, val_pcc, val_spdd, ...
+    predictions: pd.DataFrame  # score, label (true), group, split ("val" / "test")
+    z: np.ndarray  # (n_test, d_z) Z of the test rows, in the order of the test predictions
+    metrics: dict  # audit(...).to_dict() on the test split + extras
+    state_dict: dict  # model weights (CPU tensors)
+    model_config: ModelConfig = field(default_factory=ModelConfig)
+    info: dict = field(default_factory=dict)  # sizes, timings, best epoch, versions
+
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+    def test_predictions(self) -> pd.DataFrame:
+        return self.predictions[self.predictions["split"] == "test"].reset_index(drop=True)
+
+    def model(self) -> FairMultimodalNet:
+        """A fresh network with this run's weights, in eval mode."""
+        net = FairMultimodalNet(self.model_config)
+        net.load_state_dict(self.state_dict)
+        return net.eval()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available; use device='cpu'")
+    return dev
+
+
+@torch.no_grad()
+def predict(net: FairMultimodalNet, data: PreparedData, idx, device, batch_size: int = 256):
+    """Scores (n,) float64 and Z (n, d_z) float32 for rows `idx`, in eval mode."""
+    net.eval()
+    scores, zs = [], []
+    idx = np.asarray(idx)
+    for start in range(0, len(idx), batch_size):
+        s, z = net(*data.batch(idx[start : start + batch_size], device))
+        scores.append(s.double().cpu().numpy())
+        zs.append(z.float().cpu().numpy())
+    if not scores:
+        return np.zeros(0), np.zeros((0, net.cfg.d_z), dtype=np.float32)
+    return np.concatenate(scores), np.concatenate(zs)
+
+
+def spdd_floor(scores, groups, *, n_perm: int = 20, seed: int = 0) -> dict:
+    """SPDD of the same scores with the group labels permuted: the finite-sample floor.
+
+    Two samples from one distribution still differ by ~sigma/sqrt(n); an SPDD near this floor is
+    as fair as this test split can show. Returns {"mean", "p95", "n_perm"}.
+    """
+    from fairviz.metrics import spdd
+
+    rng = np.random.default_rng(seed)
+    groups = np.asarray(groups)
+    vals = np.array([spdd(scores, rng.permutation(groups)) for _ in range(n_perm)])
+    return {"mean": float(vals.mean()), "p95": float(np.quantile(vals, 0.95)), "n_perm": int(n_perm)}
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def _batches(train_groups: np.ndarray, pool: np.ndarray, n_rows: int, cfg: TrainConfig, epoch: int):
+    """Index batches (positions into the training rows) for one epoch, group-stratified.
+
+    `pool` lists training positions (with repeats for `balancing`); each epoch draws `n_rows` of
+    them so every method gets the same number of steps.
+    """
+    from fairviz.data.features import GroupStratifiedBatchSampler
+
+    rng = np.random.default_rng([cfg.seed, epoch, 7])
+    chosen = pool if len(pool) == n_rows else rng.choice(pool, n_rows, replace=False)
+    drop_last = len(chosen) > cfg.batch_size  # a batch of 1 would break BatchNorm
+    sampler = GroupStratifiedBatchSampler(
+        train_groups[chosen], cfg.batch_size, seed=int(rng.integers(2**31)), drop_last=drop_last
+    )
+    return [chosen[np.asarray(b, dtype=np.int64)] for b in sampler]
+
+
+def _emit(progress, event: dict) -> None:
+    if progress is not None:
+        progress(event)
+
+
+def fit(
+    cfg: TrainConfig,
+    data: PreparedData,
+    progress: Callable[[dict], Any] | None = None,
+    cancel=None,
+) -> Run:
+    """Train on already prepared data (what `train` does after loading features)."""
+    method = METHODS[cfg.method]
+    device = resolve_device(cfg.device)
+    _seed_everything(cfg.seed)
+    t_start = time.perf_counter()
+
+    mcfg = ModelConfig.from_dict(
+        {**dict(cfg.model), "n_mfcc": int(data.mfcc.shape[-1]), "text_dim": int(data.text.shape[-1])}
+    )
+    net = FairMultimodalNet(mcfg)
+    train_rows = data.train_idx
+    mf = data.mfcc[torch.as_tensor(train_rows)].reshape(-1, data.mfcc.shape[-1])
+    net.audio.set_normalization(mf.mean(0), mf.std(0))
+    net.to(device)
+
+    opt = torch.optim.Adam(
+        [
+            {"params": net.encoder_parameters(), "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+            {"params": list(net.adversary.parameters()), "lr": cfg.adv_lr or cfg.lr},
+        ]
+    )
+    train_groups = data.group[train_rows]
+    y_train = torch.as_tensor(data.train_label, dtype=torch.float32)
+    s_train = torch.as_tensor(train_groups, dtype=torch.long)
+    if method.balance_training_rows:
+        pool = balanced_oversample(data.train_label, train_groups, cfg.balance_bins, seed=cfg.seed)
+    else:
+        pool = np.arange(len(train_rows))
+    n_rows = len(train_rows)
+    steps_per_epoch = len(_batches(train_groups, pool, n_rows, cfg, 0))
+    total_steps = max(1, cfg.epochs * steps_per_epoch)
+
+    from fairviz.metrics import pcc, spdd
+
+    history: list[dict] = []
+    best = (-math.inf, None, -1)  # (criterion, state_dict, epoch)
+    step_global = 0
+    for epoch in range(cfg.epochs):
+        net.train()
+        t_epoch = time.perf_counter()
+        sums: dict[str, float] = {}
+        correct = seen = 0
+        batches = _batches(train_groups, pool, n_rows, cfg, epoch)
+        for step, pos in enumerate(batches):
+            if cancel is not None and cancel.is_set():
+                raise TrainingCancelled(f"training cancelled at epoch {epoch + 1}, step {step + 1}")
+            video, mfcc, text = data.batch(train_rows[pos], device)
+            y = y_train[pos].to(device)
+            s = s_train[pos].to(device)
+            score, z = net(video, mfcc, text)  # (B,), (B, d_z)
+            lambd = grl_lambda(step_global / total_steps, cfg.gamma)
+            adv_logits = net.adversary(z, lambd) if method.uses_adversary else None
+            mse = nn.functional.mse_loss(score, y)
+            terms = loss_terms(cfg.method, LossInputs(score, z, s, adv_logits), cfg)
+            loss = mse + sum(terms.values(), torch.zeros((), device=device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at epoch {epoch + 1}; lower lr or lambda_w"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step_global += 1
+            losses = {"loss": loss.item(), "mse": mse.item(), **{k: v.item() for k, v in terms.items()}}
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if adv_logits is not None:
+                correct += int((adv_logits.argmax(1) == s).sum())
+                seen += len(s)
+            _emit(
+                progress,
+                {
+                    "stage": "step",
+                    "epoch": epoch + 1,
+                    "epochs": cfg.epochs,
+                    "step": step + 1,
+                    "steps": len(batches),
+                    "losses": losses,
+                },
+            )
+        val_scores, _ = predict(net, data, data.val_idx, device)
+        y_val, g_val = data.label[data.val_idx], data.group[data.val_idx]
+        val_pcc = _safe(pcc, val_scores, y_val)
+        val_mse = float(np.mean((val_scores - y_val) ** 2))
+        val_spdd = float(spdd(val_scores, g_val))
+        rec = {
+            "epoch": epoch + 1,
+            **{k: v / max(1, len(batches)) for k, v in sums.items()},
+            "grl_lambda": grl_lambda(min(1.0, step_global / total_steps), cfg.gamma),
+            "val_pcc": val_pcc,
+            "val_mse": val_mse,
+            "val_spdd": val_spdd,
+            "seconds": time.perf_counter() - t_epoch,
+        }
+        if seen:
+            rec["adv_acc"] = correct / seen
+        history.append(rec)
+        crit = val_pcc if cfg.selection == "val_pcc" else -val_mse
+        crit = -math.inf if math.isnan(crit) else crit
+        if best[1] is None or crit > best[0]:
+            best = (crit, copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()}), epoch + 1)
+        _emit(
+            progress,
+            {
+                "stage": "epoch",
+                "epoch": epoch + 1,
+                "epochs": cfg.epochs,
+                "step": len(batches),
+                "steps": len(batches),
+                "losses": {k: rec[k] for k in sums},
+                "val_pcc": val_pcc,
+                "val_spdd": val_spdd,
+            },
+        )
+
+    net.load_state_dict(best[1])
+    train_seconds = time.perf_counter() - t_start
+    run = _finish(cfg, net, mcfg, data, device, history, best[2])
+    run.info["train_seconds"] = train_seconds
+    run.info["steps_per_epoch"] = steps_per_epoch
+    run.info["device"] = str(device)
+    return run
+
+
+def _safe(fn, *args) -> float:
+    try:
+        value = float(fn(*args))
+    except ValueError:
+        return float("nan")
+    return value
+
+
+def _finish(cfg, net, mcfg, data, device, history, best_epoch) -> Run:
+    from fairviz.metrics import audit
+
+    val_scores, _ = predict(net, data, data.val_idx, device)
+    test_scores, test_z = predict(net, data, data.test_idx, device)
+    # scores are stored as float64 copies of the float32 outputs, clipped against rounding
+    val_scores = np.clip(val_scores, 0.0, 1.0)
+    test_scores = np.clip(test_scores, 0.0, 1.0)
+    preds = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "score": sc,
+                    "label": data.label[idx],
+                    "group": data.group[idx],
+                    "split": split,
+                }
+            )
+            for sc, idx, split in ((val_scores, data.val_idx, "val"), (test_scores, data.test_idx, "test"))
+        ],
+        ignore_index=True,
+    )
+    metrics = compute_metrics(test_scores, data.group[data.test_idx], data.label[data.test_idx], cfg)
+    best = history[best_epoch - 1] if history else {}
+    metrics["val_pcc"] = best.get("val_pcc")
+    metrics["val_spdd"] = best.get("val_spdd")
+    metrics["best_epoch"] = best_epoch
+    metrics["spdd_floor"] = spdd_floor(
+        test_scores, data.group[data.test_idx], n_perm=cfg.n_perm, seed=cfg.seed
+    )
+    info = {
+        **data.info,
+        "best_epoch": best_epoch,
+        "fairviz_version": __version__,
+        "torch_version": torch.__version__,
+        "train_label_mean_gap": _mean_gap(data.train_label, data.group[data.train_idx]),
+    }
+    return Run(
+        name=cfg.name or cfg.default_name(),
+        config=cfg,
+        history=history,
+        predictions=preds,
+        z=test_z,
+        metrics=metrics,
+        state_dict={k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+        model_config=mcfg,
+        info=info,
+    )
+
+
+METRIC_KEYS = ("n_boot", "random_state")  # the audit arguments stored next to the metrics
+
+
+def compute_metrics(scores, groups, labels, cfg_or_n_boot=200, random_state: int | None = None) -> dict:
+    """The stored test metrics: `audit(...).to_dict()` plus its arguments.
+
+    `python -m fairviz audit --json` gives the same shape; recomputing from a run's
+    predictions.csv with the stored `n_boot` and `random_state` gives identical numbers.
+    """
+    from fairviz.metrics import audit
+
+    if isinstance(cfg_or_n_boot, TrainConfig):
+        n_boot, rs = cfg_or_n_boot.n_boot, cfg_or_n_boot.seed
+    else:
+        n_boot, rs = int(cfg_or_n_boot), 0
+    if random_state is not None:
+        rs = random_state
+    out = audit(scores, groups, labels, n_boot=n_boot, random_state=rs).to_dict()
+    out["n_boot"] = n_boot
+    out["random_state"] = rs
+    return out
+
+
+def _mean_gap(labels, groups) -> float:
+    labels, groups = np.asarray(labels), np.asarray(groups)
+    return float(labels[groups == 1].mean() - labels[groups == 0].mean())
+
+
+def _jsonable(obj):
+    """A JSON-serialisable copy (numpy scalars/arrays -> Python; anything else -> str)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 64 else f"<array {obj.shape} {obj.dtype}>"
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
+
+
+def train(
+    config: TrainConfig | None = None,
+    progress: Callable[[dict], Any] | None = None,
+    cancel=None,
+    *,
+    features=None,
+) -> Run:
+    """Load the data named by `config`, inject its bias, train, select, score the test split.
+
+    `progress(event)` is called after every step (`stage="step"`) and epoch (`stage="epoch"`);
+    while features are being built it also gets `stage="data"` events with `done`, `total`,
+    `what`. `cancel` is anything with `is_set()`; when it is set, `TrainingCancelled` is raised.
+    `features` (a FeatureSet) skips loading, e.g. for tests.
+    """
+    cfg = config or TrainConfig()
+    if features is None:
+
+        def data_progress(done, total, stage):
+            if cancel is not None and cancel.is_set():
+                raise TrainingCancelled("training cancelled while preparing the data")
+            _emit(progress, {"stage": "data", "done": done, "total": total, "what": stage})
+
+        features = load_features(cfg, progress=data_progress if progress or cancel else None)
+    data = prepared_from_features(features, cfg)
+    return fit(cfg, data, progress=progress, cancel=cancel)
