@@ -1,0 +1,750 @@
+"""Every fairviz figure, as a pure function of plain data (no Streamlit).
+
+The app's pages and the HTML report (`fairviz.report`) call these; both get the same look from
+the ``"fairviz"`` Plotly template and the fixed group colours of `fairviz.theme`.
+
+Large inputs are summarised before drawing, never sent point by point: histograms are binned
+with numpy, empirical CDFs are drawn from at most ``max_points`` exact step points per group,
+and step functions with many intervals (DP(τ) on 10⁶ scores has up to 10⁶ steps) are averaged
+onto a regular grid, which keeps the shaded area — SPDD — exact.
+
+Small helpers computing what the figures need are public and tested on their own:
+`ecdf_points`, `step_points`, `impact_ratio_violations`, `tau_summary`, `pareto_front`,
+`pca_2d`, `centroid_distance`, `best_per_column`.
+
+Conventions: scores are in [0, 1]; a "curve" is a `fairviz.metrics.DPCurve` (``thresholds``
+(k+1,), ``values`` (k,), ``groups``, ``rates`` (n_groups, k), ``at``, ``rates_at``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from fairviz import theme
+
+DEFAULT_MAX_POINTS = 2000
+DEFAULT_BINS = 40
+FOUR_FIFTHS = 0.8
+
+__all__ = [
+    "ecdf_points",
+    "step_points",
+    "impact_ratio_violations",
+    "merge_ranges",
+    "tau_summary",
+    "pareto_front",
+    "pca_2d",
+    "PCA2D",
+    "centroid_distance",
+    "group_centroids",
+    "best_per_column",
+    "score_distribution_figure",
+    "dp_curve_figure",
+    "add_tau_marker",
+    "dp_overlay_figure",
+    "tradeoff_figure",
+    "pca_figure",
+    "centroid_distance_figure",
+    "history_figure",
+]
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers: plain numbers in, plain numbers out
+# ----------------------------------------------------------------------------------------------
+
+
+def ecdf_points(scores, max_points: int = DEFAULT_MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Exact points of the empirical CDF F(x) = P(score ≤ x), at most ``max_points`` (+2) of them.
+
+    Returns ``(x, y)`` to draw as a step line (Plotly ``line_shape="hv"``): starting at (0, 0),
+    ending at (1, 1) for scores in [0, 1]. With more scores than ``max_points`` the points are
+    taken at evenly spaced ranks; each ``y`` is still the exact ECDF value at its ``x`` (ties
+    included), so the drawing is off by at most 1/max_points vertically.
+    """
+    s = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    if s.size == 0:
+        raise ValueError("ecdf_points needs at least one score")
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    n = s.size
+    if n <= max_points:
+        x = np.unique(s)
+    else:
+        idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+        x = np.unique(s[idx])
+    y = np.searchsorted(s, x, side="right") / n
+    lo, hi = min(0.0, float(s[0])), max(1.0, float(s[-1]))
+    x = np.concatenate([[lo], x, [hi]])
+    y = np.concatenate([[0.0], y, [1.0]])
+    return x, y
+
+
+def step_points(edges, values, max_points: int = DEFAULT_MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Points to draw a step function (value ``values[i]`` on ``[edges[i], edges[i+1])``).
+
+    Returns ``(x, y)`` for ``line_shape="hv"`` with ``y[-1] == y[-2]`` (the last step is drawn to
+    the right edge). With more than ``max_points`` steps, the function is averaged over
+    ``max_points`` equal-width bins: the area under the drawn curve equals the exact area (so a
+    shaded DP(τ) still shows SPDD), narrow spikes are smoothed.
+    """
+    edges = np.asarray(edges, dtype=np.float64).ravel()
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if edges.size != values.size + 1:
+        raise ValueError(
+            f"a step function needs len(edges) == len(values) + 1, got {edges.size} and {values.size}"
+        )
+    if values.size == 0:
+        raise ValueError("a step function needs at least one step")
+    if values.size <= max_points:
+        return edges.copy(), np.append(values, values[-1])
+    widths = np.diff(edges)
+    cum = np.concatenate([[0.0], np.cumsum(values * widths)])
+    grid = np.linspace(edges[0], edges[-1], max_points + 1)
+    cum_grid = np.interp(grid, edges, cum)  # the integral is piecewise linear between edges
+    y = np.diff(cum_grid) / np.diff(grid)
+    return grid, np.append(y, y[-1])
+
+
+def _curve_area(curve) -> float:
+    t = np.asarray(curve.thresholds, dtype=np.float64)
+    return float(np.sum(np.asarray(curve.values, dtype=np.float64) * np.diff(t)))
+
+
+def impact_ratio_violations(curve, threshold: float = FOUR_FIFTHS) -> list[tuple[float, float]]:
+    """τ ranges where some group's impact ratio is under ``threshold`` (the four-fifths rule).
+
+    The impact ratio of group g at τ is P(score > τ | g) / max_h P(score > τ | h). Where no group
+    has anyone selected (max rate 0, e.g. τ above every score) the ratio is undefined and not a
+    violation. Returns merged, sorted ``(τ0, τ1)`` half-open ranges ``[τ0, τ1)`` from the exact
+    intervals of the curve.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    rates = np.asarray(curve.rates, dtype=np.float64)
+    t = np.asarray(curve.thresholds, dtype=np.float64)
+    top = rates.max(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = np.where(top > 0, rates.min(axis=0) / np.where(top > 0, top, 1.0), 1.0)
+    bad = (top > 0) & (low < threshold - 1e-12)
+    if not bad.any():
+        return []
+    # run-length encode the violating intervals
+    padded = np.concatenate([[False], bad, [False]]).astype(np.int8)
+    change = np.flatnonzero(np.diff(padded))
+    starts, stops = change[0::2], change[1::2]
+    return [(float(t[a]), float(t[b])) for a, b in zip(starts, stops)]
+
+
+def merge_ranges(ranges: Sequence[tuple[float, float]], min_gap: float) -> list[tuple[float, float]]:
+    """Join ranges separated by less than ``min_gap`` (for drawing: fewer, visible rectangles)."""
+    out: list[list[float]] = []
+    for a, b in sorted(ranges):
+        if out and a - out[-1][1] < min_gap:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def tau_summary(curve, tau: float) -> dict[str, Any]:
+    """What happens at one threshold τ, read off a precomputed curve (cheap: no scores needed).
+
+    Returns ``{"tau", "dp", "rates": {group: P(score > τ | group)}, "impact_ratios": {group:
+    rate / highest rate} (NaN where nobody is selected), "min_impact_ratio", "four_fifths_ok"}``.
+    """
+    tau = float(tau)
+    if not np.isfinite(tau) or not 0.0 <= tau <= 1.0:
+        raise ValueError(f"τ must be in [0, 1], got {tau}")
+    rates = np.asarray(curve.rates_at(np.array([tau])), dtype=np.float64)[:, 0]
+    top = rates.max()
+    ratios = rates / top if top > 0 else np.full_like(rates, np.nan)
+    groups = list(curve.groups)
+    min_ratio = float(np.nanmin(ratios)) if top > 0 else float("nan")
+    return {
+        "tau": tau,
+        "dp": float(np.asarray(curve.at(np.array([tau])))[0]),
+        "rates": {g: float(r) for g, r in zip(groups, rates)},
+        "impact_ratios": {g: float(r) for g, r in zip(groups, ratios)},
+        "min_impact_ratio": min_ratio,
+        "four_fifths_ok": bool(top == 0 or min_ratio >= FOUR_FIFTHS - 1e-12),
+    }
+
+
+def pareto_front(points, *, minimize: tuple[bool, bool] = (True, False)) -> np.ndarray:
+    """Indices of the non-dominated points, ordered by the first coordinate.
+
+    ``points`` is (n, 2), by default (SPDD, PCC): lower SPDD is better, higher PCC is better
+    (change with ``minimize``). A point is dominated when another is at least as good on both
+    coordinates and strictly better on one. Rows with NaN are ignored; duplicates keep the first.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"points must have shape (n, 2), got {p.shape}")
+    sign = np.array([1.0 if m else -1.0 for m in minimize])
+    q = p * sign  # now both coordinates are "lower is better"
+    ok = np.flatnonzero(np.isfinite(q).all(axis=1))
+    if ok.size == 0:
+        return np.array([], dtype=np.int64)
+    order = ok[np.lexsort((q[ok, 1], q[ok, 0]))]  # by x, then y
+    front: list[int] = []
+    best_y = np.inf
+    for i in order:
+        if q[i, 1] < best_y:
+            front.append(int(i))
+            best_y = q[i, 1]
+    return np.array(front, dtype=np.int64)
+
+
+class PCA2D(NamedTuple):
+    """A 2-D PCA projection: ``coords`` (n, 2) and ``explained`` (2,) variance ratios."""
+
+    coords: np.ndarray
+    explained: np.ndarray
+
+
+def pca_2d(z, *, random_state: int = 0) -> PCA2D:
+    """Project ``z`` (n, d) onto its first two principal components (scikit-learn PCA).
+
+    The sign of each component is fixed so that the coordinate with the largest absolute
+    loading is positive (PCA's sign is otherwise arbitrary, and pictures would flip between
+    runs). With d == 1 the second coordinate is 0.
+    """
+    from sklearn.decomposition import PCA
+
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"z must be a 2-D array (n samples, d features), got shape {z.shape}")
+    if z.shape[0] < 3:
+        raise ValueError(f"PCA needs at least 3 rows of z, got {z.shape[0]}")
+    if not np.isfinite(z).all():
+        raise ValueError("z contains NaN or infinite values")
+    if z.shape[1] == 1:
+        coords = np.column_stack([z[:, 0] - z[:, 0].mean(), np.zeros(len(z))])
+        return PCA2D(coords, np.array([1.0, 0.0]))
+    pca = PCA(n_components=2, random_state=random_state).fit(z)
+    comps = pca.components_
+    flip = np.sign(comps[np.arange(2), np.abs(comps).argmax(axis=1)])
+    flip[flip == 0] = 1.0
+    coords = pca.transform(z) * flip
+    return PCA2D(coords, np.asarray(pca.explained_variance_ratio_, dtype=np.float64))
+
+
+def group_centroids(z, groups) -> dict:
+    """Mean of ``z`` (n, d) per group: ``{group: ndarray (d,)}``, groups in sorted order."""
+    z = np.asarray(z, dtype=np.float64)
+    g = np.asarray(groups)
+    if z.ndim != 2 or len(g) != len(z):
+        raise ValueError(f"z must be (n, d) and groups (n,), got {z.shape} and {g.shape}")
+    labels = np.unique(g)
+    return {lab.item() if hasattr(lab, "item") else lab: z[g == lab].mean(axis=0) for lab in labels}
+
+
+def centroid_distance(z, groups, *, standardize: bool = False) -> float:
+    """Euclidean distance between the group centroids of ``z`` (n, d); largest pair if > 2 groups.
+
+    With ``standardize=True`` the distance is divided by the root-mean-square distance of all
+    points to the overall mean, so representations of different scale compare (0 = same centre,
+    ~2 = groups fully apart).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    cents = group_centroids(z, groups)
+    if len(cents) < 2:
+        raise ValueError("centroid distance needs at least two groups")
+    c = np.stack(list(cents.values()))
+    d = np.sqrt(((c[:, None, :] - c[None, :, :]) ** 2).sum(-1)).max()
+    if standardize:
+        spread = np.sqrt(((z - z.mean(axis=0)) ** 2).sum(axis=1).mean())
+        d = d / spread if spread > 0 else 0.0
+    return float(d)
+
+
+def best_per_column(df: pd.DataFrame, higher_is_better: Mapping[str, bool]) -> dict[str, Any]:
+    """Index label of the best row for each listed column (NaN ignored; ties: first row).
+
+    ``higher_is_better`` maps a column to True (e.g. PCC) or False (e.g. SPDD).
+    """
+    out = {}
+    for col, higher in higher_is_better.items():
+        if col not in df.columns:
+            raise ValueError(f"no column {col!r}; columns are {list(df.columns)}")
+        s = pd.to_numeric(df[col], errors="coerce")
+        if s.notna().any():
+            out[col] = s.idxmax() if higher else s.idxmin()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------------------------
+
+
+def _new_figure(**layout) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template=theme.TEMPLATE_NAME, **layout)
+    return fig
+
+
+def _split_by_group(scores, groups):
+    from fairviz import metrics
+
+    s, codes, labels, _ = metrics.validate_inputs(scores, groups)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+    return [(lab, s[order[bounds[i] : bounds[i + 1]]]) for i, lab in enumerate(labels)]
+
+
+def score_distribution_figure(
+    scores,
+    groups,
+    *,
+    reference_scores=None,
+    bins: int = DEFAULT_BINS,
+    max_points: int = DEFAULT_MAX_POINTS,
+    title: str | None = "Score distribution per group",
+    reference_name: str = "before",
+) -> go.Figure:
+    """Per-group score histograms (left, density) and ECDFs (right), groups overlaid.
+
+    Histograms are binned with numpy on ``bins`` equal bins of [0, 1] (one bar trace per group);
+    ECDFs are exact step points, at most ``max_points`` per group. With ``reference_scores``
+    (same rows, e.g. scores before a repair) the reference ECDFs are drawn dotted, so a change
+    of distribution is visible.
+    """
+    parts = _split_by_group(scores, groups)
+    ref_parts = _split_by_group(reference_scores, groups) if reference_scores is not None else None
+    colors = theme.group_colors([g for g, _ in parts])
+    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    width = edges[1] - edges[0]
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.09,
+        subplot_titles=("Histogram (density)", "Empirical CDF  P(score ≤ x)"),
+    )
+    for i, (g, s) in enumerate(parts):
+        name = f"{theme.group_name(g)} (n={s.size:,})"
+        counts, _ = np.histogram(s, bins=edges)
+        density = counts / (s.size * width)
+        fig.add_trace(
+            go.Bar(
+                x=centers, y=density, width=width, name=name, legendgroup=str(g),
+                marker=dict(color=theme.with_alpha(colors[g], 0.55), line=dict(color=colors[g], width=1)),
+                hovertemplate="score %{x:.3f}<br>density %{y:.2f}<extra>" + name + "</extra>",
+            ),
+            row=1, col=1,
+        )
+        x, y = ecdf_points(s, max_points)
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=y, mode="lines", line=dict(color=colors[g], width=2.5, shape="hv"),
+                name=name, legendgroup=str(g), showlegend=False,
+                hovertemplate="score %{x:.3f}<br>F = %{y:.3f}<extra>" + name + "</extra>",
+            ),
+            row=1, col=2,
+        )
+        if ref_parts is not None:
+            x, y = ecdf_points(ref_parts[i][1], max_points)
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=y, mode="lines",
+                    line=dict(color=colors[g], width=1.5, dash="dot", shape="hv"),
+                    name=f"{theme.group_name(g)} {reference_name}", legendgroup=f"{g}-ref",
+                    hovertemplate="score %{x:.3f}<br>F = %{y:.3f}<extra>" + reference_name + "</extra>",
+                ),
+                row=1, col=2,
+            )
+    fig.update_layout(template=theme.TEMPLATE_NAME, barmode="overlay", title=title, height=440)
+    fig.update_xaxes(title_text="score", range=[0, 1])
+    fig.update_yaxes(title_text="density", row=1, col=1)
+    fig.update_yaxes(title_text="cumulative share", range=[0, 1.02], row=1, col=2)
+    return fig
+
+
+def dp_curve_figure(
+    curve,
+    *,
+    tau: float | None = None,
+    spdd: float | None = None,
+    violations: Sequence[tuple[float, float]] | None | bool = True,
+    show_rates: bool = True,
+    max_points: int = DEFAULT_MAX_POINTS,
+    title: str | None = "Demographic parity gap DP(τ) at every threshold",
+) -> go.Figure:
+    """DP(τ) = largest gap in selection rate P(score > τ | group) between groups, for τ in [0, 1].
+
+    Drawn as a step function with the area under it shaded: that area is SPDD (``spdd``; computed
+    exactly from the curve when not given) and labelled so. With ``show_rates`` each group's
+    selection-rate curve is drawn thin and dotted (DP is the vertical distance between them).
+    ``violations``: τ ranges shaded where a group's impact ratio is under 0.8 — True computes them
+    with `impact_ratio_violations`, a list draws those, False/None draws none. ``tau`` adds the
+    marker of `add_tau_marker`.
+    """
+    area = _curve_area(curve) if spdd is None else float(spdd)
+    t = np.asarray(curve.thresholds, dtype=np.float64)
+    fig = _new_figure(title=title, height=500)
+
+    if violations is True:
+        violations = impact_ratio_violations(curve)
+    if violations:
+        _add_violation_shading(fig, violations, max_points)
+
+    if show_rates:
+        colors = theme.group_colors(curve.groups)
+        rates = np.asarray(curve.rates, dtype=np.float64)
+        for g, r in zip(curve.groups, rates):
+            x, y = step_points(t, r, max_points)
+            fig.add_trace(
+                go.Scatter(
+                    x=x, y=y, mode="lines", line=dict(color=colors[g], width=1.5, dash="dot", shape="hv"),
+                    name=f"selection rate, {theme.group_name(g)}", legendgroup=f"rate-{g}",
+                    hovertemplate="τ %{x:.3f}<br>P(score > τ) = %{y:.3f}<extra>"
+                    + theme.group_name(g) + "</extra>",
+                )
+            )
+
+    x, y = step_points(t, curve.values, max_points)
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=y, mode="lines", fill="tozeroy", fillcolor=theme.SPDD_FILL,
+            line=dict(color=theme.SPDD_LINE, width=2.5, shape="hv"),
+            name=f"DP(τ); shaded area = SPDD = {area:.3f}", legendgroup="dp",
+            hovertemplate="τ %{x:.3f}<br>DP(τ) = %{y:.3f}<extra></extra>",
+        )
+    )
+    # label the shaded area at its centre of mass
+    vals = np.asarray(curve.values, dtype=np.float64)
+    w = vals * np.diff(t)
+    if w.sum() > 0:
+        cx = float(np.sum((t[:-1] + t[1:]) / 2 * w) / w.sum())
+        cy = float(np.asarray(curve.at(np.array([cx])))[0]) / 2
+        fig.add_annotation(
+            x=cx, y=max(cy, 0.02), text=f"<b>SPDD = {area:.3f}</b><br>(shaded area)",
+            showarrow=False, font=dict(color="#003D5C", size=14), bgcolor="rgba(255,255,255,0.7)",
+            name="spdd-label",
+        )
+    fig.update_xaxes(title_text="threshold τ (selected if score > τ)", range=[0, 1])
+    fig.update_yaxes(title_text="selection rate / gap", range=[0, 1.02])
+    fig.update_layout(meta={"spdd": area})
+    if tau is not None:
+        add_tau_marker(fig, curve, tau)
+    return fig
+
+
+def _add_violation_shading(fig: go.Figure, violations, max_points: int) -> None:
+    ranges = merge_ranges(violations, min_gap=1.0 / max(max_points, 1))
+    for i, (a, b) in enumerate(ranges):
+        fig.add_shape(
+            type="rect", xref="x", yref="paper", x0=a, x1=b, y0=0, y1=1,
+            fillcolor=theme.VIOLATION_FILL, line=dict(width=0), layer="below",
+            name="impact ratio < 0.8", legendgroup="violations", showlegend=(i == 0),
+        )
+
+
+def add_tau_marker(fig: go.Figure, curve, tau: float, *, row: int | None = None, col: int | None = None) -> go.Figure:
+    """Mark threshold τ on a DP(τ) figure: a vertical line, each group's selection rate as a dot
+    in its colour, and the gap between the highest and lowest rate as a labelled bracket.
+
+    Cheap (reads the precomputed curve at one point); returns ``fig`` for chaining.
+    """
+    info = tau_summary(curve, tau)
+    colors = theme.group_colors(curve.groups)
+    tau = info["tau"]
+    fig.add_vline(x=tau, line=dict(color=theme.TAU_LINE, width=1.5, dash="dash"), name="tau")
+    rates = info["rates"]
+    lo, hi = min(rates.values()), max(rates.values())
+    fig.add_trace(
+        go.Scatter(
+            x=[tau, tau], y=[lo, hi], mode="lines", line=dict(color=theme.TAU_LINE, width=4),
+            name=f"gap at τ = {tau:.2f}: {info['dp']:.3f}", legendgroup="tau",
+            hoverinfo="skip",
+        )
+    )
+    for g, r in rates.items():
+        ir = info["impact_ratios"][g]
+        ir_text = "n/a" if not np.isfinite(ir) else f"{ir:.2f}"
+        fig.add_trace(
+            go.Scatter(
+                x=[tau], y=[r], mode="markers",
+                marker=dict(color=colors[g], size=12, line=dict(color="white", width=1.5)),
+                name=f"{theme.group_name(g)} at τ: rate {r:.3f}, impact ratio {ir_text}",
+                legendgroup=f"tau-{g}",
+                hovertemplate=f"{theme.group_name(g)}<br>rate {r:.3f}<br>impact ratio {ir_text}<extra></extra>",
+            )
+        )
+    fig.add_annotation(
+        x=tau, y=hi, text=f"gap {info['dp']:.3f}", showarrow=True, arrowhead=0, ax=40 if tau < 0.8 else -40,
+        ay=-28, font=dict(size=13, color=theme.TAU_LINE), bgcolor="rgba(255,255,255,0.8)", name="tau-label",
+    )
+    return fig
+
+
+def dp_overlay_figure(
+    curves: Mapping[str, Any],
+    *,
+    methods: Mapping[str, str] | None = None,
+    max_points: int = DEFAULT_MAX_POINTS,
+    title: str | None = "DP(τ) for several runs",
+) -> go.Figure:
+    """Overlaid DP(τ) step curves, one per run (``{run name: curve}``), SPDD in each legend entry.
+
+    Colours follow the run's method when ``methods`` maps each run to a distinct known method.
+    """
+    if not curves:
+        raise ValueError("dp_overlay_figure needs at least one curve")
+    names = list(curves)
+    colors = theme.series_colors(names, [methods.get(n, "") for n in names] if methods else None)
+    fig = _new_figure(title=title, height=430)
+    for name in names:
+        c = curves[name]
+        x, y = step_points(c.thresholds, c.values, max_points)
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=y, mode="lines", line=dict(color=colors[name], width=2.2, shape="hv"),
+                name=f"{name} (SPDD {_curve_area(c):.3f})",
+                hovertemplate="τ %{x:.3f}<br>DP(τ) = %{y:.3f}<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_xaxes(title_text="threshold τ", range=[0, 1])
+    fig.update_yaxes(title_text="DP(τ)", rangemode="tozero")
+    return fig
+
+
+def tradeoff_figure(
+    points: pd.DataFrame,
+    *,
+    x: str = "spdd",
+    ys: Sequence[str] = ("pcc", "srcc"),
+    label: str = "lambda_w",
+    name: str = "name",
+    selected: str | None = None,
+    title: str | None = "Fairness–accuracy trade-off",
+) -> go.Figure:
+    """SPDD (x, lower is fairer) against PCC and SRCC (y, higher is more accurate), one panel each.
+
+    ``points`` has one row per run with columns ``x``, each of ``ys``, ``label`` (shown next to a
+    point, e.g. λ_W) and ``name`` (the run name, kept in ``customdata`` so a click can select the
+    run). Optional column ``method``: points of other methods are drawn as grey references. The
+    Pareto front of each panel (lower x and higher y) is drawn as a dashed line; ``selected``
+    (a run name) gets a ring.
+    """
+    if len(points) == 0:
+        raise ValueError("tradeoff_figure needs at least one point")
+    for col in (x, *ys, name):
+        if col not in points.columns:
+            raise ValueError(f"trade-off points need a {col!r} column; got {list(points.columns)}")
+    df = points.reset_index(drop=True)
+    pretty = {"spdd": "SPDD (lower is fairer)", "pcc": "PCC (higher is better)", "srcc": "SRCC (higher is better)"}
+    fig = make_subplots(rows=1, cols=len(ys), horizontal_spacing=0.1,
+                        subplot_titles=[f"{x.upper()} vs {y.upper()}" for y in ys])
+    has_method = "method" in df.columns
+    main_method = None
+    if has_method and label in df.columns:
+        swept = df[df[label].notna()]
+        main_method = swept["method"].mode().iat[0] if len(swept) else None
+    for j, y in enumerate(ys, start=1):
+        pts = df[[x, y]].to_numpy(dtype=np.float64)
+        front = pareto_front(pts)
+        if front.size:
+            fig.add_trace(
+                go.Scatter(
+                    x=pts[front, 0], y=pts[front, 1], mode="lines",
+                    line=dict(color=theme.NEUTRAL, width=2, dash="dash"),
+                    name="Pareto front", legendgroup="front", showlegend=(j == 1), hoverinfo="skip",
+                ),
+                row=1, col=j,
+            )
+        is_main = np.ones(len(df), dtype=bool)
+        if has_method and main_method is not None:
+            is_main = (df["method"] == main_method).to_numpy()
+        for mask, color, label_name in (
+            (is_main, theme.method_color(main_method or "ours"), main_method or "runs"),
+            (~is_main, theme.NEUTRAL, "other methods"),
+        ):
+            if not mask.any():
+                continue
+            sub = df[mask]
+            if label in sub.columns and mask is is_main:
+                text = [f"λ={v:g}" if pd.notna(v) else "" for v in sub[label]]
+            elif has_method:
+                text = [str(m) for m in sub["method"]]
+            else:
+                text = None
+            on_front = np.isin(np.flatnonzero(mask), front)
+            fig.add_trace(
+                go.Scatter(
+                    x=sub[x], y=sub[y], mode="markers+text", text=text,
+                    textposition="top center" if mask is is_main else "bottom center",
+                    textfont=dict(size=12),
+                    marker=dict(color=color, size=np.where(on_front, 13, 10),
+                                symbol="circle" if mask is is_main else "diamond",
+                                line=dict(color="white", width=1)),
+                    customdata=sub[name], name=label_name, legendgroup=label_name, showlegend=(j == 1),
+                    hovertemplate="%{customdata}<br>" + x.upper() + " %{x:.3f}<br>" + y.upper()
+                    + " %{y:.3f}<extra></extra>",
+                ),
+                row=1, col=j,
+            )
+        if selected is not None and (df[name] == selected).any():
+            row = df[df[name] == selected].iloc[0]
+            fig.add_trace(
+                go.Scatter(
+                    x=[row[x]], y=[row[y]], mode="markers",
+                    marker=dict(size=22, color="rgba(0,0,0,0)", line=dict(color="#000000", width=2.5)),
+                    name=f"selected: {selected}", legendgroup="selected", showlegend=(j == 1),
+                    hoverinfo="skip",
+                ),
+                row=1, col=j,
+            )
+        fig.update_xaxes(title_text=pretty.get(x, x), row=1, col=j)
+        fig.update_yaxes(title_text=pretty.get(y, y), row=1, col=j)
+    fig.update_layout(template=theme.TEMPLATE_NAME, title=title, height=480)
+    return fig
+
+
+def pca_figure(
+    coords,
+    groups,
+    *,
+    scores=None,
+    explained=None,
+    max_points: int = 3000,
+    random_state: int = 0,
+    title: str | None = "Latent representation Z (PCA)",
+) -> go.Figure:
+    """2-D projection of Z: coloured by group (left) and, with ``scores``, by score (right).
+
+    Group centroids (over all points) are big crosses joined by a line labelled with their
+    distance in this plane. More than ``max_points`` points are subsampled for drawing
+    (seeded), never for the centroids.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    g = np.asarray(groups)
+    if coords.ndim != 2 or coords.shape[1] != 2 or len(g) != len(coords):
+        raise ValueError(f"coords must be (n, 2) and groups (n,), got {coords.shape} and {g.shape}")
+    n = len(coords)
+    show = np.arange(n)
+    if n > max_points:
+        show = np.sort(np.random.default_rng(random_state).choice(n, max_points, replace=False))
+    cols = 2 if scores is not None else 1
+    titles = ["coloured by group"] + (["coloured by score"] if scores is not None else [])
+    fig = make_subplots(rows=1, cols=cols, horizontal_spacing=0.08, subplot_titles=titles)
+    cents = group_centroids(coords, g)
+    colors = theme.group_colors(list(cents))
+    for lab in cents:
+        m = show[g[show] == lab]
+        fig.add_trace(
+            go.Scatter(
+                x=coords[m, 0], y=coords[m, 1], mode="markers", name=theme.group_name(lab),
+                legendgroup=str(lab), marker=dict(color=theme.with_alpha(colors[lab], 0.6), size=6),
+                hovertemplate="PC1 %{x:.2f}<br>PC2 %{y:.2f}<extra>" + theme.group_name(lab) + "</extra>",
+            ),
+            row=1, col=1,
+        )
+    if scores is not None:
+        s = np.asarray(scores, dtype=np.float64)
+        if len(s) != n:
+            raise ValueError(f"scores has {len(s)} values but coords has {n} rows")
+        fig.add_trace(
+            go.Scatter(
+                x=coords[show, 0], y=coords[show, 1], mode="markers", name="score", showlegend=False,
+                marker=dict(color=s[show], colorscale=theme.SCORE_COLORSCALE, cmin=0, cmax=1, size=6,
+                            colorbar=dict(title=dict(text="score"), thickness=14, len=0.8)),
+                hovertemplate="PC1 %{x:.2f}<br>PC2 %{y:.2f}<br>score %{marker.color:.3f}<extra></extra>",
+            ),
+            row=1, col=2,
+        )
+    c = np.stack(list(cents.values()))
+    dist = centroid_distance(coords, g)
+    for j in range(1, cols + 1):
+        fig.add_trace(
+            go.Scatter(
+                x=c[:, 0], y=c[:, 1], mode="lines", line=dict(color="#222222", width=2),
+                name=f"centroid distance {dist:.3f}", legendgroup="centroids", showlegend=(j == 1),
+                hoverinfo="skip",
+            ),
+            row=1, col=j,
+        )
+        for lab, xy in cents.items():
+            fig.add_trace(
+                go.Scatter(
+                    x=[xy[0]], y=[xy[1]], mode="markers",
+                    marker=dict(symbol="x", size=18, color=colors[lab], line=dict(color="#111111", width=2)),
+                    name=f"centroid, {theme.group_name(lab)}", legendgroup=f"c-{lab}", showlegend=(j == 1),
+                    hovertemplate=f"centroid of {theme.group_name(lab)}<br>" + "(%{x:.2f}, %{y:.2f})<extra></extra>",
+                ),
+                row=1, col=j,
+            )
+    ev = np.asarray(explained, dtype=np.float64) if explained is not None else None
+    for j in range(1, cols + 1):
+        fig.update_xaxes(title_text="PC1" + (f" ({ev[0]:.0%} of variance)" if ev is not None else ""), row=1, col=j)
+        fig.update_yaxes(title_text="PC2" + (f" ({ev[1]:.0%})" if ev is not None else ""), row=1, col=j)
+    fig.update_layout(template=theme.TEMPLATE_NAME, title=title, height=500, meta={"centroid_distance": dist})
+    return fig
+
+
+def centroid_distance_figure(
+    distances: Mapping[str, float],
+    *,
+    methods: Mapping[str, str] | None = None,
+    title: str | None = "Distance between group centroids in Z (standardised)",
+) -> go.Figure:
+    """Bar chart of one centroid distance per run/method (``{name: distance}``), lower = groups
+    closer in the representation."""
+    if not distances:
+        raise ValueError("centroid_distance_figure needs at least one value")
+    names = list(distances)
+    colors = theme.series_colors(names, [methods.get(n, "") for n in names] if methods else None)
+    vals = [float(distances[n]) for n in names]
+    fig = _new_figure(title=title, height=380, showlegend=False)
+    fig.add_trace(
+        go.Bar(
+            x=names, y=vals, marker=dict(color=[colors[n] for n in names]),
+            text=[f"{v:.3f}" for v in vals], textposition="outside",
+            hovertemplate="%{x}<br>distance %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title_text="centroid distance", rangemode="tozero")
+    return fig
+
+
+def history_figure(history: Sequence[Mapping[str, Any]], *, title: str | None = "Training progress") -> go.Figure:
+    """Per-epoch training curves: loss terms (left) and validation PCC and SPDD (right).
+
+    ``history`` is a list of dicts with ``epoch`` and any of: ``losses`` (dict of loss terms) or
+    loss keys at top level (``loss``, ``mse``, ``wasserstein``, ``adversary``, ...), ``val_pcc``,
+    ``val_spdd``. Unknown/missing keys are skipped; an empty history gives empty axes.
+    """
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("Loss terms (train)", "Validation PCC and SPDD"))
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    loss_rows: list[dict[str, float]] = []
+    for h in history:
+        terms = dict(h.get("losses") or {})
+        for k, v in h.items():
+            if k not in ("epoch", "epochs", "losses", "val_pcc", "val_spdd", "stage", "step", "steps",
+                         "val_srcc", "val_speo", "lambda", "grl_lambda", "time", "seconds", "lr") \
+                    and isinstance(v, (int, float)) and not isinstance(v, bool):
+                terms.setdefault(k, v)
+        loss_rows.append(terms)
+    keys = sorted({k for r in loss_rows for k in r})
+    for i, k in enumerate(keys):
+        fig.add_trace(
+            go.Scatter(x=epochs, y=[r.get(k, np.nan) for r in loss_rows], mode="lines+markers", name=k,
+                       line=dict(color=theme.OKABE_ITO[(i + 2) % len(theme.OKABE_ITO)], width=2)),
+            row=1, col=1,
+        )
+    for key, label, color in (("val_pcc", "val PCC", theme.METHOD_COLORS["ours"]),
+                              ("val_spdd", "val SPDD", theme.GROUP_PALETTE[0])):
+        ys = [h.get(key, np.nan) for h in history]
+        if any(v is not None and np.isfinite(v) for v in ys):
+            fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=label,
+                                     line=dict(color=color, width=2.5)), row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(template=theme.TEMPLATE_NAME, title=title, height=360)
+    return fig

@@ -1,0 +1,424 @@
+"""Background training jobs for the app: start, watch, cancel — without blocking any page.
+
+A Streamlit script is stopped and rerun on every widget change, so a training loop inside a
+page restarts whenever the user touches anything. Instead the app keeps one `JobRegistry` (in
+``st.cache_resource``, shared by all browser sessions) and stores only a job id in the session.
+Each job runs `fairviz.train.train` in a thread; the training function reports through its
+``progress`` callback (copied into a thread-safe snapshot the page polls) and stops when the
+job's ``cancel`` event is set. A finished run is saved with `fairviz.runs.save_run` under a name
+made unique with `fairviz.runs.unique_run_name`, so two sessions training the same config get
+two folders, never one overwritten.
+
+Nothing here imports Streamlit. The train and save functions can be injected (tests use fakes).
+
+Example::
+
+    reg = JobRegistry(max_concurrent=1)
+    job = reg.start(TrainConfig(method="ours", alpha=4))
+    reg.status(job).state          # "queued" | "running" | "done" | "failed" | "cancelled"
+    reg.cancel(job)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+TERMINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
+
+__all__ = [
+    "JobRegistry",
+    "JobSnapshot",
+    "default_run_name",
+    "QUEUED",
+    "RUNNING",
+    "DONE",
+    "FAILED",
+    "CANCELLED",
+    "TERMINAL_STATES",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSnapshot:
+    """A consistent copy of a job's state at one moment (safe to read from any thread).
+
+    ``epoch``/``epochs`` and ``step``/``steps`` come from the latest progress event of the run
+    being trained; ``history`` holds one dict per finished epoch (``epoch``, ``losses``,
+    ``val_pcc``, ``val_spdd``) of that run. A sweep trains ``total_runs`` runs one after the
+    other; ``run_index`` (0-based) says which one is running and ``results`` lists the saved
+    ones: dicts with ``name``, ``path``, ``lambda_w`` and ``metrics``.
+    """
+
+    id: str
+    kind: str
+    label: str
+    state: str
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int | None = None
+    steps: int | None = None
+    losses: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    val_pcc: float | None = None
+    val_spdd: float | None = None
+    history: tuple[dict, ...] = ()
+    run_index: int = 0
+    total_runs: int = 1
+    results: tuple[dict, ...] = ()
+    error: str | None = None
+    created: float = 0.0
+    started: float | None = None
+    finished: float | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the job has ended (finished, failed or cancelled)."""
+        return self.state in TERMINAL_STATES
+
+    @property
+    def run_name(self) -> str | None:
+        """Name of the (last) saved run, or None."""
+        return self.results[-1]["name"] if self.results else None
+
+    @property
+    def run_names(self) -> list[str]:
+        return [r["name"] for r in self.results]
+
+    @property
+    def fraction(self) -> float:
+        """Progress in [0, 1] over the whole job (all runs of a sweep)."""
+        if self.state == DONE:
+            return 1.0
+        within = 0.0
+        if self.epochs:
+            done_epochs = max(0, (self.epoch or 0) - 1)
+            step_part = (self.step / self.steps) if self.steps and self.step is not None else 0.0
+            if self.history and self.history[-1].get("epoch") == self.epoch:
+                done_epochs, step_part = (self.epoch or 0), 0.0
+            within = min(1.0, (done_epochs + step_part) / self.epochs)
+        return min(1.0, (self.run_index + within) / max(self.total_runs, 1))
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the job started running (0 while queued)."""
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+
+def default_run_name(config: Any) -> str:
+    """A readable base name for a run from its config: ``<method>-a<alpha>[-lw<λ_W>]-s<seed>``.
+
+    λ_W appears only for the method that uses it (``ours``). Unknown fields are skipped.
+    """
+    method = str(getattr(config, "method", "run"))
+    parts = [method]
+    alpha = getattr(config, "alpha", None)
+    if alpha is not None:
+        parts.append(f"a{alpha:g}" if isinstance(alpha, (int, float)) else f"a{alpha}")
+    lw = getattr(config, "lambda_w", None)
+    if lw is not None and method == "ours":
+        parts.append(f"lw{lw:g}")
+    seed = getattr(config, "seed", None)
+    if seed is not None:
+        parts.append(f"s{seed}")
+    return "-".join(parts)
+
+
+@dataclasses.dataclass
+class _Job:
+    id: str
+    kind: str
+    label: str
+    configs: list
+    names: list[str | None]
+    cancel: threading.Event
+    state: str = QUEUED
+    progress: dict = dataclasses.field(default_factory=dict)
+    history: list = dataclasses.field(default_factory=list)
+    run_index: int = 0
+    results: list = dataclasses.field(default_factory=list)
+    error: str | None = None
+    created: float = dataclasses.field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    thread: threading.Thread | None = None
+
+
+class JobRegistry:
+    """Thread-based registry of training jobs, safe to share between Streamlit sessions.
+
+    Parameters
+    ----------
+    models_root:
+        Where finished runs are saved (default: `fairviz.paths.models_dir()` at save time).
+    max_concurrent:
+        At most this many jobs train at once; later ones wait in state ``"queued"`` (and can
+        be cancelled while waiting). On a 2-core machine 1 is sensible.
+    train_fn:
+        ``train(config, progress=None, cancel=None) -> Run``; default `fairviz.train.train`.
+    save_fn:
+        ``save(run, path) -> Path``; default `fairviz.runs.save_run` (refuses to overwrite).
+    unique_name_fn, sanitize_fn:
+        default `fairviz.runs.unique_run_name` and `fairviz.runs.sanitize_run_name`.
+    """
+
+    def __init__(
+        self,
+        *,
+        models_root: str | Path | None = None,
+        max_concurrent: int = 1,
+        train_fn: Callable | None = None,
+        save_fn: Callable | None = None,
+        unique_name_fn: Callable[[Path, str], str] | None = None,
+        sanitize_fn: Callable[[str], str] | None = None,
+    ) -> None:
+        if int(max_concurrent) < 1:
+            raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        self.max_concurrent = int(max_concurrent)
+        self._models_root = Path(models_root) if models_root is not None else None
+        self._train_fn = train_fn
+        self._save_fn = save_fn
+        self._unique_name_fn = unique_name_fn
+        self._sanitize_fn = sanitize_fn
+        self._lock = threading.Lock()  # guards self._jobs and every _Job's mutable fields
+        self._save_lock = threading.Lock()  # one save at a time: choose name + write folder
+        self._slots = threading.BoundedSemaphore(self.max_concurrent)
+        self._jobs: dict[str, _Job] = {}
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def models_root(self) -> Path:
+        if self._models_root is not None:
+            return self._models_root
+        from fairviz.paths import models_dir
+
+        return models_dir()
+
+    def start(self, config: Any, *, name: str | None = None) -> str:
+        """Start training ``config`` in the background; returns the job id at once.
+
+        ``name`` is the base run name (default `default_run_name(config)`); the saved folder
+        gets a unique variant of it if the name is taken.
+        """
+        return self._launch("train", [config], [name], label=name or default_run_name(config))
+
+    def start_sweep(self, config: Any, lambda_ws: Sequence[float], *, name: str | None = None) -> str:
+        """Train one run per λ_W value (``dataclasses.replace(config, lambda_w=λ)``), one after the
+        other, saving each; returns the job id. ``name`` is a base name, suffixed ``-lw<λ>``.
+        """
+        values = [float(v) for v in lambda_ws]
+        if not values:
+            raise ValueError("a sweep needs at least one λ_W value")
+        bad = [v for v in values if not (v >= 0 and v == v and v != float("inf"))]
+        if bad:
+            raise ValueError(f"λ_W values must be finite and ≥ 0, got {bad}")
+        if not dataclasses.is_dataclass(config):
+            raise ValueError("start_sweep needs a dataclass config (fairviz.train.TrainConfig)")
+        configs = [dataclasses.replace(config, lambda_w=v) for v in values]
+        names = [f"{name}-lw{v:g}" if name else None for v in values]
+        label = name or f"sweep {getattr(config, 'method', '')} λ_W ∈ {{{', '.join(f'{v:g}' for v in values)}}}"
+        return self._launch("sweep", configs, names, label=label)
+
+    def status(self, job_id: str) -> JobSnapshot:
+        """A snapshot of the job; ValueError for an unknown id."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise ValueError(f"no training job with id {job_id!r} (the server may have restarted)")
+            return self._snapshot(job)
+
+    def jobs(self) -> list[JobSnapshot]:
+        """Snapshots of all jobs, oldest first."""
+        with self._lock:
+            return [self._snapshot(j) for j in sorted(self._jobs.values(), key=lambda j: j.created)]
+
+    def active_count(self) -> int:
+        """Number of jobs queued or running."""
+        with self._lock:
+            return sum(j.state not in TERMINAL_STATES for j in self._jobs.values())
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a job to stop; returns False if it had already ended. The job reaches state
+        ``"cancelled"`` at the training function's next check (at most one step later)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise ValueError(f"no training job with id {job_id!r}")
+            if job.state in TERMINAL_STATES:
+                return False
+            job.cancel.set()
+            return True
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobSnapshot:
+        """Block until the job ends (or ``timeout`` seconds pass); returns its snapshot."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise ValueError(f"no training job with id {job_id!r}")
+        if job.thread is not None:
+            job.thread.join(timeout)
+        return self.status(job_id)
+
+    def shutdown(self, timeout: float | None = 5.0) -> None:
+        """Cancel every unfinished job and wait up to ``timeout`` seconds for each."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            for j in jobs:
+                if j.state not in TERMINAL_STATES:
+                    j.cancel.set()
+        for j in jobs:
+            if j.thread is not None:
+                j.thread.join(timeout)
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _launch(self, kind: str, configs: list, names: list, *, label: str) -> str:
+        job = _Job(id=uuid.uuid4().hex[:12], kind=kind, label=label, configs=configs, names=names,
+                   cancel=threading.Event())
+        thread = threading.Thread(target=self._run, args=(job,), name=f"fairviz-job-{job.id}", daemon=True)
+        job.thread = thread
+        with self._lock:
+            self._jobs[job.id] = job
+        thread.start()
+        return job.id
+
+    def _snapshot(self, job: _Job) -> JobSnapshot:
+        p = job.progress
+        return JobSnapshot(
+            id=job.id, kind=job.kind, label=job.label, state=job.state,
+            epoch=p.get("epoch"), epochs=p.get("epochs"), step=p.get("step"), steps=p.get("steps"),
+            losses=dict(p.get("losses") or {}), val_pcc=p.get("val_pcc"), val_spdd=p.get("val_spdd"),
+            history=tuple(dict(h) for h in job.history), run_index=job.run_index,
+            total_runs=len(job.configs), results=tuple(dict(r) for r in job.results), error=job.error,
+            created=job.created, started=job.started, finished=job.finished,
+        )
+
+    def _set(self, job: _Job, **fields) -> None:
+        with self._lock:
+            for k, v in fields.items():
+                setattr(job, k, v)
+
+    def _on_progress(self, job: _Job, event: Mapping[str, Any]) -> None:
+        event = dict(event)
+        with self._lock:
+            job.progress.update({k: v for k, v in event.items() if v is not None})
+            if event.get("stage") == "epoch":
+                entry = {
+                    "epoch": event.get("epoch"),
+                    "losses": dict(event.get("losses") or {}),
+                    "val_pcc": event.get("val_pcc"),
+                    "val_spdd": event.get("val_spdd"),
+                }
+                if job.history and job.history[-1]["epoch"] == entry["epoch"]:
+                    job.history[-1] = entry
+                else:
+                    job.history.append(entry)
+
+    def _run(self, job: _Job) -> None:
+        # wait for a free slot, staying cancellable while queued
+        while not self._slots.acquire(timeout=0.05):
+            if job.cancel.is_set():
+                self._set(job, state=CANCELLED, finished=time.time())
+                return
+        try:
+            if job.cancel.is_set():
+                self._set(job, state=CANCELLED, finished=time.time())
+                return
+            self._set(job, state=RUNNING, started=time.time())
+            train = self._train_fn or _default_train
+            for i, (config, name) in enumerate(zip(job.configs, job.names)):
+                with self._lock:
+                    job.run_index = i
+                    job.progress = {}
+                    job.history = []
+                run = train(config, progress=lambda ev, _j=job: self._on_progress(_j, ev), cancel=job.cancel)
+                if job.cancel.is_set():
+                    raise _Cancelled()
+                saved = self._save(run, name or default_run_name(config))
+                with self._lock:
+                    job.results.append({
+                        "name": saved.name,
+                        "path": str(saved),
+                        "lambda_w": getattr(config, "lambda_w", None),
+                        "metrics": dict(getattr(run, "metrics", None) or {}),
+                    })
+            self._set(job, state=DONE, finished=time.time())
+        except BaseException as exc:  # noqa: BLE001 - a job must never die silently
+            if job.cancel.is_set() or _is_cancellation(exc):
+                self._set(job, state=CANCELLED, finished=time.time())
+            else:
+                msg = str(exc) or type(exc).__name__
+                self._set(job, state=FAILED, error=f"{type(exc).__name__}: {msg}", finished=time.time())
+        finally:
+            self._slots.release()
+
+    def _save(self, run: Any, base: str) -> Path:
+        """Save under a name not yet taken; retry if another process takes it first."""
+        root = self.models_root
+        root.mkdir(parents=True, exist_ok=True)
+        unique = self._unique_name_fn or _default_unique_name
+        sanitize = self._sanitize_fn or _default_sanitize
+        save = self._save_fn or _default_save
+        base = sanitize(base)
+        last_err: Exception | None = None
+        with self._save_lock:
+            for _ in range(20):
+                name = unique(root, base)
+                path = root / name
+                try:
+                    _set_run_name(run, name)
+                    out = save(run, path)
+                    return Path(out) if out is not None else path
+                except FileExistsError as err:  # another server process won the race
+                    last_err = err
+                    continue
+        raise RuntimeError(f"could not find a free run name for {base!r} in {root}: {last_err}")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    return isinstance(exc, _Cancelled) or type(exc).__name__ == "TrainingCancelled"
+
+
+def _set_run_name(run: Any, name: str) -> None:
+    """Keep the Run's own `name` in step with its folder, when it has one and it is settable."""
+    if hasattr(run, "name"):
+        try:
+            run.name = name
+        except (AttributeError, dataclasses.FrozenInstanceError):
+            pass
+
+
+def _default_train(config, progress=None, cancel=None):
+    from fairviz.train import train
+
+    return train(config, progress=progress, cancel=cancel)
+
+
+def _default_save(run, path):
+    from fairviz.runs import save_run
+
+    return save_run(run, path)
+
+
+def _default_unique_name(root: Path, base: str) -> str:
+    from fairviz.runs import unique_run_name
+
+    return unique_run_name(root, base)
+
+
+def _default_sanitize(name: str) -> str:
+    from fairviz.runs import sanitize_run_name
+
+    return sanitize_run_name(name)
