@@ -1,0 +1,200 @@
+"""Bias injection for training data, with alpha as the knob (our reading of the paper).
+
+The paper trains on data whose labels are biased towards the privileged group by a factor alpha
+but does not publish its script. We implement two readings; in both, the label range is cut at the
+``split`` quantile of the *input* labels into a **high band** (``label > threshold``) and a **low
+band** (``label <= threshold``), and alpha sets the privileged:unprivileged ratio in each band:
+alpha:1 in the high band and 1:alpha in the low band (alpha = 2 -> 67 %, 3 -> 75 %, 4 -> 80 %
+privileged in the high band; alpha = 1 -> balanced).
+
+- :func:`inject_bias` — **who is in the sample** (sampling bias): returns the indices of the rows
+  kept, each at most once, by subsampling each band's over-represented group; labels unchanged.
+  As many rows as possible are kept under the ratio.
+- :func:`inject_label_bias` — **what the raters wrote** (rater bias, the paper's Ỹ): every row is
+  kept and the multiset of label values is unchanged, but labels are reassigned: candidates are
+  ranked by ``label + delta * [privileged]`` with the offset ``delta`` found by bisection so that the
+  top band (as many rows as the original high band) holds alpha/(alpha+1) privileged, and the
+  sorted original labels are handed out in that rank order. A privileged candidate therefore gets
+  a higher label than an equally able unprivileged one. The high band is matched to the target;
+  the low band then holds 1:alpha when the groups are equally large and ``split = 0.5`` (otherwise
+  it holds whatever the group counts leave).
+
+Test and validation rows must keep their true labels: apply these to the training rows only
+(see :func:`fairviz.data.splits.balanced_splits`). Both functions are deterministic for a seed
+(the seed only picks which rows are dropped, or breaks ties).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["inject_bias", "inject_label_bias", "band_shares"]
+
+
+def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any):
+    y = np.asarray(labels, dtype=np.float64)
+    g = np.asarray(groups)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {y.shape}")
+    if g.ndim != 1:
+        raise ValueError(f"groups must be one-dimensional, got shape {g.shape}")
+    if len(y) != len(g):
+        raise ValueError(f"labels has {len(y)} rows but groups has {len(g)}")
+    if len(y) == 0:
+        raise ValueError("labels is empty")
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        raise ValueError(f"labels has {bad.size} NaN/inf value(s), first at index {bad[0]}")
+    try:
+        alpha = float(alpha)
+    except (TypeError, ValueError):
+        raise ValueError(f"alpha must be a number >= 1, got {alpha!r}") from None
+    if not (math.isfinite(alpha) and alpha >= 1.0):
+        raise ValueError(f"alpha must be a finite number >= 1 (1 = no bias), got {alpha}")
+    try:
+        split = float(split)
+    except (TypeError, ValueError):
+        raise ValueError(f"split must be a number in (0, 1), got {split!r}") from None
+    if not (0.0 < split < 1.0):
+        raise ValueError(f"split must be strictly between 0 and 1 (a quantile of the labels), got {split}")
+    values = np.unique(g)
+    if len(values) != 2:
+        raise ValueError(
+            f"bias injection needs exactly two groups, found {len(values)}: {values[:10].tolist()}"
+        )
+    priv = g == privileged
+    if not priv.any():
+        raise ValueError(f"privileged value {privileged!r} does not occur in groups {values.tolist()}")
+    threshold = float(np.quantile(y, split))
+    high = y > threshold
+    return y, priv, alpha, threshold, high
+
+
+def band_shares(labels: Any, groups: Any, *, threshold: float, privileged: Any = 1) -> tuple[float, float]:
+    """(privileged share in the high band ``label > threshold``, in the low band); NaN if empty."""
+    y = np.asarray(labels, dtype=np.float64)
+    priv = np.asarray(groups) == privileged
+    high = y > threshold
+    hi = float(priv[high].mean()) if high.any() else float("nan")
+    lo = float(priv[~high].mean()) if (~high).any() else float("nan")
+    return hi, lo
+
+
+def _keep_counts(n_major: int, n_minor: int, alpha: float) -> tuple[int, int]:
+    """Largest (major, minor) with major <= n_major, minor <= n_minor and major:minor ~ alpha:1."""
+    if n_major == 0 or n_minor == 0:
+        return n_major, n_minor  # nothing to balance against: keep what there is
+    minor = min(n_minor, int(math.floor(n_major / alpha + 1e-9)))
+    if minor == 0:  # fewer majority rows than alpha: the closest ratio is 1 minor row
+        return n_major, 1
+    major = min(n_major, int(round(alpha * minor)))
+    return major, minor
+
+
+def inject_bias(
+    labels: Any,
+    groups: Any,
+    alpha: float,
+    *,
+    privileged: Any = 1,
+    split: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Sampling bias: indices of the rows to keep so that the privileged group is over-represented
+    among high labels and under-represented among low labels (our reading of the paper).
+
+    Args:
+        labels: (n,) true labels (any real scale).
+        groups: (n,) exactly two distinct group values.
+        alpha: >= 1; high band (``label > quantile(labels, split)``) keeps privileged:unprivileged
+            = alpha:1, low band 1:alpha. alpha = 1 keeps the bands balanced.
+        privileged: the privileged group value.
+        split: quantile of the labels in (0, 1) that separates the bands.
+        seed: which rows are dropped (deterministic for a seed).
+
+    Returns:
+        int64 array of kept row indices, sorted, each at most once. Labels are unchanged. Within
+        each band, the group that is over-represented for the target ratio is subsampled; the
+        other is kept whole (as many rows as possible).
+    """
+    y, priv, alpha, _threshold, high = _validate(labels, groups, alpha, privileged, split)
+    rng = np.random.default_rng(seed)
+    kept = []
+    for band, ratio_priv in ((high, alpha), (~high, 1.0 / alpha)):
+        p_idx = np.flatnonzero(band & priv)
+        u_idx = np.flatnonzero(band & ~priv)
+        if ratio_priv >= 1.0:
+            n_p, n_u = _keep_counts(len(p_idx), len(u_idx), ratio_priv)
+        else:
+            n_u, n_p = _keep_counts(len(u_idx), len(p_idx), 1.0 / ratio_priv)
+        kept.append(rng.choice(p_idx, size=n_p, replace=False) if n_p < len(p_idx) else p_idx)
+        kept.append(rng.choice(u_idx, size=n_u, replace=False) if n_u < len(u_idx) else u_idx)
+    return np.sort(np.concatenate(kept).astype(np.int64))
+
+
+def inject_label_bias(
+    labels: Any,
+    groups: Any,
+    alpha: float,
+    *,
+    privileged: Any = 1,
+    split: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
+    """Rater bias: biased labels Ỹ for every row, favouring the privileged group (our reading of
+    the paper's biased training labels).
+
+    Args:
+        labels, groups, alpha, privileged, split: as in :func:`inject_bias`.
+        seed: breaks ties between equal ranking keys (deterministic for a seed).
+
+    Returns:
+        float64 (n,) new labels, a permutation of the input label values (the multiset is
+        unchanged). Rows are ranked by ``label + delta * [group == privileged]``; ``delta`` is
+        found by bisection so that the top band — as many rows as the original high band
+        (``label > quantile(labels, split)``) — holds alpha/(alpha+1) privileged (or as close as
+        the group counts allow); the sorted original labels are then handed out by rank. With
+        alpha = 1 the privileged share of the top band is brought to 1/2 (a no-op when it already
+        is, up to rounding).
+    """
+    y, priv, alpha, _threshold, high = _validate(labels, groups, alpha, privileged, split)
+    n = len(y)
+    k = int(high.sum())  # size of the top band
+    tie = np.random.default_rng(seed).random(n)
+    if k == 0 or k == n:
+        return y.copy()
+    target = alpha / (alpha + 1.0)
+    n_priv = int(priv.sum())
+    # feasible privileged counts in the top band
+    want = int(round(target * k))
+    want = min(max(want, max(0, k - (n - n_priv))), min(k, n_priv))
+
+    def ranking(delta: float) -> np.ndarray:
+        # descending by key; ties broken by the seeded random draw
+        return np.lexsort((tie, -(y + delta * priv)))
+
+    def top_priv(delta: float) -> int:
+        return int(priv[ranking(delta)[:k]].sum())
+
+    span = float(y.max() - y.min()) + 1.0
+    lo, hi = -span, span  # top_priv(lo) = fewest possible privileged, top_priv(hi) = most
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        c = top_priv(mid)
+        if c == want:
+            lo = hi = mid
+            break
+        if c < want:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * span:
+            break
+    delta = lo if abs(top_priv(lo) - want) <= abs(top_priv(hi) - want) else hi
+    order = ranking(delta)
+    out = np.empty(n, dtype=np.float64)
+    out[order] = np.sort(y)[::-1]
+    return out
