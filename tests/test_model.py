@@ -1,0 +1,182 @@
+"""The network of Kim et al. (2023): encoder shapes and gradients, gradient reversal, heads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from fairviz.model import (
+    Adversary,
+    AudioEncoder,
+    FairMultimodalNet,
+    GradientReversal,
+    ModelConfig,
+    Regressor,
+    TextEncoder,
+    VideoEncoder,
+    grad_reverse,
+    grl_lambda,
+)
+
+TINY = ModelConfig(
+    n_mfcc=5, text_dim=12, video_channels=(4, 8), video_hidden=6, audio_proj=4, audio_hidden=5,
+    text_hidden=3, regressor_hidden=8, adversary_hidden=8,
+)
+
+
+def _inputs(b=4, t=3, h=16, steps=7, n_mfcc=5, d=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.rand(b, t, 3, h, h, generator=g),
+        torch.randn(b, steps, n_mfcc, generator=g),
+        torch.randn(b, d, generator=g),
+    )
+
+
+def _all_params_get_grad(module: torch.nn.Module, out: torch.Tensor) -> None:
+    module.zero_grad()
+    (out ** 2).sum().backward()
+    for name, p in module.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), name
+    assert any(p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+@pytest.mark.parametrize("t,h", [(1, 16), (3, 16), (5, 24)])
+def test_video_encoder_shapes_and_gradients(t, h):
+    enc = VideoEncoder(channels=(4, 8), hidden=6)
+    video, _, _ = _inputs(b=3, t=t, h=h)
+    out = enc(video)
+    assert out.shape == (3, 6)
+    _all_params_get_grad(enc, out)
+    # the CNN's first conv, the deepest layer, really learns from the loss
+    assert enc.cnn[0].conv.weight.grad.abs().sum() > 0
+
+
+def test_video_encoder_frame_resize_and_bad_shape():
+    enc = VideoEncoder(channels=(4,), hidden=2, frame_size=8)
+    assert enc(torch.rand(2, 2, 3, 32, 32)).shape == (2, 2)
+    with pytest.raises(ValueError, match="frames"):
+        enc(torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="conv block"):
+        VideoEncoder(channels=())
+
+
+def test_video_encoder_uses_frame_order_through_lstm():
+    torch.manual_seed(0)
+    enc = VideoEncoder(channels=(4,), hidden=4).eval()
+    video = torch.rand(1, 4, 3, 16, 16)
+    assert not torch.allclose(enc(video), enc(video.flip(1)))
+
+
+def test_audio_encoder_shapes_gradients_and_normalisation():
+    enc = AudioEncoder(n_mfcc=5, proj=4, hidden=3)
+    _, mfcc, _ = _inputs(b=4, steps=9, n_mfcc=5)
+    out = enc(mfcc)
+    assert out.shape == (4, 3)
+    _all_params_get_grad(enc, out)
+    # standardising with (mean, std) equals feeding pre-standardised input
+    mean, std = torch.randn(5), torch.rand(5) + 0.5
+    ref = enc(mfcc).detach()
+    enc.set_normalization(mean, std)
+    assert torch.allclose(enc(mfcc * std + mean), ref, atol=1e-5)
+    assert "mfcc_mean" in enc.state_dict() and "mfcc_std" in enc.state_dict()
+    with pytest.raises(ValueError, match="n_mfcc"):
+        enc(torch.randn(4, 5))
+
+
+def test_text_encoder_shapes_and_gradients():
+    enc = TextEncoder(d_in=12, hidden=3, dropout=0.0)
+    _, _, text = _inputs(b=4, d=12)
+    out = enc(text)
+    assert out.shape == (4, 3)
+    assert (out >= 0).all()
+    _all_params_get_grad(enc, out + 1.0)
+    with pytest.raises(ValueError, match="d_bert"):
+        enc(torch.randn(4, 2, 12))
+
+
+def test_network_forward_shapes_and_score_range():
+    net = FairMultimodalNet(TINY)
+    score, z = net(*_inputs(b=5))
+    assert score.shape == (5,)
+    assert z.shape == (5, TINY.d_z) and TINY.d_z == 6 + 5 + 3
+    assert ((score > 0) & (score < 1)).all()
+    logits = net.adversary(z, 0.5)
+    assert logits.shape == (5, 2)
+    # every encoder contributes to the score
+    net.zero_grad()
+    score.sum().backward()
+    for part in (net.video, net.audio, net.text, net.regressor):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    # the adversary is not part of the score path
+    assert all(p.grad is None for p in net.adversary.parameters())
+    enc_ids = {id(p) for p in net.encoder_parameters()}
+    assert not enc_ids & {id(p) for p in net.adversary.parameters()}
+    assert len(enc_ids) + len(list(net.adversary.parameters())) == len(list(net.parameters()))
+
+
+@pytest.mark.parametrize("lambd", [0.0, 0.3, 1.0, 2.5])
+def test_gradient_reversal_flips_sign_and_scales(lambd):
+    x = torch.randn(4, 3, requires_grad=True)
+    w = torch.randn(4, 3)
+    y = grad_reverse(x, lambd)
+    assert torch.equal(y, x)  # identity forward
+    (y * w).sum().backward()
+    assert torch.allclose(x.grad, -lambd * w)
+
+    x2 = torch.randn(4, 3, requires_grad=True)
+    (GradientReversal(lambd)(x2) * w).sum().backward()
+    assert torch.allclose(x2.grad, -lambd * w)
+
+
+def test_adversary_learns_s_while_encoder_gets_reversed_gradient():
+    torch.manual_seed(0)
+    adv = Adversary(d_z=4, hidden=6)
+    z = torch.randn(8, 4, requires_grad=True)
+    s = torch.tensor([0, 1] * 4)
+    lambd = 0.7
+    ce = torch.nn.functional.cross_entropy(adv(z, lambd), s)
+    ce.backward()
+    grad_rev = z.grad.clone()
+    adv_grads = [p.grad.clone() for p in adv.parameters()]
+    # the same loss without reversal
+    z.grad = None
+    adv.zero_grad()
+    torch.nn.functional.cross_entropy(adv.net(z), s).backward()
+    assert torch.allclose(grad_rev, -lambd * z.grad, atol=1e-6)
+    for g_rev, p in zip(adv_grads, adv.parameters()):
+        assert torch.allclose(g_rev, p.grad)  # the adversary itself descends the CE as usual
+
+
+def test_grl_lambda_schedule():
+    assert grl_lambda(0.0) == 0.0
+    assert grl_lambda(1.0, gamma=10.0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    vals = [grl_lambda(p / 10) for p in range(11)]
+    assert all(a < b for a, b in zip(vals, vals[1:]))
+    assert grl_lambda(0.5, gamma=1.0) < grl_lambda(0.5, gamma=10.0)
+    with pytest.raises(ValueError, match="progress"):
+        grl_lambda(1.5)
+
+
+def test_regressor_output():
+    reg = Regressor(d_z=4, hidden=3, dropout=0.0)
+    out = reg(torch.randn(6, 4) * 100)
+    assert out.shape == (6,) and ((out >= 0) & (out <= 1)).all()
+
+
+def test_model_config_roundtrip_and_unknown_keys():
+    d = TINY.to_dict()
+    assert ModelConfig.from_dict(d) == TINY
+    assert isinstance(d["video_channels"], list)
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        ModelConfig.from_dict({**d, "layers": 3})
+    with pytest.raises(ValueError, match="JSON object"):
+        ModelConfig.from_dict([1, 2])
+
+
+def test_default_model_is_small():
+    net = FairMultimodalNet(ModelConfig())
+    assert net.num_parameters() < 100_000  # a few hundred KB of float32 weights per run

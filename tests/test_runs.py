@@ -1,0 +1,256 @@
+"""Saved runs: atomic save, faithful load, clear refusals, never unpickle, safe names, listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fairviz import runs as R
+from fairviz.model import FairMultimodalNet, ModelConfig
+from fairviz.train import Run, TrainConfig
+
+TINY = dict(
+    video_channels=[4], video_hidden=4, audio_proj=4, audio_hidden=3, text_hidden=2,
+    regressor_hidden=4, adversary_hidden=4,
+)
+
+
+def make_run(seed=0, n_val=7, n_test=9, name="unit-run") -> Run:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mcfg = ModelConfig.from_dict({**TINY, "n_mfcc": 5, "text_dim": 6})
+    net = FairMultimodalNet(mcfg)
+    n = n_val + n_test
+    preds = pd.DataFrame(
+        {
+            "score": rng.uniform(0, 1, n),
+            "label": rng.uniform(0, 1, n),
+            "group": np.arange(n) % 2,
+            "split": ["val"] * n_val + ["test"] * n_test,
+        }
+    )
+    return Run(
+        name=name,
+        config=TrainConfig(method="ours", alpha=3.0, lambda_w=0.3, seed=seed, model=TINY),
+        history=[{"epoch": 1, "loss": 0.1, "val_pcc": 0.5, "val_spdd": 0.1}],
+        predictions=preds,
+        z=rng.normal(size=(n_test, mcfg.d_z)).astype(np.float32),
+        metrics={"n": n_test, "spdd": {"value": 0.1, "ci_low": 0.05, "ci_high": 0.2}, "pcc": None},
+        state_dict={k: v.clone() for k, v in net.state_dict().items()},
+        model_config=mcfg,
+        info={"n_train": 10},
+    )
+
+
+@pytest.fixture
+def saved(tmp_path):
+    run = make_run()
+    path = R.save_run(run, tmp_path / "unit-run")
+    return run, path
+
+
+def test_save_writes_the_documented_files(saved):
+    run, path = saved
+    assert sorted(p.name for p in path.iterdir()) == sorted(R.REQUIRED_FILES)
+    cfg = json.loads((path / "config.json").read_text())
+    for key in ("format_version", "fairviz_version", "method", "alpha", "lambda_w", "seed", "bias_mode"):
+        assert key in cfg
+    assert (cfg["method"], cfg["alpha"], cfg["lambda_w"], cfg["seed"], cfg["bias_mode"]) == (
+        "ours", 3.0, 0.3, 0, "label",
+    )
+    assert cfg["model"]["video_hidden"] == 4 and cfg["train"]["method"] == "ours"
+    assert pd.read_csv(path / "predictions.csv").columns.tolist() == ["score", "label", "group", "split"]
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_save_load_roundtrip_is_identical(saved):
+    run, path = saved
+    back = R.load_run(path)
+    pd.testing.assert_frame_equal(back.predictions, run.predictions)  # exact float64 round trip
+    np.testing.assert_array_equal(back.z, run.z)
+    assert back.metrics == run.metrics and back.history == run.history
+    assert back.config == run.config and back.model_config == run.model_config
+    assert back.name == run.name and back.info == run.info
+    assert back.state_dict.keys() == run.state_dict.keys()
+    for k in run.state_dict:
+        assert torch.equal(back.state_dict[k], run.state_dict[k]), k
+    # the restored network predicts exactly what the saved one did
+    g = torch.Generator().manual_seed(1)
+    x = (torch.rand(3, 2, 3, 16, 16, generator=g), torch.randn(3, 4, 5, generator=g), torch.randn(3, 6, generator=g))
+    with torch.no_grad():
+        a = run.model()(*x)
+        b = back.model()(*x)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_existing_folder_needs_overwrite(saved, tmp_path):
+    run, path = saved
+    with pytest.raises(FileExistsError, match="already exists"):
+        R.save_run(run, path)
+    run2 = make_run(seed=1)
+    R.save_run(run2, path, overwrite=True)
+    np.testing.assert_array_equal(R.load_run(path).z, run2.z)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_failed_save_leaves_nothing(tmp_path):
+    run = make_run()
+    run.z = run.z[:3]  # wrong number of rows: refused before anything is written
+    with pytest.raises(ValueError, match="n_test"):
+        R.save_run(run, tmp_path / "bad")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_refuses_unsafe_folder_name(tmp_path):
+    with pytest.raises(ValueError, match="not allowed"):
+        R.save_run(make_run(), tmp_path / "bad name!")
+
+
+@pytest.mark.parametrize("missing", ["model.safetensors", "config.json", "z.safetensors", "predictions.csv"])
+def test_load_refuses_missing_file(saved, missing):
+    _, path = saved
+    (path / missing).unlink()
+    with pytest.raises(ValueError, match=f"incomplete: missing {missing}"):
+        R.load_run(path)
+
+
+def test_load_refuses_other_format_version(saved):
+    _, path = saved
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["format_version"] = 99
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="format_version 99"):
+        R.load_run(path)
+
+
+def test_load_refuses_config_that_does_not_match_weights(saved):
+    _, path = saved
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model"]["video_hidden"] = 7
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="do not match its model config.*shape mismatch"):
+        R.load_run(path)
+
+
+def test_load_refuses_unknown_config_keys_and_disagreeing_top_level(saved):
+    _, path = saved
+    cfg = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**cfg, "method": "vanilla"}))
+    with pytest.raises(ValueError, match="disagrees"):
+        R.load_run(path)
+    cfg["model"]["n_layers"] = 2
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        R.load_run(path)
+
+
+@pytest.mark.parametrize("fname", ["extra.pkl", "weights.pt", "innocent.json"])
+def test_load_refuses_pickle_bearing_files(saved, fname):
+    _, path = saved
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > /dev/null",))
+
+    (path / fname).write_bytes(pickle.dumps(Boom(), protocol=4))
+    with pytest.raises(ValueError, match="pickle-bearing"):
+        R.load_run(path)
+
+
+def test_load_refuses_pickle_in_place_of_weights(saved):
+    _, path = saved
+    (path / "model.safetensors").write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    with pytest.raises(ValueError, match="pickle-bearing"):
+        R.load_run(path)
+
+
+def test_load_refuses_tampered_safetensors_header(saved):
+    _, path = saved
+    raw = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(struct.pack("<Q", 10**12) + raw[8:])
+    with pytest.raises(ValueError, match="not a valid safetensors"):
+        R.load_run(path)
+    (path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a valid safetensors"):
+        R.load_run(path)
+
+
+def test_load_refuses_bad_predictions_and_z(saved):
+    run, path = saved
+    df = pd.read_csv(path / "predictions.csv")
+    df.loc[0, "score"] = 1.5
+    df.to_csv(path / "predictions.csv", index=False)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        R.load_run(path)
+    R.save_run(run, path, overwrite=True)
+    from safetensors.numpy import save_file
+
+    save_file({"z": np.zeros((2, 3), np.float32)}, str(path / "z.safetensors"))
+    with pytest.raises(ValueError, match="Z has shape"):
+        R.load_run(path)
+
+
+def test_load_never_unpickles(saved, monkeypatch):
+    _, path = saved
+
+    def forbidden(*a, **k):
+        raise AssertionError("unpickling attempted")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    R.load_run(path)
+
+
+@pytest.mark.parametrize(
+    "raw,clean",
+    [
+        ("ours-a4", "ours-a4"),
+        ("../../etc/passwd", "etc-passwd"),
+        ("a b/c", "a-b-c"),
+        (".hidden", "hidden"),
+        ("sweep-a4-lw0.3", "sweep-a4-lw0.3"),
+        ("x" * 300, "x" * 100),
+        ("ünïcode run", "n-code-run"),
+    ],
+)
+def test_sanitize_run_name(raw, clean):
+    assert R.sanitize_run_name(raw) == clean
+
+
+@pytest.mark.parametrize("raw", ["", "../", "///", "..", ".tmp-x", 5])
+def test_sanitize_run_name_rejects_empty(raw):
+    with pytest.raises(ValueError):
+        R.sanitize_run_name(raw)
+
+
+def test_unique_run_name(saved, tmp_path):
+    _, path = saved
+    assert R.unique_run_name(tmp_path, "new") == "new"
+    assert R.unique_run_name(tmp_path, "unit-run") == "unit-run-2"
+    (tmp_path / "unit-run-2").mkdir()
+    assert R.unique_run_name(tmp_path, "unit run") == "unit-run-3"
+
+
+def test_list_runs_skips_broken_and_ignores_temp_folders(saved, tmp_path):
+    _, path = saved
+    R.save_run(make_run(seed=2, name="second"), tmp_path / "second")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")
+    (tmp_path / ".tmp-half.123").mkdir()
+    (tmp_path / "notes.txt").write_text("not a run")
+    runs = R.list_runs(tmp_path)
+    assert [r.name for r in runs] == ["second", "unit-run"]
+    info = runs[1]
+    assert (info.method, info.alpha, info.lambda_w, info.seed, info.bias_mode) == ("ours", 3.0, 0.3, 0, "label")
+    assert info.metrics["spdd"]["value"] == 0.1
+    assert [p.name for p, _ in runs.skipped] == ["broken"]
+    assert "missing" in runs.skipped[0][1]
+    assert R.list_runs(tmp_path / "nowhere") == []
