@@ -713,6 +713,10 @@ def centroid_distance_figure(
     return fig
 
 
+_NOT_LOSSES = frozenset({"epoch", "epochs", "losses", "stage", "step", "steps", "lambda", "grl_lambda",
+                         "time", "seconds", "lr", "adv_acc"})
+
+
 def history_figure(history: Sequence[Mapping[str, Any]], *, title: str | None = "Training progress") -> go.Figure:
     """Per-epoch training curves: loss terms (left) and validation PCC and SPDD (right).
 
@@ -727,8 +731,7 @@ def history_figure(history: Sequence[Mapping[str, Any]], *, title: str | None = 
     for h in history:
         terms = dict(h.get("losses") or {})
         for k, v in h.items():
-            if k not in ("epoch", "epochs", "losses", "val_pcc", "val_spdd", "stage", "step", "steps",
-                         "val_srcc", "val_speo", "lambda", "grl_lambda", "time", "seconds", "lr") \
+            if k not in _NOT_LOSSES and not k.startswith("val_") \
                     and isinstance(v, (int, float)) and not isinstance(v, bool):
                 terms.setdefault(k, v)
         loss_rows.append(terms)

@@ -51,7 +51,8 @@ class JobSnapshot:
 
     ``epoch``/``epochs`` and ``step``/``steps`` come from the latest progress event of the run
     being trained; ``history`` holds one dict per finished epoch (``epoch``, ``losses``,
-    ``val_pcc``, ``val_spdd``) of that run. A sweep trains ``total_runs`` runs one after the
+    ``val_pcc``, ``val_spdd``) of that run. While features are being prepared ``stage`` is
+    ``"data"`` and ``data_done``/``data_total``/``data_what`` say how far. A sweep trains ``total_runs`` runs one after the
     other; ``run_index`` (0-based) says which one is running and ``results`` lists the saved
     ones: dicts with ``name``, ``path``, ``lambda_w`` and ``metrics``.
     """
@@ -60,6 +61,10 @@ class JobSnapshot:
     kind: str
     label: str
     state: str
+    stage: str | None = None
+    data_done: int | None = None
+    data_total: int | None = None
+    data_what: str | None = None
     epoch: int | None = None
     epochs: int | None = None
     step: int | None = None
@@ -113,10 +118,17 @@ class JobSnapshot:
 
 
 def default_run_name(config: Any) -> str:
-    """A readable base name for a run from its config: ``<method>-a<alpha>[-lw<λ_W>]-s<seed>``.
+    """A readable base name for a run from its config.
 
-    λ_W appears only for the method that uses it (``ours``). Unknown fields are skipped.
+    Uses the config's own ``name`` if set, else its ``default_name()`` (`fairviz.train.TrainConfig`
+    gives ``<method>-a<alpha>-<bias_mode>[-lw<λ_W>]-s<seed>``), else builds
+    ``<method>-a<alpha>[-lw<λ_W>]-s<seed>`` from whichever of those fields exist.
     """
+    own = getattr(config, "name", None)
+    if isinstance(own, str) and own.strip():
+        return own
+    if callable(getattr(config, "default_name", None)):
+        return str(config.default_name())
     method = str(getattr(config, "method", "run"))
     parts = [method]
     alpha = getattr(config, "alpha", None)
@@ -222,7 +234,8 @@ class JobRegistry:
             raise ValueError(f"λ_W values must be finite and ≥ 0, got {bad}")
         if not dataclasses.is_dataclass(config):
             raise ValueError("start_sweep needs a dataclass config (fairviz.train.TrainConfig)")
-        configs = [dataclasses.replace(config, lambda_w=v) for v in values]
+        overrides = {"name": None} if any(f.name == "name" for f in dataclasses.fields(config)) else {}
+        configs = [dataclasses.replace(config, lambda_w=v, **overrides) for v in values]
         names = [f"{name}-lw{v:g}" if name else None for v in values]
         label = name or f"sweep {getattr(config, 'method', '')} λ_W ∈ {{{', '.join(f'{v:g}' for v in values)}}}"
         return self._launch("sweep", configs, names, label=label)
@@ -294,6 +307,7 @@ class JobRegistry:
         p = job.progress
         return JobSnapshot(
             id=job.id, kind=job.kind, label=job.label, state=job.state,
+            stage=p.get("stage"), data_done=p.get("done"), data_total=p.get("total"), data_what=p.get("what"),
             epoch=p.get("epoch"), epochs=p.get("epochs"), step=p.get("step"), steps=p.get("steps"),
             losses=dict(p.get("losses") or {}), val_pcc=p.get("val_pcc"), val_spdd=p.get("val_spdd"),
             history=tuple(dict(h) for h in job.history), run_index=job.run_index,

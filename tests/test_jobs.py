@@ -87,6 +87,7 @@ def registry(tmp_path, **kw):
 
 def test_default_run_name():
     assert default_run_name(FakeConfig()) == "ours-a4-lw1-s0"
+    assert default_run_name(FakeConfig(method="l2")) == "l2-a4-s0"
     assert default_run_name(FakeConfig(method="vanilla", alpha=2.5, seed=3)) == "vanilla-a2.5-s3"
 
 
