@@ -1,0 +1,419 @@
+"""Is a gap statistically meaningful? Tests next to the impact ratios and next to SPDD / SPEO.
+
+- Rates (four-fifths rule at a threshold tau, and NYC Local Law 144's median-split scoring rates):
+  each group is compared with the highest-rate group by a two-sided two-proportion z-test (pooled
+  variance), or by Fisher's exact test (`scipy.stats.fisher_exact`) when any expected cell count
+  of the 2x2 table is below 5 (where the normal approximation is poor). The EEOC's Uniform
+  Guidelines look at both the ratio (< 0.8) and whether the difference is significant.
+- SPDD / SPEO: a permutation test that shuffles group labels. It gives the p-value and the
+  *chance level*: the metric's distribution when groups do not matter, for these group sizes (two
+  samples from one distribution already differ by about sigma / sqrt(n)).
+
+Permutation scheme (documented because a test reproduces it with a naive loop): rows are sorted
+once by score (stable); ``c`` holds the group codes in that order; ``rng =
+numpy.random.default_rng(random_state)`` and each permutation is ``rng.shuffle(c)`` applied to
+the previous state (each state is a uniformly random assignment of the group labels). Because the
+scores stay sorted, each group's ECDF is a cumulative sum of its indicator over ``c``; chunks of
+permutations are evaluated at once, without re-sorting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "two_proportion_ztest",
+    "compare_proportions",
+    "rate_tests",
+    "impact_ratio_tests",
+    "scoring_rate_tests",
+    "PermutationResult",
+    "permutation_test",
+    "FISHER_MIN_EXPECTED",
+]
+
+#: Fisher's exact test is used when any expected count of the 2x2 table is below this.
+FISHER_MIN_EXPECTED = 5.0
+FOUR_FIFTHS = 0.8
+
+
+# ------------------------------------------------------------------------ proportion tests
+def two_proportion_ztest(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
+    """Two-sided pooled two-proportion z-test of p1 == p2; returns (z, p_value).
+
+    z = (x1/n1 - x2/n2) / sqrt(p (1 - p) (1/n1 + 1/n2)) with p = (x1 + x2) / (n1 + n2). When the
+    pooled proportion is 0 or 1 there is no difference to test: (0.0, 1.0).
+    """
+    from scipy.stats import norm
+
+    _check_counts(x1, n1)
+    _check_counts(x2, n2)
+    p = (x1 + x2) / (n1 + n2)
+    var = p * (1.0 - p) * (1.0 / n1 + 1.0 / n2)
+    if var <= 0.0:
+        return 0.0, 1.0
+    z = (x1 / n1 - x2 / n2) / math.sqrt(var)
+    return float(z), float(min(1.0, 2.0 * norm.sf(abs(z))))
+
+
+def _check_counts(x: int, n: int) -> None:
+    if n <= 0 or x < 0 or x > n:
+        raise ValueError(f"need 0 <= selected <= n and n >= 1; got selected={x}, n={n}")
+
+
+def compare_proportions(x1: int, n1: int, x2: int, n2: int, *, min_expected: float = FISHER_MIN_EXPECTED) -> dict:
+    """Test group 1 (x1 of n1 selected) against group 2 (x2 of n2), picking the test.
+
+    Returns {"test": "z" | "fisher", "statistic": z or the odds ratio, "p_value": two-sided,
+    "min_expected": smallest expected cell count}. Fisher's exact test when that count is below
+    `min_expected` (5 by default, the usual rule of thumb), else the pooled z-test.
+    """
+    from scipy.stats import fisher_exact
+
+    _check_counts(x1, n1)
+    _check_counts(x2, n2)
+    table = np.array([[x1, n1 - x1], [x2, n2 - x2]], dtype=np.int64)
+    total = n1 + n2
+    col = table.sum(axis=0)
+    expected = np.outer([n1, n2], col) / total
+    min_exp = float(expected.min())
+    if min_exp < min_expected:
+        res = fisher_exact(table, alternative="two-sided")
+        odds = float(res.statistic) if np.isfinite(res.statistic) else float("inf")
+        return {"test": "fisher", "statistic": odds, "p_value": float(res.pvalue), "min_expected": min_exp}
+    z, p = two_proportion_ztest(x1, n1, x2, n2)
+    return {"test": "z", "statistic": z, "p_value": p, "min_expected": min_exp}
+
+
+RATE_TEST_COLUMNS = [
+    "group", "n", "share", "selected", "rate", "impact_ratio", "small_group", "excluded",
+    "reference", "four_fifths_fail", "test", "statistic", "p_value", "significant",
+]
+
+
+def rate_tests(
+    selected: Mapping[Any, int],
+    totals: Mapping[Any, int],
+    *,
+    alpha: float = 0.05,
+    small_share: float = 0.02,
+    exclude_small: bool = False,
+    min_expected: float = FISHER_MIN_EXPECTED,
+) -> pd.DataFrame:
+    """Per-group rate table with each group tested against the highest-rate group.
+
+    selected / totals: group -> count selected / group size (same keys, in display order).
+    Groups under `small_share` of the rows are flagged (``small_group``); with
+    `exclude_small=True` they are left out of the impact ratios (NYC LL144 lets an auditor do so)
+    — they are neither the reference nor given a ratio or test — but their counts stay in the table.
+
+    Columns: group, n, share, selected, rate, impact_ratio (rate / reference rate; NaN if excluded
+    or the reference rate is 0), small_group, excluded, reference (the highest-rate group),
+    four_fifths_fail (impact_ratio < 0.8), test ("z" | "fisher" | "" for the reference/excluded),
+    statistic (z, or Fisher's odds ratio), p_value (two-sided), significant (p_value < alpha).
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}")
+    keys = list(totals)
+    if set(keys) != set(selected):
+        raise ValueError("selected and totals must have the same groups")
+    n = np.array([int(totals[k]) for k in keys], dtype=np.int64)
+    x = np.array([int(selected[k]) for k in keys], dtype=np.int64)
+    for k, xi, ni in zip(keys, x, n):
+        if ni <= 0 or not 0 <= xi <= ni:
+            raise ValueError(f"group {k!r}: need 1 <= n and 0 <= selected <= n (got {xi} of {ni})")
+    share = n / n.sum()
+    rate = x / n
+    small = share < small_share
+    excluded = small & bool(exclude_small)
+    eligible = ~excluded
+    if not eligible.any():  # every group is small: nothing to exclude against
+        excluded[:] = False
+        eligible[:] = True
+    ref = int(np.flatnonzero(eligible)[np.argmax(rate[eligible])])
+    rows = []
+    for i, k in enumerate(keys):
+        row = {
+            "group": k, "n": int(n[i]), "share": float(share[i]), "selected": int(x[i]),
+            "rate": float(rate[i]), "impact_ratio": np.nan, "small_group": bool(small[i]),
+            "excluded": bool(excluded[i]), "reference": i == ref, "four_fifths_fail": False,
+            "test": "", "statistic": np.nan, "p_value": np.nan, "significant": False,
+        }
+        if not excluded[i]:
+            if rate[ref] > 0:
+                row["impact_ratio"] = float(rate[i] / rate[ref])
+                row["four_fifths_fail"] = bool(row["impact_ratio"] < FOUR_FIFTHS)
+            if i != ref:
+                res = compare_proportions(int(x[i]), int(n[i]), int(x[ref]), int(n[ref]), min_expected=min_expected)
+                row.update(test=res["test"], statistic=res["statistic"], p_value=res["p_value"],
+                           significant=bool(res["p_value"] < alpha))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=RATE_TEST_COLUMNS)
+
+
+def _counts_from_rates(rates: Mapping[Any, float], totals: Mapping[Any, int]) -> dict:
+    return {g: int(round(float(rates[g]) * int(totals[g]))) for g in totals}
+
+
+def _group_totals(groups: Any, order: Sequence) -> dict:
+    values = groups.to_numpy() if isinstance(groups, (pd.Series, pd.Index)) else np.asarray(groups)
+    counts = pd.Series(values).value_counts(sort=False, dropna=False)
+    lookup = {(k.item() if isinstance(k, np.generic) else k): int(v) for k, v in counts.items()}
+    return {g: lookup[g] for g in order}
+
+
+def impact_ratio_tests(
+    scores: Any,
+    groups: Any,
+    tau: float,
+    *,
+    alpha: float = 0.05,
+    small_share: float = 0.02,
+    exclude_small: bool = False,
+) -> pd.DataFrame:
+    """Four-fifths check at threshold `tau` (selected = score > tau) with a test per group.
+
+    Rates come from `fairviz.metrics.selection_rates`; see `rate_tests` for the columns.
+    """
+    from fairviz import metrics
+
+    tau = float(tau)
+    if not math.isfinite(tau):
+        raise ValueError(f"tau must be a finite number; got {tau!r}")
+    rates = metrics.selection_rates(scores, groups, tau)
+    totals = _group_totals(groups, list(rates))
+    return rate_tests(_counts_from_rates(rates, totals), totals, alpha=alpha,
+                      small_share=small_share, exclude_small=exclude_small)
+
+
+def scoring_rate_tests(
+    scores: Any,
+    groups: Any,
+    *,
+    alpha: float = 0.05,
+    small_share: float = 0.02,
+    exclude_small: bool = False,
+) -> pd.DataFrame:
+    """NYC Local Law 144 scoring-rate table (share scoring above the sample median) with tests.
+
+    Rates come from `fairviz.metrics.scoring_rate_table`; see `rate_tests` for the columns
+    (``rate`` is the LL144 scoring rate).
+    """
+    from fairviz import metrics
+
+    table = metrics.scoring_rate_table(scores, groups)
+    keys = [(g.item() if isinstance(g, np.generic) else g) for g in table["group"]]
+    totals = {g: int(n) for g, n in zip(keys, table["n"])}
+    rates = {g: float(r) for g, r in zip(keys, table["scoring_rate"])}
+    return rate_tests(_counts_from_rates(rates, totals), totals, alpha=alpha,
+                      small_share=small_share, exclude_small=exclude_small)
+
+
+# ------------------------------------------------------------------------ permutation test
+@dataclass(frozen=True)
+class PermutationResult:
+    """Permutation test of a group-gap metric.
+
+    observed: the metric on the data; p_value: (1 + #{null >= observed}) / (1 + n_perm) (never 0);
+    null_mean / null_std: of the metric under shuffled groups (the chance level);
+    null_quantiles: {q: value} of that null distribution (e.g. {0.5: ..., 0.95: ...}): the band
+    of values reachable by chance alone for these group sizes; null_values: (n_perm,) the draws.
+    """
+
+    metric: str
+    observed: float
+    p_value: float
+    null_mean: float
+    null_std: float
+    null_quantiles: dict
+    n_perm: int
+    random_state: Any
+    null_values: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def chance_level(self) -> float:
+        """The 95 % quantile of the null (the top of the chance band), if computed, else the max."""
+        return float(self.null_quantiles.get(0.95, np.max(self.null_values)))
+
+    def to_dict(self) -> dict:
+        return {
+            "metric": self.metric, "observed": self.observed, "p_value": self.p_value,
+            "null_mean": self.null_mean, "null_std": self.null_std,
+            "null_quantiles": {str(q): v for q, v in self.null_quantiles.items()},
+            "n_perm": self.n_perm,
+        }
+
+
+def _encode(groups: Any, n: int) -> tuple[np.ndarray, int]:
+    values = groups.to_numpy() if isinstance(groups, (pd.Series, pd.Index)) else np.asarray(groups)
+    if values.ndim != 1 or len(values) != n:
+        raise ValueError(f"scores and groups differ in length: {n} scores, {values.size} groups")
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if (codes < 0).any():
+        raise ValueError(f"groups contain {int((codes < 0).sum())} missing value(s); drop those rows first")
+    if len(uniques) < 2:
+        raise ValueError("a permutation test needs at least two groups")
+    return codes.astype(np.int64), len(uniques)
+
+
+def _block_ends(sorted_values: np.ndarray) -> np.ndarray:
+    """Index of the last element of each run of equal values in a sorted array."""
+    return np.flatnonzero(np.r_[sorted_values[1:] != sorted_values[:-1], True])
+
+
+def _take(a: np.ndarray, pos: np.ndarray | slice) -> np.ndarray:
+    return a[:, pos]
+
+
+def _positions(pos: np.ndarray) -> np.ndarray | slice:
+    """A slice when `pos` is 0..K-1 (no ties: a view instead of a gather), else `pos`."""
+    if len(pos) and pos[0] == 0 and pos[-1] == len(pos) - 1:
+        return slice(0, len(pos))
+    return pos
+
+
+def _gap_integral(c: np.ndarray, n_groups: int, counts: np.ndarray, pos: np.ndarray, widths: np.ndarray,
+                  den: tuple | None = None) -> np.ndarray:
+    """Integral of max_g - min_g of per-group step curves, for a chunk of code vectors; (B,).
+
+    c: (B, n) group codes of rows in the order of the sorted breakpoint values; pos: (K,) index of
+    the last row at or below each of the K breakpoints; widths: (K,) interval lengths.
+    Without `den`: curve_g = (# rows of g at or below the breakpoint) / n_g (the ECDF; DP(tau) =
+    max - min of 1 - ECDF = max - min of ECDF). With den = (c_y, pos_y): rate_g =
+    (n_g - #{m <= b}) / (n_g - #{y <= b}), 0 when the denominator is 0 (SPEO's convention).
+    """
+    hi = lo = None
+    if den is None:
+        sel = _positions(pos)
+        below_all = np.asarray(pos, dtype=np.float64) + 1.0  # rows at or below each breakpoint
+        if n_groups == 2:
+            # F_0 - F_1 = k0/n0 - (k - k0)/n1 = k0 (1/n0 + 1/n1) - k/n1, k0 = count of group 0
+            k0 = _take(np.cumsum(c == 0, axis=1, dtype=np.int32), sel)
+            diff = k0 * (1.0 / counts[0] + 1.0 / counts[1])
+            diff -= below_all * (1.0 / counts[1])
+            return np.abs(diff, out=diff) @ widths
+        acc = None
+        for g in range(n_groups):
+            if g < n_groups - 1:
+                cs = _take(np.cumsum(c == g, axis=1, dtype=np.int32), sel)
+                acc = cs.copy() if acc is None else np.add(acc, cs, out=acc)
+                curve = cs * (1.0 / counts[g])
+            else:  # the last group's count is what the others leave
+                curve = below_all - acc
+                curve *= 1.0 / counts[g]
+            if hi is None:
+                hi, lo = curve, curve.copy()
+            else:
+                np.maximum(hi, curve, out=hi)
+                np.minimum(lo, curve, out=lo)
+        hi -= lo
+        return hi @ widths
+    c_y, pos_y = den
+    for g in range(n_groups):
+        num = np.cumsum(c == g, axis=1, dtype=np.int32)[:, pos]
+        below_y = np.cumsum(c_y == g, axis=1, dtype=np.int32)[:, pos_y]
+        d = counts[g] - below_y
+        with np.errstate(invalid="ignore", divide="ignore"):
+            curve = np.where(d > 0, (counts[g] - num) / np.maximum(d, 1), 0.0)
+        hi = curve if hi is None else np.maximum(hi, curve)
+        lo = curve if lo is None else np.minimum(lo, curve)
+    return (hi - lo) @ widths
+
+
+def permutation_test(
+    scores: Any,
+    groups: Any,
+    labels: Any = None,
+    metric: str = "spdd",
+    *,
+    n_perm: int = 1000,
+    random_state: int | np.random.Generator | None = 0,
+    quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+    chunk_elements: int = 4_000_000,
+) -> PermutationResult:
+    """Permutation test of SPDD (or SPEO, needs `labels`) under shuffled group labels.
+
+    The statistic is the exact integral used by `fairviz.metrics.spdd` / `speo`
+    (integral over tau of max_g - min_g of the group rates; W1 for two groups). Cost: one sort,
+    then O(n * n_groups) per permutation, evaluated in chunks of permutations (about
+    `chunk_elements` codes at a time). See the module docstring for the exact shuffling scheme.
+    """
+    if metric not in ("spdd", "speo"):
+        raise ValueError(f"metric must be 'spdd' or 'speo'; got {metric!r}")
+    if isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
+        raise ValueError(f"n_perm must be a positive integer; got {n_perm!r}")
+    for q in quantiles:
+        if not 0.0 <= float(q) <= 1.0:
+            raise ValueError(f"quantiles must lie in [0, 1]; got {q!r}")
+    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    n = len(x)
+    if n == 0:
+        raise ValueError("no rows to test")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("scores contain NaN/inf; clean them first")
+    codes, n_groups = _encode(groups, n)
+    if metric == "speo" and labels is None:
+        raise ValueError("metric='speo' needs labels")
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    c = codes[order].astype(np.uint8 if n_groups < 256 else np.int64)
+    counts = np.bincount(codes, minlength=n_groups).astype(np.float64)
+
+    if metric == "spdd":
+        ends = _block_ends(xs)
+        pos = ends[:-1]
+        widths = np.diff(xs[ends])
+        remap_m = remap_y = None
+        pos_y = None
+    else:
+        y = np.asarray(labels, dtype=np.float64).reshape(-1)
+        if len(y) != n or not np.all(np.isfinite(y)):
+            raise ValueError("labels must be finite and as long as scores")
+        ys = y[order]
+        ms = np.minimum(xs, ys)
+        bps = np.unique(np.concatenate([ms, ys]))  # all breakpoints of both step functions
+        widths = np.diff(bps)
+        remap_m = np.argsort(ms, kind="stable")
+        remap_y = np.argsort(ys, kind="stable")
+        # last row (in m-order / y-order) with value <= each breakpoint b_k, k < K-1
+        pos = np.searchsorted(ms[remap_m], bps[:-1], side="right") - 1
+        pos_y = np.searchsorted(ys[remap_y], bps[:-1], side="right") - 1
+        # a breakpoint below every m (or y) has no row at or below it: prepend a zero column
+        pos, pos_y = pos + 1, pos_y + 1
+
+    def stat(chunk: np.ndarray) -> np.ndarray:
+        if metric == "spdd":
+            return _gap_integral(chunk, n_groups, counts, pos, widths)
+        zero = np.full((chunk.shape[0], 1), 255 if chunk.dtype == np.uint8 else -1, dtype=chunk.dtype)
+        cm = np.concatenate([zero, chunk[:, remap_m]], axis=1)
+        cy = np.concatenate([zero, chunk[:, remap_y]], axis=1)
+        return _gap_integral(cm, n_groups, counts, pos, widths, den=(cy, pos_y))
+
+    observed = float(stat(c[None, :])[0])
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    batch = max(1, min(int(n_perm), chunk_elements // max(n, 1)))
+    null = np.empty(int(n_perm), dtype=np.float64)
+    buf = np.empty((batch, n), dtype=c.dtype)
+    done = 0
+    while done < n_perm:
+        b = min(batch, n_perm - done)
+        for i in range(b):
+            rng.shuffle(c)
+            buf[i] = c
+        null[done:done + b] = stat(buf[:b])
+        done += b
+    tol = 1e-10 * max(1.0, abs(observed))
+    p_value = (1.0 + np.count_nonzero(null >= observed - tol)) / (1.0 + n_perm)
+    qs = {float(q): float(np.quantile(null, q)) for q in quantiles}
+    return PermutationResult(
+        metric=metric, observed=observed, p_value=float(p_value), null_mean=float(null.mean()),
+        null_std=float(null.std(ddof=1)) if n_perm > 1 else 0.0, null_quantiles=qs,
+        n_perm=int(n_perm), random_state=random_state if not isinstance(random_state, np.random.Generator) else None,
+        null_values=null,
+    )
