@@ -297,7 +297,7 @@ def _gap_integral(c: np.ndarray, n_groups: int, counts: np.ndarray, pos: np.ndar
             k0 = _take(np.cumsum(c == 0, axis=1, dtype=np.int32), sel)
             diff = k0 * (1.0 / counts[0] + 1.0 / counts[1])
             diff -= below_all * (1.0 / counts[1])
-            return np.abs(diff, out=diff) @ widths
+            return np.einsum("ij,j->i", np.abs(diff, out=diff), widths)
         acc = None
         for g in range(n_groups):
             if g < n_groups - 1:
@@ -313,7 +313,7 @@ def _gap_integral(c: np.ndarray, n_groups: int, counts: np.ndarray, pos: np.ndar
                 np.maximum(hi, curve, out=hi)
                 np.minimum(lo, curve, out=lo)
         hi -= lo
-        return hi @ widths
+        return np.einsum("ij,j->i", hi, widths)
     c_y, pos_y = den
     for g in range(n_groups):
         num = np.cumsum(c == g, axis=1, dtype=np.int32)[:, pos]
@@ -323,7 +323,7 @@ def _gap_integral(c: np.ndarray, n_groups: int, counts: np.ndarray, pos: np.ndar
             curve = np.where(d > 0, (counts[g] - num) / np.maximum(d, 1), 0.0)
         hi = curve if hi is None else np.maximum(hi, curve)
         lo = curve if lo is None else np.minimum(lo, curve)
-    return (hi - lo) @ widths
+    return np.einsum("ij,j->i", hi - lo, widths)
 
 
 def permutation_test(
