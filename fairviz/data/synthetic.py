@@ -108,7 +108,7 @@ DEFAULT_STRENGTHS: dict[str, float] = {
 # Child-generator streams (first element of the spawn key).
 _STREAM_LATENT, _STREAM_VIDEO, _STREAM_AUDIO, _STREAM_TEXT, _STREAM_GROUP = range(5)
 _N_RATERS = 3
-_CHUNK = 256  # candidates per vectorised audio chunk
+_CHUNK = 64  # candidates per vectorised audio chunk (small arrays stay in cache)
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,21 +345,25 @@ def _audio_params(seed: int, i: int, q: float, s: int, st: dict[str, float], n_s
 
 def _synth_audio(ps: list[dict[str, Any]], n_audio: int, sr: int) -> np.ndarray:
     """Vectorised synthesis of a chunk of candidates -> float32 (len(ps), n_audio)."""
-    c = len(ps)
     t = (np.arange(n_audio, dtype=np.float64) / sr)[None, :]
     col = lambda key: np.array([p[key] for p in ps], dtype=np.float64)[:, None]  # noqa: E731
-    f0t = col("f0") * (1.0 + col("intonation") * np.sin(2.0 * np.pi * col("into_rate") * t + col("into_phase")))
-    cycles = np.cumsum(f0t, axis=1) / sr
-    idx = ((cycles - np.floor(cycles)) * _TABLE_SIZE).astype(np.int64) % _TABLE_SIZE
+    # f0(t) = f0 * (1 + A sin(w t + phi)); its integral gives the source phase in cycles.
+    f0, amp, w, phi = col("f0"), col("intonation"), 2.0 * np.pi * col("into_rate"), col("into_phase")
+    cycles = f0 * t + f0 * amp / w * (np.cos(phi) - np.cos(w * t + phi))
+    idx = ((cycles - np.floor(cycles)) * _TABLE_SIZE).astype(np.int32)
+    np.minimum(idx, _TABLE_SIZE - 1, out=idx)
     dark, bright = _wavetables()
     b = col("bright").astype(np.float32)
-    source = (1.0 - b) * dark[idx] + b * bright[idx]
-    pos = col("rate") * t + col("syll_phase")  # syllable position
-    syll = np.floor(pos).astype(np.int64)
+    tables = (1.0 - b) * dark[None, :] + b * bright[None, :]  # (c, table) per-candidate timbre
+    source = np.take_along_axis(tables, idx, axis=1)
+    # syllables: raised-cosine bumps at `rate` per second, some dropped as pauses
+    pos = (col("rate") * t + col("syll_phase")).astype(np.float32)
+    syll = pos.astype(np.int32)  # pos >= 0
     voiced = np.stack([p["voiced"] for p in ps])  # (c, n_syll)
     gate = np.take_along_axis(voiced, np.minimum(syll, voiced.shape[1] - 1), axis=1)
-    env = np.sin(np.pi * (pos - syll)) ** 2 * gate
-    y = (col("gain") * env * source).astype(np.float32)
+    env = np.float32(0.5) - np.float32(0.5) * np.cos(np.float32(2.0 * np.pi) * pos)
+    env *= gate
+    y = col("gain").astype(np.float32) * env * source
     for k, p in enumerate(ps):
         y[k] += p["rng"].standard_normal(n_audio, dtype=np.float32) * np.float32(p["noise"])
     np.clip(y, -1.0, 1.0, out=y)
@@ -610,6 +614,11 @@ def _has_libx264(ffmpeg: str) -> bool:
     return " libx264 " in out
 
 
+def _public(path: Path) -> None:
+    """Make a finished file world-readable (0644) like ffmpeg's output; temp files start 0600."""
+    os.chmod(path, 0o644)
+
+
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -620,6 +629,7 @@ def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
             w.setsampwidth(2)
             w.setframerate(int(sample_rate))
             w.writeframes(pcm.tobytes())
+        _public(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -719,7 +729,7 @@ def export_examples(
         ident = interviews.ids[i]
         wav, txt, mp4 = out / f"{ident}.wav", out / f"{ident}.txt", out / f"{ident}.mp4"
         _write_wav(wav, interviews.audio[i], interviews.sample_rate)
-        write_text(txt, interviews.text[i] + "\n")
+        _public(write_text(txt, interviews.text[i] + "\n"))
         _write_mp4(mp4, interviews.video[i], wav, fps, scale, ffmpeg)
         rows.append(
             {
@@ -732,5 +742,5 @@ def export_examples(
             }
         )
     manifest = pd.DataFrame(rows, columns=["video", "label", "group", "transcript", "wav", "txt"])
-    write_text(out / "manifest.csv", manifest.to_csv(index=False))
+    _public(write_text(out / "manifest.csv", manifest.to_csv(index=False)))
     return manifest
