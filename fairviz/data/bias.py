@@ -84,14 +84,14 @@ def band_shares(labels: Any, groups: Any, *, threshold: float, privileged: Any =
 
 
 def _keep_counts(n_major: int, n_minor: int, alpha: float) -> tuple[int, int]:
-    """Largest (major, minor) with major <= n_major, minor <= n_minor and major:minor ~ alpha:1."""
+    """Most rows (major, minor) with major <= n_major, minor <= n_minor and major:minor = alpha:1
+    up to rounding (half a row)."""
     if n_major == 0 or n_minor == 0:
         return n_major, n_minor  # nothing to balance against: keep what there is
-    minor = min(n_minor, int(math.floor(n_major / alpha + 1e-9)))
-    if minor == 0:  # fewer majority rows than alpha: the closest ratio is 1 minor row
-        return n_major, 1
-    major = min(n_major, int(round(alpha * minor)))
-    return major, minor
+    minor = int(math.floor(n_major / alpha + 0.5))
+    if minor <= n_minor:  # the favoured group is the scarce one: keep it whole
+        return n_major, max(1, minor)
+    return min(n_major, int(math.floor(alpha * n_minor + 0.5))), n_minor
 
 
 def inject_bias(
