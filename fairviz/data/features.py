@@ -748,10 +748,14 @@ def load_synthetic_features(
     return cached_features("synthetic", material, build, refresh=refresh, progress=progress)
 
 
-# Torch-side names live in torch_data.py (imports torch); importable from here too, lazily.
-def __getattr__(name: str):
-    if name in ("InterviewDataset", "GroupStratifiedBatchSampler"):
-        from fairviz.data import torch_data
+# Names that live in sibling modules (torch_data imports torch), importable from here too, lazily.
+_ELSEWHERE = {"InterviewDataset": "torch_data", "GroupStratifiedBatchSampler": "torch_data",
+              "load_manifest_features": "video_dataset"}
 
-        return getattr(torch_data, name)
+
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"fairviz.data.{_ELSEWHERE[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
