@@ -281,3 +281,21 @@ def test_export_examples_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(syn.shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="ffmpeg"):
         export_examples(d, tmp_path / "x", n=1)
+
+
+def test_bench_results_section_update_keeps_other_sections(tmp_path):
+    import importlib.util
+
+    from fairviz.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_data", REPO_ROOT / "bench" / "bench_data.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = tmp_path / "RESULTS.md"
+    bench.update_section("bench_data_generate", "first", results)
+    assert results.read_text().startswith("# Benchmarks\n")
+    results.write_text(results.read_text() + "\n<!-- other:start -->\nkeep me\n<!-- other:end -->\n")
+    bench.update_section("bench_data_generate", "second", results)
+    text = results.read_text()
+    assert "second" in text and "first" not in text and "keep me" in text
+    assert text.count("<!-- bench_data_generate:start -->") == 1
