@@ -1,0 +1,193 @@
+"""fairviz.significance: rate tests (z / Fisher) and the permutation test (issue 6 §3)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import chi2_contingency, fisher_exact, norm, wasserstein_distance
+
+from fairviz.significance import (
+    PermutationResult,
+    compare_proportions,
+    permutation_test,
+    rate_tests,
+    two_proportion_ztest,
+)
+
+
+# ------------------------------------------------------------------------ proportion tests
+@pytest.mark.parametrize("x1,n1,x2,n2", [(30, 100, 50, 120), (5, 40, 20, 45), (300, 1000, 330, 1000)])
+def test_ztest_matches_textbook_and_chi2(x1, n1, x2, n2):
+    z, p = two_proportion_ztest(x1, n1, x2, n2)
+    p1, p2, pp = x1 / n1, x2 / n2, (x1 + x2) / (n1 + n2)
+    z_ref = (p1 - p2) / math.sqrt(pp * (1 - pp) * (1 / n1 + 1 / n2))
+    assert z == pytest.approx(z_ref, rel=1e-12)
+    assert p == pytest.approx(2 * norm.sf(abs(z_ref)), rel=1e-12)
+    # the pooled z-test is the uncorrected chi-square test of the 2x2 table (z^2 = chi2)
+    chi2, p_chi2, _, _ = chi2_contingency([[x1, n1 - x1], [x2, n2 - x2]], correction=False)
+    assert z * z == pytest.approx(chi2, rel=1e-10)
+    assert p == pytest.approx(p_chi2, rel=1e-10)
+    z_swapped, p_swapped = two_proportion_ztest(x2, n2, x1, n1)
+    assert z_swapped == pytest.approx(-z) and p_swapped == pytest.approx(p)
+
+
+def test_ztest_degenerate_and_invalid():
+    assert two_proportion_ztest(0, 10, 0, 20) == (0.0, 1.0)
+    assert two_proportion_ztest(10, 10, 20, 20) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        two_proportion_ztest(11, 10, 1, 5)
+    with pytest.raises(ValueError):
+        two_proportion_ztest(0, 0, 1, 5)
+
+
+def test_fisher_for_small_expected_counts():
+    res = compare_proportions(1, 8, 6, 9)  # expected counts below 5
+    assert res["test"] == "fisher"
+    ref = fisher_exact([[1, 7], [6, 3]])
+    assert res["p_value"] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert res["statistic"] == pytest.approx(ref.statistic)
+    big = compare_proportions(40, 100, 60, 100)
+    assert big["test"] == "z" and big["min_expected"] == pytest.approx(50.0)
+
+
+def test_rate_tests_reference_ratios_and_flags():
+    selected = {"A": 60, "B": 30, "C": 1, "D": 50}
+    totals = {"A": 100, "B": 100, "C": 3, "D": 100}
+    df = rate_tests(selected, totals)
+    assert list(df["group"]) == ["A", "B", "C", "D"]
+    ref = df.loc[df["reference"]]
+    assert list(ref["group"]) == ["A"] and ref["test"].item() == ""
+    b = df.set_index("group").loc["B"]
+    assert b["impact_ratio"] == pytest.approx(0.5) and b["four_fifths_fail"]
+    assert b["test"] == "z" and b["p_value"] < 1e-4 and b["significant"]
+    c = df.set_index("group").loc["C"]
+    assert c["small_group"] and c["test"] == "fisher" and not c["excluded"]
+    d = df.set_index("group").loc["D"]
+    assert d["impact_ratio"] == pytest.approx(50 / 60) and not d["four_fifths_fail"]
+
+
+def test_rate_tests_exclude_small_groups_keeps_counts():
+    selected = {"A": 60, "B": 30, "tiny": 3}
+    totals = {"A": 100, "B": 100, "tiny": 3}  # "tiny" has the highest rate but < 2 % of rows
+    kept = rate_tests(selected, totals).set_index("group")
+    assert kept.loc["tiny", "reference"]
+    excl = rate_tests(selected, totals, exclude_small=True).set_index("group")
+    assert excl.loc["A", "reference"] and not excl.loc["tiny", "reference"]
+    assert excl.loc["tiny", "excluded"] and math.isnan(excl.loc["tiny", "impact_ratio"])
+    assert excl.loc["tiny", "n"] == 3 and excl.loc["tiny", "selected"] == 3
+    assert excl.loc["B", "impact_ratio"] == pytest.approx(0.5)
+
+
+def test_rate_tests_bad_input():
+    with pytest.raises(ValueError, match="same groups"):
+        rate_tests({"A": 1}, {"A": 2, "B": 3})
+    with pytest.raises(ValueError, match="selected"):
+        rate_tests({"A": 5, "B": 1}, {"A": 2, "B": 3})
+    with pytest.raises(ValueError, match="alpha"):
+        rate_tests({"A": 1, "B": 1}, {"A": 2, "B": 3}, alpha=0)
+
+
+def test_impact_and_scoring_rate_tests_use_metrics_rates(rng):
+    metrics = pytest.importorskip("fairviz.metrics")
+    from fairviz.significance import impact_ratio_tests, scoring_rate_tests
+
+    n = 3000
+    g = rng.choice(["a", "b", "c"], n, p=[0.6, 0.39, 0.01])
+    s = np.clip(rng.beta(2, 4, n) + 0.1 * (g == "a"), 0, 1)
+    df = impact_ratio_tests(s, g, 0.4).set_index("group")
+    for k, rate in metrics.selection_rates(s, g, 0.4).items():
+        assert df.loc[k, "rate"] == pytest.approx(rate)
+        assert df.loc[k, "selected"] == np.sum(s[g == k] > 0.4)
+    for k, ratio in metrics.impact_ratio(s, g, 0.4).items():
+        assert df.loc[k, "impact_ratio"] == pytest.approx(ratio)
+    sr = scoring_rate_tests(s, g).set_index("group")
+    table = metrics.scoring_rate_table(s, g).set_index("group")
+    for k in table.index:
+        assert sr.loc[k, "rate"] == pytest.approx(table.loc[k, "scoring_rate"])
+        assert sr.loc[k, "selected"] == np.sum(s[g == k] > np.median(s))
+        assert sr.loc[k, "small_group"] == table.loc[k, "small_group"]
+
+
+# ------------------------------------------------------------------------ permutation test
+def _naive_null(scores, groups, n_perm, seed, stat):
+    """The documented scheme, written as a plain loop: sort by score (stable), shuffle the codes."""
+    order = np.argsort(scores, kind="stable")
+    xs = np.asarray(scores)[order]
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1][order].astype(np.uint8)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_perm):
+        rng.shuffle(codes)
+        out.append(stat(xs, codes, order))
+    return np.array(out)
+
+
+def test_permutation_matches_naive_loop_two_groups(rng):
+    n = 400
+    g = rng.integers(0, 2, n)
+    s = np.round(np.clip(rng.beta(2, 5, n) + 0.04 * g, 0, 1), 3)  # some ties
+    res = permutation_test(s, g, n_perm=150, random_state=7)
+    null = _naive_null(s, g, 150, 7, lambda xs, c, _: wasserstein_distance(xs[c == 0], xs[c == 1]))
+    np.testing.assert_allclose(res.null_values, null, rtol=0, atol=1e-12)
+    assert res.observed == pytest.approx(wasserstein_distance(s[g == 0], s[g == 1]), abs=1e-12)
+    assert res.p_value == pytest.approx((1 + np.sum(null >= res.observed - 1e-12)) / 151)
+    assert res.null_mean == pytest.approx(null.mean())
+    assert res.null_quantiles[0.95] == pytest.approx(np.quantile(null, 0.95))
+
+
+def test_permutation_matches_naive_loop_three_groups_and_speo(rng):
+    metrics = pytest.importorskip("fairviz.metrics")
+    n = 300
+    g = rng.choice([0, 1, 2], n)
+    s = np.round(rng.random(n) ** (1 + 0.3 * g), 2)
+    y = np.round(np.clip(s + rng.normal(0, 0.2, n), 0, 1), 2)
+    res = permutation_test(s, g, n_perm=60, random_state=3)
+    null = _naive_null(s, g, 60, 3, lambda xs, c, _: metrics.spdd(xs, c))
+    np.testing.assert_allclose(res.null_values, null, atol=1e-12)
+    assert res.observed == pytest.approx(metrics.spdd(s, g), abs=1e-12)
+    res = permutation_test(s, g, y, metric="speo", n_perm=60, random_state=3)
+    null = _naive_null(s, g, 60, 3, lambda xs, c, order: metrics.speo(xs, y[order], c))
+    np.testing.assert_allclose(res.null_values, null, atol=1e-12)
+    assert res.observed == pytest.approx(metrics.speo(s, y, g), abs=1e-12)
+
+
+def test_permutation_chunks_do_not_change_the_result(rng):
+    s = rng.random(500)
+    g = rng.integers(0, 3, 500)
+    a = permutation_test(s, g, n_perm=40, random_state=1)
+    b = permutation_test(s, g, n_perm=40, random_state=1, chunk_elements=700)
+    np.testing.assert_array_equal(a.null_values, b.null_values)
+
+
+def test_permutation_detects_real_gap_and_not_chance(rng):
+    n = 600
+    g = rng.integers(0, 2, n)
+    real = permutation_test(np.clip(rng.beta(2, 5, n) + 0.2 * g, 0, 1), g, n_perm=200)
+    assert real.p_value == pytest.approx(1 / 201)
+    null_ps = [permutation_test(rng.random(200), rng.integers(0, 2, 200), n_perm=99, random_state=i).p_value
+               for i in range(30)]
+    assert 0.25 < np.mean(null_ps) < 0.75  # p-values are uniform under the null
+    assert isinstance(real, PermutationResult) and real.chance_level == real.null_quantiles[0.95]
+    d = real.to_dict()
+    assert set(d) >= {"observed", "p_value", "null_mean", "null_quantiles", "n_perm"}
+
+
+def test_chance_level_shrinks_like_one_over_sqrt_n(rng):
+    small = permutation_test(rng.random(400), rng.integers(0, 2, 400), n_perm=300)
+    large = permutation_test(rng.random(6400), rng.integers(0, 2, 6400), n_perm=300)
+    assert small.null_mean / large.null_mean == pytest.approx(4.0, rel=0.2)
+
+
+def test_permutation_bad_input():
+    with pytest.raises(ValueError, match="metric"):
+        permutation_test([0.1, 0.2], [0, 1], metric="auc")
+    with pytest.raises(ValueError, match="labels"):
+        permutation_test([0.1, 0.2], [0, 1], metric="speo")
+    with pytest.raises(ValueError, match="two groups"):
+        permutation_test([0.1, 0.2], [0, 0])
+    with pytest.raises(ValueError, match="n_perm"):
+        permutation_test([0.1, 0.2], [0, 1], n_perm=0)
+    with pytest.raises(ValueError, match="length"):
+        permutation_test([0.1, 0.2], [0, 1, 1])
