@@ -45,6 +45,7 @@ __all__ = [
     "group_centroids",
     "best_per_column",
     "score_distribution_figure",
+    "distribution_grid_figure",
     "dp_curve_figure",
     "add_tau_marker",
     "dp_overlay_figure",
@@ -363,6 +364,53 @@ def score_distribution_figure(
     fig.update_xaxes(title_text="score", range=[0, 1])
     fig.update_yaxes(title_text="density", row=1, col=1)
     fig.update_yaxes(title_text="cumulative share", range=[0, 1.02], row=1, col=2)
+    return fig
+
+
+def distribution_grid_figure(
+    samples: Mapping[str, tuple[Any, Any]],
+    *,
+    bins: int = DEFAULT_BINS,
+    cols: int = 3,
+    title: str | None = "Score distribution per group, run by run",
+) -> go.Figure:
+    """Small multiples: one panel per run (``{run name: (scores, groups)}``), each with the
+    per-group score histograms (density, binned with numpy) drawn as outlines in group colours.
+
+    Shared axes, so the panels compare at a glance; the panel title carries the run name.
+    """
+    if not samples:
+        raise ValueError("distribution_grid_figure needs at least one run")
+    names = list(samples)
+    cols = max(1, min(int(cols), len(names)))
+    rows = -(-len(names) // cols)
+    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    width = edges[1] - edges[0]
+    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
+                        subplot_titles=names, horizontal_spacing=0.04, vertical_spacing=0.12)
+    seen: set = set()
+    for k, name in enumerate(names):
+        r, c = divmod(k, cols)
+        parts = _split_by_group(*samples[name])
+        colors = theme.group_colors([g for g, _ in parts])
+        for g, s in parts:
+            counts, _ = np.histogram(s, bins=edges)
+            dens = counts / (s.size * width)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([[0.0], edges, [1.0]]), y=np.concatenate([[0.0], dens, [dens[-1], 0.0]]),
+                    mode="lines", line=dict(color=colors[g], width=2, shape="hv"),
+                    fill="tozeroy", fillcolor=theme.with_alpha(colors[g], 0.15),
+                    name=theme.group_name(g), legendgroup=str(g), showlegend=g not in seen,
+                    hovertemplate="score %{x:.3f}<br>density %{y:.2f}<extra>" + f"{name}, {theme.group_name(g)} (n={s.size:,})</extra>",
+                ),
+                row=r + 1, col=c + 1,
+            )
+            seen.add(g)
+    fig.update_xaxes(range=[0, 1])
+    fig.update_xaxes(title_text="score", row=rows)
+    fig.update_yaxes(title_text="density", col=1)
+    fig.update_layout(template=theme.TEMPLATE_NAME, title=title, height=260 * rows + 120)
     return fig
 
 

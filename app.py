@@ -1,0 +1,20 @@
+"""fairviz — the Streamlit app. `make run` (or `streamlit run app.py`) opens it.
+
+Only navigation lives here; each page is a short file in `pages/` that gathers input, calls
+`fairviz`, and draws.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="fairviz", page_icon=":material/balance:", layout="wide")
+
+st.navigation(
+    [
+        st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/audit.py", title="Audit", icon=":material/fact_check:"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("pages/tradeoff.py", title="Trade-off", icon=":material/show_chart:"),
+        st.Page("pages/representation.py", title="Representation", icon=":material/scatter_plot:"),
+    ]
+).run()

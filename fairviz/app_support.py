@@ -1,0 +1,330 @@
+"""Plain computations the app's pages need (no Streamlit here, so they are tested directly).
+
+- which run is the default "current run", and which runs the Compare / Trade-off /
+  Representation pages start with;
+- the runs as one table of metrics (value and interval per metric);
+- the points of a λ_W sweep for the trade-off figure;
+- a sample synthetic interview (video, audio, transcript) written once to the cache;
+- turning the Train page's data-source choice into a `TrainConfig.data` value.
+
+Inputs are `fairviz.runs.RunInfo` objects (``name``, ``method``, ``alpha``, ``lambda_w``,
+``seed``, ``bias_mode``, ``metrics``), or anything with those attributes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Names tried first for the default current run, in order (then: ours at α=4 in rater-bias mode).
+PREFERRED_RUN_NAMES = ("a4-ours", "ours-a4", "ours-a4-label-lw1-s0")
+METHOD_ORDER = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")
+METRIC_NAMES = ("pcc", "srcc", "spdd", "speo")
+#: Direction of "better" for each metric column (for marking the best value per column).
+HIGHER_IS_BETTER = {"pcc": True, "srcc": True, "spdd": False, "speo": False}
+
+__all__ = [
+    "PREFERRED_RUN_NAMES",
+    "METHOD_ORDER",
+    "HIGHER_IS_BETTER",
+    "pick_default_run",
+    "runs_frame",
+    "default_compare_names",
+    "tradeoff_points",
+    "metric_value",
+    "format_metric",
+    "sample_interview",
+    "resolve_data_source",
+    "read_uploaded_table",
+    "audit_columns",
+]
+
+
+def _method_rank(method: str) -> int:
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def _close(a: Any, b: float) -> bool:
+    try:
+        return math.isclose(float(a), float(b), rel_tol=0, abs_tol=1e-9)
+    except (TypeError, ValueError):
+        return False
+
+
+def pick_default_run(infos: Sequence[Any], preferred: Sequence[str] = PREFERRED_RUN_NAMES):
+    """The run the app opens on: a preferred name if present, else `ours` at α = 4 in rater-bias
+    mode (λ_W = 1 and seed 0 first), else the first run by name; None when there are no runs."""
+    infos = list(infos)
+    if not infos:
+        return None
+    by_name = {i.name: i for i in infos}
+    for name in preferred:
+        if name in by_name:
+            return by_name[name]
+    ours = [i for i in infos if i.method == "ours" and _close(i.alpha, 4.0) and getattr(i, "bias_mode", "label") == "label"]
+    if ours:
+        return sorted(ours, key=lambda i: (not _close(i.lambda_w, 1.0), i.seed != 0, i.name))[0]
+    return sorted(infos, key=lambda i: i.name)[0]
+
+
+def metric_value(metrics: dict, name: str, part: str = "value") -> float:
+    """``metrics[name][part]`` as a float (NaN when absent); accepts a bare number too."""
+    m = (metrics or {}).get(name)
+    if m is None:
+        return float("nan")
+    if isinstance(m, dict):
+        v = m.get(part)
+        return float(v) if v is not None else float("nan")
+    return float(m) if part == "value" else float("nan")
+
+
+def format_metric(metrics: dict, name: str, digits: int = 3) -> str:
+    """``0.123 [0.101, 0.150]`` (value and interval) or ``—`` when the metric is absent."""
+    v = metric_value(metrics, name)
+    if not math.isfinite(v):
+        return "—"
+    lo, hi = metric_value(metrics, name, "ci_low"), metric_value(metrics, name, "ci_high")
+    if math.isfinite(lo) and math.isfinite(hi):
+        return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return f"{v:.{digits}f}"
+
+
+def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
+    """One row per run: ``name, method, alpha, bias_mode, lambda_w, seed`` and, per metric in
+    (pcc, srcc, spdd, speo), ``<m>``, ``<m>_low``, ``<m>_high``; plus ``spdd_floor`` (the
+    permutation floor stored with the run, NaN if absent) and ``n`` (test rows). Sorted by
+    method order, α, λ_W, seed.
+    """
+    rows = []
+    for i in infos:
+        m = dict(getattr(i, "metrics", None) or {})
+        row = {
+            "name": i.name,
+            "method": i.method,
+            "alpha": float(i.alpha),
+            "bias_mode": getattr(i, "bias_mode", None),
+            "lambda_w": float(i.lambda_w),
+            "seed": int(i.seed),
+        }
+        for k in METRIC_NAMES:
+            row[k] = metric_value(m, k)
+            row[f"{k}_low"] = metric_value(m, k, "ci_low")
+            row[f"{k}_high"] = metric_value(m, k, "ci_high")
+        floor = m.get("spdd_floor")
+        row["spdd_floor"] = float(floor.get("mean", np.nan)) if isinstance(floor, dict) else (
+            float(floor) if isinstance(floor, (int, float)) else float("nan"))
+        row["n"] = m.get("n", np.nan)
+        rows.append(row)
+    cols = ["name", "method", "alpha", "bias_mode", "lambda_w", "seed"] + [
+        c for k in METRIC_NAMES for c in (k, f"{k}_low", f"{k}_high")] + ["spdd_floor", "n"]
+    df = pd.DataFrame(rows, columns=cols)
+    if len(df):
+        df = df.assign(_r=df["method"].map(_method_rank)).sort_values(
+            ["_r", "alpha", "lambda_w", "seed", "name"]).drop(columns="_r").reset_index(drop=True)
+    return df
+
+
+def default_compare_names(infos: Sequence[Any], *, alpha: float = 4.0, bias_mode: str = "label",
+                          seed: int = 0) -> list[str]:
+    """One run per method at ``alpha`` (the paper's table): rater-bias mode and ``seed`` preferred,
+    and for λ_W-weighted methods the run with λ_W = 1 first. Methods in the paper's order."""
+    chosen: dict[str, Any] = {}
+    for i in infos:
+        if not _close(i.alpha, alpha):
+            continue
+        key = (getattr(i, "bias_mode", bias_mode) != bias_mode, i.seed != seed, not _close(i.lambda_w, 1.0), i.name)
+        if i.method not in chosen or key < chosen[i.method][0]:
+            chosen[i.method] = (key, i)
+    return [chosen[m][1].name for m in sorted(chosen, key=_method_rank)]
+
+
+def tradeoff_points(infos: Sequence[Any], *, method: str = "ours", alpha: float = 4.0,
+                    bias_mode: str = "label", seed: int | None = None,
+                    include_others: bool = True) -> pd.DataFrame:
+    """Points for `fairviz.figures.tradeoff_figure`: the ``method`` runs at ``alpha`` (one per
+    λ_W; the ``seed`` given, or the lowest seed present per λ_W), plus with ``include_others`` one
+    reference run per other method at the same α (column ``lambda_w`` NaN for those).
+
+    Columns: ``name, method, lambda_w, spdd, pcc, srcc``; sorted by λ_W.
+    """
+    df = runs_frame([i for i in infos if _close(i.alpha, alpha)
+                     and (getattr(i, "bias_mode", bias_mode) == bias_mode)])
+    cols = ["name", "method", "lambda_w", "spdd", "pcc", "srcc"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    main = df[df["method"] == method]
+    if seed is not None:
+        main = main[main["seed"] == seed]
+    main = main.sort_values(["lambda_w", "seed", "name"]).drop_duplicates("lambda_w", keep="first")
+    out = main[cols]
+    if include_others:
+        others = df[df["method"] != method].sort_values(["seed", "name"]).drop_duplicates("method")
+        others = others[cols].assign(lambda_w=np.nan)
+        out = pd.concat([out, others], ignore_index=True) if len(others) else out
+    return out.reset_index(drop=True)
+
+
+def sample_interview(out_dir: str | Path | None = None, *, seed: int = 0) -> dict:
+    """One synthetic candidate written as real files: ``{"video": Path (mp4), "wav": Path,
+    "transcript": str, "label": float, "group": int, "id": str}``.
+
+    Generated once (a second call reads the files back); default folder
+    ``cache_dir()/app-sample-<seed>``. Written into a temporary folder and renamed, so two
+    sessions asking at once never see half-written files.
+    """
+    from fairviz.atomic import staged_dir
+    from fairviz.paths import cache_dir
+
+    out = Path(out_dir) if out_dir is not None else cache_dir() / f"app-sample-{int(seed)}"
+    manifest = out / "manifest.csv"
+    if not manifest.exists():
+        from fairviz.data import export_examples, make_synthetic
+
+        interviews = make_synthetic(2, seed=seed)
+        try:
+            with staged_dir(out) as tmp:
+                export_examples(interviews, tmp, n=1)
+        except FileExistsError:
+            pass  # another session wrote it first
+    df = pd.read_csv(manifest)
+    row = df.iloc[0]
+    return {
+        "id": Path(str(row["video"])).stem,
+        "video": out / str(row["video"]),
+        "wav": out / str(row["wav"]),
+        "transcript": str(row["transcript"]),
+        "label": float(row["label"]),
+        "group": int(row["group"]),
+    }
+
+
+def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Path | None = None) -> str:
+    """The `TrainConfig.data` value for a Train-page choice.
+
+    ``kind``: ``"synthetic"`` → ``"synthetic"``; ``"manifest"`` → the CSV path (must exist);
+    ``"first_impressions"`` → a manifest built from that folder with
+    `fairviz.data.first_impressions.build_manifest`, written to ``out_dir`` (default: the cache).
+    Raises ValueError / FileNotFoundError with what to fix.
+    """
+    if kind == "synthetic":
+        return "synthetic"
+    if not path or not str(path).strip():
+        raise ValueError("enter the path of the manifest CSV or of the First Impressions folder")
+    p = Path(str(path).strip()).expanduser()
+    if kind == "manifest":
+        if not p.is_file():
+            raise FileNotFoundError(f"manifest CSV not found: {p}")
+        if p.suffix.lower() != ".csv":
+            raise ValueError(f"a manifest must be a .csv file with columns video, label, group; got {p.name}")
+        return str(p.resolve())
+    if kind == "first_impressions":
+        if not p.is_dir():
+            raise FileNotFoundError(f"First Impressions folder not found: {p}")
+        import hashlib
+
+        from fairviz.data.first_impressions import build_manifest
+        from fairviz.paths import cache_dir
+
+        key = hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:12]
+        out = Path(out_dir) if out_dir is not None else cache_dir() / "manifests"
+        out_csv = out / f"first-impressions-{key}.csv"
+        build_manifest(p, out_csv)
+        return str(out_csv)
+    raise ValueError(f"unknown data source {kind!r}; choose synthetic, manifest or first_impressions")
+
+
+# ---------------------------------------------------------------------------------------------
+# uploaded score tables
+
+UPLOAD_SUFFIXES = (".csv", ".parquet")
+
+
+def read_uploaded_table(data: bytes, filename: str) -> pd.DataFrame:
+    """An uploaded CSV / Parquet file (its bytes) as a DataFrame; ValueError saying what is wrong
+    (empty file, unknown type, unreadable content, no rows)."""
+    import io
+
+    name = str(filename or "")
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_SUFFIXES:
+        raise ValueError(f"{name or 'the file'}: upload a .csv or .parquet file")
+    if not data:
+        raise ValueError(f"{name} is empty (0 bytes)")
+    try:
+        if suffix == ".csv":
+            df = pd.read_csv(io.BytesIO(data))
+        else:
+            df = pd.read_parquet(io.BytesIO(data))
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{name} has no columns: is it empty?") from None
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        raise ValueError(f"{name} is not a readable {kind} file: {err}") from None
+    if len(df.columns) < 2:
+        raise ValueError(f"{name} has {len(df.columns)} column(s); it needs a score column and a group column "
+                         "(is the separator a comma?)")
+    if len(df) == 0:
+        raise ValueError(f"{name} has a header but no rows")
+    df.columns = [str(c) for c in df.columns]
+    return df
+
+
+def _numeric_column(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
+    if col not in df.columns:
+        raise ValueError(f"no column {col!r}; the columns are {list(df.columns)}")
+    raw = df[col]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna()
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(f"{what} column {col!r} has {int(bad.sum()):,} value(s) that are not numbers "
+                         f"(first at row {first}: {raw.iloc[first]!r}); choose the column that holds the {what}s")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], label_col: str | None = None):
+    """``(scores, {group column: values}, labels or None)`` from a table, checked.
+
+    Scores and labels must be numbers in [0, 1] without NaN (errors name the column, the count
+    and the first offending row); group values are passed on as they are (missing values are
+    counted and excluded by `fairviz.groups.audit_attributes`).
+    """
+    from fairviz import metrics
+
+    group_cols = list(group_cols)
+    if not group_cols:
+        raise ValueError("choose at least one group column")
+    missing = [c for c in [score_col, *group_cols] + ([label_col] if label_col else []) if c not in df.columns]
+    if missing:
+        raise ValueError(f"no column(s) {missing}; the columns are {list(df.columns)}")
+    if score_col in group_cols or (label_col and (label_col == score_col or label_col in group_cols)):
+        raise ValueError("the score, group and label columns must be different columns")
+    scores = _numeric_column(df, score_col, "score")
+    labels = _numeric_column(df, label_col, "label") if label_col else None
+    for arr, col, what in ((scores, score_col, "score"), (labels, label_col, "label")):
+        if arr is None:
+            continue
+        nan = np.isnan(arr)
+        if nan.any():
+            raise ValueError(f"{what} column {col!r} has {int(nan.sum()):,} empty value(s) (first at row "
+                             f"{int(np.flatnonzero(nan)[0])}); fill or drop those rows")
+        out = (arr < 0) | (arr > 1) | ~np.isfinite(arr)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise ValueError(f"{what} column {col!r} has {int(out.sum()):,} value(s) outside [0, 1] (first at row "
+                             f"{i}: {arr[i]!r}); rescale the {what}s to [0, 1]")
+    # the same checks as every other entry point (e.g. fewer than two groups)
+    first = df[group_cols[0]]
+    known = first.notna().to_numpy()
+    try:
+        metrics.validate_inputs(scores[known], first[known].astype(str).to_numpy(),
+                                None if labels is None else labels[known])
+    except ValueError as err:
+        raise ValueError(f"group column {group_cols[0]!r}: {err}") from None
+    attributes = {c: df[c].to_numpy() for c in group_cols}
+    return scores, attributes, labels

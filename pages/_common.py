@@ -1,0 +1,452 @@
+"""Streamlit helpers shared by the pages: caching, the current run, errors, job progress.
+
+Only Streamlit glue lives here; every computation is a `fairviz` function with its own test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fairviz import app_support, figures, jobs, theme
+from fairviz.paths import models_dir
+
+#: Exceptions that mean "the input is wrong" (fairviz raises these with a message saying what to
+#: fix); they become an `st.error`, never a traceback. Parser/Unicode/Arrow errors subclass
+#: ValueError.
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+CURRENT_RUN_KEY = "fv_current_run"
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# errors
+
+
+@contextlib.contextmanager
+def user_errors(context: str | None = None, *, stop: bool = True) -> Iterator[None]:
+    """Show a bad-input error from fairviz as a clear `st.error` (and stop this page run)."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        msg = str(err) or type(err).__name__
+        if isinstance(err, FileNotFoundError) and not str(err):
+            msg = "file not found"
+        st.error(f"**{context}:** {msg}" if context else msg, icon=":material/error:")
+        if stop:
+            st.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# runs
+
+
+def models_root() -> Path:
+    return models_dir()
+
+
+def _signature(root: Path) -> tuple:
+    """Cheap fingerprint of the run folders (name + mtime): the run list is re-read when it changes."""
+    if not root.is_dir():
+        return ()
+    out = []
+    with os.scandir(root) as it:
+        for e in it:
+            if e.is_dir() and not e.name.startswith("."):
+                try:
+                    out.append((e.name, e.stat().st_mtime_ns))
+                except OSError:
+                    continue
+    return tuple(sorted(out))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _list_runs(root: str, signature: tuple) -> tuple[list, list]:
+    from fairviz.runs import list_runs
+
+    found = list_runs(root)
+    return list(found), [(str(p), reason) for p, reason in found.skipped]
+
+
+def runs() -> list:
+    """RunInfo of every valid run in the models folder (cached until a folder changes)."""
+    root = models_root()
+    return _list_runs(str(root), _signature(root))[0]
+
+
+def skipped_runs() -> list[tuple[str, str]]:
+    root = models_root()
+    return _list_runs(str(root), _signature(root))[1]
+
+
+def run_infos_by_name() -> dict[str, Any]:
+    return {i.name: i for i in runs()}
+
+
+@st.cache_resource(show_spinner="Loading the run…", max_entries=24)
+def _load_run(path: str, mtime_ns: int):
+    from fairviz.runs import load_run
+
+    return load_run(path)
+
+
+def load_run(name: str):
+    """The `Run` called ``name`` from the models folder (cached; do not mutate it)."""
+    path = models_root() / name
+    if not path.is_dir():
+        raise FileNotFoundError(f"run {name!r} is not in {models_root()}; pick another run or train one")
+    return _load_run(str(path), path.stat().st_mtime_ns)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _test_predictions(path: str, mtime_ns: int):
+    run = _load_run(path, mtime_ns)
+    return run.test_predictions()
+
+
+def test_predictions(name: str):
+    """Test-split predictions (``score, label, group, split``) of run ``name`` (cached)."""
+    path = models_root() / name
+    if not path.is_dir():
+        raise FileNotFoundError(f"run {name!r} is not in {models_root()}")
+    return _test_predictions(str(path), path.stat().st_mtime_ns)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _run_curve(path: str, mtime_ns: int):
+    from fairviz.metrics import dp_curve
+
+    preds = _test_predictions(path, mtime_ns)
+    return dp_curve(preds["score"].to_numpy(), preds["group"].to_numpy())
+
+
+def run_curve(name: str):
+    """DP(τ) of run ``name`` on its test split (computed once, then cached)."""
+    path = models_root() / name
+    if not path.is_dir():
+        raise FileNotFoundError(f"run {name!r} is not in {models_root()}")
+    return _run_curve(str(path), path.stat().st_mtime_ns)
+
+
+def current_run_name() -> str | None:
+    """The run the pages show: the one chosen in this session, else the default shipped run."""
+    infos = runs()
+    names = {i.name for i in infos}
+    chosen = st.session_state.get(CURRENT_RUN_KEY)
+    if chosen in names:
+        return chosen
+    default = app_support.pick_default_run(infos)
+    name = default.name if default is not None else None
+    st.session_state[CURRENT_RUN_KEY] = name
+    return name
+
+
+def set_current_run(name: str | None) -> None:
+    st.session_state[CURRENT_RUN_KEY] = name
+
+
+def current_run_info():
+    name = current_run_name()
+    return run_infos_by_name().get(name) if name else None
+
+
+def no_runs_message() -> None:
+    """What to do when the models folder has no runs yet (instead of failing)."""
+    st.info(
+        f"There are no runs in `{models_root()}` yet. Create them with **`make models`** (the six "
+        "methods at α = 4 and the λ_W sweep), or train one on the **Train** page. "
+        "You can also audit any model's scores by uploading a CSV on the **Audit** page.",
+        icon=":material/info:",
+    )
+    bad = skipped_runs()
+    if bad:
+        with st.expander(f"{len(bad)} folder(s) in the models folder are not readable runs"):
+            for path, reason in bad:
+                st.write(f"`{Path(path).name}`: {reason}")
+
+
+def _on_pick_run() -> None:
+    st.session_state[CURRENT_RUN_KEY] = st.session_state.get("fv_run_picker")
+
+
+def sidebar() -> None:
+    """Sidebar: the current-run picker (shared by every page) and where runs live."""
+    infos = runs()
+    with st.sidebar:
+        if infos:
+            names = [i.name for i in infos]
+            current = current_run_name()
+            # the widget mirrors the session's current run (set before the widget is created)
+            st.session_state["fv_run_picker"] = current if current in names else names[0]
+            st.selectbox(
+                "Current run", names, key="fv_run_picker", on_change=_on_pick_run,
+                help="The run the Home, Audit and Representation pages show. Train a new one on the Train page.",
+            )
+            info = run_infos_by_name().get(current)
+            if info is not None:
+                st.caption(
+                    f"{info.method} · α = {info.alpha:g} · λ_W = {info.lambda_w:g} · seed {info.seed} · "
+                    f"{getattr(info, 'bias_mode', '')} bias"
+                )
+        else:
+            st.caption("No runs yet.")
+        st.caption(f"Runs folder: `{models_root()}`")
+        bad = skipped_runs()
+        if bad:
+            st.warning(f"{len(bad)} unreadable run folder(s) skipped; see Home.", icon=":material/warning:")
+
+
+def page_header(title: str, subtitle: str | None = None) -> None:
+    sidebar()
+    st.title(title)
+    if subtitle:
+        st.caption(subtitle)
+
+
+# ---------------------------------------------------------------------------------------------
+# drawing
+
+
+def show_figure(fig, *, key: str | None = None, **kwargs):
+    """Draw a fairviz Plotly figure with its own template (not Streamlit's theme)."""
+    return st.plotly_chart(fig, theme=None, width="stretch", config=PLOTLY_CONFIG, key=key, **kwargs)
+
+
+def metric_card(label: str, metrics: dict, name: str, *, help: str | None = None, n: int | None = None) -> None:
+    """`st.metric` with the value, and the interval below it."""
+    v = app_support.metric_value(metrics, name)
+    if v != v:  # NaN: metric not available (no labels)
+        st.metric(label, "—", help=help, border=True)
+        st.caption("needs a label column")
+        return
+    lo = app_support.metric_value(metrics, name, "ci_low")
+    hi = app_support.metric_value(metrics, name, "ci_high")
+    st.metric(label, f"{v:.3f}", help=help, border=True)
+    if lo == lo and hi == hi:
+        st.caption(f"95 % CI [{lo:.3f}, {hi:.3f}]" + (f" · n = {n:,}" if n else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# background jobs
+
+
+@st.cache_resource(show_spinner=False)
+def job_registry() -> jobs.JobRegistry:
+    """One registry for the whole server: every session sees the same jobs; one trains at a time."""
+    return jobs.JobRegistry(max_concurrent=1)
+
+
+def draw_job(snap: jobs.JobSnapshot, *, live: bool) -> None:
+    """Progress of a job: bar, epoch, loss terms, validation PCC/SPDD, and a cancel button."""
+    reg = job_registry()
+    state_icon = {jobs.QUEUED: "⏳", jobs.RUNNING: "🏃", jobs.DONE: "✅", jobs.FAILED: "❌", jobs.CANCELLED: "⏹️"}
+    head = f"{state_icon.get(snap.state, '')} **{snap.label}** — {snap.state}"
+    if snap.total_runs > 1:
+        head += f" · run {min(snap.run_index + 1, snap.total_runs)} of {snap.total_runs}"
+    st.markdown(head)
+    if snap.state == jobs.QUEUED:
+        st.caption("Waiting for the training slot (one job trains at a time on this machine).")
+    if snap.stage == "data" and not snap.done and snap.data_total:
+        st.progress(min(1.0, (snap.data_done or 0) / snap.data_total),
+                    text=f"Preparing data: {snap.data_what or ''} {snap.data_done}/{snap.data_total}")
+    else:
+        text = f"epoch {snap.epoch or 0} of {snap.epochs or '?'}"
+        if snap.step and snap.steps and not snap.done:
+            text += f", step {snap.step}/{snap.steps}"
+        st.progress(snap.fraction, text=text)
+    cols = st.columns(4)
+    cols[0].metric("Epoch", f"{snap.epoch or 0} / {snap.epochs or '?'}")
+    cols[1].metric("val PCC", "—" if snap.val_pcc is None else f"{snap.val_pcc:.3f}")
+    cols[2].metric("val SPDD", "—" if snap.val_spdd is None else f"{snap.val_spdd:.3f}")
+    cols[3].metric("Elapsed", f"{snap.elapsed:.0f} s")
+    if snap.losses:
+        st.caption("Loss terms (last step): " + ", ".join(f"{k} {v:.4f}" for k, v in snap.losses.items()))
+    if snap.history:
+        show_figure(figures.history_figure(list(snap.history)), key=f"hist-{snap.id}-{'live' if live else 'end'}")
+    if live and not snap.done:
+        if st.button("Cancel training", key=f"cancel-{snap.id}", icon=":material/stop_circle:"):
+            reg.cancel(snap.id)
+            st.toast("Cancelling… the job stops at its next step.")
+    if snap.state == jobs.FAILED:
+        st.error(f"Training failed: {snap.error}", icon=":material/error:")
+    elif snap.state == jobs.CANCELLED:
+        st.warning("Training was cancelled; nothing was saved." if not snap.results
+                   else f"Cancelled; kept the finished runs: {', '.join(snap.run_names)}.")
+    elif snap.state == jobs.DONE:
+        st.success(f"Saved: {', '.join(f'`{n}`' for n in snap.run_names)} in `{models_root()}`.",
+                   icon=":material/check_circle:")
+
+
+def job_status(job_id: str | None):
+    """The job's snapshot, or None if there is no such job (e.g. the server restarted)."""
+    if not job_id:
+        return None
+    try:
+        return job_registry().status(job_id)
+    except ValueError:
+        return None
+
+
+@st.fragment(run_every=1.0)
+def live_job(job_id: str) -> None:
+    """Redraws the job's progress every second; once the job ends, reruns the page once, which
+    then draws the final state without this fragment, so polling stops."""
+    snap = job_status(job_id)
+    if snap is None:
+        st.warning("This job is no longer known to the server (it may have restarted).")
+        return
+    draw_job(snap, live=True)
+    if snap.done:
+        st.rerun()
+
+
+def show_job(state_key: str, on_done: Callable[[jobs.JobSnapshot], None] | None = None) -> jobs.JobSnapshot | None:
+    """Draw the job whose id is in ``st.session_state[state_key]``: live while it runs, final
+    state after. ``on_done(snapshot)`` runs once when a finished job is first drawn."""
+    snap = job_status(st.session_state.get(state_key))
+    if snap is None:
+        return None
+    if not snap.done:
+        live_job(snap.id)
+        return snap
+    draw_job(snap, live=False)
+    handled_key = f"{state_key}__handled"
+    if on_done is not None and st.session_state.get(handled_key) != snap.id:
+        st.session_state[handled_key] = snap.id
+        on_done(snap)
+    return snap
+
+
+# ---------------------------------------------------------------------------------------------
+# audit computations, cached by a key naming the data (run folder + mtime, or upload hash +
+# columns). Arguments starting with "_" are not hashed by Streamlit (the key stands for them).
+
+
+@st.cache_resource(show_spinner="Reading the file…", max_entries=4)
+def read_table(digest: str, name: str, _data: bytes):
+    """The uploaded file as a DataFrame (cached by content hash; do not mutate it)."""
+    return app_support.read_uploaded_table(_data, name)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None):
+    """(scores, {attribute: values}, labels or None) from the chosen columns, checked."""
+    return app_support.audit_columns(_table, score_col, list(group_cols), label_col)
+
+
+@st.cache_resource(show_spinner="Auditing…", max_entries=8)
+def audit_attributes(data_key: str, _scores, _attributes, _labels, n_boot: int):
+    from fairviz.groups import audit_attributes as run_audit
+
+    return run_audit(_scores, _attributes, _labels, n_boot=n_boot, random_state=0)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _prepared_groups(data_key: str, _n: int, _attributes):
+    from fairviz.groups import prepare_groups
+
+    return prepare_groups(_attributes, _n, intersections=True)
+
+
+def view_rows(data_key: str, view: str, scores, attributes):
+    """(scores, group values) of the rows whose group is known in ``view``."""
+    col = _prepared_groups(data_key, len(scores), attributes)[view]
+    return np.asarray(scores)[col.known], col.values(known_only=True)
+
+
+@st.cache_resource(show_spinner="Computing DP(τ)…", max_entries=16)
+def dp_curve_for(data_key: str, view: str, _scores, _attributes):
+    from fairviz.metrics import dp_curve
+
+    x, g = view_rows(data_key, view, _scores, _attributes)
+    return dp_curve(x, g)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _dp_base_figure_json(data_key: str, view: str, _curve) -> str:
+    return figures.dp_curve_figure(_curve).to_json()
+
+
+def dp_base_figure(data_key: str, view: str, curve):
+    """A fresh copy of the (cached) DP(τ) figure without a τ marker: cheap to mark per slider move."""
+    import plotly.io as pio
+
+    return pio.from_json(_dp_base_figure_json(data_key, view, curve), skip_invalid=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def distribution_figure(data_key: str, view: str, _scores, _attributes):
+    x, g = view_rows(data_key, view, _scores, _attributes)
+    return figures.score_distribution_figure(x, g)
+
+
+def rate_table_at(group_counts: dict, rates: dict, small_groups: tuple):
+    """Selection rate, impact ratio and test per group at one τ, from the curve's rates."""
+    from fairviz.significance import rate_tests
+
+    totals = {g: int(n) for g, n in group_counts.items() if n > 0}
+    selected = {g: int(round(float(rates[g]) * totals[g])) for g in totals}
+    t = rate_tests(selected, totals)
+    out = pd.DataFrame({
+        "group": [theme.group_name(g) for g in t["group"]],
+        "n": t["n"],
+        "selection rate": t["rate"],
+        "impact ratio": t["impact_ratio"],
+        "p-value": t["p_value"],
+        "small group": [g in small_groups for g in t["group"]],
+    })
+    return out
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _repair_map(data_key: str, view: str, _scores, _attributes):
+    from fairviz.repair import RepairMap
+
+    x, g = view_rows(data_key, view, _scores, _attributes)
+    return RepairMap().fit(x, g)
+
+
+@st.cache_data(show_spinner="Repairing…", max_entries=64)
+def repair_for(data_key: str, view: str, _scores, _attributes, _labels, theta: float) -> dict:
+    """Scores of ``view`` repaired with strength ``theta``: SPDD/PCC/SRCC before and after, the
+    distributions figure (repaired, with the original ECDFs dotted) and the map as JSON."""
+    from fairviz import metrics
+
+    col = _prepared_groups(data_key, len(_scores), _attributes)[view]
+    x, g = np.asarray(_scores)[col.known], col.values(known_only=True)
+    rmap = _repair_map(data_key, view, _scores, _attributes)
+    xr = np.clip(rmap.transform(x, g, strength=theta), 0.0, 1.0)
+    out = {"spdd0": metrics.spdd(x, g), "spdd": metrics.spdd(xr, g), "map_json": rmap.to_json()}
+    if _labels is not None:
+        y = np.asarray(_labels)[col.known]
+        out.update(pcc0=metrics.pcc(x, y), pcc=metrics.pcc(xr, y), srcc0=metrics.srcc(x, y), srcc=metrics.srcc(xr, y))
+    out["figure"] = figures.score_distribution_figure(
+        xr, g, reference_scores=x, reference_name="before repair",
+        title=f"Scores after repair (θ = {theta:g}); dotted: before",
+    )
+    return out
+
+
+def report_builder(data_key, scores, attributes, labels, source_text, file_name):
+    """A callable building the self-contained HTML audit report on click, or None if
+    `fairviz.report` is not available."""
+    try:
+        from fairviz import report
+    except ImportError:
+        return None
+    build = getattr(report, "build_report", None) or getattr(report, "audit_report_html", None)
+    if build is None:
+        return None
+
+    def _html() -> bytes:
+        html = build(scores, attributes, labels, source=source_text, title=f"fairviz audit — {file_name}")
+        return html.encode("utf-8") if isinstance(html, str) else html
+
+    return _html

@@ -1,0 +1,223 @@
+"""Audit: how fair is a score at every threshold — for the current run or any uploaded scores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fairviz import app_support, figures, theme
+from pages import _common as ui
+
+NONE = "(none)"
+
+ui.page_header(
+    "Audit",
+    "Threshold-free fairness of a score: DP(τ) at every threshold, its area SPDD, the four-fifths "
+    "rule and the NYC Local Law 144 table.",
+)
+
+# ---------------------------------------------------------------------------------------------
+# 1. what to audit
+
+source = st.radio("Scores to audit", ["run", "upload"], horizontal=True, key="fv_audit_source",
+                  format_func={"run": "the current run (test split)",
+                               "upload": "upload any model's scores (CSV / Parquet)"}.get)
+
+labels = None
+if source == "run":
+    info = ui.current_run_info()
+    if info is None:
+        ui.no_runs_message()
+        st.stop()
+    with ui.user_errors(f"Cannot read run {info.name!r}"):
+        preds = ui.test_predictions(info.name)
+    scores = preds["score"].to_numpy(dtype=np.float64)
+    labels = preds["label"].to_numpy(dtype=np.float64)
+    attributes = {"group": preds["group"].to_numpy()}
+    data_key = f"run:{info.name}:{(ui.models_root() / info.name).stat().st_mtime_ns}"
+    source_text = f"run `{info.name}` ({info.method}, α = {info.alpha:g}, λ_W = {info.lambda_w:g}), test split"
+    file_name = info.name
+else:
+    up = st.file_uploader(
+        "A table with one row per candidate: a score in [0, 1], one or more group columns, and "
+        "optionally the true label in [0, 1].",
+        type=["csv", "parquet"], key="fv_audit_upload",
+    )
+    if up is None:
+        st.info("Upload a CSV or Parquet file to audit it. Example:", icon=":material/upload_file:")
+        example = pd.DataFrame({"score": [0.81, 0.42, 0.66, 0.35], "group": ["F", "M", "M", "F"],
+                                "label": [0.9, 0.5, 0.6, 0.4]})
+        st.dataframe(example, hide_index=True)
+        st.stop()
+    data = up.getvalue()
+    digest = st.session_state.get(f"fv_hash_{up.file_id}")
+    if digest is None:
+        digest = hashlib.sha256(data).hexdigest()
+        st.session_state[f"fv_hash_{up.file_id}"] = digest
+    with ui.user_errors(f"Cannot read {up.name}"):
+        table = ui.read_table(digest, up.name, data)
+    cols = list(table.columns)
+    guess = lambda names, fallback: next((c for c in cols if str(c).lower() in names), fallback)  # noqa: E731
+    c1, c2, c3 = st.columns([1, 2, 1])
+    score_col = c1.selectbox("Score column", cols, index=cols.index(guess({"score", "scores", "prediction", "pred", "y_pred"}, cols[0])),
+                             key="fv_audit_score")
+    rest = [c for c in cols if c != score_col]
+    default_group = guess({"group", "groups", "sex", "gender", "race", "s", "sensitive"}, rest[0] if rest else None)
+    group_cols = c2.multiselect("Group column(s) — several give each attribute and their intersection",
+                                rest, default=[default_group] if default_group in rest else [], key="fv_audit_groups")
+    label_opts = [NONE] + [c for c in rest if c not in group_cols]
+    label_guess = guess({"label", "labels", "y", "y_true", "target", "truth"}, NONE)
+    label_col = c3.selectbox("Label column (optional)", label_opts,
+                             index=label_opts.index(label_guess) if label_guess in label_opts else 0, key="fv_audit_label")
+    if not group_cols:
+        st.error("Choose at least one group column (the sensitive attribute, e.g. sex or race).", icon=":material/error:")
+        st.stop()
+    with ui.user_errors("These columns cannot be audited"):
+        scores, attributes, labels = ui.table_columns(digest, table, score_col, tuple(group_cols),
+                                                      None if label_col == NONE else label_col)
+    data_key = f"upload:{digest}:{score_col}:{'|'.join(group_cols)}:{label_col}"
+    source_text = f"`{up.name}` — score `{score_col}`, groups {', '.join(f'`{g}`' for g in group_cols)}" + (
+        f", label `{label_col}`" if label_col != NONE else ", no label")
+    file_name = up.name.rsplit(".", 1)[0]
+
+n_boot = 1000 if len(scores) <= 200_000 else 200
+with ui.user_errors("These scores cannot be audited"):
+    multi = ui.audit_attributes(data_key, scores, attributes, labels, n_boot)
+views = list(multi.results)
+st.caption(f"Auditing {source_text}: {len(scores):,} rows. Intervals: {int(multi.level * 100)} % bootstrap "
+           f"({multi.n_boot} resamples within groups).")
+for name, why in multi.skipped.items():
+    st.warning(f"`{name}` is not audited: {why}.", icon=":material/warning:")
+view_name = views[0]
+if len(views) > 1:
+    view_name = st.radio("Attribute", views, horizontal=True, key="fv_audit_view",
+                         help="Each attribute on its own, and their intersection (groups such as 'F × Black').")
+view = multi[view_name]
+res = view.audit
+metrics_dict = res.to_dict()
+if source == "run":
+    metrics_dict = info.metrics or metrics_dict  # the numbers stored with the run
+
+# ---------------------------------------------------------------------------------------------
+# 2. metric cards
+
+cards = st.columns(5)
+helps = {
+    "spdd": "Area under DP(τ) over τ ∈ [0, 1] (for two groups: the Wasserstein-1 distance between the group score distributions). 0 = the same selection rate at every threshold.",
+    "speo": "The same gap among candidates whose true label is above τ (equal opportunity at every threshold).",
+    "pcc": "Pearson correlation of score and true label.",
+    "srcc": "Spearman rank correlation of score and true label.",
+}
+for col, (label, key) in zip(cards, [("SPDD ↓", "spdd"), ("SPEO ↓", "speo"), ("PCC ↑", "pcc"), ("SRCC ↑", "srcc")]):
+    with col:
+        ui.metric_card(label, metrics_dict, key, help=helps[key], n=view.n)
+with cards[4]:
+    st.metric("Groups", f"{len(view.groups)}", border=True,
+              help="Rows per group; groups under 2 % of the rows are flagged (LL144 small groups).")
+    st.caption(" · ".join(f"{theme.group_name(g)}: {c:,}" + (" ⚠ small" if g in view.small_groups else "")
+                          for g, c in view.group_counts.items())
+               + (f" · {view.n_missing:,} rows with unknown group excluded" if view.n_missing else ""))
+if len(view.groups) > 2:
+    st.caption(f"{len(view.groups)} groups: SPDD is the area under max − min of the selection rates "
+               f"({view.spdd_max_min:.3f}); the largest pairwise W1 is {view.spdd:.3f} "
+               f"({view.spdd_pair[0]} vs {view.spdd_pair[1]}).")
+if view.small_groups:
+    st.caption("⚠ Small groups have wide intervals; read their numbers with their n.")
+
+# ---------------------------------------------------------------------------------------------
+# 3. DP(τ) with the τ slider (a fragment: moving τ reruns only this part, and reads the cached curve)
+
+curve = ui.dp_curve_for(data_key, view_name, scores, attributes)
+
+
+@st.fragment
+def threshold_view() -> None:
+    tau = st.slider("Threshold τ (selected when score > τ)", 0.0, 1.0, 0.5, 0.01, key="fv_audit_tau")
+    left, right = st.columns([3, 2], gap="medium")
+    fig = ui.dp_base_figure(data_key, view_name, curve)
+    figures.add_tau_marker(fig, curve, tau)
+    with left:
+        ui.show_figure(fig, key="fv_audit_dp")
+    info_tau = figures.tau_summary(curve, tau)
+    with right:
+        st.markdown(f"**At τ = {tau:.2f}** the gap in selection rate is **{info_tau['dp']:.3f}**.")
+        table = ui.rate_table_at(view.group_counts, info_tau["rates"], tuple(view.small_groups))
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={"selection rate": st.column_config.NumberColumn(format="%.3f"),
+                                    "impact ratio": st.column_config.NumberColumn(format="%.3f"),
+                                    "p-value": st.column_config.NumberColumn(format="%.3g")})
+        fails = table[table["impact ratio"] < 0.8]
+        if len(fails):
+            st.error("Four-fifths rule fails at this τ for " + ", ".join(f"**{g}** ({r:.2f})" for g, r in
+                     zip(fails["group"], fails["impact ratio"])) + ".", icon=":material/gavel:")
+        else:
+            st.success("Four-fifths rule holds at this τ (every impact ratio ≥ 0.8).", icon=":material/check_circle:")
+        st.caption("Impact ratio = the group's selection rate ÷ the highest group's. p-value: two-proportion "
+                   "z-test (Fisher's exact for small counts) against the highest group. Shaded on the "
+                   "curve: every τ where some group's ratio is under 0.8.")
+
+
+threshold_view()
+
+# ---------------------------------------------------------------------------------------------
+# 4. distributions and the LL144 table
+
+ui.show_figure(ui.distribution_figure(data_key, view_name, scores, attributes), key="fv_audit_dist")
+
+st.subheader("NYC Local Law 144 scoring rates")
+sr = view.scoring_rates.rename(columns={"rate": "scoring rate", "impact_ratio": "impact ratio", "p_value": "p-value",
+                                        "small_group": "small group (< 2 %)"})
+st.dataframe(sr[["group", "n", "share", "scoring rate", "impact ratio", "small group (< 2 %)", "p-value"]],
+             hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("share", "scoring rate", "impact ratio")})
+st.caption("Scoring rate: share of the group scoring above the median score of all rows; impact ratio "
+           "against the group with the highest scoring rate.")
+
+# ---------------------------------------------------------------------------------------------
+# 5. repair (issue 6): map each group's scores onto the barycenter, with strength θ
+
+
+@st.fragment
+def repair_view() -> None:
+    st.subheader("Repair: what if the scores were made fair?")
+    st.caption("Post-hoc Wasserstein-barycenter repair (no retraining): each group's scores are mapped onto "
+               "the common barycenter distribution; θ = 0 keeps the scores, θ = 1 removes the gap.")
+    theta = st.select_slider("Repair strength θ", [round(x, 1) for x in np.linspace(0, 1, 11)], value=1.0,
+                             key="fv_audit_theta")
+    with ui.user_errors("Cannot repair these scores"):
+        rep = ui.repair_for(data_key, view_name, scores, attributes, labels, float(theta))
+    c = st.columns(3)
+    c[0].metric("SPDD after repair", f"{rep['spdd']:.3f}", f"{rep['spdd'] - rep['spdd0']:+.3f}", delta_color="inverse",
+                border=True)
+    if rep.get("pcc") is not None:
+        c[1].metric("PCC after repair", f"{rep['pcc']:.3f}", f"{rep['pcc'] - rep['pcc0']:+.3f}", border=True)
+        c[2].metric("SRCC after repair", f"{rep['srcc']:.3f}", f"{rep['srcc'] - rep['srcc0']:+.3f}", border=True)
+    ui.show_figure(rep["figure"], key="fv_audit_repair")
+    st.download_button("Download the repair map (JSON)", data=rep["map_json"], file_name=f"{file_name}-repair-map.json",
+                       mime="application/json", key="fv_audit_dl_map", icon=":material/download:")
+    st.caption("Apply it to new candidates with `RepairMap.from_json(...).transform(scores, groups, strength=θ)`.")
+
+
+repair_view()
+
+# ---------------------------------------------------------------------------------------------
+# 6. downloads
+
+st.subheader("Downloads")
+d1, d2, d3 = st.columns(3)
+frame = res.to_frame()
+d1.download_button("Metrics (CSV)", frame.to_csv(index=False), file_name=f"{file_name}-metrics.csv", mime="text/csv",
+                   key="fv_audit_dl_csv", icon=":material/table:")
+d2.download_button("Full audit (JSON)", json.dumps(multi.to_dict(), indent=2, default=str),
+                   file_name=f"{file_name}-audit.json", mime="application/json", key="fv_audit_dl_json",
+                   icon=":material/data_object:")
+report = ui.report_builder(data_key, scores, attributes, labels, source_text, file_name)
+if report is None:
+    d3.caption("HTML report: not available in this version.")
+else:
+    d3.download_button("Audit report (HTML)", report, file_name=f"{file_name}-audit.html", mime="text/html",
+                       key="fv_audit_dl_html", icon=":material/description:")

@@ -1,0 +1,73 @@
+"""Compare: several runs side by side — the paper's table, overlaid DP(τ), distributions."""
+
+import pandas as pd
+import streamlit as st
+
+from fairviz import app_support, figures
+from pages import _common as ui
+
+ui.page_header("Compare", "Several runs side by side: accuracy (PCC, SRCC) against unfairness (SPDD, SPEO).")
+
+infos = ui.runs()
+if not infos:
+    ui.no_runs_message()
+    st.stop()
+
+table = app_support.runs_frame(infos)
+names = table["name"].tolist()
+default = app_support.default_compare_names(infos, alpha=4.0) or names[:6]
+chosen = st.multiselect("Runs to compare", names, default=default, key="fv_compare_runs",
+                        help="Default: one run per method at α = 4 (rater bias, seed 0).")
+if not chosen:
+    st.info("Pick at least one run above.")
+    st.stop()
+
+sub = table.set_index("name").loc[chosen]
+best = figures.best_per_column(sub, app_support.HIGHER_IS_BETTER)
+
+
+def _cell(row, k):
+    v, lo, hi = row[k], row[f"{k}_low"], row[f"{k}_high"]
+    if pd.isna(v):
+        return "—"
+    return f"{v:.3f}" + (f"  [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) and pd.notna(hi) else "")
+
+
+shown = pd.DataFrame(
+    {
+        "method": sub["method"],
+        "α": sub["alpha"].map("{:g}".format),
+        "λ_W": sub["lambda_w"].map("{:g}".format),
+        "seed": sub["seed"],
+        **{f"{k.upper()} {'↑' if up else '↓'}": [_cell(r, k) for _, r in sub.iterrows()]
+           for k, up in app_support.HIGHER_IS_BETTER.items()},
+        "SPDD floor": sub["spdd_floor"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
+    },
+    index=sub.index,
+)
+shown.index.name = "run"
+best_cols = {f"{k.upper()} {'↑' if up else '↓'}": best.get(k) for k, up in app_support.HIGHER_IS_BETTER.items()}
+
+
+def _mark(col):
+    target = best_cols.get(col.name)
+    return ["font-weight: 700; background-color: #DCEBF7" if idx == target else "" for idx in col.index]
+
+
+st.dataframe(shown.style.apply(_mark, axis=0), width="stretch")
+st.caption(
+    "Value and 95 % bootstrap interval on each run's test split; the best value per column is "
+    "highlighted. SPDD floor: SPDD of the same scores with the group labels shuffled — the "
+    "smallest gap this test split can show. Best: "
+    + ", ".join(f"{col} → `{run}`" for col, run in best_cols.items() if run is not None)
+)
+
+with ui.user_errors("Cannot read the runs' predictions"):
+    curves = {n: ui.run_curve(n) for n in chosen}
+    methods = {n: sub.loc[n, "method"] for n in chosen}
+    ui.show_figure(figures.dp_overlay_figure(curves, methods=methods, title="DP(τ) of each run"), key="fv_cmp_dp")
+    samples = {}
+    for n in chosen:
+        p = ui.test_predictions(n)
+        samples[n] = (p["score"].to_numpy(), p["group"].to_numpy())
+    ui.show_figure(figures.distribution_grid_figure(samples), key="fv_cmp_dist")

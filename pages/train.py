@@ -1,0 +1,106 @@
+"""Train: start a training job (runs in the background, survives widget changes), or load a run."""
+
+import streamlit as st
+
+from fairviz import app_support, jobs
+from fairviz.train import METHODS, TrainConfig
+from pages import _common as ui
+
+JOB_KEY = "fv_train_job"
+LAMBDA_CHOICES = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+SOURCES = {
+    "synthetic": "Built-in synthetic interviews",
+    "manifest": "Real videos: a manifest CSV (video, label, group[, transcript, split])",
+    "first_impressions": "ChaLearn First Impressions V2 folder",
+}
+
+ui.page_header("Train", "Train a scoring model with one of six methods; training runs in the background.")
+defaults = TrainConfig()
+reg = ui.job_registry()
+
+tab_new, tab_load = st.tabs(["Train a new run", "Load an existing run"])
+
+with tab_new:
+    left, right = st.columns(2, gap="large")
+    with left:
+        source = st.radio("Data", list(SOURCES), format_func=SOURCES.get, key="fv_train_source")
+        path = None
+        if source != "synthetic":
+            path = st.text_input(
+                "Path on the server" if source == "manifest" else "Folder on the server",
+                key="fv_train_path",
+                placeholder="/data/interviews/manifest.csv" if source == "manifest" else "/data/first-impressions-v2",
+            )
+        method = st.selectbox(
+            "Method", list(METHODS), index=list(METHODS).index("ours"), key="fv_train_method",
+            format_func=lambda m: f"{m} — {METHODS[m].description}",
+        )
+        bias_mode = st.radio(
+            "How the training data is biased", ["label", "sample"], horizontal=True, key="fv_train_bias",
+            format_func={"label": "rater bias (biased labels, the paper's Ỹ)",
+                         "sample": "sampling bias (who is in the data)"}.get,
+        )
+        alpha = st.slider("Bias strength α (1 = no bias)", 1.0, 6.0, float(defaults.alpha), 0.5, key="fv_train_alpha")
+    with right:
+        uses_lw = METHODS[method].uses_lambda_w
+        lambda_w = st.select_slider(
+            "λ_W: weight of the fairness term (0 = off; large values collapse the scores)",
+            options=LAMBDA_CHOICES, value=1.0, key="fv_train_lw", disabled=not uses_lw,
+            format_func=lambda v: f"{v:g}",
+            help=None if uses_lw else f"the {method} method has no λ_W term",
+        )
+        c1, c2 = st.columns(2)
+        epochs = c1.number_input("Epochs", 1, 500, int(defaults.epochs), key="fv_train_epochs")
+        seed = c2.number_input("Seed", 0, 1_000_000, int(defaults.seed), key="fv_train_seed")
+        name = st.text_input("Run name (optional)", key="fv_train_name",
+                             placeholder="default: method, α, bias mode, λ_W and seed; made unique")
+        with st.expander("Advanced"):
+            a1, a2 = st.columns(2)
+            batch_size = a1.number_input("Batch size", 2, 4096, int(defaults.batch_size), key="fv_train_bs")
+            lr = a2.number_input("Learning rate", 1e-5, 1.0, float(defaults.lr), format="%.4f", key="fv_train_lr")
+            n_samples = a1.number_input("Synthetic candidates (0 = default dataset)", 0, 200_000, 0, 100,
+                                        key="fv_train_n", disabled=source != "synthetic")
+            adv_weight = a2.number_input("Adversary weight", 0.0, 100.0, float(defaults.adv_weight),
+                                         key="fv_train_adv")
+
+    mine = ui.job_status(st.session_state.get(JOB_KEY))
+    busy = mine is not None and not mine.done
+    if st.button("Train", type="primary", icon=":material/play_arrow:", disabled=busy, key="fv_train_go",
+                 help="Your training is still running" if busy else None):
+        with ui.user_errors("Cannot start training"):
+            data = app_support.resolve_data_source(source, path)
+            cfg = TrainConfig(
+                method=method, alpha=float(alpha), bias_mode=bias_mode,
+                lambda_w=float(lambda_w) if uses_lw else defaults.lambda_w,
+                adv_weight=float(adv_weight), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
+                seed=int(seed), data=data, n_samples=int(n_samples) or None if source == "synthetic" else None,
+            )
+            st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)
+    others = reg.active_count() - (1 if busy else 0)
+    if others > 0:
+        st.caption(f"{others} other training job(s) on this server; jobs train one at a time.")
+
+    def _finished(snap: jobs.JobSnapshot) -> None:
+        if snap.state == jobs.DONE and snap.run_name:
+            ui.set_current_run(snap.run_name)
+            st.rerun()  # redraw the sidebar with the new current run
+
+    ui.show_job(JOB_KEY, on_done=_finished)
+
+with tab_load:
+    infos = ui.runs()
+    if not infos:
+        ui.no_runs_message()
+    else:
+        table = app_support.runs_frame(infos)
+        names = table["name"].tolist()
+        current = ui.current_run_name()
+        pick = st.selectbox("Run", names, index=names.index(current) if current in names else 0, key="fv_load_pick")
+        if st.button("Make it the current run", key="fv_load_go", icon=":material/check:"):
+            with ui.user_errors(f"Cannot load run {pick!r}"):
+                ui.load_run(pick)  # refuses an unreadable folder with a clear message
+                ui.set_current_run(pick)
+                st.rerun()
+        shown = table[["name", "method", "alpha", "bias_mode", "lambda_w", "seed", "pcc", "srcc", "spdd", "speo"]]
+        st.dataframe(shown, hide_index=True, width="stretch",
+                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("pcc", "srcc", "spdd", "speo")})
