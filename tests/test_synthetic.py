@@ -73,6 +73,12 @@ def default_data() -> Interviews:
     return make_synthetic(seed=0)  # the default dataset
 
 
+@pytest.fixture(scope="module")
+def default_features(default_data):
+    d = default_data
+    return {"video": video_features(d.video), "audio": audio_features(d.audio)}
+
+
 # ----------------------------------------------------------------------------------------------
 # Shapes, types, validation
 # ----------------------------------------------------------------------------------------------
@@ -188,15 +194,13 @@ def _modality_scores(features, labels, groups, train, test, sparse=False):
 
 
 @pytest.mark.parametrize("modality", ["video", "audio", "text"])
-def test_each_modality_is_learnable_and_biasable(default_data, modality):
+def test_each_modality_is_learnable_and_biasable(default_data, default_features, modality):
     d = default_data
     split = balanced_splits(d.label, d.group, seed=0)
     train, test = split["train"], split["test"]
     assert len(test) >= 1000
-    if modality == "video":
-        pcc, acc = _modality_scores(video_features(d.video), d.label, d.group, train, test)
-    elif modality == "audio":
-        pcc, acc = _modality_scores(audio_features(d.audio), d.label, d.group, train, test)
+    if modality in default_features:
+        pcc, acc = _modality_scores(default_features[modality], d.label, d.group, train, test)
     else:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -205,6 +209,41 @@ def test_each_modality_is_learnable_and_biasable(default_data, modality):
     # held-out: Y predictable (PCC > 0.4) and S predictable well above chance (test is balanced)
     assert pcc > 0.4, f"{modality}: PCC {pcc:.3f}"
     assert acc > 0.68, f"{modality}: S accuracy {acc:.3f}"
+
+
+def test_rater_bias_makes_a_plain_model_unfair_and_a_blind_one_need_not_be(default_data, default_features):
+    """The point of the data: on biased labels a model picks up the S proxy (SPDD grows with
+    alpha, PCC on true Y falls); S-neutral scoring stays fair and accurate."""
+    from scipy.stats import wasserstein_distance
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from fairviz.data import inject_label_bias
+
+    d = default_data
+    split = balanced_splits(d.label, d.group, seed=0)
+    train, test = split["train"], split["test"]
+    x = np.hstack([default_features["video"], default_features["audio"]])
+    x = StandardScaler().fit(x[train]).transform(x)
+    x_s = np.hstack([x, 3.0 * d.group[:, None]])  # S given explicitly ...
+    x_neutral = x_s[test].copy()
+    x_neutral[:, -1] = 1.5  # ... and set to a constant when scoring
+    g = d.group[test]
+    res = {}
+    for alpha in (1, 4):
+        y_biased = inject_label_bias(d.label[train], d.group[train], alpha, seed=0)
+        plain = Ridge(alpha=10.0).fit(x[train], y_biased).predict(x[test])
+        blind = Ridge(alpha=10.0).fit(x_s[train], y_biased).predict(x_neutral)
+        res[alpha] = {
+            name: (np.corrcoef(s, d.label[test])[0, 1], wasserstein_distance(s[g == 1], s[g == 0]))
+            for name, s in (("plain", plain), ("blind", blind))
+        }
+    pcc1, spdd1 = res[1]["plain"]
+    pcc4, spdd4 = res[4]["plain"]
+    assert spdd4 > 0.08 and spdd4 > 4 * spdd1, res
+    assert pcc4 < pcc1 - 0.05, res
+    blind_pcc4, blind_spdd4 = res[4]["blind"]
+    assert blind_spdd4 < spdd4 / 4 and blind_pcc4 > pcc4 + 0.05, res
 
 
 def test_shortcut_strength_zero_removes_the_proxy():

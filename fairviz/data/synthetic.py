@@ -22,8 +22,8 @@ modality   carries q (signal)                                   carries S (short
 video      a drawn talking head: mouth opening amplitude,       hair length/colour, clothing and
            talking speed, smile, head-nod amplitude             background hue
            (motion / expressiveness)
-audio      syllable rate, loudness, fewer pauses, livelier      pitch (f0) of the voiced source
-           intonation (rhythm / energy)                         (harmonic wavetable, 1/k roll-off)
+audio      syllable rate, loudness, fewer pauses, livelier      pitch (f0) and timbre (harmonic
+           intonation (rhythm / energy)                         roll-off) of the voiced source
 text       answer quality: vague -> concrete -> specific        one "background" sentence from a
            examples with measured results                       group-linked phrase bank
 =========  ===================================================  ==================================
@@ -55,7 +55,15 @@ default ``balanced_splits`` fractions, so the finite-sample floor of SPDD stays 
 Determinism: every candidate ``i`` draws from its own child generators
 ``np.random.SeedSequence(seed, spawn_key=(stream, i))``, so the same seed gives byte-identical
 data, and ``make_synthetic(n, seed=s)`` is a prefix of ``make_synthetic(N, seed=s)`` for
-``n <= N`` (``n`` even; an odd ``n`` truncates the last pair).
+``n <= N`` (same other arguments). With an odd ``n`` the last candidate's partner is missing, so
+the groups differ by one.
+
+Example check of the design on the default data (the hand-made features of
+``tests/test_synthetic.py`` + a ridge regression; a one-off measurement): trained on rater-biased labels at alpha = 4 the ridge's test PCC on
+true Y drops from 0.82 to 0.62 and its SPDD rises from 0.006 to 0.17 (0.11 at alpha = 2, 0.15 at
+3), while the same ridge given S as an explicit input and scored with S set to a constant (a
+stand-in for a fair model) keeps PCC 0.82 / SPDD 0.006 — the gap the fair methods are meant to
+close. Sampling bias bites less (ridge SPDD 0.04 at alpha = 4, PCC 0.80).
 """
 
 from __future__ import annotations
