@@ -110,7 +110,8 @@ def bench_generate(repeats: int = 2) -> str:
         f"| wall time, best of {repeats} | **{best_wall:.1f} s** ({n / best_wall:.0f} candidates/s) |",
         f"| CPU time (this process), best of {repeats} | {best_cpu:.1f} s |",
         f"| all runs (wall / CPU, s) | {', '.join(f'{w:.1f} / {c:.1f}' for w, c in runs)} |",
-        f"| memory: video / audio / text | {mb(data.video):.0f} MB / {mb(data.audio):.0f} MB / {text_kb:.0f} kB |",
+        f"| memory: video / audio / text | {mb(data.video):.0f} MB / {mb(data.audio):.0f} MB"
+        f" / {text_kb:.0f} kB |",
         f"| 500 candidates, default shape | {stage['all (500)']:.2f} s wall |",
         f"| 500 candidates, 1 frame of 16×16 (≈ audio + text + latents) | "
         f"{stage['audio only, frames=1 size=16 (500)']:.2f} s wall |",

@@ -48,8 +48,8 @@ parameter           default  meaning
 
 Default size (module constants): ``DEFAULT_N_SAMPLES = 4000`` candidates, ``DEFAULT_FRAMES = 8``
 RGB frames of ``DEFAULT_SIZE = 32`` x 32 pixels, ``DEFAULT_AUDIO_SECONDS = 1.0`` s of 16 kHz mono
-audio — about 100 MB of video and 256 MB of audio in memory, generated in a few seconds on one
-core (see ``bench/RESULTS.md``). 4000 candidates leave a test split of about 1200 rows with the
+audio — about 100 MB of video and 256 MB of audio in memory, generated in about 5 s of CPU time
+on one core (single-threaded; see ``bench/RESULTS.md``). 4000 candidates leave a test split of about 1200 rows with the
 default ``balanced_splits`` fractions, so the finite-sample floor of SPDD stays small.
 
 Determinism: every candidate ``i`` draws from its own child generators
@@ -59,11 +59,12 @@ data, and ``make_synthetic(n, seed=s)`` is a prefix of ``make_synthetic(N, seed=
 the groups differ by one.
 
 Example check of the design on the default data (the hand-made features of
-``tests/test_synthetic.py`` + a ridge regression; a one-off measurement): trained on rater-biased labels at alpha = 4 the ridge's test PCC on
-true Y drops from 0.82 to 0.62 and its SPDD rises from 0.006 to 0.17 (0.11 at alpha = 2, 0.15 at
-3), while the same ridge given S as an explicit input and scored with S set to a constant (a
-stand-in for a fair model) keeps PCC 0.82 / SPDD 0.006 — the gap the fair methods are meant to
-close. Sampling bias bites less (ridge SPDD 0.04 at alpha = 4, PCC 0.80).
+``tests/test_synthetic.py`` + a ridge regression; a one-off measurement): trained on
+rater-biased labels at alpha = 4, the ridge's test PCC on true Y drops from 0.82 to 0.62 and its
+SPDD rises from 0.006 to 0.17 (0.11 at alpha = 2, 0.15 at 3), while the same ridge given S as an
+explicit input and scored with S set to a constant (a stand-in for a fair model) keeps PCC 0.82
+and SPDD 0.006 — the gap the fair methods are meant to close. Sampling bias bites less (ridge
+SPDD 0.04 at alpha = 4, PCC 0.80).
 """
 
 from __future__ import annotations
@@ -261,51 +262,53 @@ def _draw_frames(p: dict[str, Any], frames: int, size: int, seconds: float) -> n
         return tuple(float(v) for v in np.clip(c * light, 0, 255))
 
     bg, hair, cloth, skin = col(p["bg"]), col(p["hair"]), col(p["cloth"]), col(p["skin"])
-    dark, lips, mouth_in = col(np.array([40.0, 30.0, 30.0])), col(np.array([170.0, 70.0, 70.0])), col(
-        np.array([70.0, 20.0, 25.0])
-    )
+    dark = col(np.array([40.0, 30.0, 30.0]))
+    lips = col(np.array([170.0, 70.0, 70.0]))
+    mouth_in = col(np.array([70.0, 20.0, 25.0]))
+    aa, fill = cv2.LINE_AA, -1
     sc = p["scale"] * r
     face_ax = (int(round(0.21 * sc)), int(round(0.27 * sc)))
     hair_ax = (int(round(0.25 * sc)), int(round(0.25 * sc)))
+    cloth_ax = (int(0.42 * sc), int(0.22 * sc))
+    fringe_ax = (int(0.2 * sc), int(0.09 * sc))
+    half, neck = int(round(0.25 * sc)), int(round(0.08 * sc))
     eye_r = max(1, int(round(0.028 * sc)))
+    mw = int(round((0.065 + 0.035 * p["smile"]) * sc))  # mouth half-width grows with the smile
+    lip_ax = (mw, max(1, int(round(0.012 * sc * (1 + 2 * p["smile"])))))
     for j in range(frames):
         t = (j + 0.5) / frames * seconds
         nod = p["nod_amp"] * r * math.sin(2.0 * math.pi * 0.9 * t + p["nod_phase"])
         cx = p["cx"] * r + p["turn"] * r * math.sin(2.0 * math.pi * 0.4 * t)
         cy = p["cy"] * r + nod
+        x = int(round(cx))
         canvas[:] = bg
-        # long hair falls behind the shoulders (drawn first, covered by clothes, neck and face)
+        # hair; long hair falls behind the shoulders (covered by clothes, neck and face)
         top = int(round(cy - 0.06 * sc))
-        cv2.ellipse(canvas, (int(round(cx)), top), hair_ax, 0, 0, 360, hair, -1, cv2.LINE_AA)
+        cv2.ellipse(canvas, (x, top), hair_ax, 0, 0, 360, hair, fill, aa)
         if p["hair_len"] > 0.05:
             bottom = int(round(cy + (0.05 + 0.45 * p["hair_len"]) * sc))
-            half = int(round(0.25 * sc))
-            cv2.rectangle(canvas, (int(round(cx)) - half, top), (int(round(cx)) + half, bottom), hair, -1, cv2.LINE_AA)
-        # shoulders / clothing and neck
-        cv2.ellipse(canvas, (int(round(cx)), int(round(r * 1.02))), (int(0.42 * sc), int(0.22 * sc)), 0, 0, 360, cloth, -1, cv2.LINE_AA)
-        neck = int(round(0.08 * sc))
-        cv2.rectangle(canvas, (int(round(cx)) - neck, int(round(cy))), (int(round(cx)) + neck, int(round(cy + 0.36 * sc))), skin, -1, cv2.LINE_AA)
-        # face
-        fc = (int(round(cx)), int(round(cy)))
-        cv2.ellipse(canvas, fc, face_ax, 0, 0, 360, skin, -1, cv2.LINE_AA)
-        # fringe
-        cv2.ellipse(canvas, (fc[0], int(round(cy - 0.20 * sc))), (int(0.2 * sc), int(0.09 * sc)), 0, 180, 360, hair, -1, cv2.LINE_AA)
+            cv2.rectangle(canvas, (x - half, top), (x + half, bottom), hair, fill, aa)
+        # shoulders / clothing, neck, face, fringe
+        cv2.ellipse(canvas, (x, int(round(r * 1.02))), cloth_ax, 0, 0, 360, cloth, fill, aa)
+        neck_box = ((x - neck, int(round(cy))), (x + neck, int(round(cy + 0.36 * sc))))
+        cv2.rectangle(canvas, *neck_box, skin, fill, aa)
+        cv2.ellipse(canvas, (x, int(round(cy))), face_ax, 0, 0, 360, skin, fill, aa)
+        cv2.ellipse(canvas, (x, int(round(cy - 0.20 * sc))), fringe_ax, 0, 180, 360, hair, fill, aa)
         # eyes (a blink closes them for one frame)
         ey = int(round(cy - 0.04 * sc))
         for dx in (-0.085, 0.085):
-            ec = (int(round(cx + dx * sc)), ey)
+            ex = int(round(cx + dx * sc))
             if j == p["blink_frame"]:
-                cv2.line(canvas, (ec[0] - eye_r, ey), (ec[0] + eye_r, ey), dark, 1, cv2.LINE_AA)
+                cv2.line(canvas, (ex - eye_r, ey), (ex + eye_r, ey), dark, 1, aa)
             else:
-                cv2.circle(canvas, ec, eye_r, dark, -1, cv2.LINE_AA)
-        # mouth: opening follows a talking rhythm; width and upturn follow the smile
+                cv2.circle(canvas, (ex, ey), eye_r, dark, fill, aa)
+        # mouth: the opening follows a talking rhythm; width and upturn follow the smile
         opening = p["mouth_amp"] * abs(math.sin(math.pi * p["mouth_rate"] * t + p["mouth_phase"]))
-        mc = (int(round(cx)), int(round(cy + 0.13 * sc)))
-        mw = int(round((0.065 + 0.035 * p["smile"]) * sc))
+        mc = (x, int(round(cy + 0.13 * sc)))
         mh = int(round(0.065 * sc * opening))
-        cv2.ellipse(canvas, mc, (mw, max(1, int(round(0.012 * sc * (1 + 2 * p["smile"]))))), 0, 0, 180, lips, -1, cv2.LINE_AA)
+        cv2.ellipse(canvas, mc, lip_ax, 0, 0, 180, lips, fill, aa)
         if mh >= 1:
-            cv2.ellipse(canvas, mc, (max(1, mw - 1), mh), 0, 0, 360, mouth_in, -1, cv2.LINE_AA)
+            cv2.ellipse(canvas, mc, (max(1, mw - 1), mh), 0, 0, 360, mouth_in, fill, aa)
         out[j] = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
     return out
 
@@ -567,7 +570,10 @@ def make_synthetic(
     audio = np.empty((n, n_audio), dtype=np.float32)
     for start in range(0, n, _CHUNK):
         stop = min(n, start + _CHUNK)
-        ps = [_audio_params(seed, i, float(quality[i]), int(group[i]), st, n_syll) for i in range(start, stop)]
+        ps = [
+            _audio_params(seed, i, float(quality[i]), int(group[i]), st, n_syll)
+            for i in range(start, stop)
+        ]
         audio[start:stop] = _synth_audio(ps, n_audio, SAMPLE_RATE)
 
     # Text.
@@ -688,7 +694,7 @@ def export_examples(
     *,
     fps: float | None = None,
     scale: int = 4,
-):
+) -> "pandas.DataFrame":  # noqa: F821 (pandas is imported on use)
     """Write the first ``n`` candidates as real files a person (and the manifest loader) can open.
 
     For each candidate ``<id>``: ``<id>.mp4`` (H.264/yuv420p video + AAC audio when ffmpeg has
