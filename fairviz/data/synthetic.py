@@ -49,8 +49,9 @@ parameter           default  meaning
 Default size (module constants): ``DEFAULT_N_SAMPLES = 4000`` candidates, ``DEFAULT_FRAMES = 8``
 RGB frames of ``DEFAULT_SIZE = 32`` x 32 pixels, ``DEFAULT_AUDIO_SECONDS = 1.0`` s of 16 kHz mono
 audio — about 100 MB of video and 256 MB of audio in memory, generated in about 5 s of CPU time
-on one core (single-threaded; see ``bench/RESULTS.md``). 4000 candidates leave a test split of about 1200 rows with the
-default ``balanced_splits`` fractions, so the finite-sample floor of SPDD stays small.
+on one core (single-threaded; see ``bench/RESULTS.md``). 4000 candidates leave a test split of
+about 1200 rows with the default ``balanced_splits`` fractions, so the finite-sample floor of SPDD
+stays small.
 
 Determinism: every candidate ``i`` draws from its own child generators
 ``np.random.SeedSequence(seed, spawn_key=(stream, i))``, so the same seed gives byte-identical
