@@ -673,6 +673,15 @@ def synthetic_cache_material(
     from fairviz.data import synthetic
 
     args = _generator_args(synthetic.make_synthetic, n_samples, seed, gen_kwargs)
+    # Strengths left out are the generator's defaults: spell them out so both spellings hit.
+    strengths = getattr(synthetic, "DEFAULT_STRENGTHS", None) or {}
+    known = {name for name, p in inspect.signature(synthetic.make_synthetic).parameters.items()
+             if p.kind is not inspect.Parameter.VAR_KEYWORD} | set(strengths)
+    unknown = sorted(set(gen_kwargs) - known)
+    if strengths and unknown:
+        raise ValueError(f"unknown synthetic-data parameter(s) {unknown}; known: {sorted(known)}")
+    for name, value in strengths.items():
+        args.setdefault(name, value)
     return {
         "source": "synthetic",
         "generator": {
