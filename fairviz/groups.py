@@ -116,8 +116,8 @@ def _encode_attribute(name: str, values: Any, n: int, missing: set[str]) -> Grou
     keep = [j for j, m in enumerate(is_missing) if not m]
     try:
         keep.sort(key=lambda j: uniques[j])
-    except TypeError:  # unorderable mix (e.g. 1 and "a"): order by type name, then text
-        keep.sort(key=lambda j: (type(uniques[j]).__name__, str(uniques[j])))
+    except TypeError:  # unorderable mix (e.g. 1 and "a"): by text, as metrics and theme do
+        keep.sort(key=lambda j: str(uniques[j]))
     labels = [uniques[j] for j in keep]
     remap = np.full(len(uniques) + 1, -1, dtype=np.int64)
     remap[keep] = np.arange(len(keep))

@@ -94,17 +94,21 @@ def _factorize(groups: Any, n: int) -> tuple[np.ndarray, list]:
         values = values.reshape(-1)
     if len(values) != n:
         raise ValueError(f"scores and groups differ in length: {n} scores, {len(values)} groups")
-    try:
-        codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
-    except TypeError:  # mixed, unorderable values (e.g. 1 and "a"): keep first-seen order
-        codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=True)
+    codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=True)
     if (codes < 0).any():
         first = int(np.flatnonzero(codes < 0)[0])
         raise ValueError(
             f"groups contain {int((codes < 0).sum())} missing value(s) (first at index {first}); "
             "drop those rows or give them a group"
         )
-    return codes.astype(np.int64), [_py(u) for u in uniques]
+    uniq = [_py(u) for u in uniques]
+    try:
+        order = sorted(range(len(uniq)), key=lambda j: uniq[j])
+    except TypeError:  # mixed, unorderable values (e.g. 1 and "a"): by text, as metrics does
+        order = sorted(range(len(uniq)), key=lambda j: str(uniq[j]))
+    remap = np.empty(len(uniq), dtype=np.int64)
+    remap[order] = np.arange(len(uniq))
+    return remap[codes], [uniq[j] for j in order]
 
 
 # ------------------------------------------------------------------------- quantile functions
