@@ -1,0 +1,147 @@
+"""fairviz.report + `python -m fairviz report`: one self-contained, escaped HTML file (issue 6 §4)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("fairviz.metrics")
+
+from fairviz.report import auto_n_perm, build_report, data_fingerprint  # noqa: E402
+
+EVIL = "<script>alert(1)</script>"
+EVIL_COLUMN = "race\"><img src=x onerror=alert(2)>"
+FAST = dict(n_boot=30, n_perm=30)
+
+
+def audit_frame(rng, n=800):
+    sex = rng.choice(["F", "M", EVIL], n, p=[0.49, 0.49, 0.02])
+    race = rng.choice(["A", "B", "unknown", ""], n, p=[0.5, 0.4, 0.05, 0.05])
+    score = np.clip(rng.beta(2, 4, n) + 0.15 * (sex == "M"), 0, 1)
+    label = np.clip(score + rng.normal(0, 0.15, n), 0, 1)
+    return pd.DataFrame({"score": score, "sex": sex, EVIL_COLUMN: race, "label": label})
+
+
+@pytest.fixture(scope="module")
+def report_html():
+    rng = np.random.default_rng(7)
+    df = audit_frame(rng)
+    raw = df.to_csv(index=False).encode()
+    html = build_report(df, score="score", groups=["sex", EVIL_COLUMN], label="label",
+                        source_name=f"scores{EVIL}.csv", source_bytes=raw, **FAST)
+    return html, raw, df
+
+
+def test_one_self_contained_file(report_html):
+    html, _, _ = report_html
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert html.count("<html") == 1
+    # plotly.js inlined exactly once, nothing fetched from the network
+    from plotly.offline import get_plotlyjs
+
+    js = get_plotlyjs()
+    assert html.count(js[:200]) == 1
+    assert not re.search(r"<script[^>]+src\s*=", html, flags=re.I)
+    assert not re.search(r"<link[^>]+href\s*=\s*['\"]?https?:", html, flags=re.I)
+    assert "cdn.plot.ly/plotly" not in html.replace(js, "")
+
+
+def test_no_script_injection_from_csv_values_or_names(report_html):
+    html, _, _ = report_html
+    assert EVIL not in html
+    assert "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+
+
+def test_contents(report_html):
+    html, raw, df = report_html
+    assert hashlib.sha256(raw).hexdigest() in html
+    assert f"{len(df):,}" in html
+    for needle in ("Data", "Summary", "DP(τ)", "NYC Local Law 144", "Four-fifths check at τ = 0.50",
+                   "permutation", "chance level", "θ = 0.5", "θ = 1", "bootstrap", "Fisher",
+                   "two-proportion", "exact", "estimate", "sex × race", "Pairwise W1", "Held-out check"):
+        assert needle.lower() in html.lower(), needle
+    # missing/unknown race values are counted in the data section
+    n_unknown = int(df[EVIL_COLUMN].isin(["unknown", ""]).sum())
+    assert f"<td>{n_unknown:,}</td>" in html
+    # the date and the version
+    assert re.search(r"Generated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", html)
+
+
+def test_arrays_call_like_the_app(rng):
+    n = 400
+    scores = rng.random(n)
+    attrs = {"sex": rng.choice(["F", "M"], n)}
+    html = build_report(scores, attrs, None, source="uploaded `x.csv`", title="fairviz audit — x.csv", **FAST)
+    assert "fairviz audit — x.csv" in html and "uploaded `x.csv`" in html
+    assert data_fingerprint(scores, attrs, None) in html  # no file bytes: a hash of the columns
+
+
+def test_bad_input_is_a_value_error(rng):
+    df = pd.DataFrame({"score": [0.1, 0.5, 1.5, 0.3], "g": ["a", "b", "a", "b"]})
+    with pytest.raises(ValueError, match="outside|\\[0, 1\\]"):
+        build_report(df, score="score", groups="g", **FAST)
+    with pytest.raises(ValueError, match="no column"):
+        build_report(df, score="nope", groups="g", **FAST)
+    with pytest.raises(ValueError, match="group"):
+        build_report(df, score="score", groups=[], **FAST)
+    with pytest.raises(ValueError, match="tau"):
+        build_report(df.assign(score=0.2), score="score", groups="g", tau=2, **FAST)
+
+
+def test_auto_n_perm_budget():
+    assert auto_n_perm(1000, 2) == 1000
+    assert auto_n_perm(1_000_000, 2) == 150
+    assert auto_n_perm(10_000_000, 30) == 50
+
+
+# ------------------------------------------------------------------------------------ CLI
+def _cli(argv):
+    from fairviz.cli import main
+
+    return main(argv)
+
+
+def test_cli_writes_report_atomically(tmp_path, rng, capsys):
+    df = audit_frame(rng, 500)
+    src = tmp_path / "scores.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "out" / "audit.html"
+    rc = _cli(["report", str(src), "--score", "score", "--group", "sex", "--group", EVIL_COLUMN,
+               "--label", "label", "--out", str(out), "--n-boot", "30", "--n-perm", "30"])
+    assert rc == 0
+    html = out.read_text(encoding="utf-8")
+    assert hashlib.sha256(src.read_bytes()).hexdigest() in html and "scores.csv" in html
+    assert EVIL not in html
+    assert [p.name for p in out.parent.iterdir()] == ["audit.html"]  # no temp file left
+    assert str(out) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--score", "nope", "--group", "sex"], "nope"),
+    (["--score", "score", "--group", "nope"], "nope"),
+    (["--score", "sex", "--group", "score"], "number"),
+])
+def test_cli_bad_input_exit_2(tmp_path, rng, capsys, args, match):
+    df = audit_frame(rng, 100)
+    src = tmp_path / "s.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "a.html"
+    assert _cli(["report", str(src), *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and match in err
+    assert not out.exists()
+
+
+def test_cli_missing_file_and_out_of_range(tmp_path, capsys):
+    assert _cli(["report", str(tmp_path / "none.csv"), "--score", "s", "--group", "g",
+                 "--out", str(tmp_path / "a.html")]) == 2
+    assert "error:" in capsys.readouterr().err
+    src = tmp_path / "bad.csv"
+    pd.DataFrame({"s": [0.1, 2.0, 0.3, 0.4], "g": ["a", "a", "b", "b"]}).to_csv(src, index=False)
+    assert _cli(["report", str(src), "--score", "s", "--group", "g", "--out", str(tmp_path / "a.html")]) == 2
+    assert "error:" in capsys.readouterr().err
