@@ -6,7 +6,6 @@ values. Helpers are checked against brute force.
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 from fairviz import figures as F
 from fairviz import theme
 from fairviz.metrics import dp_curve, spdd
+from tests._plotly_json import figure_json
 
 
 def _data(rng, n=2000, shift=0.12):
@@ -26,7 +26,7 @@ def _data(rng, n=2000, shift=0.12):
 
 
 def _fig_json(fig) -> dict:
-    return json.loads(fig.to_json())
+    return figure_json(fig)
 
 
 def _rates_brute(s, g, tau):
@@ -152,7 +152,9 @@ def test_pca_2d_matches_sklearn_up_to_sign(rng):
     assert proj.coords.shape == (300, 2)
     assert np.allclose(np.abs(proj.coords), np.abs(ref.transform(z)))
     assert proj.explained == pytest.approx(ref.explained_variance_ratio_)
-    assert np.allclose(F.pca_2d(-z).coords, proj.coords)  # sign fixed: same picture
+    perm = rng.permutation(300)
+    assert np.allclose(F.pca_2d(z[perm]).coords, proj.coords[perm])  # sign fixed: same picture
+    assert np.allclose(F.pca_2d(-z).coords, -proj.coords)  # a mirrored cloud is drawn mirrored
     with pytest.raises(ValueError, match="2-D"):
         F.pca_2d(np.zeros(5))
     with pytest.raises(ValueError, match="NaN"):
@@ -209,7 +211,7 @@ def test_score_distribution_figure_with_reference(rng):
     fig = F.score_distribution_figure(s * 0.5, g, reference_scores=s, reference_name="before")
     names = [t.name for t in fig.data]
     assert any("before" in n for n in names)
-    dotted = [t for t in fig.data if t.line is not None and t.line.dash == "dot"]
+    dotted = [t for t in fig.data if t.type == "scatter" and t.line.dash == "dot"]
     assert len(dotted) == 2
 
 
@@ -227,7 +229,8 @@ def test_dp_curve_figure_shades_spdd_and_violations(rng):
     assert any("SPDD" in a["text"] for a in js["layout"]["annotations"])
     shapes = [sh for sh in js["layout"].get("shapes", []) if sh.get("name") == "impact ratio < 0.8"]
     expected = F.merge_ranges(F.impact_ratio_violations(curve), 1 / 2000)
-    assert [(sh["x0"], sh["x1"]) for sh in shapes] == pytest.approx(expected)
+    assert len(shapes) == len(expected) >= 1
+    assert np.allclose([(sh["x0"], sh["x1"]) for sh in shapes], expected)
     rate_traces = [t for t in js["data"] if t["name"].startswith("selection rate")]
     assert len(rate_traces) == 2
     # no violations drawn when asked not to
@@ -307,8 +310,8 @@ def test_pca_figure_centroids_and_subsampling(rng):
     s = rng.random(5000)
     fig = F.pca_figure(z, g, scores=s, explained=[0.6, 0.3], max_points=1000)
     js = _fig_json(fig)
-    cents = [t for t in js["data"] if t["name"].startswith("centroid,")]
-    assert len(cents) == 2
+    cents = [t for t in js["data"] if t["name"].startswith("centroid,") and t.get("xaxis", "x") == "x"]
+    assert len(cents) == 2  # in the left panel (the right panel repeats them)
     c1 = next(t for t in cents if t["name"].endswith("group 1"))
     assert c1["x"][0] == pytest.approx(z[g == 1, 0].mean()) and c1["y"][0] == pytest.approx(z[g == 1, 1].mean())
     pts = [t for t in js["data"] if t.get("mode") == "markers" and not t["name"].startswith("centroid")]
