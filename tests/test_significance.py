@@ -191,3 +191,30 @@ def test_permutation_bad_input():
         permutation_test([0.1, 0.2], [0, 1], n_perm=0)
     with pytest.raises(ValueError, match="length"):
         permutation_test([0.1, 0.2], [0, 1, 1])
+
+
+# ------------------------------------------------------------------------ DP(τ) band
+def test_dp_band_matches_a_brute_force_bootstrap(rng):
+    metrics = pytest.importorskip("fairviz.metrics")
+    from fairviz.significance import dp_band
+
+    n0, n1 = 150, 90
+    s = np.r_[rng.beta(2, 5, n0), rng.beta(3, 4, n1)]
+    g = np.r_[np.zeros(n0, int), np.ones(n1, int)]
+    curve = metrics.dp_curve(s, g)
+    taus = np.array([0.2, 0.35, 0.5, 0.7])
+    band = dp_band(curve, {0: n0, 1: n1}, taus=taus, n_boot=4000, level=0.9, random_state=1)
+    np.testing.assert_allclose(band.value, curve.at(taus), atol=1e-12)
+    # the plain within-group bootstrap, resampling rows
+    boot = np.empty((3000, len(taus)))
+    for b in range(3000):
+        r0 = rng.choice(s[:n0], n0)
+        r1 = rng.choice(s[n0:], n1)
+        boot[b] = np.abs((r0[:, None] > taus).mean(0) - (r1[:, None] > taus).mean(0))
+    np.testing.assert_allclose(band.low, np.quantile(boot, 0.05, axis=0), atol=0.02)
+    np.testing.assert_allclose(band.high, np.quantile(boot, 0.95, axis=0), atol=0.02)
+    assert band.n_boot == 4000 and band.level == 0.9
+    with pytest.raises(ValueError, match="n_boot"):
+        dp_band(curve, {0: n0, 1: n1}, n_boot=0)
+    with pytest.raises(ValueError, match="group_counts"):
+        dp_band(curve, [n0], n_boot=10)
