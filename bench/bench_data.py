@@ -125,9 +125,114 @@ def bench_generate(repeats: int = 2) -> str:
     return "\n".join(lines)
 
 
+def bench_features(load_repeats: int = 3) -> str:
+    """First-time preprocessing of the default synthetic data set, then cached loads.
+
+    Uses a fresh, temporary ``FAIRVIZ_CACHE`` so the first call really generates and
+    preprocesses; the cached load is timed in this process and in a fresh Python process
+    (imports included), which is what a user sees.
+    """
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    tmp = Path(tempfile.mkdtemp(prefix="fairviz-bench-cache-"))
+    old_cache = os.environ.get("FAIRVIZ_CACHE")
+    os.environ["FAIRVIZ_CACHE"] = str(tmp)
+    try:
+        from fairviz.data import features as F
+        from fairviz.data import synthetic
+        from fairviz.data.torch_data import GroupStratifiedBatchSampler, InterviewDataset
+
+        spans: dict[str, list[float]] = {}
+
+        def progress(done: int, total: int, stage: str) -> None:
+            now = time.perf_counter()
+            spans.setdefault(stage, [now, now])[1] = now
+
+        load0 = os.getloadavg()
+        fs, cold_wall, cold_cpu = _timed(lambda: F.load_synthetic_features(progress=progress))
+        load1 = os.getloadavg()
+        print(f"first load (generate + preprocess + cache): {cold_wall:.1f} s wall, {cold_cpu:.1f} s CPU",
+              flush=True)
+        assert not fs.meta["cache_hit"]
+        stage_s = {k: v[1] - v[0] for k, v in spans.items()}
+        path = Path(fs.meta["cache_path"])
+        disk_mb = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+        warm = []
+        for _ in range(load_repeats):
+            again, wall, _ = _timed(lambda: F.load_synthetic_features())
+            assert again.meta["cache_hit"]
+            warm.append(wall)
+        same = all(np.array_equal(getattr(fs, k), getattr(again, k))
+                   for k in ("video", "mfcc", "text", "label", "group"))
+        code = ("import time; t = time.perf_counter(); "
+                "from fairviz.data.features import load_synthetic_features as L; fs = L(); "
+                "print(time.perf_counter() - t, fs.meta['cache_hit'])")
+        fresh = []
+        for _ in range(load_repeats):
+            out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                 check=True, cwd=REPO, env=dict(os.environ)).stdout.split()
+            assert out[1] == "True"
+            fresh.append(float(out[0]))
+        print(f"cached load: {min(warm):.2f} s in process, {min(fresh):.2f} s in a fresh process",
+              flush=True)
+
+        # One epoch of batches as training would draw them (data side only).
+        ds = InterviewDataset(fs)
+        sampler = GroupStratifiedBatchSampler(fs.group, 64, seed=0)
+        _, epoch_s, _ = _timed(lambda: [ds.batch(b) for b in sampler])
+    finally:
+        if old_cache is None:
+            os.environ.pop("FAIRVIZ_CACHE", None)
+        else:
+            os.environ["FAIRVIZ_CACHE"] = old_cache
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    n = len(fs)
+    gen = fs.meta["params"]
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in stage_s.items())
+    lines = [
+        "## Feature preprocessing and cache (`bench/bench_data.py::bench_features`)",
+        "",
+        f"`load_synthetic_features()` at the default size: **{n} candidates** "
+        f"({gen['frames']} frames of {gen['size']}×{gen['size']}, {gen['audio_seconds']:g} s audio, "
+        f"one transcript each), text model `{fs.meta['text_model']['name']}` "
+        f"(d = {fs.text.shape[1]}, fp32, CPU, {torch.get_num_threads()} torch threads), "
+        f"MFCC {fs.mfcc.shape[2]} × {fs.mfcc.shape[1]} steps; fresh cache folder.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| first time: generate + preprocess + write cache (wall) | **{cold_wall:.1f} s** |",
+        f"| first time: CPU time (this process, all threads) | {cold_cpu:.1f} s |",
+        f"| first time, by stage (wall) | {stages} |",
+        f"| cached load, in process (best of {load_repeats}; all) | **{min(warm):.2f} s** "
+        f"({', '.join(f'{w:.2f}' for w in warm)}) |",
+        f"| cached load, fresh Python process incl. imports (best of {load_repeats}; all) | "
+        f"**{min(fresh):.2f} s** ({', '.join(f'{w:.2f}' for w in fresh)}) |",
+        f"| cache on disk (arrays.npz + meta.json) | {disk_mb:.0f} MB |",
+        f"| arrays: video / mfcc / text | {fs.video.nbytes / 1e6:.0f} MB / {fs.mfcc.nbytes / 1e6:.0f} MB"
+        f" / {fs.text.nbytes / 1e6:.1f} MB |",
+        f"| one epoch of stratified batches of 64 as tensors (`InterviewDataset.batch`) | {epoch_s:.2f} s |",
+        f"| cached arrays identical to the first build | {same} |",
+        "",
+        f"Machine: {machine()}; load average before / after the first build "
+        f"{load0[0]:.1f} / {load1[0]:.1f}. The box is shared with other developers' jobs, so wall "
+        "times above are pessimistic; the text model's forward passes dominate the first build "
+        "(CPU time / 2 cores ≈ the wall time on an idle 2-core machine). Budget (issue 3 §6): "
+        "first time < 2 min on a 2-core CPU, cached load < 5 s.",
+    ]
+    return "\n".join(lines)
+
+
 BENCHES: dict[str, Callable[[], str]] = {
     "generate": bench_generate,
-    # "features": bench_features,  # feature-extraction timings (features developer)
+    "features": bench_features,
 }
 
 
