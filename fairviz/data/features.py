@@ -544,6 +544,7 @@ def save_feature_cache(path: Path, features: FeatureSet, key: str, material: dic
     """Write ``features`` to the cache folder ``path`` atomically (staged folder + rename)."""
     from fairviz.atomic import staged_dir
 
+    _remove_stale_staging(path)
     arrays = {name: getattr(features, name) for name in ARRAY_FIELDS}
     arrays["ids"] = np.asarray(features.ids, dtype=str)
     if features.split is not None:
@@ -565,6 +566,21 @@ def save_feature_cache(path: Path, features: FeatureSet, key: str, material: dic
         }
         (tmp / "meta.json").write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
     return path
+
+
+def _remove_stale_staging(path: Path, max_age_s: float = 24 * 3600) -> None:
+    """Delete staging folders of ``path`` left behind by a killed writer (older than a day)."""
+    import shutil
+
+    if not path.parent.is_dir():
+        return
+    now = time.time()
+    for p in path.parent.glob(f".tmp-*{path.name}.*"):
+        try:
+            if p.is_dir() and now - p.stat().st_mtime > max_age_s:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
 
 
 class CacheError(Exception):
