@@ -490,7 +490,7 @@ def _repair_section(scores, y, attrs, columns, multi, names, fig_html, random_st
         for label_txt, v in (("original", x), ("θ = 0.5", half), ("θ = 1", full)):
             acc_rows.append([label_txt, _num(metrics.pcc(v, yr)), _num(metrics.srcc(v, yr)), _num(metrics.speo(v, yr, g))])
         acc = "<h3>Accuracy against the labels</h3>" + _table(["scores", "PCC", "SRCC", f"SPEO by {esc(finest)}"], acc_rows)
-    trade = repair_tradeoff(x, g, yr, repair_map=rmap)
+    trade = repair_tradeoff(x, g, yr, strengths=np.linspace(0.0, 1.0, 6), repair_map=rmap)
     trade_div = fig_html(repair_tradeoff_figure(trade, title=f"Repair by {esc(finest)}: SPDD and accuracy against θ"))
     # the distributions of the first attribute before/after the full repair
     first = col.attributes[0]
