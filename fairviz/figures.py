@@ -389,6 +389,7 @@ def distribution_grid_figure(
     fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
                         subplot_titles=names, horizontal_spacing=0.04, vertical_spacing=0.12)
     seen: set = set()
+    top = 0.0
     for k, name in enumerate(names):
         r, c = divmod(k, cols)
         parts = _split_by_group(*samples[name])
@@ -396,6 +397,7 @@ def distribution_grid_figure(
         for g, s in parts:
             counts, _ = np.histogram(s, bins=edges)
             dens = counts / (s.size * width)
+            top = max(top, float(dens.max()))
             fig.add_trace(
                 go.Scatter(
                     x=np.concatenate([[0.0], edges, [1.0]]), y=np.concatenate([[0.0], dens, [dens[-1], 0.0]]),
@@ -409,6 +411,7 @@ def distribution_grid_figure(
             seen.add(g)
     fig.update_xaxes(range=[0, 1])
     fig.update_xaxes(title_text="score", row=rows)
+    fig.update_yaxes(range=[0, top * 1.12 if top > 0 else 1])  # one scale for every panel
     fig.update_yaxes(title_text="density", col=1)
     fig.update_layout(template=theme.TEMPLATE_NAME, title=title, height=260 * rows + 120)
     return fig

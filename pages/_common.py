@@ -371,7 +371,7 @@ def dp_curve_for(data_key: str, view: str, _scores, _attributes):
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _dp_base_figure_json(data_key: str, view: str, _curve) -> str:
-    return figures.dp_curve_figure(_curve).to_json()
+    return figures.dp_curve_figure(_curve, title=None).to_json()
 
 
 def dp_base_figure(data_key: str, view: str, curve):
@@ -384,25 +384,39 @@ def dp_base_figure(data_key: str, view: str, curve):
 @st.cache_data(show_spinner=False, max_entries=16)
 def distribution_figure(data_key: str, view: str, _scores, _attributes):
     x, g = view_rows(data_key, view, _scores, _attributes)
-    return figures.score_distribution_figure(x, g)
+    return figures.score_distribution_figure(x, g, title=None)
 
 
-def rate_table_at(group_counts: dict, rates: dict, small_groups: tuple):
-    """Selection rate, impact ratio and test per group at one τ, from the curve's rates."""
+def rate_tests_display(t: pd.DataFrame, rate_name: str = "selection rate") -> pd.DataFrame:
+    """A `fairviz.significance.rate_tests` table as shown: readable group names, the test's
+    p-value as text ("reference" for the highest group, "—" where not tested)."""
+
+    def _p(row) -> str:
+        if row["reference"]:
+            return "reference"
+        if row["excluded"] or pd.isna(row["p_value"]):
+            return "— (excluded)" if row["excluded"] else "—"
+        return f"{row['p_value']:.3g} ({row['test']})"
+
+    return pd.DataFrame({
+        "group": [theme.group_name(g) for g in t["group"]],
+        "n": t["n"],
+        "share": t["share"],
+        rate_name: t["rate"],
+        "impact ratio": t["impact_ratio"],
+        "p-value vs highest": [_p(r) for _, r in t.iterrows()],
+        "small group (< 2 %)": t["small_group"],
+    })
+
+
+def rate_table_at(group_counts: dict, rates: dict) -> pd.DataFrame:
+    """Selection rate, impact ratio and test per group at one τ, from the curve's rates (no
+    pass over the scores: counts = rate × n)."""
     from fairviz.significance import rate_tests
 
     totals = {g: int(n) for g, n in group_counts.items() if n > 0}
     selected = {g: int(round(float(rates[g]) * totals[g])) for g in totals}
-    t = rate_tests(selected, totals)
-    out = pd.DataFrame({
-        "group": [theme.group_name(g) for g in t["group"]],
-        "n": t["n"],
-        "selection rate": t["rate"],
-        "impact ratio": t["impact_ratio"],
-        "p-value": t["p_value"],
-        "small group": [g in small_groups for g in t["group"]],
-    })
-    return out
+    return rate_tests_display(rate_tests(selected, totals))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -434,19 +448,29 @@ def repair_for(data_key: str, view: str, _scores, _attributes, _labels, theta: f
     return out
 
 
-def report_builder(data_key, scores, attributes, labels, source_text, file_name):
-    """A callable building the self-contained HTML audit report on click, or None if
-    `fairviz.report` is not available."""
+@st.cache_resource(show_spinner=False)
+def _report_store() -> dict:
+    """Reports already built on this server, by data key (a report takes seconds to build)."""
+    return {}
+
+
+def report_builder(data_key, scores, attributes, labels, *, source_text: str, file_name: str,
+                   source_name: str | None = None, source_bytes: bytes | None = None, tau: float = 0.5):
+    """A callable that builds the self-contained HTML audit report when the download button is
+    clicked (`fairviz.report.build_report`, the same as `python -m fairviz report`), or None if
+    that module is missing. Built once per data and τ, then served from memory."""
     try:
-        from fairviz import report
+        from fairviz.report import build_report
     except ImportError:
         return None
-    build = getattr(report, "build_report", None) or getattr(report, "audit_report_html", None)
-    if build is None:
-        return None
+    store = _report_store()
+    key = (data_key, round(float(tau), 4))
 
     def _html() -> bytes:
-        html = build(scores, attributes, labels, source=source_text, title=f"fairviz audit — {file_name}")
-        return html.encode("utf-8") if isinstance(html, str) else html
+        if key not in store:
+            html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
+                                source=source_text, title=f"fairviz audit: {file_name}", tau=float(tau))
+            store[key] = html.encode("utf-8")
+        return store[key]
 
     return _html

@@ -46,6 +46,8 @@ else:
         "A table with one row per candidate: a score in [0, 1], one or more group columns, and "
         "optionally the true label in [0, 1].",
         type=["csv", "parquet"], key="fv_audit_upload",
+        help=f"Up to {st.get_option('server.maxUploadSize')} MB (set `server.maxUploadSize` in "
+             "`.streamlit/config.toml`). Scores and labels must be numbers in [0, 1].",
     )
     if up is None:
         st.info("Upload a CSV or Parquet file to audit it. Example:", icon=":material/upload_file:")
@@ -136,29 +138,32 @@ curve = ui.dp_curve_for(data_key, view_name, scores, attributes)
 
 @st.fragment
 def threshold_view() -> None:
+    st.subheader("DP(τ): the gap in selection rate at every threshold")
     tau = st.slider("Threshold τ (selected when score > τ)", 0.0, 1.0, 0.5, 0.01, key="fv_audit_tau")
-    left, right = st.columns([3, 2], gap="medium")
     fig = ui.dp_base_figure(data_key, view_name, curve)
     figures.add_tau_marker(fig, curve, tau)
-    with left:
-        ui.show_figure(fig, key="fv_audit_dp")
+    ui.show_figure(fig, key="fv_audit_dp")
     info_tau = figures.tau_summary(curve, tau)
-    with right:
+    left, right = st.columns([3, 2], gap="medium")
+    with left:
         st.markdown(f"**At τ = {tau:.2f}** the gap in selection rate is **{info_tau['dp']:.3f}**.")
-        table = ui.rate_table_at(view.group_counts, info_tau["rates"], tuple(view.small_groups))
+        table = ui.rate_table_at(view.group_counts, info_tau["rates"])
         st.dataframe(table, hide_index=True, width="stretch",
-                     column_config={"selection rate": st.column_config.NumberColumn(format="%.3f"),
-                                    "impact ratio": st.column_config.NumberColumn(format="%.3f"),
-                                    "p-value": st.column_config.NumberColumn(format="%.3g")})
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("share", "selection rate", "impact ratio")})
+    with right:
         fails = table[table["impact ratio"] < 0.8]
-        if len(fails):
+        if max(info_tau["rates"].values()) == 0:
+            st.info("Nobody scores above this τ, so there is no selection rate to compare.")
+        elif len(fails):
             st.error("Four-fifths rule fails at this τ for " + ", ".join(f"**{g}** ({r:.2f})" for g, r in
                      zip(fails["group"], fails["impact ratio"])) + ".", icon=":material/gavel:")
         else:
             st.success("Four-fifths rule holds at this τ (every impact ratio ≥ 0.8).", icon=":material/check_circle:")
         st.caption("Impact ratio = the group's selection rate ÷ the highest group's. p-value: two-proportion "
                    "z-test (Fisher's exact for small counts) against the highest group. Shaded on the "
-                   "curve: every τ where some group's ratio is under 0.8.")
+                   "curve: every τ where some group's ratio is under 0.8. Moving τ only reads the "
+                   "precomputed curve.")
 
 
 threshold_view()
@@ -166,13 +171,11 @@ threshold_view()
 # ---------------------------------------------------------------------------------------------
 # 4. distributions and the LL144 table
 
+st.subheader("Score distributions")
 ui.show_figure(ui.distribution_figure(data_key, view_name, scores, attributes), key="fv_audit_dist")
 
 st.subheader("NYC Local Law 144 scoring rates")
-sr = view.scoring_rates.rename(columns={"rate": "scoring rate", "impact_ratio": "impact ratio", "p_value": "p-value",
-                                        "small_group": "small group (< 2 %)"})
-st.dataframe(sr[["group", "n", "share", "scoring rate", "impact ratio", "small group (< 2 %)", "p-value"]],
-             hide_index=True, width="stretch",
+st.dataframe(ui.rate_tests_display(view.scoring_rates, "scoring rate"), hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("share", "scoring rate", "impact ratio")})
 st.caption("Scoring rate: share of the group scoring above the median score of all rows; impact ratio "
            "against the group with the highest scoring rate.")
@@ -215,9 +218,16 @@ d1.download_button("Metrics (CSV)", frame.to_csv(index=False), file_name=f"{file
 d2.download_button("Full audit (JSON)", json.dumps(multi.to_dict(), indent=2, default=str),
                    file_name=f"{file_name}-audit.json", mime="application/json", key="fv_audit_dl_json",
                    icon=":material/data_object:")
-report = ui.report_builder(data_key, scores, attributes, labels, source_text, file_name)
+report = ui.report_builder(
+    data_key, scores, attributes, labels, source_text=source_text.replace("`", ""), file_name=file_name,
+    source_name=None if source == "run" else up.name, source_bytes=None if source == "run" else data,
+    tau=st.session_state.get("fv_audit_tau", 0.5),
+)
 if report is None:
     d3.caption("HTML report: not available in this version.")
 else:
     d3.download_button("Audit report (HTML)", report, file_name=f"{file_name}-audit.html", mime="text/html",
-                       key="fv_audit_dl_html", icon=":material/description:")
+                       key="fv_audit_dl_html", icon=":material/description:",
+                       help="One self-contained file (works offline): data description, every attribute and "
+                            "intersection, DP(τ) with bootstrap bands, LL144 tables, four-fifths tests at the "
+                            "chosen τ, permutation chance levels, and the effect of a repair. Takes a few seconds.")

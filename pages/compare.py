@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fairviz import app_support, figures
+from fairviz.train import METHODS
 from pages import _common as ui
 
 ui.page_header("Compare", "Several runs side by side: accuracy (PCC, SRCC) against unfairness (SPDD, SPEO).")
@@ -37,7 +38,8 @@ shown = pd.DataFrame(
     {
         "method": sub["method"],
         "α": sub["alpha"].map("{:g}".format),
-        "λ_W": sub["lambda_w"].map("{:g}".format),
+        "λ_W": [f"{lw:g}" if m in METHODS and METHODS[m].uses_lambda_w else "—"
+                for m, lw in zip(sub["method"], sub["lambda_w"])],
         "seed": sub["seed"],
         **{f"{k.upper()} {'↑' if up else '↓'}": [_cell(r, k) for _, r in sub.iterrows()]
            for k, up in app_support.HIGHER_IS_BETTER.items()},

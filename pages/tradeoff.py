@@ -34,7 +34,10 @@ else:
     if len(swept) < 2:
         st.info("Only one λ_W value so far: run a sweep below to see the trade-off.")
     names = pts["name"].tolist()
-    selected = st.session_state.get(PICK_KEY) if st.session_state.get(PICK_KEY) in names else swept["name"].iloc[0]
+    current = ui.current_run_name()
+    ones = swept[swept["lambda_w"] == 1.0]["name"].tolist()
+    fallback = current if current in names else (ones[0] if ones else swept["name"].iloc[0])
+    selected = st.session_state.get(PICK_KEY) if st.session_state.get(PICK_KEY) in names else fallback
     event = ui.show_figure(
         figures.tradeoff_figure(pts, selected=selected,
                                 title=f"{method}: λ_W sweep at α = {alpha:g} ({bias_mode} bias)"),

@@ -31,10 +31,8 @@ with tab_new:
                 key="fv_train_path",
                 placeholder="/data/interviews/manifest.csv" if source == "manifest" else "/data/first-impressions-v2",
             )
-        method = st.selectbox(
-            "Method", list(METHODS), index=list(METHODS).index("ours"), key="fv_train_method",
-            format_func=lambda m: f"{m} — {METHODS[m].description}",
-        )
+        method = st.selectbox("Method", list(METHODS), index=list(METHODS).index("ours"), key="fv_train_method")
+        st.caption(f"**{method}** adds to the MSE loss: {METHODS[method].description}.")
         bias_mode = st.radio(
             "How the training data is biased", ["label", "sample"], horizontal=True, key="fv_train_bias",
             format_func={"label": "rater bias (biased labels, the paper's Ỹ)",

@@ -1,0 +1,371 @@
+"""Every page of the Streamlit app, driven by `streamlit.testing.v1.AppTest` (no browser).
+
+The runs folder is a temporary one filled with real run folders holding synthetic predictions
+(`tests/_app_runs.py`), so these tests need no training. Training from the Train page uses a
+fake train function injected into `fairviz.jobs` (the real one is tested in test_jobs.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+st = pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from tests._app_runs import make_fake_models, make_fake_run  # noqa: E402
+from tests._plotly_json import figure_json  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TIMEOUT = 90  # seconds; the first run imports torch
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    make_fake_models(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _fresh_streamlit(monkeypatch, models_dir):
+    from streamlit import config
+
+    monkeypatch.setenv("FAIRVIZ_MODELS", str(models_dir))
+    config.set_option("client.showErrorDetails", "full")  # tracebacks visible to the test
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def plotly_specs(at: AppTest) -> list[dict]:
+    return [figure_json(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in at.error] + [i.value for i in at.info] + [w.value for w in at.warning]
+    parts += [s.value for s in at.success] + [s.value for s in at.subheader]
+    return "\n".join(parts)
+
+
+def metric(at: AppTest, label: str):
+    found = [m for m in at.metric if m.label == label]
+    assert found, f"no metric {label!r}; have {[m.label for m in at.metric]}"
+    return found[0].value
+
+
+def stored_metrics(models_dir, name):
+    return json.loads((models_dir / name / "metrics.json").read_text())
+
+
+# ------------------------------------------------------------------------------------ home
+
+
+def test_home_shows_default_run_and_sample(models_dir):
+    at = open_page()
+    body = texts(at)
+    assert "SPDD" in body and "ours-a4-label-lw1-s0" in body
+    m = stored_metrics(models_dir, "ours-a4-label-lw1-s0")
+    assert metric(at, "SPDD ↓") == f"{m['spdd']['value']:.3f}"
+    assert metric(at, "PCC ↑") == f"{m['pcc']['value']:.3f}"
+    assert at.sidebar.selectbox[0].value == "ours-a4-label-lw1-s0"
+    assert at.get("video") and at.get("audio")
+
+
+def test_sidebar_picker_changes_current_run(models_dir):
+    at = open_page()
+    at.sidebar.selectbox[0].set_value("vanilla-a4-label-s0").run()
+    assert_clean(at)
+    m = stored_metrics(models_dir, "vanilla-a4-label-s0")
+    assert metric(at, "SPDD ↓") == f"{m['spdd']['value']:.3f}"
+    # the choice follows the user to another page
+    at.switch_page("pages/audit.py").run()
+    assert_clean(at)
+    assert "vanilla-a4-label-s0" in texts(at)
+
+
+def test_pages_explain_how_to_create_runs_when_there_are_none(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAIRVIZ_MODELS", str(tmp_path / "empty"))
+    for page in (None, "audit", "compare", "tradeoff", "representation", "train"):
+        at = open_page(page)
+        assert "make models" in texts(at), page
+
+
+def test_unreadable_run_folder_is_reported_not_raised(models_dir, tmp_path, monkeypatch):
+    root = tmp_path / "models"
+    shutil.copytree(models_dir, root)
+    (root / "broken-run").mkdir()
+    (root / "broken-run" / "config.json").write_text("{not json")
+    monkeypatch.setenv("FAIRVIZ_MODELS", str(root))
+    at = open_page()
+    assert "broken-run" in texts(at)
+    assert any("unreadable" in w.value for w in at.sidebar.warning)
+
+
+# ------------------------------------------------------------------------------------ audit
+
+
+def test_audit_current_run_cards_curve_and_tau(models_dir):
+    at = open_page("audit")
+    m = stored_metrics(models_dir, "ours-a4-label-lw1-s0")
+    assert metric(at, "SPDD ↓") == f"{m['spdd']['value']:.3f}"
+    assert metric(at, "SPEO ↓") == f"{m['speo']['value']:.3f}"
+    specs = plotly_specs(at)
+    dp = next(s for s in specs if any(str(t.get("name", "")).startswith("DP(τ)") for t in s["data"]))
+    area = next(t for t in dp["data"] if t.get("fill") == "tozeroy")
+    x, y = np.array(area["x"]), np.array(area["y"])
+    assert np.sum(y[:-1] * np.diff(x)) == pytest.approx(m["spdd"]["value"], abs=1e-9)
+    assert any(t.get("name", "").startswith("gap at τ = 0.50") for t in dp["data"])
+    # move τ: only the marker moves; the text follows
+    at.slider(key="fv_audit_tau").set_value(0.7).run()
+    assert_clean(at)
+    assert "At τ = 0.70" in texts(at)
+    dp = next(s for s in plotly_specs(at) if any(str(t.get("name", "")).startswith("DP(τ)") for t in s["data"]))
+    assert any(t.get("name", "").startswith("gap at τ = 0.70") for t in dp["data"])
+    # impact-ratio table and LL144 table are there
+    assert len(at.dataframe) >= 2
+    assert "Four-fifths rule" in texts(at)
+
+
+def _csv(df: pd.DataFrame) -> bytes:
+    return df.to_csv(index=False).encode()
+
+
+def _upload(at: AppTest, name: str, data: bytes, mime: str = "text/csv") -> AppTest:
+    at.radio(key="fv_audit_source").set_value("upload").run()
+    at.file_uploader(key="fv_audit_upload").set_value((name, data, mime)).run()
+    return at
+
+
+def test_audit_upload_good_csv(rng):
+    n = 3000
+    g = rng.choice(["F", "M"], n)
+    label = rng.random(n)
+    score = np.clip(0.3 + 0.4 * label + 0.1 * (g == "M") + rng.normal(0, 0.05, n), 0, 1)
+    df = pd.DataFrame({"score": score, "sex": g, "label": label})
+    at = _upload(open_page("audit"), "scores.csv", _csv(df))
+    assert_clean(at)
+    from fairviz import metrics
+
+    assert metric(at, "SPDD ↓") == f"{metrics.spdd(score, g):.3f}"
+    assert metric(at, "PCC ↑") == f"{metrics.pcc(score, label):.3f}"
+    assert "scores.csv" in texts(at)
+    # repair section: θ = 1 removes (nearly all of) the gap
+    assert float(metric(at, "SPDD after repair")) < 0.01
+    at.select_slider(key="fv_audit_theta").set_value(0.5).run()
+    assert_clean(at)
+    half = float(metric(at, "SPDD after repair"))
+    assert half == pytest.approx(metrics.spdd(score, g) / 2, abs=0.01)
+    labels = [b.label for b in at.get("download_button")]
+    assert any("repair map" in lbl for lbl in labels) and any("CSV" in lbl for lbl in labels)
+
+
+def test_audit_upload_parquet_and_several_attributes(rng):
+    n = 4000
+    df = pd.DataFrame({
+        "prediction": rng.random(n),
+        "sex": rng.choice(["F", "M"], n),
+        "race": rng.choice(["A", "B", "C", None], n, p=[0.4, 0.4, 0.15, 0.05]),
+    })
+    buf = io.BytesIO()
+    df.to_parquet(buf)
+    at = _upload(open_page("audit"), "scores.parquet", buf.getvalue(), "application/octet-stream")
+    assert_clean(at)
+    at.multiselect(key="fv_audit_groups").set_value(["sex", "race"]).run()
+    assert_clean(at)
+    views = at.radio(key="fv_audit_view").options
+    assert views == ["sex", "race", "sex × race"]
+    at.radio(key="fv_audit_view").set_value("sex × race").run()
+    assert_clean(at)
+    assert "unknown group excluded" in texts(at)
+    assert metric(at, "PCC ↑") == "—"  # no label column
+
+
+@pytest.mark.parametrize(
+    "name,data,message",
+    [
+        ("empty.csv", b"", "empty"),
+        ("header_only.csv", b"score,group\n", "no rows"),
+        ("nan.csv", b"score,group\n0.5,a\n,b\n0.2,a\n", "empty value"),
+        ("range.csv", b"score,group\n0.5,a\n1.7,b\n0.2,a\n", "outside [0, 1]"),
+        ("text.csv", b"score,group\n0.5,a\nhigh,b\n0.2,a\n", "not numbers"),
+        ("onegroup.csv", b"score,group\n0.5,a\n0.7,a\n0.2,a\n", "group"),
+        ("bad.parquet", b"this is not parquet", "not a readable Parquet"),
+    ],
+)
+def test_audit_upload_bad_files_give_clear_errors(name, data, message):
+    at = open_page("audit")
+    at.radio(key="fv_audit_source").set_value("upload").run()
+    uploader = at.file_uploader(key="fv_audit_upload")
+    uploader.set_value((name, data, "text/csv")).run()
+    assert_clean(at)
+    errors = " ".join(e.value for e in at.error)
+    assert message in errors, errors
+
+
+def test_audit_upload_wrong_columns_chosen(rng):
+    df = pd.DataFrame({"id": np.arange(50), "score": rng.random(50), "group": rng.integers(0, 2, 50)})
+    at = _upload(open_page("audit"), "s.csv", _csv(df))
+    assert_clean(at)
+    at.selectbox(key="fv_audit_score").set_value("id").run()  # ids are not in [0, 1]
+    assert_clean(at)
+    assert "outside [0, 1]" in " ".join(e.value for e in at.error)
+    at.selectbox(key="fv_audit_score").set_value("score").run()
+    at.multiselect(key="fv_audit_groups").set_value([]).run()
+    assert "at least one group column" in " ".join(e.value for e in at.error)
+
+
+# ------------------------------------------------------------------------------------ compare
+
+
+def test_compare_table_best_marked_and_curves(models_dir):
+    at = open_page("compare")
+    chosen = at.multiselect(key="fv_compare_runs").value
+    assert len(chosen) == 6 and chosen[0].startswith("vanilla") and chosen[-1].startswith("ours")
+    body = texts(at)
+    assert "SPDD ↓ → `ours-a4-label-lw1-s0`" in body  # the fake `ours` run has the smallest gap
+    specs = plotly_specs(at)
+    overlay = specs[0]
+    assert len(overlay["data"]) == 6 and all("SPDD" in t["name"] for t in overlay["data"])
+    assert len(specs) == 2
+    at.multiselect(key="fv_compare_runs").set_value(chosen[:2]).run()
+    assert_clean(at)
+    assert len(plotly_specs(at)[0]["data"]) == 2
+
+
+# ------------------------------------------------------------------------------------ trade-off
+
+
+def test_tradeoff_front_and_pick(models_dir):
+    at = open_page("tradeoff")
+    spec = plotly_specs(at)[0]
+    main = [t for t in spec["data"] if t.get("name") == "ours"]
+    assert sorted(main[0]["customdata"]) == sorted(
+        ["ours-a4-label-lw0-s0", "ours-a4-label-lw0.3-s0", "ours-a4-label-lw1-s0", "ours-a4-label-lw3-s0"])
+    assert any(t.get("name") == "Pareto front" for t in spec["data"])
+    at.selectbox(key="fv_tradeoff_pick").set_value("ours-a4-label-lw3-s0").run()
+    assert_clean(at)
+    assert "ours-a4-label-lw3-s0" in [s.value.strip("`") for s in at.subheader]
+    m = stored_metrics(models_dir, "ours-a4-label-lw3-s0")
+    assert metric(at, "SPDD ↓") == f"{m['spdd']['value']:.3f}"
+    at.button(key="fv_to_current").click().run()
+    assert_clean(at)
+    assert at.sidebar.selectbox[0].value == "ours-a4-label-lw3-s0"
+
+
+# ------------------------------------------------------------------------------------ representation
+
+
+def test_representation_pca_and_distances(models_dir):
+    at = open_page("representation")
+    specs = plotly_specs(at)
+    pca = specs[0]
+    assert sum(str(t.get("name", "")).startswith("centroid,") and t.get("showlegend") is not False
+               for t in pca["data"]) == 2  # one per group (repeated, unlabelled, in the score panel)
+    bars = specs[1]["data"][0]
+    assert len(bars["x"]) == 6
+    d = dict(zip(bars["x"], bars["y"]))
+    assert d["ours-a4-label-lw1-s0"] < d["vanilla-a4-label-s0"]  # the fake Z encodes the gap
+    at.selectbox(key="fv_rep_focus").set_value("vanilla-a4-label-s0").run()
+    assert_clean(at)
+    assert "vanilla-a4-label-s0" in plotly_specs(at)[0]["layout"]["title"]["text"]
+
+
+# ------------------------------------------------------------------------------------ train
+
+
+@pytest.fixture
+def fake_training(monkeypatch, tmp_path, models_dir):
+    """A private runs folder and a fake `train` (fast, honours cancel) inside fairviz.jobs."""
+    from fairviz import jobs
+
+    root = tmp_path / "models"
+    shutil.copytree(models_dir, root)
+    monkeypatch.setenv("FAIRVIZ_MODELS", str(root))
+
+    def fake_train(config, progress=None, cancel=None):
+        for e in range(1, config.epochs + 1):
+            if cancel is not None and cancel.is_set():
+                from fairviz.train import TrainingCancelled
+
+                raise TrainingCancelled("cancelled")
+            progress({"stage": "epoch", "epoch": e, "epochs": config.epochs, "losses": {"mse": 0.1 / e},
+                      "val_pcc": 0.3, "val_spdd": 0.05})
+        run = make_fake_run(config.method, config.lambda_w, 0.03, 0.6)
+        run.config = config
+        return run
+
+    monkeypatch.setattr(jobs, "_default_train", fake_train)
+    return root
+
+
+def _wait_job(at: AppTest, key: str, timeout: float = 20.0):
+    from pages import _common
+
+    job = at.session_state[key]
+    reg = _common.job_registry()
+    snap = reg.wait(job, timeout)
+    assert snap.done, snap
+    return snap
+
+
+def test_train_page_trains_in_background_and_saves(fake_training):
+    at = open_page("train")
+    at.selectbox(key="fv_train_method").set_value("ours").run()
+    at.select_slider(key="fv_train_lw").set_value(3.0).run()
+    at.number_input(key="fv_train_epochs").set_value(2).run()
+    at.button(key="fv_train_go").click().run()
+    assert_clean(at)
+    snap = _wait_job(at, "fv_train_job")
+    assert snap.state == "done", snap.error
+    at.run()  # the page now draws the final state, makes the new run current, stops polling
+    assert_clean(at)
+    assert "Saved" in texts(at)
+    assert (fake_training / snap.run_name / "config.json").exists()
+    assert snap.run_name.startswith("ours-a4-label-lw3-s0")
+    assert at.sidebar.selectbox[0].value == snap.run_name
+    # the same config again never overwrites
+    at.button(key="fv_train_go").click().run()
+    snap2 = _wait_job(at, "fv_train_job")
+    assert snap2.run_name != snap.run_name and (fake_training / snap2.run_name).exists()
+
+
+def test_train_page_bad_data_source_is_an_error(fake_training):
+    at = open_page("train")
+    at.radio(key="fv_train_source").set_value("manifest").run()
+    at.text_input(key="fv_train_path").input("/nowhere/manifest.csv").run()
+    at.button(key="fv_train_go").click().run()
+    assert_clean(at)
+    assert "manifest CSV not found" in " ".join(e.value for e in at.error)
+    assert "fv_train_job" not in at.session_state
+
+
+def test_train_page_load_existing_run(fake_training):
+    at = open_page("train")
+    at.selectbox(key="fv_load_pick").set_value("mmd-a4-label-lw1-s0").run()
+    at.button(key="fv_load_go").click().run()
+    assert_clean(at)
+    assert at.sidebar.selectbox[0].value == "mmd-a4-label-lw1-s0"
