@@ -139,6 +139,10 @@ def _encode_groups(groups: Any, n: int) -> tuple[np.ndarray, tuple, np.ndarray]:
         arr = groups.to_numpy()
     else:
         arr = np.asarray(groups)
+        if arr.dtype.kind in "US" and not isinstance(groups, np.ndarray):
+            # numpy turns mixed lists such as [2, "a"] into text; keep the original values
+            if any(not isinstance(v, str) for v in groups):
+                arr = np.asarray(list(groups), dtype=object)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:

@@ -1,0 +1,568 @@
+"""fairviz.metrics against references nobody here wrote (scipy, fair-scoring, fairlearn) and
+against brute force at every threshold."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as ss
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fairviz import metrics as M
+
+# ------------------------------------------------------------------------------------------
+# helpers: brute force straight from the definitions
+# ------------------------------------------------------------------------------------------
+
+
+def bf_rates(x, g, tau):
+    """P(x > tau | g) for each sorted group label."""
+    x, g = np.asarray(x), np.asarray(g)
+    return np.array([(x[g == lab] > tau).mean() for lab in sorted(set(g.tolist()))])
+
+
+def bf_dp(x, g, tau):
+    r = bf_rates(x, g, tau)
+    return r.max() - r.min()
+
+
+def bf_eo_gap(x, y, g, tau):
+    x, y, g = map(np.asarray, (x, y, g))
+    r = []
+    for lab in sorted(set(g.tolist())):
+        m = g == lab
+        B = (y[m] > tau).sum()
+        A = ((x[m] > tau) & (y[m] > tau)).sum()
+        r.append(A / B if B else 0.0)
+    return max(r) - min(r)
+
+
+def bf_integral(fn, points):
+    """∫₀¹ of a right-continuous step function that only jumps at `points` (exact)."""
+    edges = np.unique(np.concatenate([[0.0, 1.0], np.asarray(points, dtype=float)]))
+    edges = edges[(edges >= 0) & (edges <= 1)]
+    return sum(fn(edges[i]) * (edges[i + 1] - edges[i]) for i in range(len(edges) - 1))
+
+
+def w1_scipy(x, g):
+    x, g = np.asarray(x), np.asarray(g)
+    labs = sorted(set(g.tolist()))
+    return ss.wasserstein_distance(x[g == labs[0]], x[g == labs[1]])
+
+
+def two_groups(rng, n0, n1, ties=None):
+    a = rng.random(n0)
+    b = rng.beta(2, 5, n1)
+    if ties is not None:
+        a, b = np.round(a, ties), np.round(b, ties)
+    x = np.concatenate([a, b])
+    g = np.r_[np.zeros(n0, int), np.ones(n1, int)]
+    p = rng.permutation(n0 + n1)
+    return x[p], g[p]
+
+
+# ------------------------------------------------------------------------------------------
+# SPDD = W1 (scipy, fair-scoring)
+# ------------------------------------------------------------------------------------------
+
+CASES = {
+    "random": (500, 700, None),
+    "heavy ties": (400, 300, 1),
+    "two decimals": (1000, 50, 2),
+    "size one vs many": (1, 200, None),
+    "many vs size one": (300, 1, None),
+    "one vs one": (1, 1, None),
+    "very unequal": (5, 20000, None),
+    "equal sizes": (256, 256, None),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_spdd_equals_scipy_wasserstein(name, rng):
+    n0, n1, ties = CASES[name]
+    x, g = two_groups(rng, n0, n1, ties)
+    ref = w1_scipy(x, g)
+    assert abs(M.spdd(x, g) - ref) < 1e-12
+    # the same through the general (string labels) path, the curve and the parts
+    gs = np.where(g == 1, "b", "a")
+    assert abs(M.spdd(x, gs) - ref) < 1e-12
+    assert abs(M.dp_curve(x, g).integral() - ref) < 1e-12
+    assert abs(sum(M.spdd_parts(x, g).values()) - ref) < 1e-12
+
+
+def test_spdd_all_equal_and_extremes(rng):
+    assert M.spdd(np.full(50, 0.3), np.arange(50) % 2) == 0.0
+    x = np.r_[np.zeros(10), np.ones(10)]
+    g = np.r_[np.zeros(10, int), np.ones(10, int)]
+    assert M.spdd(x, g) == pytest.approx(1.0, abs=1e-15)
+    # negative zero is zero (it must not flip into the other group's sign bit)
+    x = np.array([-0.0, 0.5, 0.0, 0.25, -0.0, 1.0])
+    g = np.array([0, 0, 1, 1, 1, 0])
+    assert abs(M.spdd(x, g) - w1_scipy(np.abs(x), g)) < 1e-15
+
+
+@pytest.mark.parametrize("gdtype", [np.int64, np.int32, np.uint8, bool])
+def test_spdd_fast_path_group_dtypes(gdtype, rng):
+    x, g = two_groups(rng, 300, 500)
+    assert abs(M.spdd(x, g.astype(gdtype)) - w1_scipy(x, g)) < 1e-12
+    # integer groups other than {0, 1} take the general path
+    assert abs(M.spdd(x, (g * 7 + 3).astype(np.int64)) - w1_scipy(x, g)) < 1e-12
+
+
+def test_spdd_array_likes(rng):
+    x, g = two_groups(rng, 40, 60)
+    ref = w1_scipy(x, g)
+    assert M.spdd(list(x), list(g)) == pytest.approx(ref, abs=1e-12)
+    assert M.spdd(pd.Series(x, index=np.arange(100) * 3), pd.Series(g).map({0: "f", 1: "m"})) == pytest.approx(ref, abs=1e-12)
+    assert M.spdd(x.reshape(-1, 1), pd.Categorical(g)) == pytest.approx(ref, abs=1e-12)
+    assert M.spdd(x.astype(np.float32).astype(np.float64), g) == pytest.approx(
+        w1_scipy(x.astype(np.float32).astype(np.float64), g), abs=1e-12
+    )
+
+
+def test_spdd_matches_fair_scoring(rng):
+    fs = pytest.importorskip("fairscoring.metrics")
+    metric = fs.WassersteinMetric(fairness_type="IND", name="independence")
+    for n0, n1, ties in [(300, 200, None), (150, 900, 2)]:
+        x, g = two_groups(rng, n0, n1, ties)
+        target = (rng.random(len(x)) < 0.5).astype(int)
+        ref = metric.bias(x, target, g, groups=[0, 1], favorable_target=1, min_score=0.0, max_score=1.0).bias
+        assert abs(M.spdd(x, g) - ref) < 1e-12
+
+
+# ------------------------------------------------------------------------------------------
+# DP(τ): brute force at many thresholds, including exactly at data values
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_groups", [2, 3, 6])
+def test_dp_curve_matches_brute_force(n_groups, rng):
+    n = 400
+    x = np.round(rng.random(n), 2)
+    x[:5] = [0.0, 1.0, 0.5, 0.5, 0.02]
+    g = rng.integers(0, n_groups, n)
+    curve = M.dp_curve(x, g)
+    t = curve.thresholds
+    assert t[0] == 0.0 and t[-1] == 1.0 and np.all(np.diff(t) > 0)
+    assert curve.values.shape == (len(t) - 1,) and curve.rates.shape == (n_groups, len(t) - 1)
+    assert curve.groups == tuple(range(n_groups))
+    data_vals = np.unique(x)
+    taus = np.concatenate([
+        data_vals,  # exactly at data values (strict >)
+        np.nextafter(data_vals, -1.0),
+        np.nextafter(data_vals, 2.0),
+        rng.random(200),
+        [0.0, 1.0, -0.5, 1.5],
+    ])
+    want_dp = np.array([bf_dp(x, g, tau) for tau in taus])
+    want_rates = np.stack([bf_rates(x, g, tau) for tau in taus], axis=1)
+    np.testing.assert_allclose(curve.at(taus), want_dp, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(curve.rates_at(taus), want_rates, rtol=0, atol=1e-15)
+    assert M.spdd(x, g) == pytest.approx(bf_integral(lambda tau: bf_dp(x, g, tau), x), abs=1e-12)
+    assert curve.integral() == pytest.approx(M.spdd(x, g), abs=1e-14)
+
+
+def test_multi_group_spdd_brute_force(rng):
+    # 3 groups (packed path) and 7 groups (argsort path)
+    for k in (3, 7):
+        x = rng.random(300) ** rng.integers(1, 3, 300)
+        g = np.array([f"g{i}" for i in rng.integers(0, k, 300)])
+        want = bf_integral(lambda tau: bf_dp(x, g, tau), x)
+        assert M.spdd(x, g) == pytest.approx(want, abs=1e-12)
+        parts = M.spdd_parts(x, g)
+        assert set(parts) == set(g.tolist())
+        assert sum(parts.values()) == pytest.approx(want, abs=1e-12)
+
+
+def test_spdd_parts_two_groups_brute_force(rng):
+    x, g = two_groups(rng, 200, 300, 2)
+    plus = bf_integral(lambda t: max(bf_rates(x, g, t)[0] - bf_rates(x, g, t)[1], 0.0), x)
+    minus = bf_integral(lambda t: max(bf_rates(x, g, t)[1] - bf_rates(x, g, t)[0], 0.0), x)
+    parts = M.spdd_parts(x, g)
+    assert parts[0] == pytest.approx(plus, abs=1e-12)
+    assert parts[1] == pytest.approx(minus, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# grid = 50 (the paper's evaluation)
+# ------------------------------------------------------------------------------------------
+
+
+def test_grid50_equals_brute_force_means(rng):
+    n = 600
+    # scores and labels sitting exactly on grid points exercise the strict '>'
+    x = np.where(rng.random(n) < 0.5, rng.integers(0, 51, n) / 50, rng.random(n))
+    y = np.where(rng.random(n) < 0.5, rng.integers(0, 51, n) / 50, rng.random(n))
+    g = rng.integers(0, 3, n)
+    taus = np.arange(50) / 50
+    want_dp = np.mean([bf_dp(x, g, t) for t in taus])
+    want_eo = np.mean([bf_eo_gap(x, y, g, t) for t in taus])
+    assert M.spdd(x, g, grid=50) == pytest.approx(want_dp, abs=1e-15)
+    assert M.speo(x, y, g, grid=50) == pytest.approx(want_eo, abs=1e-15)
+    assert M.spdd(x, g, grid=7) == pytest.approx(np.mean([bf_dp(x, g, t) for t in np.arange(7) / 7]), abs=1e-15)
+
+
+# ------------------------------------------------------------------------------------------
+# SPEO
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_groups", [2, 3])
+def test_speo_exact_against_brute_force(n_groups, rng):
+    n = 300
+    x = np.round(rng.random(n), 2)
+    y = np.clip(np.round(x + rng.normal(0, 0.2, n), 2), 0, 1)
+    g = rng.integers(0, n_groups, n)
+    exact = M.speo(x, y, g)
+    # exact piecewise brute force (all breakpoints)
+    assert exact == pytest.approx(bf_integral(lambda t: bf_eo_gap(x, y, g, t), np.r_[x, y]), abs=1e-12)
+    # fine-grid brute force, within the grid error (each of the ≤ 2n jumps can cost 1/K)
+    K = 4000
+    fine = np.mean([bf_eo_gap(x, y, g, t) for t in (np.arange(K) + 0.5) / K])
+    assert abs(exact - fine) < 2 * len(np.unique(np.r_[x, y])) / K
+
+
+def test_speo_group_without_positives_counts_as_zero():
+    # group 1 has no Y > τ for τ >= 0.3: its rate is 0 there (the paper's convention)
+    x = np.array([0.9, 0.8, 0.7, 0.6, 0.9, 0.1])
+    y = np.array([0.9, 0.9, 0.9, 0.9, 0.3, 0.2])
+    g = np.array([0, 0, 0, 0, 1, 1])
+    want = bf_integral(lambda t: bf_eo_gap(x, y, g, t), np.r_[x, y])
+    assert M.speo(x, y, g) == pytest.approx(want, abs=1e-15)
+    assert want > 0.4  # mostly group 0 with rate > 0 against group 1 at 0
+
+
+# ------------------------------------------------------------------------------------------
+# correlations, rates, tables
+# ------------------------------------------------------------------------------------------
+
+
+def test_pcc_srcc_match_scipy(rng):
+    x = rng.random(500)
+    y = np.clip(0.6 * x + rng.normal(0, 0.2, 500), 0, 1)
+    assert M.pcc(x, y) == pytest.approx(ss.pearsonr(x, y)[0], abs=1e-12)
+    assert M.srcc(x, y) == pytest.approx(ss.spearmanr(x, y)[0], abs=1e-12)
+    xt, yt = np.round(x, 1), np.round(y, 1)  # heavy ties: average ranks
+    assert M.srcc(xt, yt) == pytest.approx(ss.spearmanr(xt, yt)[0], abs=1e-12)
+    assert math.isnan(M.pcc(np.full(10, 0.5), rng.random(10)))
+    assert math.isnan(M.srcc(rng.random(10), np.zeros(10)))
+
+
+def test_selection_rates_and_demographic_parity_vs_fairlearn(rng):
+    fl = pytest.importorskip("fairlearn.metrics")
+    n = 500
+    x = np.round(rng.random(n), 2)
+    g = rng.choice(["a", "b", "c"], n)
+    for tau in [0.0, 0.1, 0.37, 0.5, 0.99, 1.0] + list(rng.choice(x, 5)):
+        rates = M.selection_rates(x, g, tau)
+        assert list(rates) == ["a", "b", "c"]
+        np.testing.assert_allclose(list(rates.values()), bf_rates(x, g, tau), atol=1e-15)
+        yhat = (x > tau).astype(int)
+        ref = fl.demographic_parity_difference(np.zeros(n, int), yhat, sensitive_features=g)
+        assert max(rates.values()) - min(rates.values()) == pytest.approx(ref, abs=1e-12)
+        assert M.dp_curve(x, g).at(tau)[0] == pytest.approx(ref, abs=1e-12)
+        ratios = M.impact_ratio(x, g, tau)
+        top = max(rates.values())
+        if top > 0:
+            assert ratios == pytest.approx({k: v / top for k, v in rates.items()})
+            assert max(ratios.values()) == 1.0
+    assert all(math.isnan(v) for v in M.impact_ratio(x, g, 1.0).values())
+
+
+def test_scoring_rate_table(rng):
+    n = 1000
+    x = rng.random(n)
+    g = np.where(rng.random(n) < 0.015, "tiny", np.where(rng.random(n) < 0.5, "a", "b"))
+    t = M.scoring_rate_table(x, g)
+    assert list(t.columns) == ["group", "n", "share", "scoring_rate", "impact_ratio", "small_group"]
+    med = np.median(x)
+    for row in t.itertuples():
+        m = g == row.group
+        assert row.n == m.sum()
+        assert row.share == pytest.approx(m.mean())
+        assert row.scoring_rate == pytest.approx((x[m] > med).mean())
+        assert row.small_group == (m.mean() < 0.02)
+    assert t.impact_ratio.max() == 1.0
+    assert t.set_index("group").loc["tiny", "small_group"]
+
+
+# ------------------------------------------------------------------------------------------
+# validation
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scores, groups, fragment",
+    [
+        ([0.1, np.nan, 0.3, np.inf], [0, 1, 0, 1], "2 NaN or infinite value(s) (first at index 1)"),
+        ([0.1, 0.2, 1.5, -0.1, 0.4], [0, 1, 0, 1, 0], "2 value(s) outside [0, 1] (first at index 2: 1.5)"),
+        ([0.1, 0.2, 0.3], [0, 1], "differ in length: 3 scores, 2 group values"),
+        ([0.1, 0.2, 0.3], ["a", "a", "a"], "need at least two groups"),
+        ([0.1, 0.2, 0.3], ["a", None, "b"], "1 missing value(s) (first at index 1)"),
+        ([0.1, 0.2, 0.3], [1.0, np.nan, 0.0], "1 missing value(s) (first at index 1)"),
+        ([], [], "empty"),
+        (["x", "0.2"], [0, 1], "must be numbers"),
+        (np.ones((3, 2)) * 0.5, [0, 1, 0], "one-dimensional"),
+    ],
+)
+def test_bad_input_messages(scores, groups, fragment):
+    for fn in (lambda: M.spdd(scores, groups), lambda: M.dp_curve(scores, groups), lambda: M.validate_inputs(scores, groups)):
+        with pytest.raises(ValueError) as err:
+            fn()
+        assert fragment in str(err.value)
+        assert "\n" not in str(err.value)
+
+
+def test_bad_labels_and_other_arguments(rng):
+    x = rng.random(10)
+    g = np.arange(10) % 2
+    with pytest.raises(ValueError, match="labels contain 1 value"):
+        M.speo(x, np.r_[rng.random(9), 2.0], g)
+    with pytest.raises(ValueError, match="differ in length"):
+        M.speo(x, rng.random(9), g)
+    with pytest.raises(ValueError, match="grid must be"):
+        M.spdd(x, g, grid=0)
+    with pytest.raises(ValueError, match="tau must be"):
+        M.selection_rates(x, g, "high")
+    with pytest.raises(ValueError, match="remove_unused_categories"):
+        M.spdd(x, pd.Categorical(g, categories=[0, 1, 2]))
+    with pytest.raises(ValueError, match="statistic must be one of"):
+        M.bootstrap_ci("auc", x, g)
+    with pytest.raises(ValueError, match="needs labels"):
+        M.bootstrap_ci("pcc", x, g)
+    with pytest.raises(ValueError, match="level"):
+        M.bootstrap_ci("spdd", x, g, level=1.5)
+    with pytest.raises(ValueError, match="n_boot"):
+        M.bootstrap_ci("spdd", x, g, n_boot=0)
+
+
+def test_validate_inputs_contract(rng):
+    s, codes, labels, y = M.validate_inputs([0.2, 0.4, 0.9], ["m", "f", "m"], [1, 0, 1])
+    assert s.dtype == np.float64 and codes.dtype == np.int64 and y.dtype == np.float64
+    assert labels == ("f", "m") and codes.tolist() == [1, 0, 1]
+    _, codes, labels, _ = M.validate_inputs([0.1, 0.2, 0.3], np.array([5, 9, 5]))
+    assert labels == (5, 9) and codes.tolist() == [0, 1, 0] and type(labels[0]) is int
+    _, _, labels, _ = M.validate_inputs([0.1, 0.2, 0.3], [2, "a", 1])  # mixed: sorted by text
+    assert labels == (1, 2, "a")
+
+
+# ------------------------------------------------------------------------------------------
+# bootstrap
+# ------------------------------------------------------------------------------------------
+
+
+def test_bootstrap_engine_equals_naive_recompute_with_the_same_draws(rng):
+    n = 240
+    x = np.round(rng.random(n), 2)
+    y = np.clip(np.round(x + rng.normal(0, 0.25, n), 2), 0, 1)
+    g = (rng.random(n) < 0.35).astype(int)
+    d = M._prepare(x, g, y)
+    keep: dict = {}
+    reps = M._replicates(d, ("spdd", "speo", "pcc", "srcc"), 25, 7, keep=keep)
+    z, code = keep["spdd_sorted"]
+    for r, c in enumerate(keep["spdd"]):
+        ci = np.rint(c).astype(int)
+        assert np.array_equal(ci, c)
+        assert np.bincount(code, weights=ci).tolist() == np.bincount(g).tolist()  # sizes kept
+        zz, cc = np.repeat(z, ci), np.repeat(code, ci)
+        assert reps["spdd"][r] == pytest.approx(ss.wasserstein_distance(zz[cc == 0], zz[cc == 1]), abs=1e-12)
+    for r, c in enumerate(keep["generic"]):
+        ci = c.astype(int)
+        assert np.bincount(g, weights=ci).tolist() == np.bincount(g).tolist()
+        xx, yy, gg = np.repeat(x, ci), np.repeat(y, ci), np.repeat(g, ci)
+        assert reps["speo"][r] == pytest.approx(M.speo(xx, yy, gg), abs=1e-12)
+        assert reps["pcc"][r] == pytest.approx(ss.pearsonr(xx, yy)[0], abs=1e-12)
+        assert reps["srcc"][r] == pytest.approx(ss.spearmanr(xx, yy)[0], abs=1e-12)
+
+
+def test_bootstrap_multi_group_spdd_equals_naive(rng):
+    n = 150
+    x = rng.random(n)
+    g = rng.integers(0, 3, n)
+    d = M._prepare(x, g)
+    keep: dict = {}
+    reps = M._replicates(d, ("spdd",), 15, 3, keep=keep)
+    for r, c in enumerate(keep["generic"]):
+        ci = c.astype(int)
+        assert reps["spdd"][r] == pytest.approx(M.spdd(np.repeat(x, ci), np.repeat(g, ci)), abs=1e-12)
+
+
+def test_resampling_counts_are_within_group_multinomial():
+    # tiny groups: compare the joint distribution of the counts with the multinomial pmf
+    codes = np.array([0, 1, 0, 1, 1, 0, -1, -1])  # groups of 3 and 3, two padding slots
+    gen = M._Counts(codes, np.array([3, 3]))
+    rng = np.random.default_rng(1)
+    out = np.empty(8, np.uint8)
+    draws = 6000
+    seen: dict = {}
+    for _ in range(draws):
+        gen.draw(rng, out)
+        assert out[6] == 0 and out[7] == 0
+        assert out[[0, 2, 5]].sum() == 3 and out[[1, 3, 4]].sum() == 3
+        key = tuple(out[[0, 2, 5]])
+        seen[key] = seen.get(key, 0) + 1
+    # Multinomial(3, 1/3 each): 10 outcomes
+    outcomes = [(a, b, 3 - a - b) for a in range(4) for b in range(4 - a)]
+    expected = np.array([math.factorial(3) / (math.factorial(a) * math.factorial(b) * math.factorial(c)) / 27
+                         for a, b, c in outcomes]) * draws
+    observed = np.array([seen.get(o, 0) for o in outcomes])
+    assert observed.sum() == draws
+    chi2 = ((observed - expected) ** 2 / expected).sum()
+    assert chi2 < ss.chi2.ppf(0.999, df=len(outcomes) - 1)
+
+
+def test_resampling_counts_large_group_moments():
+    n = 20000
+    codes = (np.arange(n) % 5 == 0).astype(np.intp)  # groups of 16000 and 4000
+    gen = M._Counts(codes, np.bincount(codes))
+    rng = np.random.default_rng(2)
+    out = np.empty(n, np.uint8)
+    acc = np.zeros(n)
+    acc2 = np.zeros(n)
+    R = 60
+    for _ in range(R):
+        gen.draw(rng, out)
+        assert np.bincount(codes, weights=out).tolist() == [16000, 4000]
+        acc += out
+        acc2 += out.astype(float) ** 2
+    mean = acc.sum() / (R * n)
+    var = (acc2.sum() / (R * n)) - (acc / R).mean() ** 2
+    assert mean == pytest.approx(1.0, abs=1e-12)
+    assert var == pytest.approx(1.0, abs=0.05)  # Binomial(n_g, 1/n_g) ≈ Poisson(1)
+
+
+def test_bootstrap_ci_reproducible_and_thread_independent(rng, monkeypatch):
+    x, g = two_groups(rng, 300, 200)
+    y = np.clip(x + rng.normal(0, 0.1, 500), 0, 1)
+    d = M._prepare(x, g, y)
+    monkeypatch.setenv("FAIRVIZ_THREADS", "1")
+    one = M._replicates(d, ("spdd", "pcc"), 40, 11)
+    monkeypatch.setenv("FAIRVIZ_THREADS", "3")
+    three = M._replicates(d, ("spdd", "pcc"), 40, 11)
+    for k in one:
+        np.testing.assert_array_equal(one[k], three[k])
+    lo, hi = M.bootstrap_ci("spdd", x, g, n_boot=200, random_state=5)
+    assert (lo, hi) == M.bootstrap_ci("spdd", x, g, n_boot=200, random_state=5)
+    lo2, hi2 = M.bootstrap_ci("spdd", x, g, n_boot=200, level=0.5, random_state=5)
+    assert lo <= lo2 <= hi2 <= hi
+    assert lo < M.spdd(x, g) < hi
+    M.bootstrap_ci("spdd", x, g, n_boot=5, random_state=np.random.default_rng(1))
+    M.bootstrap_ci("spdd", x, g, n_boot=5, random_state=np.random.SeedSequence(3))
+
+
+def test_bootstrap_ci_agrees_with_a_naive_resampler(rng):
+    # statistical agreement with a plain numpy resample-and-recompute loop
+    x, g = two_groups(rng, 120, 80)
+    y = np.clip(x + rng.normal(0, 0.2, 200), 0, 1)
+    idx = [np.flatnonzero(g == k) for k in (0, 1)]
+    r2 = np.random.default_rng(9)
+    naive_spdd, naive_pcc = [], []
+    for _ in range(1500):
+        rows = np.concatenate([r2.choice(ix, len(ix)) for ix in idx])
+        naive_spdd.append(w1_scipy(x[rows], g[rows]))
+        naive_pcc.append(np.corrcoef(x[rows], y[rows])[0, 1])
+    for stat, naive in (("spdd", naive_spdd), ("pcc", naive_pcc)):
+        lo, hi = M.bootstrap_ci(stat, x, g, y, n_boot=1500, random_state=1)
+        nlo, nhi = np.quantile(naive, [0.025, 0.975])
+        width = nhi - nlo
+        assert abs(lo - nlo) < 0.15 * width and abs(hi - nhi) < 0.15 * width
+
+
+# ------------------------------------------------------------------------------------------
+# audit()
+# ------------------------------------------------------------------------------------------
+
+
+def test_audit_result(rng):
+    x, g = two_groups(rng, 150, 100)
+    y = np.clip(x + rng.normal(0, 0.2, 250), 0, 1)
+    gl = np.where(g == 1, "m", "f")
+    res = M.audit(x, gl, y, n_boot=120, random_state=4)
+    assert res.n == 250 and res.group_counts == {"f": 150, "m": 100}
+    assert res.spdd.value == pytest.approx(M.spdd(x, g), abs=1e-15)
+    assert res.speo.value == pytest.approx(M.speo(x, y, g), abs=1e-15)
+    assert res.pcc.value == pytest.approx(M.pcc(x, y)) and res.srcc.value == pytest.approx(M.srcc(x, y))
+    assert res.spdd_grid50 == pytest.approx(M.spdd(x, g, grid=50))
+    assert res.speo_grid50 == pytest.approx(M.speo(x, y, g, grid=50))
+    assert (res.spdd.ci_low, res.spdd.ci_high) == M.bootstrap_ci("spdd", x, gl, n_boot=120, random_state=4)
+    assert (res.pcc.ci_low, res.pcc.ci_high) == M.bootstrap_ci("pcc", x, gl, y, n_boot=120, random_state=4)
+    d = res.to_dict()
+    json.dumps(d, allow_nan=False)
+    for k in ("spdd", "speo", "pcc", "srcc"):
+        assert set(d[k]) == {"value", "ci_low", "ci_high"}
+    assert d["groups"] == {"f": 150, "m": 100}
+    assert set(d["spdd_parts"]) == {"f", "m"}
+    frame = res.to_frame()
+    assert list(frame.columns) == ["metric", "value", "ci_low", "ci_high"]
+    assert frame.metric.tolist()[:4] == ["spdd", "speo", "pcc", "srcc"]
+    with pytest.raises(AttributeError):
+        res.n = 3  # frozen
+
+    plain = M.audit(x, g, n_boot=0)
+    assert plain.speo is None and plain.pcc is None and plain.speo_grid50 is None
+    d = plain.to_dict()
+    assert "speo" not in d and "pcc" not in d and "srcc" not in d
+    assert d["spdd"]["ci_low"] is None  # NaN -> null in JSON
+    json.dumps(d, allow_nan=False)
+
+
+# ------------------------------------------------------------------------------------------
+# invariances (hypothesis)
+# ------------------------------------------------------------------------------------------
+
+unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False, width=64)
+
+
+@st.composite
+def datasets(draw, max_groups=3):
+    k = draw(st.integers(min_value=2, max_value=max_groups))
+    n = draw(st.integers(min_value=k, max_value=40))
+    grid_vals = st.sampled_from([0.0, 0.02, 0.1, 0.5, 0.98, 1.0])
+    x = draw(st.lists(st.one_of(unit, grid_vals), min_size=n, max_size=n))
+    y = draw(st.lists(st.one_of(unit, grid_vals), min_size=n, max_size=n))
+    g = draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n))
+    g[:k] = list(range(k))  # every group present
+    perm = draw(st.permutations(list(range(n))))
+    return np.array(x), np.array(y), np.array(g), np.array(perm)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets())
+def test_invariant_under_row_permutation(data):
+    x, y, g, p = data
+    for grid in (None, 50):
+        assert M.spdd(x[p], g[p], grid=grid) == pytest.approx(M.spdd(x, g, grid=grid), abs=1e-12)
+        assert M.speo(x[p], y[p], g[p], grid=grid) == pytest.approx(M.speo(x, y, g, grid=grid), abs=1e-12)
+    if len(set(x.tolist())) > 1 and len(set(y.tolist())) > 1:
+        assert M.pcc(x[p], y[p]) == pytest.approx(M.pcc(x, y), abs=1e-9)
+        assert M.srcc(x[p], y[p]) == pytest.approx(M.srcc(x, y), abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets(max_groups=4), st.permutations(["q", "r", "s", "t"]))
+def test_invariant_under_group_relabelling(data, names):
+    x, y, g, _ = data
+    relabelled = np.array(names)[g]
+    assert M.spdd(x, relabelled) == pytest.approx(M.spdd(x, g), abs=1e-12)
+    assert M.speo(x, y, relabelled) == pytest.approx(M.speo(x, y, g), abs=1e-12)
+    parts = M.spdd_parts(x, g)
+    parts_r = M.spdd_parts(x, relabelled)
+    for code, v in parts.items():
+        assert parts_r[names[code]] == pytest.approx(v, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets(max_groups=2))
+def test_two_group_swap(data):
+    x, y, g, _ = data
+    swapped = 1 - g
+    assert M.spdd(x, swapped) == pytest.approx(M.spdd(x, g), abs=1e-12)
+    assert M.spdd(x, swapped) == pytest.approx(w1_scipy(x, g), abs=1e-12)
+    assert M.speo(x, y, swapped) == pytest.approx(M.speo(x, y, g), abs=1e-12)
+    a, b = M.spdd_parts(x, g).values()
+    assert tuple(M.spdd_parts(x, swapped).values()) == pytest.approx((b, a), abs=1e-12)
