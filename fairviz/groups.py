@@ -209,26 +209,22 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 def w1_sorted(a: np.ndarray, b: np.ndarray) -> float:
     """Exact 1-Wasserstein distance between two samples given **sorted** (ascending).
 
-    W1 = ∫ |F_a(x) − F_b(x)| dx over the merged sample: O(n_a + n_b) after a binary-search merge
-    (no sort). Equal to `scipy.stats.wasserstein_distance(a, b)`.
+    W1 = ∫ |F_a(x) − F_b(x)| dx over the merged sample. The merge is a stable sort of the two
+    concatenated sorted runs (timsort: linear time), then one cumulative count: O(n_a + n_b).
+    Equal to `scipy.stats.wasserstein_distance(a, b)` (ties need no care: zero-width intervals).
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     na, nb = len(a), len(b)
     if na == 0 or nb == 0:
         raise ValueError("W1 needs two non-empty samples")
-    pos_b = np.searchsorted(a, b, side="right") + np.arange(nb)  # b's positions in the merge
-    total = na + nb
-    is_b = np.zeros(total, dtype=bool)
-    is_b[pos_b] = True
-    merged = np.empty(total, dtype=np.float64)
-    merged[pos_b] = b
-    merged[~is_b] = a
-    cb = np.cumsum(is_b[:-1], dtype=np.int64)  # b's at or before each merged point
-    ca = np.arange(1, total, dtype=np.int64) - cb
-    diff = ca * (1.0 / na)
-    diff -= cb * (1.0 / nb)
-    return float(_dot(np.abs(diff, out=diff), np.diff(merged)))
+    both = np.concatenate([a, b])
+    order = np.argsort(both, kind="stable")
+    cb = np.cumsum(order[:-1] >= na, dtype=np.int64)  # b's at or before each merged point
+    # F_a - F_b = (k - cb)/na - cb/nb with k = 1..n-1 merged points so far
+    diff = np.arange(1, na + nb, dtype=np.float64) * (1.0 / na)
+    diff -= cb * (1.0 / na + 1.0 / nb)
+    return _dot(np.abs(diff, out=diff), np.diff(both[order]))
 
 
 def _split_sorted(xs: np.ndarray, codes_sorted: np.ndarray, n_groups: int) -> list[np.ndarray]:
