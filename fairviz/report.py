@@ -258,6 +258,10 @@ def build_report(
         k_perm = n_perm if n_perm is not None else auto_n_perm(len(xk), len(col.labels))
         perm = permutation_test(xk, col.codes[known], metric="spdd", n_perm=k_perm, random_state=random_state)
         perms[name] = perm
+        perm_speo = None
+        if y is not None:
+            perm_speo = permutation_test(xk, col.codes[known], y[known], metric="speo",
+                                         n_perm=max(50, k_perm // 2), random_state=random_state)
         curve = metrics.dp_curve(xk, disp)
         band = dp_band(curve, [res.group_counts[g] for g in col.labels], n_boot=max(int(n_boot), 200),
                        level=level, random_state=random_state)
@@ -267,7 +271,7 @@ def build_report(
         dist_fig = figures.score_distribution_figure(xk, disp, title=f"Score distribution by {esc(name)}")
         anchor = f"attr{idx}"
         toc.append((anchor, name))
-        sections.append(_attribute_section(anchor, res, perm, fig_html(dp_fig), fig_html(dist_fig),
+        sections.append(_attribute_section(anchor, res, perm, perm_speo, fig_html(dp_fig), fig_html(dist_fig),
                                            fig_html(permutation_figure(perm, title=f"SPDD by {esc(name)} against its chance level")),
                                            y is not None, alpha, tau, level, multi.n_boot))
 
@@ -402,7 +406,7 @@ _RATE_HEADER = ["group", "n", "share", "selected", "rate", "impact ratio", "< 2 
                 "p-value", "significant"]
 
 
-def _attribute_section(anchor, res, perm, dp_div, dist_div, perm_div, has_labels, alpha, tau, level, n_boot) -> str:
+def _attribute_section(anchor, res, perm, perm_speo, dp_div, dist_div, perm_div, has_labels, alpha, tau, level, n_boot) -> str:
     counts = _table(["group", "n", "share", "W1 to pooled"],
                     [[_group_cell(g), _int(c), _num(100 * c / max(res.n, 1), 1) + " %", _num(res.w1_to_pooled[g])]
                      for g, c in res.group_counts.items()])
@@ -416,8 +420,12 @@ def _attribute_section(anchor, res, perm, dp_div, dist_div, perm_div, has_labels
                    ["Chance level of SPDD (median; 95 %)", f"{_num(perm.null_quantiles.get(0.5))}; {_num(perm.null_quantiles.get(0.95))}",
                     "permutation null"]]
     if has_labels:
-        metric_rows += [["SPEO", _ci(a.speo), "exact; CI: bootstrap"], ["PCC", _ci(a.pcc), "exact; CI: bootstrap"],
-                        ["SRCC", _ci(a.srcc), "exact; CI: bootstrap"]]
+        metric_rows += [["SPEO", _ci(a.speo), "exact; CI: bootstrap"]]
+        if perm_speo is not None:
+            metric_rows += [["Permutation p-value (SPEO); chance level (95 %)",
+                             f"{_pval(perm_speo.p_value)}; {_num(perm_speo.null_quantiles.get(0.95))}",
+                             f"Monte Carlo, {perm_speo.n_perm} permutations"]]
+        metric_rows += [["PCC", _ci(a.pcc), "exact; CI: bootstrap"], ["SRCC", _ci(a.srcc), "exact; CI: bootstrap"]]
     favoured = ", ".join(f"{_group_cell(g)}: {_num(v)}" for g, v in a.spdd_parts.items())
     groups = list(res.groups)
     pw = res.pairwise_w1
@@ -538,7 +546,7 @@ def _methods_section(multi, perms, level, alpha) -> str:
         ["p-values of the rate tables", "estimate / exact",
          "two-proportion z-test (normal approximation, pooled variance, two-sided) vs the highest-rate group; "
          "Fisher's exact test (exact, conditional) when an expected cell count is under 5"],
-        ["Permutation p-value and chance level of SPDD", "estimate",
+        ["Permutation p-values and chance levels of SPDD (and SPEO with labels)", "estimate",
          f"Monte Carlo permutation test, group labels shuffled ({', '.join(map(str, n_perm))} permutations; "
          "p = (1 + #null ≥ observed) / (1 + permutations))"],
         ["Repaired scores and their metrics", "exact", "in-sample barycenter map; the held-out check is one random split"],
