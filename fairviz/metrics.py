@@ -27,7 +27,7 @@ import concurrent.futures
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -253,40 +253,36 @@ def validate_inputs(scores, groups, labels=None):
 
 
 def _value_major(x: np.ndarray, codes: np.ndarray, n_groups: int):
-    """Sort (value, group) pairs by value. Returns (z float64 sorted, code (n,) int-like).
+    """Sort (value, group) pairs by value. Returns (z float64 sorted, code (n,) small ints).
 
     With at most 4 groups the group code rides in the two low bits of the float's bit pattern
-    (a float in [0, 1] uses only 62 bits), so one ``np.sort`` of uint64 keys does it; otherwise
-    an argsort.
+    (a float in [0, 1] uses only 62 bits), so one ``np.sort`` of uint64 keys does it (packing
+    and unpacking stream over the data in cache-sized chunks); otherwise an argsort.
     """
-    if n_groups <= 4:
-        key = np.add(x, 0.0).view(_U64)  # +0.0 turns -0.0 into +0.0
-        np.left_shift(key, _U64(2), out=key)
-        np.bitwise_or(key, codes.astype(_U64, copy=False), out=key)
-        key.sort()
-        code = (key & _U64(3)).astype(np.intp)
-        np.right_shift(key, _U64(2), out=key)
-        return key.view(np.float64), code
-    order = np.argsort(x, kind="stable")
-    return x[order], codes[order]
-
-
-def _group_major(x: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
-    """Each group's scores, sorted (views into one buffer), in label order."""
-    if len(counts) <= 4:
-        key = np.left_shift(codes.astype(_U64), _U64(62))
-        np.bitwise_or(key, np.add(x, 0.0).view(_U64), out=key)
-        key.sort()
-        np.bitwise_and(key, _U64((1 << 62) - 1), out=key)
-        z = key.view(np.float64)
-    else:
-        order = np.argsort(codes, kind="stable")
-        z = x[order]
-        bounds = np.concatenate([[0], np.cumsum(counts)])
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            z[a:b].sort()
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    return [z[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    if n_groups > 4:
+        order = np.argsort(x, kind="stable")
+        return x[order], codes[order]
+    n = len(x)
+    key = np.empty(n, dtype=_U64)
+    c = min(n, _CHUNK)
+    (tmp,) = _scratch(c, 1)
+    cbuf = tmp.view(_U64)
+    for s in range(0, n, c):
+        m = min(c, n - s)
+        kk = key[s : s + m]
+        np.add(x[s : s + m], 0.0, out=kk.view(np.float64))  # +0.0 turns -0.0 into +0.0
+        np.left_shift(kk, _U64(2), out=kk)
+        np.copyto(cbuf[:m], codes[s : s + m], casting="unsafe")
+        np.bitwise_or(kk, cbuf[:m], out=kk)
+    key.sort()
+    code = np.empty(n, dtype=np.uint8)
+    for s in range(0, n, c):
+        m = min(c, n - s)
+        kk = key[s : s + m]
+        np.bitwise_and(kk, _U64(3), out=cbuf[:m])
+        np.copyto(code[s : s + m], cbuf[:m], casting="unsafe")
+        np.right_shift(kk, _U64(2), out=kk)
+    return key.view(np.float64), code
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,7 +408,7 @@ def _lattice_part(own: np.ndarray, other: np.ndarray, n_own: int, n_other: int, 
     return total
 
 
-def _w1_exact_int(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> float:  # pragma: no cover
+def _w1_exact_int(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> float:
     """Same as the lattice parts with int64 arithmetic (for na·nb ≥ 2^48)."""
     total = 0.0
     for s in range(0, na, _CHUNK):
@@ -433,8 +429,9 @@ def _w1_exact_int(a: np.ndarray, b: np.ndarray, na: int, nb: int) -> float:  # p
 # --------------------------------------------------------------------------------------------
 
 
-def _integrate_gap(z: np.ndarray, code: np.ndarray, n_tags: int, gap_fn) -> float:
-    """Σ_k gap(C[:, k])·(z[k+1] − z[k]) where C[t, k] = #{entries with tag t among z[:k+1]}.
+def _integrate_gap(z: np.ndarray, code: np.ndarray, n_tags: int, gap_fn, weights: np.ndarray | None = None) -> float:
+    """Σ_k gap(C[:, k])·(z[k+1] − z[k]) where C[t, k] = Σ of ``weights`` (default 1) over the
+    entries with tag t among z[:k+1].
 
     Streams over the sorted entries in chunks (memory O(chunk · tags)).
     """
@@ -448,7 +445,11 @@ def _integrate_gap(z: np.ndarray, code: np.ndarray, n_tags: int, gap_fn) -> floa
         cc = code[s : s + m]
         C = cum[:, :m]
         for t in range(n_tags):
-            np.cumsum(cc == t, out=C[t], dtype=np.float64)
+            if weights is None:
+                np.cumsum(cc == t, out=C[t], dtype=np.float64)
+            else:
+                np.multiply(cc == t, weights[s : s + m], out=C[t])
+                np.cumsum(C[t], out=C[t])
             C[t] += carry[t]
             carry[t] = C[t, -1]
         gap = gap_fn(C)
@@ -462,7 +463,7 @@ def _dp_gap_fn(counts: np.ndarray):
 
     def gap(C):
         F = C * inv  # ECDF per group; max F − min F = max rate − min rate
-        return F.max(axis=0) - F.min(axis=0)
+        return _spread(F)
 
     return gap
 
@@ -475,7 +476,7 @@ def _eo_gap_fn(counts: np.ndarray):
         B = nn - C[1::2]  # #{Y > τ} per group
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.where(B > 0, A / np.where(B > 0, B, 1.0), 0.0)
-        return r.max(axis=0) - r.min(axis=0)
+        return _spread(r)
 
     return gap
 
@@ -754,6 +755,21 @@ class DPCurve:
         return float(np.einsum("i,i->", self.values, np.diff(self.thresholds)))
 
 
+def _spread(rows) -> np.ndarray:
+    """max − min over a sequence of equal-length rows (elementwise, no axis-0 reduction)."""
+    rows = list(rows)
+    if len(rows) == 2:
+        out = np.subtract(rows[0], rows[1])
+        return np.abs(out, out=out)
+    hi = rows[0].copy()
+    lo = rows[0].copy()
+    for r in rows[1:]:
+        np.maximum(hi, r, out=hi)
+        np.minimum(lo, r, out=lo)
+    np.subtract(hi, lo, out=hi)
+    return hi
+
+
 def _dp_curve(d: _Data) -> DPCurve:
     z, code = _value_major(d.x, d.codes, d.n_groups)
     n = len(z)
@@ -762,20 +778,27 @@ def _dp_curve(d: _Data) -> DPCurve:
     last[-1] = True
     ends = np.flatnonzero(last)
     vals = z[ends]
+    k = int(np.searchsorted(vals, 1.0, side="left"))  # left edges are the distinct values < 1
+    ends, left = ends[:k], vals[:k]
     G = d.n_groups
-    C = np.empty((G, len(ends)))
-    for g in range(G - 1):
-        C[g] = np.cumsum(code == g)[ends]
-    C[G - 1] = (ends + 1) - C[: G - 1].sum(axis=0)
-    keep = vals < 1.0
-    left = vals[keep]
-    C = C[:, keep]
-    if len(left) == 0 or left[0] > 0.0:
+    prepend = k == 0 or left[0] > 0.0
+    width = k + int(prepend)
+    rates = np.empty((G, width))
+    done = np.zeros(k)
+    for g in range(G):
+        row = rates[g, int(prepend):]
+        if g < G - 1:
+            cg = np.cumsum(code == g)[ends].astype(np.float64)
+            done += cg
+        else:
+            cg = (ends + 1.0) - done
+        np.multiply(cg, -1.0 / float(d.counts[g]), out=row)
+        row += 1.0
+    if prepend:
+        rates[:, 0] = 1.0
         left = np.concatenate([[0.0], left])
-        C = np.concatenate([np.zeros((G, 1)), C], axis=1)
     thresholds = np.append(left, 1.0)
-    rates = 1.0 - C / d.counts[:, None]
-    values = rates.max(axis=0) - rates.min(axis=0)
+    values = _spread(rates)
     return DPCurve(thresholds=thresholds, values=values, groups=d.labels, rates=rates)
 
 
@@ -786,11 +809,16 @@ def dp_curve(scores, groups) -> DPCurve:
 
 def _parts(curve: DPCurve) -> dict:
     w = np.diff(curve.thresholds)
-    top = curve.rates.max(axis=0)
-    winners = curve.rates == top[None, :]
-    share = winners / winners.sum(axis=0)[None, :]
-    area = curve.values * w
-    return {g: float(np.einsum("i,i->", share[i], area)) for i, g in enumerate(curve.groups)}
+    rates = curve.rates
+    top = rates[0].copy()
+    for r in rates[1:]:
+        np.maximum(top, r, out=top)
+    winners = [r == top for r in rates]
+    n_win = np.zeros(len(top))
+    for m in winners:
+        n_win += m
+    area = curve.values * w / n_win  # DP on each interval, shared by the groups at the top
+    return {g: float(np.einsum("i,i->", m.astype(np.float64), area)) for g, m in zip(curve.groups, winners)}
 
 
 def spdd_parts(scores, groups) -> dict:
@@ -882,7 +910,10 @@ class _Counts:
         N = self.N
         cmax = _PTAB_MAX
         step = 1 << 16
+        two = self.G == 2
         total = t1 = 0
+        if tmp is None:
+            tmp = np.empty(min(N, step) // 8, dtype=np.uint64)
         for a in range(0, N, step):
             o = out[a : a + step]
             H = _draw_cells(rng, len(o))
@@ -892,12 +923,15 @@ class _Counts:
                 cnt = _resolve_cells(rng, H[amb])
                 o[amb] = cnt
                 cmax = max(cmax, int(cnt.max()))
+            if two:  # totals while the chunk is in cache (padding is group 0 here, fixed below)
+                total += int(np.add.reduce(o, dtype=np.int64))
+                t64 = np.bitwise_and(o.view(np.uint64), self.m1[a // 8 : (a + len(o)) // 8], out=tmp[: len(o) // 8])
+                t1 += int(np.add.reduce(t64.view(np.uint8), dtype=np.int64))
         if self.pad.size:
+            if two:
+                total -= int(np.add.reduce(out[self.pad], dtype=np.int64))
             out[self.pad] = 0
-        if self.G == 2:
-            total = int(np.add.reduce(out, dtype=np.int64))
-            t64 = np.bitwise_and(out.view(np.uint64), self.m1, out=tmp)
-            t1 = int(np.add.reduce(t64.view(np.uint8), dtype=np.int64))
+        if two:
             totals = (total - t1, t1)
         else:
             totals = np.bincount(self.local, weights=out, minlength=self.G + 1)[: self.G]
@@ -1035,7 +1069,7 @@ class _SpddBoot:
         R, L, nb, N = self.R, self.L, self.nb, self.N
         Bmax = self.batch
         C = np.empty((Bmax, N), dtype=np.uint8)
-        tmp = np.empty(N // 8, dtype=np.uint64)
+        tmp = np.empty(min(N, 1 << 16) // 8, dtype=np.uint64)
         W = np.empty((R, Bmax, L))
         off = np.empty((Bmax, L))
 
@@ -1085,16 +1119,15 @@ class _GenericBoot:
         if "spdd" in self.stats:
             order = np.argsort(d.x, kind="stable")
             self.sp_order = order
+            self.sp_z = d.x[order]
             self.sp_code = d.codes[order]
-            self.sp_dz = np.diff(d.x[order])
             self.sp_gap = _dp_gap_fn(d.counts)
         if "speo" in self.stats:
             vals, tags = _speo_entries(d)
             order = np.argsort(vals, kind="stable")
             self.eo_rows = np.concatenate([np.arange(n), np.arange(n)])[order]
-            tag = tags[order]
-            self.eo_masks = np.stack([(tag == t).astype(np.float64) for t in range(2 * G)])
-            self.eo_dz = np.diff(vals[order])
+            self.eo_tag = tags[order]
+            self.eo_z = vals[order]
             self.eo_gap = _eo_gap_fn(d.counts)
         if "pcc" in self.stats:
             xc = d.x - d.x.mean()
@@ -1129,14 +1162,10 @@ class _GenericBoot:
         for s in self.stats:
             if s == "spdd":
                 cs = c[self.sp_order]
-                C = np.stack([np.cumsum(cs * (self.sp_code == g)) for g in range(d.n_groups)])
-                gap = self.sp_gap(C[:, :-1])
-                out.append(float(np.einsum("i,i->", gap, self.sp_dz)))
+                out.append(_integrate_gap(self.sp_z, self.sp_code, d.n_groups, self.sp_gap, cs))
             elif s == "speo":
                 ce = c[self.eo_rows]
-                C = np.cumsum(self.eo_masks * ce[None, :], axis=1)
-                gap = self.eo_gap(C[:, :-1])
-                out.append(float(np.einsum("i,i->", gap, self.eo_dz)))
+                out.append(_integrate_gap(self.eo_z, self.eo_tag, 2 * d.n_groups, self.eo_gap, ce))
             elif s == "pcc":
                 out.append(self._weighted_corr(c, self.pc, n))
             elif s == "srcc":

@@ -106,6 +106,13 @@ def test_spdd_all_equal_and_extremes(rng):
     assert abs(M.spdd(x, g) - w1_scipy(np.abs(x), g)) < 1e-15
 
 
+def test_integer_lattice_fallback_agrees(rng):
+    # the int64 version used when n0·n1 ≥ 2^48 (float floors would no longer be exact)
+    for n0, n1 in [(1, 1), (3, 7), (50, 2), (123, 77)]:
+        a, b = np.sort(rng.random(n0)), np.sort(rng.random(n1))
+        assert abs(M._w1_exact_int(a, b, n0, n1) - ss.wasserstein_distance(a, b)) < 1e-12
+
+
 @pytest.mark.parametrize("gdtype", [np.int64, np.int32, np.uint8, bool])
 def test_spdd_fast_path_group_dtypes(gdtype, rng):
     x, g = two_groups(rng, 300, 500)
