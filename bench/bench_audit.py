@@ -106,11 +106,21 @@ def main(argv=None) -> int:
         print(f"{what}: {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
 
     res = None
-    for n_boot in (1, 200, 1000):
-        res, w, c, runs = timed(lambda: audit_attributes(scores, attrs, labels, n_boot=n_boot, random_state=0),
-                                args.repeats)
-        add(f"`audit_attributes`, 3 attributes + intersection, labels, n_boot = {n_boot}", w, c, runs,
-            "4 groupings; exact metrics" + ("; bootstrap ≈ none" if n_boot == 1 else f"; {n_boot} bootstrap resamples each"))
+    configs = (  # (labels?, n_boot, intersections?, repeats)
+        (False, 0, True, args.repeats),
+        (True, 0, True, args.repeats),
+        (False, 200, False, 1),
+    )
+    for with_labels, n_boot, inter_on, reps in configs:
+        y = labels if with_labels else None
+        out, w, c, runs = timed(lambda: audit_attributes(scores, attrs, y, n_boot=n_boot, random_state=0,
+                                                         intersections=inter_on), reps)
+        if with_labels:
+            res = out
+        what = "3 attributes + intersection" if inter_on else "3 attributes, no intersection"
+        add(f"`audit_attributes`, {what}, {'with' if with_labels else 'no'} labels, n_boot = {n_boot}", w, c, runs,
+            f"{4 if inter_on else 3} groupings; exact metrics"
+            + (f" + {n_boot} bootstrap resamples per grouping (`metrics.audit`)" if n_boot else ", no intervals"))
     inter = "sex × race × age"
     cols = prepare_groups(attrs, n)
     col = cols[inter]

@@ -407,6 +407,32 @@ class MultiAuditResult:
 
 
 # ------------------------------------------------------------------------------------ audit
+def _relabel_audit(res: Any, labels: tuple) -> Any:
+    """An AuditResult computed on integer codes, keyed by the group labels instead."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(res)}
+    changes = {
+        "group_counts": {labels[int(k)]: v for k, v in res.group_counts.items()},
+        "spdd_parts": {labels[int(k)]: v for k, v in res.spdd_parts.items()},
+    }
+    if "groups" in names:
+        changes["groups"] = tuple(labels[int(k)] for k in res.groups) if res.groups else tuple(labels)
+    return dataclasses.replace(res, **{k: v for k, v in changes.items() if k in names})
+
+
+def _replace_metrics(res: Any, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(res, **changes)
+
+
+def _relabel_table(df: pd.DataFrame, labels: tuple) -> pd.DataFrame:
+    out = df.copy()
+    out["group"] = pd.Series([labels[int(k)] for k in df["group"]], index=df.index, dtype=object)
+    return out
+
+
 def _as_float(values: Any, what: str) -> np.ndarray:
     try:
         arr = (values.to_numpy(dtype=np.float64, na_value=np.nan) if isinstance(values, (pd.Series, pd.Index))
@@ -465,6 +491,7 @@ def audit_attributes(
     xs = x[order]
     results: dict[str, AttributeAudit] = {}
     skipped: dict[str, str] = {}
+    corr_cache: dict = {}
     for name, col in columns.items():
         known = col.known
         counts_all = np.bincount(col.codes[known], minlength=len(col.labels))
@@ -473,10 +500,27 @@ def audit_attributes(
             skipped[name] = (f"only {len(present)} known group(s) "
                              f"({col.n_missing} of {n} rows missing/unknown); need two to compare")
             continue
-        labels_arr = col.values(known_only=True)
+        # Integer codes go to metrics (its fast path; no hashing of label objects), and the
+        # results are keyed by the labels again: code k <-> col.labels[k], same sorted order.
+        codes_k = col.codes[known]
         xk = x[known]
         yk = None if y is None else y[known]
-        res = metrics.audit(xk, labels_arr, yk, n_boot=n_boot, level=level, random_state=random_state)
+        if n_boot == 0 and yk is not None:
+            # No intervals: PCC/SRCC do not depend on the grouping, so compute them once per set
+            # of rows (every grouping shares them when nothing is missing); SPEO per grouping.
+            res = metrics.audit(xk, codes_k, None, n_boot=0, level=level, random_state=random_state)
+            key = (int(known.sum()), col.n_missing == 0 or known.tobytes())
+            if key not in corr_cache:
+                corr_cache[key] = (metrics.pcc(xk, yk), metrics.srcc(xk, yk))
+            pcc_v, srcc_v = corr_cache[key]
+            nan = float("nan")
+            res = _replace_metrics(res, speo=metrics.MetricValue(metrics.speo(xk, yk, codes_k), nan, nan),
+                                   pcc=metrics.MetricValue(pcc_v, nan, nan),
+                                   srcc=metrics.MetricValue(srcc_v, nan, nan),
+                                   speo_grid50=metrics.speo(xk, yk, codes_k, grid=50))
+        else:
+            res = metrics.audit(xk, codes_k, yk, n_boot=n_boot, level=level, random_state=random_state)
+        res = _relabel_audit(res, col.labels)
 
         # Exact W1 summaries from the one global sort.
         cs = col.codes[order]
@@ -490,12 +534,12 @@ def audit_attributes(
         share = counts_all / counts_all.sum()
         small = tuple(g for g, s in zip(col.labels, share) if s < small_share)
 
-        scoring = scoring_rate_tests(xk, labels_arr, alpha=alpha, small_share=small_share,
-                                     exclude_small=exclude_small)
+        scoring = _relabel_table(scoring_rate_tests(xk, codes_k, alpha=alpha, small_share=small_share,
+                                                    exclude_small=exclude_small), col.labels)
         impact = None
         if tau is not None:
-            impact = impact_ratio_tests(xk, labels_arr, tau, alpha=alpha, small_share=small_share,
-                                        exclude_small=exclude_small)
+            impact = _relabel_table(impact_ratio_tests(xk, codes_k, tau, alpha=alpha, small_share=small_share,
+                                                       exclude_small=exclude_small), col.labels)
         perm = None
         if n_perm:
             perm = permutation_test(xk, col.codes[known], metric="spdd", n_perm=n_perm,

@@ -215,3 +215,20 @@ def test_million_rows_three_attributes_is_fast(rng, metrics):
     res = audit_attributes(s, attrs, n_boot=0)
     assert time.perf_counter() - t < 15
     assert len(res["sex × race × age"].groups) == 30
+
+
+def test_exact_only_audit_matches_metrics_audit(rng, metrics):
+    s, df = attribute_frame(rng, 1500)
+    y = np.clip(s + rng.normal(0, 0.1, len(s)), 0, 1)
+    res = audit_attributes(s, df[["sex", "race"]], y, n_boot=0)
+    for name in ("sex", "race", "sex × race"):
+        r = res[name]
+        col = prepare_groups(df[["sex", "race"]])[name]
+        ref = metrics.audit(s[col.known], col.values(), y[col.known], n_boot=0)
+        for m in ("spdd", "speo", "pcc", "srcc"):
+            assert getattr(r.audit, m).value == pytest.approx(getattr(ref, m).value, abs=1e-12), (name, m)
+            assert math.isnan(getattr(r.audit, m).ci_low)
+        assert r.audit.speo_grid50 == pytest.approx(ref.speo_grid50, abs=1e-12)
+        assert r.audit.spdd_grid50 == pytest.approx(ref.spdd_grid50, abs=1e-12)
+        assert r.audit.group_counts == ref.group_counts
+        assert r.audit.spdd_parts == pytest.approx(ref.spdd_parts)
