@@ -290,46 +290,50 @@ def _value_major(x: np.ndarray, codes: np.ndarray, n_groups: int):
 # --------------------------------------------------------------------------------------------
 
 
+_ONE_BITS = int(np.float64(1.0).view(_U64))
+
+
 def _pack_sign(x: np.ndarray, g: np.ndarray):
     """Keys for a two-group sort: the float's bits with the group (0/1) in the sign bit.
 
-    Also returns (min x, max x, min g, max g) from the same pass, so that validation and
-    packing read the data once. Sorting the keys as uint64 puts group 0 first (ascending) and
-    group 1 after it (ascending by value; its keys read as floats are −value).
+    Sorting the keys as uint64 puts group 0 first (ascending) and group 1 after it (ascending
+    by value; its keys read as floats are −value). The same pass checks the inputs: every
+    score bit pattern ≤ that of 1.0 (which rules out NaN, negatives and values above 1; a
+    −0.0 fails it too and is handled below) and every group value in {0, 1}. Returns
+    (keys, scores_ok, groups_01).
     """
     n = len(x)
     key = np.empty(n, dtype=_U64)
     c = min(n, _CHUNK)
     (gbuf,) = _scratch(c, 1)
     gbuf = gbuf.view(_U64)
-    same_width = g.dtype.itemsize == 8
+    same_width = g.dtype.itemsize == 8 and g.dtype.kind in "iu"
     gv = g.view(_U64) if same_width else g
-    lo_x = []
-    hi_x = []
-    lo_g = []
-    hi_g = []
+    xv = x.view(_U64)
+    xmax = 0
+    gmax = 0
     for s in range(0, n, c):
-        xc = x[s : s + c]
-        gc = g[s : s + c]
+        xc = xv[s : s + c]
         m = len(xc)
-        lo_x.append(xc.min())
-        hi_x.append(xc.max())
-        lo_g.append(gc.min())
-        hi_g.append(gc.max())
+        xmax = max(xmax, int(xc.max()))
         gb = gbuf[:m]
         if same_width:
-            np.left_shift(gv[s : s + m], _U64(63), out=gb)
+            gc = gv[s : s + m]
+            gmax = max(gmax, int(gc.max()))
+            np.left_shift(gc, _U64(63), out=gb)
         else:
+            gc = g[s : s + m]
+            gmax = max(gmax, int(gc.max()), 0 if g.dtype.kind != "i" else -int(gc.min()) * 2)
             np.left_shift(gc, _U64(63), out=gb, dtype=_U64, casting="unsafe")
-        np.bitwise_or(xc.view(_U64), gb, out=key[s : s + m])
-    xmin, xmax = min(lo_x), max(hi_x)
-    if any(v != v for v in lo_x + hi_x):  # NaN
-        xmin = xmax = math.nan
-    if xmin == 0.0 and np.signbit(x).any():  # -0.0 would read as group 1: clear its sign bit
-        neg0 = np.flatnonzero(np.signbit(x) & (x == 0.0))
-        key[neg0] &= ~_SIGN
-        key[neg0] |= gv[neg0].astype(_U64) << _U64(63)
-    return key, (xmin, xmax, int(min(lo_g)), int(max(hi_g)))
+        np.bitwise_or(xc, gb, out=key[s : s + m])
+    ok = xmax <= _ONE_BITS
+    if not ok:
+        lo, hi = x.min(), x.max()
+        if lo >= 0.0 and hi <= 1.0:  # only -0.0 tripped the bit test: clear its sign bit
+            neg0 = np.flatnonzero(np.signbit(x))
+            key[neg0] = gv[neg0].astype(_U64) << _U64(63)
+            ok = True
+    return key, ok, gmax <= 1
 
 
 def _w1_sign_sorted(z: np.ndarray, n0: int) -> float:
@@ -483,10 +487,9 @@ def _eo_gap_fn(counts: np.ndarray):
 
 def _spdd_exact(d: _Data) -> float:
     if d.n_groups == 2:
-        key, _ = _pack_sign(d.x, d.codes)
+        key, _, _ = _pack_sign(d.x, d.codes)
         key.sort()
-        n0 = int(d.counts[0])
-        return _w1_sign_sorted(key.view(np.float64), n0)
+        return _w1_sign_sorted(key.view(np.float64), int(d.counts[0]))
     z, code = _value_major(d.x, d.codes, d.n_groups)
     return _integrate_gap(z, code, d.n_groups, _dp_gap_fn(d.counts))
 
@@ -498,13 +501,15 @@ def _spdd_fast(scores, groups) -> float | None:
     x = _to_float_array(scores, "scores")
     if len(x) != len(groups) or len(x) < 2:
         return None
-    key, (xmin, xmax, gmin, gmax) = _pack_sign(x, groups)
-    if not (xmin >= 0.0 and xmax <= 1.0):
+    key, ok, groups01 = _pack_sign(x, groups)
+    if not ok:
         _raise_bad_values(x, "scores")
-    if gmin != 0 or gmax != 1:
+    if not groups01:
         return None
     key.sort()
     n0 = int(np.searchsorted(key, _SIGN))
+    if n0 == 0 or n0 == len(x):
+        return None  # one group only: the general path explains
     return _w1_sign_sorted(key.view(np.float64), n0)
 
 
