@@ -63,7 +63,8 @@ class TrainConfig:
     gamma: float = 10.0  # gradient-reversal schedule lambda(p) = 2/(1+exp(-gamma p)) - 1
     epochs: int = 12  # passes over the training split (same for every method)
     batch_size: int = 64  # group-stratified batches (each holds both groups)
-    lr: float = 2e-3  # Adam learning rate of encoders + regressor
+    lr: float = 2e-3  # Adam learning rate of encoders + regressor (cosine-decayed to lr_final_ratio*lr)
+    lr_final_ratio: float = 0.1  # learning rate at the last step, relative to lr (1 = constant)
     adv_lr: float | None = None  # Adam learning rate of the adversary (None: same as lr)
     weight_decay: float = 1e-4  # Adam weight decay (L2) of encoders + regressor
     seed: int = 0  # model init, batch order, split and bias injection
@@ -103,6 +104,8 @@ class TrainConfig:
             raise ValueError("batch_size must be >= 2 (a batch must hold both groups)")
         if not (self.lr > 0 and (self.adv_lr is None or self.adv_lr > 0)):
             raise ValueError("learning rates must be > 0")
+        if not 0 < self.lr_final_ratio <= 1:
+            raise ValueError(f"lr_final_ratio must be in (0, 1]; got {self.lr_final_ratio}")
         if not 0 < self.bias_split < 1:
             raise ValueError(f"bias_split must be in (0, 1); got {self.bias_split}")
         ModelConfig.from_dict(dict(self.model))  # unknown keys fail now, not after loading data
@@ -489,6 +492,12 @@ def fit(
     n_rows = len(train_rows)
     steps_per_epoch = len(_batches(train_groups, pool, n_rows, cfg, 0))
     total_steps = max(1, cfg.epochs * steps_per_epoch)
+    # cosine decay from lr to lr_final_ratio * lr over the whole budget (both param groups)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda step: cfg.lr_final_ratio
+        + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / total_steps)),
+    )
 
     from fairviz.metrics import pcc, spdd
 
@@ -520,6 +529,7 @@ def fit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             step_global += 1
             losses = {"loss": loss.item(), "mse": mse.item(), **{k: v.item() for k, v in terms.items()}}
             for k, v in losses.items():

@@ -1,0 +1,242 @@
+"""The paper's experiment: every method on the same data and seeds, and the lambda_W sweep.
+
+    from fairviz.experiments import compare, sweep, format_table
+    table = compare(alpha=4, seeds=[0, 1, 2])          # one row per method, mean and std
+    print(format_table(table, fmt="markdown"))
+    runs = sweep("ours", alpha=4, lambda_ws=[0, 0.1, 0.3, 1, 3, 10])
+
+The features are loaded once and shared by all runs; each run differs from the others only in
+its method (and seed), so the comparison is fair: same data, split, bias injection, encoders,
+epochs and steps per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fairviz.train import METHOD_NAMES, METHODS, Run, TrainConfig, load_features, train
+
+#: The per-run numbers `compare` collects (all on the test split, true labels).
+RUN_COLUMNS = (
+    "pcc", "srcc", "spdd", "speo", "spdd_grid50", "speo_grid50", "spdd_floor", "val_pcc", "best_epoch",
+)
+#: The columns of the paper's table.
+TABLE_METRICS = ("pcc", "srcc", "spdd", "speo")
+
+
+def run_record(run: Run) -> dict:
+    """One flat row of numbers for `run` (metric values without confidence intervals)."""
+    m = run.metrics
+
+    def val(key):
+        v = m.get(key)
+        if isinstance(v, dict):
+            v = v.get("value", v.get("mean"))
+        return float("nan") if v is None else float(v)
+
+    cfg = run.config
+    rec = {
+        "name": run.name,
+        "method": cfg.method,
+        "alpha": cfg.alpha,
+        "bias_mode": cfg.bias_mode,
+        "lambda_w": cfg.lambda_w,
+        "seed": cfg.seed,
+    }
+    rec.update({k: val(k) for k in RUN_COLUMNS})
+    rec["seconds"] = float(run.info.get("train_seconds", float("nan")))
+    return rec
+
+
+def _config(**cfg) -> TrainConfig:
+    return TrainConfig(**cfg)
+
+
+def _shared_features(cfg: TrainConfig, progress):
+    def data_progress(done, total, what):
+        if progress is not None:
+            progress({"stage": "data", "done": done, "total": total, "what": what})
+
+    return load_features(cfg, progress=data_progress)
+
+
+def _save(run: Run, out_root, overwrite: bool) -> Path | None:
+    if out_root is None:
+        return None
+    from fairviz.runs import save_run
+
+    return save_run(run, Path(out_root) / run.name, overwrite=overwrite)
+
+
+def compare_runs(
+    alpha: float,
+    seeds: Iterable[int] = (0, 1, 2),
+    methods: Sequence[str] = METHOD_NAMES,
+    *,
+    out_root=None,
+    overwrite: bool = False,
+    progress: Callable[[dict], Any] | None = None,
+    features=None,
+    **cfg,
+) -> pd.DataFrame:
+    """Train every method for every seed; one row of test metrics per run (see `run_record`).
+
+    `cfg` are further TrainConfig fields (bias_mode, epochs, lambda_w, n_samples, ...), the same
+    for every run. With `out_root`, each run is also saved there as ``<method>-a<alpha>-...-s<seed>``.
+    `progress(event)` gets the training events with ``run`` (its name), ``run_index`` and
+    ``n_runs`` added.
+    """
+    seeds = [int(s) for s in seeds]
+    methods = list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+    if not seeds or not methods:
+        raise ValueError("compare needs at least one seed and one method")
+    configs = [_config(method=m, alpha=alpha, seed=s, **cfg) for s in seeds for m in methods]
+    if features is None:
+        features = _shared_features(configs[0], progress)
+    rows = []
+    for i, c in enumerate(configs):
+        name = c.name or c.default_name()
+
+        def inner(event, _i=i, _name=name):
+            if progress is not None:
+                progress({**event, "run": _name, "run_index": _i, "n_runs": len(configs)})
+
+        run = train(c, progress=inner, features=features)
+        _save(run, out_root, overwrite)
+        rows.append(run_record(run))
+    return pd.DataFrame(rows)
+
+
+def summarize(per_run: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS + ("spdd_floor",)) -> pd.DataFrame:
+    """Mean and sample std over seeds per method: columns ``<metric>_mean``, ``<metric>_std``, ``n_seeds``.
+
+    Rows follow the registry order. A std over one seed is NaN.
+    """
+    order = [m for m in METHOD_NAMES if m in set(per_run["method"])]
+    g = per_run.groupby("method", sort=False)
+    out = pd.DataFrame(index=pd.Index(order, name="method"))
+    for key in metrics:
+        out[f"{key}_mean"] = g[key].mean().reindex(order)
+        out[f"{key}_std"] = g[key].std(ddof=1).reindex(order)
+    out["n_seeds"] = g["seed"].nunique().reindex(order)
+    for key in ("alpha", "bias_mode"):
+        out.attrs[key] = sorted({v.item() if hasattr(v, "item") else v for v in per_run[key]})
+    return out
+
+
+def compare(
+    alpha: float,
+    seeds: Iterable[int] = (0, 1, 2),
+    methods: Sequence[str] = METHOD_NAMES,
+    **cfg,
+) -> pd.DataFrame:
+    """The paper's table: `compare_runs` summarised as mean/std per method (see `summarize`).
+
+    The per-run rows are kept in ``table.attrs["runs"]`` (a list of dicts).
+    """
+    per_run = compare_runs(alpha, seeds, methods, **cfg)
+    table = summarize(per_run)
+    table.attrs["runs"] = per_run.to_dict(orient="records")
+    return table
+
+
+def format_table(
+    table: pd.DataFrame, fmt: str = "markdown", metrics: Sequence[str] = TABLE_METRICS, digits: int = 3,
+    floor: bool = True,
+) -> str:
+    """`summarize` output as "mean ± std" cells, in Markdown (``fmt="markdown"``) or CSV.
+
+    With `floor`, the SPDD column also shows the permutation floor in brackets.
+    """
+    def cell(mean, std):
+        if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+            return "–"
+        s = f"{mean:.{digits}f}"
+        if std is not None and not (isinstance(std, float) and math.isnan(std)):
+            s += f" ± {std:.{digits}f}"
+        return s
+
+    header = ["method"] + [k.upper() for k in metrics]
+    if floor and "spdd_floor_mean" in table:
+        header.append("SPDD floor")
+    rows = []
+    for method, r in table.iterrows():
+        row = [str(method)] + [cell(r[f"{k}_mean"], r.get(f"{k}_std")) for k in metrics]
+        if floor and "spdd_floor_mean" in table:
+            row.append(f"{r['spdd_floor_mean']:.{digits}f}")
+        rows.append(row)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+        return buf.getvalue()
+    if fmt != "markdown":
+        raise ValueError(f"fmt must be 'markdown' or 'csv'; got {fmt!r}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def sweep(
+    method: str,
+    alpha: float,
+    lambda_ws: Iterable[float],
+    *,
+    out_root=None,
+    overwrite: bool = False,
+    names: Callable[[float], str] | None = None,
+    progress: Callable[[dict], Any] | None = None,
+    features=None,
+    **cfg,
+) -> list[Run]:
+    """One run per lambda_W value (same seed, data and budget); saved under `out_root` if given.
+
+    `names(lambda_w)` picks each run's name (default: TrainConfig.default_name()).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
+    lambda_ws = [float(x) for x in lambda_ws]
+    if not lambda_ws:
+        raise ValueError("sweep needs at least one lambda_w value")
+    configs = [
+        _config(method=method, alpha=alpha, lambda_w=lw, **({**cfg, "name": names(lw)} if names else cfg))
+        for lw in lambda_ws
+    ]
+    if features is None:
+        features = _shared_features(configs[0], progress)
+    out = []
+    for i, c in enumerate(configs):
+        name = c.name or c.default_name()
+
+        def inner(event, _i=i, _name=name):
+            if progress is not None:
+                progress({**event, "run": _name, "run_index": _i, "n_runs": len(configs)})
+
+        run = train(c, progress=inner, features=features)
+        _save(run, out_root, overwrite)
+        out.append(run)
+    return out
+
+
+def sweep_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """lambda_w, PCC, SPDD, SPEO, score std (collapse indicator) of each run in a sweep."""
+    rows = []
+    for run in runs:
+        rec = run_record(run)
+        test = run.test_predictions()
+        rec["score_std"] = float(np.std(test["score"]))
+        rows.append({k: rec[k] for k in ("name", "lambda_w", "pcc", "srcc", "spdd", "speo", "spdd_floor", "score_std")})
+    return pd.DataFrame(rows)
+

@@ -1,0 +1,281 @@
+"""Training: the method registry's loss terms, the min-max adversary, bias protocol, every method
+end to end on a tiny data set, determinism, progress/cancel, save -> load -> same predictions."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fairviz.data.features import FeatureSet
+from fairviz.train import (
+    METHODS,
+    LossInputs,
+    TrainConfig,
+    TrainingCancelled,
+    balanced_oversample,
+    compute_metrics,
+    loss_terms,
+    predict,
+    prepared_from_features,
+    resolve_device,
+    train,
+)
+
+TINY_MODEL = dict(
+    video_channels=[4], video_hidden=4, audio_proj=4, audio_hidden=4, text_hidden=4,
+    regressor_hidden=8, adversary_hidden=8,
+)
+
+
+def tiny_features(n=160, seed=0) -> FeatureSet:
+    """A small learnable set: text carries the label, audio and video carry the group."""
+    rng = np.random.default_rng(seed)
+    g = np.arange(n) % 2
+    y = np.clip(0.5 + 0.18 * rng.normal(size=n), 0, 1)
+    video = rng.integers(0, 60, (n, 2, 16, 16, 3), dtype=np.uint8)
+    video[g == 1, :, :, :, 0] += 120
+    mfcc = rng.normal(size=(n, 4, 5)).astype(np.float32)
+    mfcc[:, :, 0] += 2.0 * g[:, None]
+    text = rng.normal(size=(n, 8)).astype(np.float32) * 0.3
+    text[:, 0] += 4 * (y - 0.5)
+    return FeatureSet(video=video, mfcc=mfcc, text=text, label=y, group=g, ids=[f"c{i}" for i in range(n)])
+
+
+def tiny_config(method="ours", **kw) -> TrainConfig:
+    base = dict(method=method, epochs=2, batch_size=16, model=TINY_MODEL, n_boot=20, n_perm=3, lr=5e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def feats():
+    return tiny_features()
+
+
+# --------------------------------------------------------------------------------------------
+# the registry and its loss terms
+
+
+def _batch_inputs(seed=0, b=32, d=6, shift=1.0):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.arange(b) % 2
+    score = torch.sigmoid(torch.randn(b, generator=g) + shift * s).requires_grad_(True)
+    z = (torch.randn(b, d, generator=g) + shift * s[:, None]).requires_grad_(True)
+    logits = torch.randn(b, 2, generator=g, requires_grad=True)
+    return score, z, s, logits
+
+
+def test_registry_is_the_issue_table():
+    assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours"]
+    assert METHODS["balancing"].balance_training_rows
+    assert [m for m in METHODS if METHODS[m].uses_adversary] == ["adversarial", "ours"]
+    assert [m for m in METHODS if METHODS[m].uses_lambda_w] == ["l2", "mmd", "ours"]
+
+
+@pytest.mark.parametrize(
+    "method,expected",
+    [
+        ("vanilla", set()),
+        ("balancing", set()),
+        ("adversarial", {"adv"}),
+        ("l2", {"l2"}),
+        ("mmd", {"mmd"}),
+        ("ours", {"w1", "adv"}),
+    ],
+)
+def test_each_method_adds_its_term(method, expected):
+    score, z, s, logits = _batch_inputs()
+    cfg = TrainConfig(method=method, lambda_w=1.0, adv_weight=1.0)
+    terms = loss_terms(method, LossInputs(score, z, s, logits), cfg)
+    assert set(terms) == expected
+    for name, value in terms.items():
+        assert value.dim() == 0 and value.item() > 0, name
+        value.backward(retain_graph=True)
+    # a distribution term reaches the scores (w1, mmd) or Z (l2)
+    if "w1" in terms or "mmd" in terms:
+        assert score.grad is not None and score.grad.abs().sum() > 0
+    if "l2" in terms:
+        assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ["l2", "mmd", "ours"])
+def test_lambda_w_scales_the_term_and_zero_switches_it_off(method):
+    score, z, s, logits = _batch_inputs()
+    inp = LossInputs(score, z, s, logits)
+    key = {"l2": "l2", "mmd": "mmd", "ours": "w1"}[method]
+    one = loss_terms(method, inp, TrainConfig(method=method, lambda_w=1.0))[key].item()
+    three = loss_terms(method, inp, TrainConfig(method=method, lambda_w=3.0))[key].item()
+    assert three == pytest.approx(3 * one, rel=1e-5)
+    assert loss_terms(method, inp, TrainConfig(method=method, lambda_w=0.0))[key].item() == 0.0
+
+
+def test_distribution_terms_vanish_for_identical_groups():
+    b = 32
+    base = torch.rand(b // 2)
+    score = torch.cat([base, base])
+    s = torch.cat([torch.zeros(b // 2), torch.ones(b // 2)]).long()
+    z = torch.cat([base[:, None].repeat(1, 3)] * 2)
+    inp = LossInputs(score, z, s, None)
+    assert loss_terms("ours", LossInputs(score, z, s, torch.zeros(b, 2)), TrainConfig())["w1"].item() == pytest.approx(0, abs=1e-6)
+    assert loss_terms("l2", inp, TrainConfig(method="l2"))["l2"].item() == pytest.approx(0, abs=1e-6)
+    assert loss_terms("mmd", inp, TrainConfig(method="mmd"))["mmd"].item() == pytest.approx(0, abs=1e-5)
+
+
+def test_balanced_oversample_equalises_groups_within_bins(rng):
+    y = rng.uniform(0, 1, 400)
+    g = (rng.uniform(0, 1, 400) < 0.2 + 0.6 * y).astype(int)  # privileged dominate high labels
+    idx = balanced_oversample(y, g, n_bins=10, seed=0)
+    edges = np.quantile(y, np.linspace(0, 1, 11)[1:-1])
+    bins = np.searchsorted(edges, y[idx], side="right")
+    for b in np.unique(bins):
+        counts = np.bincount(g[idx][bins == b], minlength=2)
+        assert counts[0] == counts[1], (b, counts)
+    assert set(np.arange(400)) <= set(idx)  # nothing dropped
+
+
+# --------------------------------------------------------------------------------------------
+# data protocol
+
+
+@pytest.mark.parametrize("mode", ["label", "sample"])
+def test_bias_goes_into_train_split_only(feats, mode):
+    cfg = tiny_config(bias_mode=mode, alpha=4)
+    data = prepared_from_features(feats, cfg)
+    unbiased = prepared_from_features(feats, tiny_config(bias_mode=mode, alpha=1))
+    np.testing.assert_array_equal(data.val_idx, unbiased.val_idx)
+    np.testing.assert_array_equal(data.test_idx, unbiased.test_idx)
+    assert not set(data.train_idx) & (set(data.val_idx) | set(data.test_idx))
+    y, g = feats.label.astype(float), feats.group
+    gap = data.train_label[g[data.train_idx] == 1].mean() - data.train_label[g[data.train_idx] == 0].mean()
+    assert gap > 0.05  # the privileged group gets higher training labels
+    if mode == "label":
+        assert len(data.train_idx) == len(unbiased.train_idx)
+        assert not np.allclose(data.train_label, y[data.train_idx])
+        np.testing.assert_allclose(np.sort(data.train_label), np.sort(y[data.train_idx]))
+    else:
+        assert len(data.train_idx) < len(unbiased.train_idx)
+        np.testing.assert_array_equal(data.train_label, y[data.train_idx])
+
+
+# --------------------------------------------------------------------------------------------
+# end to end
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_trains_end_to_end(feats, method):
+    events = []
+    run = train(tiny_config(method), progress=events.append, features=feats)
+    assert run.config.method == method and len(run.history) == 2
+    h = run.history[-1]
+    for key in ("epoch", "loss", "mse", "val_pcc", "val_spdd"):
+        assert key in h
+    terms = {"adversarial": ["adv"], "l2": ["l2"], "mmd": ["mmd"], "ours": ["w1", "adv"]}.get(method, [])
+    for t in terms:
+        assert h[t] > 0
+    for t in {"adv", "l2", "mmd", "w1"} - set(terms):
+        assert t not in h
+    preds = run.predictions
+    assert list(preds.columns) == ["score", "label", "group", "split"]
+    assert set(preds["split"]) == {"val", "test"}
+    test = run.test_predictions()
+    assert run.z.shape == (len(test), run.model_config.d_z)
+    assert preds["score"].between(0, 1).all()
+    # true labels on val/test
+    data = prepared_from_features(feats, run.config)
+    np.testing.assert_allclose(test["label"], feats.label[data.test_idx].astype(float))
+    m = run.metrics
+    for key in ("n", "spdd", "pcc", "srcc", "speo", "spdd_grid50", "speo_grid50", "spdd_floor", "best_epoch"):
+        assert key in m, key
+    assert m["n"] == len(test)
+    steps = [e for e in events if e["stage"] == "step"]
+    epochs = [e for e in events if e["stage"] == "epoch"]
+    assert len(epochs) == 2 and steps and steps[-1]["steps"] == steps[-1]["step"]
+    assert {"epoch", "epochs", "step", "steps", "losses"} <= set(steps[0])
+    assert {"val_pcc", "val_spdd"} <= set(epochs[0])
+
+
+def test_same_budget_for_every_method(feats):
+    steps = {m: train(tiny_config(m, epochs=1), features=feats).info["steps_per_epoch"] for m in ("vanilla", "balancing")}
+    assert steps["vanilla"] == steps["balancing"]
+
+
+def test_same_seed_same_result_other_seed_differs(feats):
+    a = train(tiny_config("ours", seed=3), features=feats)
+    b = train(tiny_config("ours", seed=3), features=feats)
+    c = train(tiny_config("ours", seed=4), features=feats)
+    pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    assert a.metrics == b.metrics
+    np.testing.assert_array_equal(a.z, b.z)
+    assert not a.predictions["score"].equals(c.predictions["score"])
+
+
+def test_metrics_recompute_from_predictions(feats):
+    run = train(tiny_config("vanilla"), features=feats)
+    test = run.test_predictions()
+    again = compute_metrics(test["score"], test["group"], test["label"], run.metrics["n_boot"],
+                            random_state=run.metrics["random_state"])
+    for key, value in again.items():
+        assert run.metrics[key] == value, key
+
+
+def test_save_load_gives_identical_predictions(feats, tmp_path):
+    from fairviz.runs import load_run, save_run
+
+    run = train(tiny_config("ours"), features=feats)
+    back = load_run(save_run(run, tmp_path / "r"))
+    data = prepared_from_features(feats, back.config)
+    device = resolve_device("cpu")
+    scores, z = predict(back.model(), data, data.test_idx, device)
+    np.testing.assert_array_equal(np.clip(scores, 0, 1), run.test_predictions()["score"].to_numpy())
+    np.testing.assert_array_equal(z, run.z)
+    pd.testing.assert_frame_equal(back.predictions, run.predictions)
+
+
+def test_cancel_stops_training(feats):
+    ev = threading.Event()
+
+    def progress(e):
+        if e["stage"] == "step" and e["step"] == 2:
+            ev.set()
+
+    with pytest.raises(TrainingCancelled):
+        train(tiny_config("vanilla"), progress=progress, cancel=ev, features=feats)
+
+
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        ({"method": "magic"}, "unknown method"),
+        ({"bias_mode": "both"}, "bias_mode"),
+        ({"alpha": 0.5}, "alpha"),
+        ({"lambda_w": -1.0}, "lambda_w"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"model": {"depth": 3}}, "unknown model config"),
+        ({"selection": "val_auc"}, "selection"),
+    ],
+)
+def test_bad_config_is_refused(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(**kw)
+
+
+def test_config_roundtrip_and_names():
+    cfg = TrainConfig(method="ours", alpha=4, lambda_w=0.3, seed=2)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.default_name() == "ours-a4-label-lw0.3-s2"
+    assert TrainConfig(method="vanilla").default_name() == "vanilla-a4-label-s0"
+    with pytest.raises(ValueError, match="unknown train config keys"):
+        TrainConfig.from_dict({**cfg.to_dict(), "foo": 1})
+
+
+def test_cuda_request_without_cuda_is_clear():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto").type == "cpu"
