@@ -42,6 +42,8 @@ __all__ = [
     "resolve_data_source",
     "read_uploaded_table",
     "audit_columns",
+    "auto_n_boot",
+    "boot_seconds",
 ]
 
 
@@ -328,3 +330,32 @@ def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], l
         raise ValueError(f"group column {group_cols[0]!r}: {err}") from None
     attributes = {c: df[c].to_numpy() for c in group_cols}
     return scores, attributes, labels
+
+
+# ---------------------------------------------------------------------------------------------
+# budgets for the resampling parts of an interactive audit
+
+#: Seconds per bootstrap resample per row, measured with `fairviz.metrics.audit` on the 2-core
+#: development machine (bench/RESULTS.md): SPDD only (no labels) vs all four metrics (SPEO and
+#: SRCC dominate).
+BOOT_COST_PER_ROW = {False: 4e-9, True: 3e-7}
+
+
+def auto_n_boot(n: int, has_labels: bool, *, budget_s: float = 3.0, low: int = 100, high: int = 1000) -> int:
+    """Bootstrap resamples that fit ``budget_s`` seconds for ``n`` rows: ``high`` for small data,
+    fewer (a multiple of 50, at least ``low``) for large data, and 0 when even ``low`` would not
+    fit — then the page offers to compute the intervals on request instead of making everyone wait.
+    """
+    if n <= 0:
+        return 0
+    per = BOOT_COST_PER_ROW[bool(has_labels)] * n
+    k = int(budget_s / per) if per > 0 else high
+    if k < low:
+        return 0
+    return int(min(high, k // 50 * 50))
+
+
+def boot_seconds(n: int, has_labels: bool, n_boot: int) -> float:
+    """Rough time of ``n_boot`` resamples on ``n`` rows (for telling the user what a click costs)."""
+    return BOOT_COST_PER_ROW[bool(has_labels)] * n * n_boot
+

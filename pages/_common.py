@@ -219,18 +219,28 @@ def show_figure(fig, *, key: str | None = None, **kwargs):
     return st.plotly_chart(fig, theme=None, width="stretch", config=PLOTLY_CONFIG, key=key, **kwargs)
 
 
-def metric_card(label: str, metrics: dict, name: str, *, help: str | None = None, n: int | None = None) -> None:
-    """`st.metric` with the value, and the interval below it."""
+def interval_text(metrics: dict, name: str, n: int | None = None) -> str:
+    """``95 % CI [lo, hi] · n = …`` for a metric of an audit dict ("needs a label column" if absent)."""
     v = app_support.metric_value(metrics, name)
-    if v != v:  # NaN: metric not available (no labels)
-        st.metric(label, "—", help=help, border=True)
-        st.caption("needs a label column")
-        return
+    if v != v:
+        return "needs a label column"
     lo = app_support.metric_value(metrics, name, "ci_low")
     hi = app_support.metric_value(metrics, name, "ci_high")
-    st.metric(label, f"{v:.3f}", help=help, border=True)
+    parts = []
     if lo == lo and hi == hi:
-        st.caption(f"95 % CI [{lo:.3f}, {hi:.3f}]" + (f" · n = {n:,}" if n else ""))
+        parts.append(f"95 % CI [{lo:.3f}, {hi:.3f}]")
+    if n:
+        parts.append(f"n = {n:,}")
+    return " · ".join(parts)
+
+
+def metric_card(label: str, metrics: dict, name: str, *, help: str | None = None, n: int | None = None,
+                with_interval: bool = True) -> None:
+    """`st.metric` with the value, and (unless ``with_interval=False``) the interval below it."""
+    v = app_support.metric_value(metrics, name)
+    st.metric(label, "—" if v != v else f"{v:.3f}", help=help, border=True)
+    if with_interval:
+        st.caption(interval_text(metrics, name, n))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,6 +358,36 @@ def audit_attributes(data_key: str, _scores, _attributes, _labels, n_boot: int):
     return run_audit(_scores, _attributes, _labels, n_boot=n_boot, random_state=0)
 
 
+@st.cache_resource(show_spinner=False, max_entries=16)
+def view_audit(data_key: str, view: str, _scores, _attributes, _labels, n_boot: int):
+    """`fairviz.metrics.audit` with ``n_boot`` bootstrap resamples on the known rows of ``view``."""
+    from fairviz.metrics import audit
+
+    col = _prepared_groups(data_key, len(_scores), _attributes)[view]
+    y = None if _labels is None else np.asarray(_labels)[col.known]
+    return audit(np.asarray(_scores)[col.known], col.values(known_only=True), y, n_boot=n_boot, random_state=0)
+
+
+@st.cache_resource(show_spinner="Permutation test…", max_entries=16)
+def permutation_for(data_key: str, view: str, _x, _g):
+    """Permutation test of SPDD (shuffled group labels) within a fixed work budget."""
+    from fairviz.report import auto_n_perm
+    from fairviz.significance import permutation_test
+
+    n_groups = len(pd.unique(np.asarray(_g)))
+    # a work budget of about half a second on 2 cores (the report uses a 10x larger one)
+    n_perm = auto_n_perm(len(_x), n_groups, budget=1.5e7, low=20)
+    return permutation_test(_x, _g, metric="spdd", n_perm=n_perm, random_state=0)
+
+
+def metrics_frame(metrics: dict) -> pd.DataFrame:
+    """metric, value, ci_low, ci_high for the four metrics (CSV download)."""
+    rows = [{"metric": k, "value": app_support.metric_value(metrics, k),
+             "ci_low": app_support.metric_value(metrics, k, "ci_low"),
+             "ci_high": app_support.metric_value(metrics, k, "ci_high")} for k in app_support.METRIC_NAMES]
+    return pd.DataFrame(rows).dropna(subset=["value"])
+
+
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _prepared_groups(data_key: str, _n: int, _attributes):
     from fairviz.groups import prepare_groups
@@ -428,19 +468,21 @@ def _repair_map(data_key: str, view: str, _scores, _attributes):
 
 
 @st.cache_data(show_spinner="Repairing…", max_entries=64)
-def repair_for(data_key: str, view: str, _scores, _attributes, _labels, theta: float) -> dict:
-    """Scores of ``view`` repaired with strength ``theta``: SPDD/PCC/SRCC before and after, the
-    distributions figure (repaired, with the original ECDFs dotted) and the map as JSON."""
+def repair_for(data_key: str, view: str, _scores, _attributes, _labels, theta: float, _before: dict) -> dict:
+    """Scores of ``view`` repaired with strength ``theta``: SPDD/PCC/SRCC after (and before, from
+    ``_before``, the view's audit dict), the distributions figure (repaired, with the original
+    ECDFs dotted) and the map as JSON."""
     from fairviz import metrics
 
     col = _prepared_groups(data_key, len(_scores), _attributes)[view]
     x, g = np.asarray(_scores)[col.known], col.values(known_only=True)
     rmap = _repair_map(data_key, view, _scores, _attributes)
     xr = np.clip(rmap.transform(x, g, strength=theta), 0.0, 1.0)
-    out = {"spdd0": metrics.spdd(x, g), "spdd": metrics.spdd(xr, g), "map_json": rmap.to_json()}
+    before = lambda k: app_support.metric_value(_before, k)  # noqa: E731
+    out = {"spdd0": before("spdd"), "spdd": metrics.spdd(xr, g), "map_json": rmap.to_json()}
     if _labels is not None:
         y = np.asarray(_labels)[col.known]
-        out.update(pcc0=metrics.pcc(x, y), pcc=metrics.pcc(xr, y), srcc0=metrics.srcc(x, y), srcc=metrics.srcc(xr, y))
+        out.update(pcc0=before("pcc"), pcc=metrics.pcc(xr, y), srcc0=before("srcc"), srcc=metrics.srcc(xr, y))
     out["figure"] = figures.score_distribution_figure(
         xr, g, reference_scores=x, reference_name="before repair",
         title=f"Scores after repair (θ = {theta:g}); dotted: before",

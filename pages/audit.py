@@ -86,12 +86,11 @@ else:
         f", label `{label_col}`" if label_col != NONE else ", no label")
     file_name = up.name.rsplit(".", 1)[0]
 
-n_boot = 1000 if len(scores) <= 200_000 else 200
 with ui.user_errors("These scores cannot be audited"):
-    multi = ui.audit_attributes(data_key, scores, attributes, labels, n_boot)
+    # exact numbers for every attribute and intersection; resampling (intervals, permutation
+    # test) is done further down, for the attribute on screen only, once the charts are drawn
+    multi = ui.audit_attributes(data_key, scores, attributes, labels, 0)
 views = list(multi.results)
-st.caption(f"Auditing {source_text}: {len(scores):,} rows. Intervals: {int(multi.level * 100)} % bootstrap "
-           f"({multi.n_boot} resamples within groups).")
 for name, why in multi.skipped.items():
     st.warning(f"`{name}` is not audited: {why}.", icon=":material/warning:")
 view_name = views[0]
@@ -99,30 +98,35 @@ if len(views) > 1:
     view_name = st.radio("Attribute", views, horizontal=True, key="fv_audit_view",
                          help="Each attribute on its own, and their intersection (groups such as 'F × Black').")
 view = multi[view_name]
-res = view.audit
-metrics_dict = res.to_dict()
-if source == "run":
-    metrics_dict = info.metrics or metrics_dict  # the numbers stored with the run
+has_labels = labels is not None
+stored = source == "run" and bool(info.metrics) and view_name == "group"
+metrics_dict = info.metrics if stored else view.audit.to_dict()
+st.caption(f"Auditing {source_text}: {len(scores):,} rows"
+           + (f", {view.n:,} with a known `{view_name}`" if view.n != len(scores) else "") + ".")
 
 # ---------------------------------------------------------------------------------------------
-# 2. metric cards
+# 2. metric cards (the interval under each is filled in at the end of the page)
 
 cards = st.columns(5)
 helps = {
-    "spdd": "Area under DP(τ) over τ ∈ [0, 1] (for two groups: the Wasserstein-1 distance between the group score distributions). 0 = the same selection rate at every threshold.",
+    "spdd": "Area under DP(τ) over τ ∈ [0, 1] (for two groups: the Wasserstein-1 distance between the group "
+            "score distributions). 0 = the same selection rate at every threshold.",
     "speo": "The same gap among candidates whose true label is above τ (equal opportunity at every threshold).",
     "pcc": "Pearson correlation of score and true label.",
     "srcc": "Spearman rank correlation of score and true label.",
 }
+ci_slots = {}
 for col, (label, key) in zip(cards, [("SPDD ↓", "spdd"), ("SPEO ↓", "speo"), ("PCC ↑", "pcc"), ("SRCC ↑", "srcc")]):
     with col:
-        ui.metric_card(label, metrics_dict, key, help=helps[key], n=view.n)
+        ui.metric_card(label, metrics_dict, key, help=helps[key], n=view.n, with_interval=False)
+        ci_slots[key] = st.empty()
 with cards[4]:
     st.metric("Groups", f"{len(view.groups)}", border=True,
               help="Rows per group; groups under 2 % of the rows are flagged (LL144 small groups).")
     st.caption(" · ".join(f"{theme.group_name(g)}: {c:,}" + (" ⚠ small" if g in view.small_groups else "")
                           for g, c in view.group_counts.items())
                + (f" · {view.n_missing:,} rows with unknown group excluded" if view.n_missing else ""))
+ci_note = st.empty()
 if len(view.groups) > 2:
     st.caption(f"{len(view.groups)} groups: SPDD is the area under max − min of the selection rates "
                f"({view.spdd_max_min:.3f}); the largest pairwise W1 is {view.spdd:.3f} "
@@ -192,7 +196,7 @@ def repair_view() -> None:
     theta = st.select_slider("Repair strength θ", [round(x, 1) for x in np.linspace(0, 1, 11)], value=1.0,
                              key="fv_audit_theta")
     with ui.user_errors("Cannot repair these scores"):
-        rep = ui.repair_for(data_key, view_name, scores, attributes, labels, float(theta))
+        rep = ui.repair_for(data_key, view_name, scores, attributes, labels, float(theta), view.audit.to_dict())
     c = st.columns(3)
     c[0].metric("SPDD after repair", f"{rep['spdd']:.3f}", f"{rep['spdd'] - rep['spdd0']:+.3f}", delta_color="inverse",
                 border=True)
@@ -208,11 +212,46 @@ def repair_view() -> None:
 repair_view()
 
 # ---------------------------------------------------------------------------------------------
+# 6. intervals and the permutation test for the attribute on screen (budgeted; the charts are
+#    already drawn while this runs)
+
+x_view, g_view = ui.view_rows(data_key, view_name, scores, attributes)
+n_boot = 0
+if stored:
+    n_boot = int(metrics_dict.get("n_boot") or 0)
+    ci_note.caption(f"{int(multi.level * 100)} % bootstrap intervals stored with the run ({n_boot} resamples).")
+else:
+    n_boot = app_support.auto_n_boot(view.n, has_labels)
+    request_key = f"fv_ci_{data_key}_{view_name}"
+    if n_boot == 0 and st.session_state.get(request_key):
+        n_boot = 200
+    if n_boot:
+        with ci_slots["spdd"], st.spinner(f"Bootstrap intervals ({n_boot} resamples)…"):
+            metrics_dict = ui.view_audit(data_key, view_name, scores, attributes, labels, n_boot).to_dict()
+        ci_note.caption(f"{int(multi.level * 100)} % bootstrap intervals: {n_boot} resamples within groups.")
+    else:
+        secs = app_support.boot_seconds(view.n, has_labels, 200)
+        with ci_note.container():
+            st.caption(f"Intervals are not computed automatically for {view.n:,} rows.")
+            if st.button(f"Compute 95 % intervals (200 resamples, about {secs:.0f} s)", key=f"fv_ci_btn_{view_name}"):
+                st.session_state[request_key] = True
+                st.rerun()
+for key, slot in ci_slots.items():
+    text = ui.interval_text(metrics_dict, key, view.n) if (n_boot or stored) else f"n = {view.n:,}"
+    if key == "spdd":
+        perm = ui.permutation_for(data_key, view_name, x_view, g_view)
+        floor_p = 1.0 / (perm.n_perm + 1)
+        p_text = f"p ≤ {floor_p:.2g}" if perm.p_value <= floor_p + 1e-12 else f"p = {perm.p_value:.2g}"
+        text += (f" · by chance alone ≤ {perm.chance_level:.3f} (95 % of {perm.n_perm} group-label "
+                 f"shuffles), {p_text}")
+    slot.caption(text)
+
+# ---------------------------------------------------------------------------------------------
 # 6. downloads
 
 st.subheader("Downloads")
 d1, d2, d3 = st.columns(3)
-frame = res.to_frame()
+frame = ui.metrics_frame(metrics_dict)
 d1.download_button("Metrics (CSV)", frame.to_csv(index=False), file_name=f"{file_name}-metrics.csv", mime="text/csv",
                    key="fv_audit_dl_csv", icon=":material/table:")
 d2.download_button("Full audit (JSON)", json.dumps(multi.to_dict(), indent=2, default=str),

@@ -369,3 +369,45 @@ def test_train_page_load_existing_run(fake_training):
     at.button(key="fv_load_go").click().run()
     assert_clean(at)
     assert at.sidebar.selectbox[0].value == "mmd-a4-label-lw1-s0"
+
+
+# ------------------------------------------------------------------------------------ scale
+
+
+def test_audit_million_rows_is_exact_and_drawn_small(rng):
+    from fairviz import metrics
+
+    n = 1_000_000
+    g = rng.choice(["F", "M"], n)
+    label = rng.random(n)
+    score = np.clip(0.3 + 0.4 * label + 0.1 * (g == "M") + rng.normal(0, 0.05, n), 0, 1)
+    data = _csv(pd.DataFrame({"score": score, "sex": g, "label": label}))
+    at = open_page("audit")
+    at.radio(key="fv_audit_source").set_value("upload").run()
+    t0 = time.perf_counter()
+    at.file_uploader(key="fv_audit_upload").set_value(("big.csv", data, "text/csv")).run()
+    elapsed = time.perf_counter() - t0
+    assert_clean(at)
+    assert metric(at, "SPDD ↓") == f"{metrics.spdd(score, g):.3f}"  # exact, not sampled
+    assert elapsed < 60, elapsed  # a few seconds on an idle 2-core machine; generous when shared
+    for spec in at.get("plotly_chart"):
+        assert len(spec.proto.spec) < 600_000  # downsampled drawing
+    assert "Intervals are not computed automatically" in texts(at)
+    t0 = time.perf_counter()
+    at.slider(key="fv_audit_tau").set_value(0.62).run()
+    assert time.perf_counter() - t0 < 5  # moving τ recomputes nothing heavy
+    assert "At τ = 0.62" in texts(at)
+
+
+def test_audit_intervals_on_request(rng, monkeypatch):
+    from fairviz import app_support
+
+    monkeypatch.setattr(app_support, "BOOT_COST_PER_ROW", {False: 1.0, True: 1.0})  # "too slow": ask first
+    n = 2000
+    df = pd.DataFrame({"score": rng.random(n), "group": rng.integers(0, 2, n), "label": rng.random(n)})
+    at = _upload(open_page("audit"), "s.csv", _csv(df))
+    assert "Intervals are not computed automatically" in texts(at)
+    assert "95 % CI" not in texts(at)
+    at.button(key="fv_ci_btn_group").click().run()
+    assert_clean(at)
+    assert "95 % CI" in texts(at) and "200 resamples" in texts(at)
