@@ -68,7 +68,7 @@ def permutation_figure(result: Any, *, title: str | None = "SPDD against its cha
     fig.add_trace(go.Scatter(
         x=[result.observed, result.observed], y=[0, max(int(counts.max()) if counts.size else 1, 1)],
         mode="lines", line=dict(color=theme.SPDD_LINE, width=3),
-        name=f"observed {result.metric.upper()} = {result.observed:.4f} (p = {_p(result.p_value)})",
+        name=f"observed {result.metric.upper()} = {result.observed:.4f} ({_p(result.p_value)})",
     ))
     fig.update_xaxes(title_text=f"{result.metric.upper()} (grey band: 5–95 % of the chance level)")
     fig.update_yaxes(title_text="permutations")
@@ -104,4 +104,4 @@ def repair_tradeoff_figure(table: pd.DataFrame, *, title: str | None = "Repair s
 
 
 def _p(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
