@@ -145,3 +145,31 @@ def test_cli_missing_file_and_out_of_range(tmp_path, capsys):
     pd.DataFrame({"s": [0.1, 2.0, 0.3, 0.4], "g": ["a", "a", "b", "b"]}).to_csv(src, index=False)
     assert _cli(["report", str(src), "--score", "s", "--group", "g", "--out", str(tmp_path / "a.html")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ report figures
+def test_report_figures(rng):
+    from fairviz import metrics
+    from fairviz.repair import repair_tradeoff
+    from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
+    from fairviz.significance import dp_band, permutation_test
+
+    s = rng.random(300)
+    g = rng.integers(0, 2, 300)
+    y = np.clip(s + rng.normal(0, 0.1, 300), 0, 1)
+    import plotly.graph_objects as go
+
+    curve = metrics.dp_curve(s, g)
+    fig = add_dp_band(go.Figure(), dp_band(curve, [int(np.sum(g == 0)), int(np.sum(g == 1))], n_boot=50))
+    assert len(fig.data) == 2 and fig.data[1].fill == "tonexty" and "bootstrap band" in fig.data[1].name
+    perm = permutation_test(s, g, n_perm=40)
+    pf = permutation_figure(perm)
+    assert pf.layout.template.layout.font.family.startswith("Inter")  # the shared fairviz template
+    assert any("observed SPDD" in (t.name or "") for t in pf.data)
+    table = repair_tradeoff(s, g, y, strengths=[0, 0.5, 1])
+    tf = repair_tradeoff_figure(table)
+    names = [t.name for t in tf.data]
+    assert names[0].startswith("SPDD") and any("PCC" in n for n in names)
+    np.testing.assert_allclose(tf.data[0].y, table["spdd"])
+    with pytest.raises(ValueError):
+        repair_tradeoff_figure(table.iloc[:0])
