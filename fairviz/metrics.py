@@ -870,7 +870,18 @@ def _poisson_tables():
 
 _PTAB, _PAMB0, _PAMB_CELL, _PCDF = _poisson_tables()
 _PTAB_MAX = int(_PTAB[:_PAMB0].max())
+_AMB_MARK = 0x80  # table cells that straddle a CDF step carry this bit until resolved
 _PTAB8 = _PTAB.astype(np.uint8)
+_PTAB8[_PAMB0:] |= _AMB_MARK
+_HIGH_BITS = np.uint64(0x8080808080808080)
+_BYTE_SUM = np.uint64(0x0101010101010101)  # (w · this) >> 56 = sum of w's bytes (each ≤ 31)
+
+
+def _byte_sum(words: np.ndarray, tmp: np.ndarray) -> int:
+    """Sum of all bytes of ``words`` (uint64), valid while every byte is ≤ 31."""
+    np.multiply(words, _BYTE_SUM, out=tmp)
+    np.right_shift(tmp, np.uint64(56), out=tmp)
+    return int(np.add.reduce(tmp))
 
 
 def _draw_cells(rng: np.random.Generator, m: int) -> np.ndarray:
@@ -919,19 +930,31 @@ class _Counts:
         total = t1 = 0
         if tmp is None:
             tmp = np.empty(min(N, step) // 8, dtype=np.uint64)
+        eight = np.arange(8)
         for a in range(0, N, step):
             o = out[a : a + step]
+            m8 = len(o) // 8
             H = _draw_cells(rng, len(o))
             np.take(_PTAB8, H, out=o, mode="clip")
-            amb = np.flatnonzero(H >= _PAMB0)
-            if amb.size:
+            words = o.view(np.uint64)
+            tw = tmp[:m8]
+            np.bitwise_and(words, _HIGH_BITS, out=tw)
+            marked = np.flatnonzero(tw)
+            if marked.size:  # resolve the cells that straddle a CDF step, in double precision
+                cand = (marked[:, None] * 8 + eight).ravel()
+                amb = cand[o[cand] >= _AMB_MARK]
                 cnt = _resolve_cells(rng, H[amb])
                 o[amb] = cnt
                 cmax = max(cmax, int(cnt.max()))
-            if two:  # totals while the chunk is in cache (padding is group 0 here, fixed below)
-                total += int(np.add.reduce(o, dtype=np.int64))
-                t64 = np.bitwise_and(o.view(np.uint64), self.m1[a // 8 : (a + len(o)) // 8], out=tmp[: len(o) // 8])
-                t1 += int(np.add.reduce(t64.view(np.uint8), dtype=np.int64))
+            if two:  # totals while the chunk is in cache (padding counts as group 0 here)
+                if cmax <= 31:
+                    total += _byte_sum(words, tw)
+                    np.bitwise_and(words, self.m1[a // 8 : a // 8 + m8], out=tw)
+                    t1 += _byte_sum(tw, tw)
+                else:
+                    total += int(np.add.reduce(o, dtype=np.int64))
+                    t64 = np.bitwise_and(words, self.m1[a // 8 : a // 8 + m8], out=tw)
+                    t1 += int(np.add.reduce(t64.view(np.uint8), dtype=np.int64))
         if self.pad.size:
             if two:
                 total -= int(np.add.reduce(out[self.pad], dtype=np.int64))
