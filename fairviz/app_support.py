@@ -319,7 +319,7 @@ def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], l
         if out.any():
             i = int(np.flatnonzero(out)[0])
             raise ValueError(f"{what} column {col!r} has {int(out.sum()):,} value(s) outside [0, 1] (first at row "
-                             f"{i}: {arr[i]!r}); rescale the {what}s to [0, 1]")
+                             f"{i}: {float(arr[i]):g}); rescale the {what}s to [0, 1]")
     # the same checks as every other entry point (e.g. fewer than two groups)
     first = df[group_cols[0]]
     known = first.notna().to_numpy()
