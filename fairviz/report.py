@@ -204,6 +204,7 @@ def build_report(
     intersections: bool = True,
     exclude_small: bool = False,
     random_state: int = 0,
+    max_groups: int = 200,
     generated_at: _dt.datetime | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> str:
@@ -220,7 +221,8 @@ def build_report(
     the DP(τ) band); n_perm: permutations per attribute (None: as many as fit a fixed work
     budget, 50–1000); intersections: also audit the intersection of all attributes;
     exclude_small: leave groups under 2 % out of the impact ratios (LL144); source: free text
-    shown under the data description; progress(stage) is called as sections are computed.
+    shown under the data description; progress(stage) is called as sections are computed;
+    max_groups: refuse a grouping with more groups than this (an ID column picked by mistake).
     Bad input raises ValueError (the same messages as `fairviz.groups.audit_attributes`).
     """
     from fairviz import __version__, figures, metrics
@@ -239,10 +241,16 @@ def build_report(
         if len(v) != n:
             raise ValueError(f"attribute {k!r} has {len(v)} values but there are {n} scores")
 
+    columns = prepare_groups(attrs, n, intersections=intersections)
+    for name, col in columns.items():
+        if len(col.labels) > max_groups:
+            raise ValueError(
+                f"{name!r} has {len(col.labels):,} distinct groups (more than {max_groups}); a group column "
+                "should hold a few values such as sex or race — is it an ID or a numeric column? "
+                "(or leave out intersections)")
     say("auditing every attribute")
     multi = audit_attributes(scores, attrs, y, intersections=intersections, n_boot=n_boot, level=level,
                              random_state=random_state, tau=tau, alpha=alpha, exclude_small=exclude_small)
-    columns = prepare_groups(attrs, n, intersections=intersections)
     when = (generated_at or _dt.datetime.now(_dt.timezone.utc)).replace(microsecond=0)
     fig_html = _FigureWriter()
 

@@ -89,6 +89,9 @@ def test_bad_input_is_a_value_error(rng):
         build_report(df, score="nope", groups="g", **FAST)
     with pytest.raises(ValueError, match="group"):
         build_report(df, score="score", groups=[], **FAST)
+    with pytest.raises(ValueError, match="distinct groups"):
+        build_report(pd.DataFrame({"score": rng.random(300), "id": np.arange(300)}), score="score",
+                     groups="id", **FAST)
     with pytest.raises(ValueError, match="tau"):
         build_report(df.assign(score=0.2), score="score", groups="g", tau=2, **FAST)
 
