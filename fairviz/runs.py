@@ -229,6 +229,8 @@ def _read_json(path: Path, what: str):
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{what} {path.name} is not valid JSON: {err}") from None
+    except RecursionError:  # e.g. "[[[[..." a hundred thousand deep
+        raise ValueError(f"{what} {path.name} is nested too deeply to be a fairviz file") from None
 
 
 def read_run_config(path) -> dict:
@@ -273,8 +275,14 @@ def load_run(path) -> "Run":
 
     path = check_run_folder(path)
     cfg = read_run_config(path)
-    train_cfg = TrainConfig.from_dict(cfg["train"])
-    model_cfg = ModelConfig.from_dict(cfg["model"])
+    try:  # hostile values (1e400, "x", 5 for a list) fail as TypeError/OverflowError otherwise
+        train_cfg = TrainConfig.from_dict(cfg["train"])
+        model_cfg = ModelConfig.from_dict(cfg["model"])
+    except (TypeError, OverflowError, AttributeError) as err:
+        raise ValueError(f"run config {path / CONFIG_FILE} has a bad field: {err}") from None
+    name = cfg.get("name") or path.name
+    if not isinstance(name, str) or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ValueError(f"run config {path / CONFIG_FILE}: name {name!r} is not a run name (no paths)")
     for key in ("method", "alpha", "lambda_w", "seed", "bias_mode"):
         if cfg[key] != getattr(train_cfg, key):
             raise ValueError(
@@ -283,8 +291,11 @@ def load_run(path) -> "Run":
             )
 
     state = _read_safetensors(path / WEIGHTS_FILE, "weights file")
-    with torch.device("cpu"):
-        net = FairMultimodalNet(model_cfg)
+    try:  # on the meta device: only shapes, so a config asking for huge layers allocates nothing
+        with torch.device("meta"):
+            net = FairMultimodalNet(model_cfg)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as err:
+        raise ValueError(f"run {path.name!r}: its model config does not build a network: {err}") from None
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:
@@ -303,7 +314,7 @@ def load_run(path) -> "Run":
         raise ValueError(
             f"run {path.name!r}: the weights do not match its model config ({'; '.join(parts)})"
         )
-    net.load_state_dict(state, strict=True)
+    del net  # keys and shapes are checked; Run.model() builds the real network on demand
 
     preds = _read_predictions(path / PREDICTIONS_FILE)
     n_test = int((preds["split"] == "test").sum())
@@ -321,7 +332,7 @@ def load_run(path) -> "Run":
     if not isinstance(metrics, dict) or not isinstance(history, list):
         raise ValueError(f"run {path.name!r}: metrics.json must be an object, history.json a list")
     return Run(
-        name=str(cfg.get("name") or path.name),
+        name=name,
         config=train_cfg,
         history=history,
         predictions=preds,
