@@ -539,17 +539,20 @@ def dp_overlay_figure(
     curves: Mapping[str, Any],
     *,
     methods: Mapping[str, str] | None = None,
+    colors: Mapping[str, str] | None = None,
     max_points: int = DEFAULT_MAX_POINTS,
     title: str | None = "DP(τ) for several runs",
 ) -> go.Figure:
     """Overlaid DP(τ) step curves, one per run (``{run name: curve}``), SPDD in each legend entry.
 
-    Colours follow the run's method when ``methods`` maps each run to a distinct known method.
+    Colours follow the run's method when ``methods`` maps each run to a distinct known method;
+    ``colors`` (name → colour) overrides.
     """
     if not curves:
         raise ValueError("dp_overlay_figure needs at least one curve")
     names = list(curves)
-    colors = theme.series_colors(names, [methods.get(n, "") for n in names] if methods else None)
+    colors = {**theme.series_colors(names, [methods.get(n, "") for n in names] if methods else None),
+              **(colors or {})}
     fig = _new_figure(title=title, height=430)
     for name in names:
         c = curves[name]

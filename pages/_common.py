@@ -487,6 +487,11 @@ def repair_for(data_key: str, view: str, _scores, _attributes, _labels, theta: f
         xr, g, reference_scores=x, reference_name="before repair",
         title=f"Scores after repair (θ = {theta:g}); dotted: before",
     )
+    after = f"after repair (θ = {theta:g})"
+    curves = {"before repair": dp_curve_for(data_key, view, _scores, _attributes), after: metrics.dp_curve(xr, g)}
+    out["dp_figure"] = figures.dp_overlay_figure(
+        curves, colors={"before repair": theme.NEUTRAL, after: theme.SPDD_LINE},
+        title="DP(τ) before and after the repair")
     return out
 
 

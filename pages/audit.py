@@ -204,6 +204,7 @@ def repair_view() -> None:
         c[1].metric("PCC after repair", f"{rep['pcc']:.3f}", f"{rep['pcc'] - rep['pcc0']:+.3f}", border=True)
         c[2].metric("SRCC after repair", f"{rep['srcc']:.3f}", f"{rep['srcc'] - rep['srcc0']:+.3f}", border=True)
     ui.show_figure(rep["figure"], key="fv_audit_repair")
+    ui.show_figure(rep["dp_figure"], key="fv_audit_repair_dp")
     st.download_button("Download the repair map (JSON)", data=rep["map_json"], file_name=f"{file_name}-repair-map.json",
                        mime="application/json", key="fv_audit_dl_map", icon=":material/download:")
     st.caption("Apply it to new candidates with `RepairMap.from_json(...).transform(scores, groups, strength=θ)`.")
