@@ -350,7 +350,7 @@ def _read_predictions(path: Path) -> pd.DataFrame:
             path,
             dtype={"score": "float64", "label": "float64", "group": "int64", "split": "str"},
         )
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (ValueError, OverflowError, pd.errors.ParserError, UnicodeDecodeError) as err:  # Overflow: a 30-digit group
         raise ValueError(f"predictions file {path.name} cannot be read: {err}") from None
     if tuple(df.columns) != PREDICTION_COLUMNS:
         raise ValueError(
