@@ -781,28 +781,33 @@ def _dp_curve(d: _Data) -> DPCurve:
     last = np.empty(n, dtype=bool)
     np.not_equal(z[1:], z[:-1], out=last[:-1])
     last[-1] = True
-    ends = np.flatnonzero(last)
-    vals = z[ends]
+    distinct = bool(last.all())  # the usual case for continuous scores: no gather needed
+    ends = None if distinct else np.flatnonzero(last)
+    vals = z if distinct else z[ends]
     k = int(np.searchsorted(vals, 1.0, side="left"))  # left edges are the distinct values < 1
-    ends, left = ends[:k], vals[:k]
     G = d.n_groups
-    prepend = k == 0 or left[0] > 0.0
-    width = k + int(prepend)
-    rates = np.empty((G, width))
-    done = np.zeros(k)
+    prepend = k == 0 or vals[0] > 0.0
+    off = int(prepend)
+    rates = np.empty((G, k + off))
+    hit = np.empty(n if not distinct else k, dtype=bool)
+    cum = None if distinct else np.empty(n)
     for g in range(G):
-        row = rates[g, int(prepend):]
-        if g < G - 1:
-            cg = np.cumsum(code == g)[ends].astype(np.float64)
-            done += cg
+        row = rates[g, off:]
+        if distinct:  # C_g at sorted position i = #{group g among the first i + 1}
+            np.equal(code[:k], g, out=hit)
+            np.cumsum(hit, out=row, dtype=np.float64)
         else:
-            cg = (ends + 1.0) - done
-        np.multiply(cg, -1.0 / float(d.counts[g]), out=row)
+            np.equal(code, g, out=hit)
+            np.cumsum(hit, out=cum, dtype=np.float64)
+            np.take(cum, ends[:k], out=row)
+        row *= -1.0 / float(d.counts[g])
         row += 1.0
     if prepend:
         rates[:, 0] = 1.0
-        left = np.concatenate([[0.0], left])
-    thresholds = np.append(left, 1.0)
+    thresholds = np.empty(k + off + 1)
+    thresholds[0] = 0.0
+    thresholds[off : k + off] = vals[:k]
+    thresholds[-1] = 1.0
     values = _spread(rates)
     return DPCurve(thresholds=thresholds, values=values, groups=d.labels, rates=rates)
 
