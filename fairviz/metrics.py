@@ -1,4 +1,5 @@
-"""Exact, threshold-free fairness metrics for scores in [0, 1] (numpy; scipy-free at run time).
+"""Exact, threshold-free fairness metrics for scores in [0, 1] (numpy; pandas only to encode
+non-integer group labels and to return the LL144 table).
 
 Definitions (S = group, Ŷ = score, Y = label, all scores and labels in [0, 1]):
 
@@ -15,7 +16,12 @@ evaluation instead: the mean over τ ∈ {0, 0.02, …, 0.98} (τ_j = j / 50 as 
 
 Bootstrap CIs resample rows *within each group* (group sizes stay fixed). The data are sorted
 once; a resample is a vector of multinomial counts over the sorted rows, and the step-function
-metrics follow from cumulative sums of those counts — no re-sorting, no resampled copies.
+metrics follow from cumulative sums of those counts — no re-sorting, no resampled copies. The
+counts are exactly Multinomial(n_g, uniform) per group (see `_Counts`); resamples run in
+threads (FAIRVIZ_THREADS overrides the number) and do not depend on the thread count.
+
+Speed (bench/RESULTS.md): two-group `spdd` packs the group into the sign bit of each score,
+sorts the 64-bit keys once and integrates by quantile matching in one streaming pass.
 
 Bad input (lengths differ, NaN/inf, values outside [0, 1], fewer than two groups, missing group
 values) raises ``ValueError`` with a message that says what to fix; values are never clipped.
