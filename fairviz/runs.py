@@ -261,6 +261,17 @@ def _read_safetensors(path: Path, what: str) -> dict:
         raise ValueError(f"{what} {path.name} is not a valid safetensors file: {err}") from None
 
 
+def _check_safetensors_header(path: Path, what: str) -> None:
+    """Parse only the header (no tensor data): bad JSON, offsets outside the file, a truncated file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy"):
+            pass
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{what} {path.name} is not a valid safetensors file: {err}") from None
+
+
 def load_run(path) -> "Run":
     """Restore a saved run (weights, predictions, Z, metrics, history) without retraining.
 
@@ -395,10 +406,13 @@ class RunList(list):
 
 
 def run_info(path) -> RunInfo:
-    """RunInfo of one folder (checks completeness, no pickles, version; does not load weights)."""
+    """RunInfo of one folder (checks completeness, no pickles, version, the safetensors headers;
+    does not load weights)."""
     path = check_run_folder(path)
     cfg = read_run_config(path)
     metrics = _read_json(path / METRICS_FILE, "metrics file")
+    for name, what in ((WEIGHTS_FILE, "weights file"), (Z_FILE, "Z file")):
+        _check_safetensors_header(path / name, what)
     try:
         return RunInfo(
             name=path.name,
@@ -411,7 +425,7 @@ def run_info(path) -> RunInfo:
             metrics=metrics if isinstance(metrics, dict) else {},
             created=path.stat().st_mtime,
         )
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:  # Overflow: "seed": 1e400
         raise ValueError(f"run config {path / CONFIG_FILE} has a bad field: {err}") from None
 
 
