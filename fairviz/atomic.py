@@ -68,7 +68,29 @@ def _commit_dir(tmp: Path, final: Path, *, replace: bool) -> None:
                 raise
     if not replace:
         raise FileExistsError(f"{final} already exists; choose another name")
+    if _exchange(tmp, final):  # one atomic swap: `final` is never missing, even if killed here
+        shutil.rmtree(tmp, ignore_errors=True)  # now holds the old content
+        return
+    # fallback (no renameat2): a process killed between these two renames leaves no `final`
     old = final.with_name(f".tmp-old-{final.name}.{os.getpid()}")
     os.rename(final, old)
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    import ctypes
+    import errno
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOENT):
+        return False  # old kernel / filesystem without exchange, or `b` vanished: plain renames
+    raise OSError(err, os.strerror(err), str(b))
