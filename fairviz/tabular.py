@@ -12,6 +12,7 @@ message: which file or column, how many bad values, and the first offending row 
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,7 @@ def read_table(path) -> pd.DataFrame:
             df = pd.read_csv(path, sep="\t" if suf == ".tsv" else ",")
         except pd.errors.EmptyDataError:
             raise ValueError(f"{path.name} is empty: expected a header line and one row per candidate") from None
-        except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error) as err:  # zlib: bad .gz
             raise ValueError(f"cannot read {path.name} as CSV: {_one_line(err)}") from None
     elif suf in PARQUET_SUFFIXES:
         try:
@@ -132,7 +133,12 @@ def select_columns(df: pd.DataFrame, score: str, group: str, label: str | None =
             "drop those rows or give them an explicit group such as 'unknown'"
         )
     groups = gcol.to_numpy()
-    n_groups = gcol.nunique()
+    try:
+        n_groups = gcol.nunique()
+    except TypeError:  # lists / dicts from a Parquet file are unhashable
+        raise ValueError(
+            f"group column {group!r} holds lists or other nested values; give one group label per row"
+        ) from None
     if n_groups < 2:
         raise ValueError(
             f"group column {group!r} has only one group ({gcol.iloc[0]!r}); need two or more to compare"
