@@ -108,7 +108,10 @@ def _encode_attribute(name: str, values: Any, n: int, missing: set[str]) -> Grou
         arr = arr.reshape(-1)
     if len(arr) != n:
         raise ValueError(f"attribute {name!r} has {len(arr)} values but there are {n} scores")
-    codes, uniques = pd.factorize(arr, use_na_sentinel=True)  # NaN/None/pd.NA -> -1
+    try:
+        codes, uniques = pd.factorize(arr, use_na_sentinel=True)  # NaN/None/pd.NA -> -1
+    except TypeError:  # lists / dicts (e.g. from a Parquet file) are unhashable
+        raise ValueError(f"attribute {name!r} holds lists or other nested values; give one group label per row") from None
     uniques = [_py(u) for u in uniques]
     is_missing = np.array(
         [isinstance(u, str) and u.strip().lower() in missing
