@@ -268,8 +268,10 @@ def build_report(
         perms[name] = perm
         perm_speo = None
         if y is not None:
+            # SPEO's statistic costs about four times SPDD's per permutation: a quarter budget
+            k_speo = n_perm if n_perm is not None else auto_n_perm(len(xk), len(col.labels), budget=0.4e8)
             perm_speo = permutation_test(xk, col.codes[known], y[known], metric="speo",
-                                         n_perm=max(50, k_perm // 2), random_state=random_state)
+                                         n_perm=k_speo, random_state=random_state)
         curve = metrics.dp_curve(xk, disp)
         band = dp_band(curve, [res.group_counts[g] for g in col.labels], n_boot=max(int(n_boot), 200),
                        level=level, random_state=random_state)

@@ -317,15 +317,30 @@ def _gap_integral(c: np.ndarray, n_groups: int, counts: np.ndarray, pos: np.ndar
         hi -= lo
         return np.einsum("ij,j->i", hi, widths)
     c_y, pos_y = den
+    # pos / pos_y index a zero-padded column 0, so they are the counts of all rows at or below
+    # each breakpoint; the last group's counts are what the other groups leave.
+    acc_m = acc_y = None
     for g in range(n_groups):
-        num = np.cumsum(c == g, axis=1, dtype=np.int32)[:, pos]
-        below_y = np.cumsum(c_y == g, axis=1, dtype=np.int32)[:, pos_y]
-        d = counts[g] - below_y
-        with np.errstate(invalid="ignore", divide="ignore"):
-            curve = np.where(d > 0, (counts[g] - num) / np.maximum(d, 1), 0.0)
-        hi = curve if hi is None else np.maximum(hi, curve)
-        lo = curve if lo is None else np.minimum(lo, curve)
-    return np.einsum("ij,j->i", hi - lo, widths)
+        if g < n_groups - 1:
+            below_m = np.cumsum(c == g, axis=1, dtype=np.int32)[:, pos]
+            below_y = np.cumsum(c_y == g, axis=1, dtype=np.int32)[:, pos_y]
+            acc_m = below_m.copy() if acc_m is None else np.add(acc_m, below_m, out=acc_m)
+            acc_y = below_y.copy() if acc_y is None else np.add(acc_y, below_y, out=acc_y)
+        else:
+            below_m = pos[None, :] - acc_m
+            below_y = pos_y[None, :] - acc_y
+        # m = min(score, label) <= label, so a group with no label above tau has no m above it
+        # either: numerator 0, and max(d, 1) gives SPEO's rate-0 convention without a branch.
+        d = np.maximum(counts[g] - below_y, 1.0)
+        curve = counts[g] - below_m
+        curve = curve / d
+        if hi is None:
+            hi, lo = curve, curve.copy()
+        else:
+            np.maximum(hi, curve, out=hi)
+            np.minimum(lo, curve, out=lo)
+    hi -= lo
+    return np.einsum("ij,j->i", hi, widths)
 
 
 def permutation_test(
@@ -337,7 +352,7 @@ def permutation_test(
     n_perm: int = 1000,
     random_state: int | np.random.Generator | None = 0,
     quantiles: Sequence[float] = (0.05, 0.5, 0.95),
-    chunk_elements: int = 4_000_000,
+    chunk_elements: int = 262_144,
 ) -> PermutationResult:
     """Permutation test of SPDD (or SPEO, needs `labels`) under shuffled group labels.
 
