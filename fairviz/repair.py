@@ -399,7 +399,7 @@ def repair_tradeoff(
     scores: Any,
     groups: Any,
     labels: Any = None,
-    strengths: Iterable[float] = tuple(np.round(np.linspace(0.0, 1.0, 11), 10)),
+    strengths: Iterable[float] = tuple(i / 10 for i in range(11)),
     *,
     repair_map: RepairMap | None = None,
 ) -> pd.DataFrame:
