@@ -134,6 +134,14 @@ def main(argv=None) -> int:
     _, w, c, runs = timed(lambda: permutation_test(scores, sex, n_perm=100, random_state=0), 1)
     add("`permutation_test` of SPDD by sex, 100 permutations", w, c, runs, "≈ 1 shuffle + 1 cumulative sum per permutation")
 
+    from fairviz.report import build_report
+
+    m = min(n, 100_000)
+    sub = {k: v[:m] for k, v in attrs.items()}
+    html, w, c, runs = timed(lambda: build_report(scores[:m], sub, labels[:m], n_boot=200), 1)
+    add(f"`build_report` (whole HTML report), first {m:,} rows, labels, n_boot = 200, automatic permutations",
+        w, c, runs, f"{len(html.encode()) / 1e6:.1f} MB of HTML")
+
     r = res[inter]
     summary = res.summary()
     body = "\n".join([
