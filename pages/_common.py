@@ -23,6 +23,8 @@ from fairviz.paths import models_dir
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 CURRENT_RUN_KEY = "fv_current_run"
+_APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"
+_KEEP_KEY = "fv__kept_widget_keys"
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
@@ -203,7 +205,68 @@ def sidebar() -> None:
             st.warning(f"{len(bad)} unreadable run folder(s) skipped; see Home.", icon=":material/warning:")
 
 
+def ensure_navigation() -> None:
+    """Make sure the page runs inside `app.py`'s `st.navigation`.
+
+    Streamlit still has a legacy mode for apps with a folder called `pages/`: when the first
+    request a server gets is a direct link to a page (e.g. a bookmarked `/audit`), it runs
+    `pages/audit.py` alone, with an automatic menu listing every file in `pages/` (including
+    `_common.py`) and without `app.py`'s page settings. The legacy flag is process-wide and only
+    `st.navigation` clears it. So a page that finds itself run that way runs `app.py` right here
+    (its navigation then runs this page again, properly) and stops the outer run. No rerun is
+    used, so the click or upload that triggered this run is not lost. (Streamlit internals; if
+    they change, this does nothing.)
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - Streamlit moved it
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        import runpy
+
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(_APP_SCRIPT), run_name="__main__")
+        st.stop()
+
+
+def widget_defaults(defaults: dict, options: dict | None = None) -> None:
+    """Give widgets their starting values through session state, and keep them across pages.
+
+    Streamlit forgets a widget's value when its page is left; re-assigning the key at the top of
+    every run turns it into ordinary session state that survives (the documented way). Widgets
+    using these keys must not pass their own default (``value=``/``index=``/``default=``).
+    ``options`` (key → allowed values) resets a stored value that is no longer allowed, e.g. a
+    run that was deleted.
+    """
+    options = options or {}
+    keep = st.session_state.setdefault(_KEEP_KEY, set())
+    keep.update(defaults)
+    for key, default in defaults.items():
+        if key in st.session_state:
+            value = st.session_state[key]
+            allowed = options.get(key)
+            if allowed is not None:
+                allowed = list(allowed)
+                if isinstance(value, list):
+                    value = [v for v in value if v in allowed]
+                elif value not in allowed:
+                    value = default
+            st.session_state[key] = value
+        else:
+            st.session_state[key] = default
+
+
+def keep_widget_values() -> None:
+    """Re-assign every registered widget value, on every page, so that leaving a page does not
+    reset its form (Streamlit drops the state of widgets that a run does not draw)."""
+    for key in st.session_state.get(_KEEP_KEY, ()):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
 def page_header(title: str, subtitle: str | None = None) -> None:
+    ensure_navigation()
+    keep_widget_values()
     sidebar()
     st.title(title)
     if subtitle:
@@ -256,7 +319,9 @@ def job_registry() -> jobs.JobRegistry:
 def draw_job(snap: jobs.JobSnapshot, *, live: bool) -> None:
     """Progress of a job: bar, epoch, loss terms, validation PCC/SPDD, and a cancel button."""
     reg = job_registry()
-    state_icon = {jobs.QUEUED: "⏳", jobs.RUNNING: "🏃", jobs.DONE: "✅", jobs.FAILED: "❌", jobs.CANCELLED: "⏹️"}
+    state_icon = {jobs.QUEUED: ":material/hourglass_top:", jobs.RUNNING: ":material/sync:",
+                  jobs.DONE: ":material/check_circle:", jobs.FAILED: ":material/error:",
+                  jobs.CANCELLED: ":material/stop_circle:"}
     head = f"{state_icon.get(snap.state, '')} **{snap.label}** — {snap.state}"
     if snap.total_runs > 1:
         head += f" · run {min(snap.run_index + 1, snap.total_runs)} of {snap.total_runs}"
@@ -436,7 +501,9 @@ def rate_tests_display(t: pd.DataFrame, rate_name: str = "selection rate") -> pd
             return "reference"
         if row["excluded"] or pd.isna(row["p_value"]):
             return "— (excluded)" if row["excluded"] else "—"
-        return f"{row['p_value']:.3g} ({row['test']})"
+        p = float(row["p_value"])
+        text = "< 1e-300" if p == 0 else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
+        return f"{text} ({row['test']})"
 
     return pd.DataFrame({
         "group": [theme.group_name(g) for g in t["group"]],

@@ -23,6 +23,8 @@ ui.page_header(
 # ---------------------------------------------------------------------------------------------
 # 1. what to audit
 
+ui.widget_defaults({"fv_audit_source": "run", "fv_audit_tau": 0.5, "fv_audit_theta": 1.0},
+                   options={"fv_audit_source": ["run", "upload"]})
 source = st.radio("Scores to audit", ["run", "upload"], horizontal=True, key="fv_audit_source",
                   format_func={"run": "the current run (test split)",
                                "upload": "upload any model's scores (CSV / Parquet)"}.get)
@@ -143,7 +145,7 @@ curve = ui.dp_curve_for(data_key, view_name, scores, attributes)
 @st.fragment
 def threshold_view() -> None:
     st.subheader("DP(τ): the gap in selection rate at every threshold")
-    tau = st.slider("Threshold τ (selected when score > τ)", 0.0, 1.0, 0.5, 0.01, key="fv_audit_tau")
+    tau = st.slider("Threshold τ (selected when score > τ)", 0.0, 1.0, step=0.01, key="fv_audit_tau")
     fig = ui.dp_base_figure(data_key, view_name, curve)
     figures.add_tau_marker(fig, curve, tau)
     ui.show_figure(fig, key="fv_audit_dp")
@@ -193,7 +195,7 @@ def repair_view() -> None:
     st.subheader("Repair: what if the scores were made fair?")
     st.caption("Post-hoc Wasserstein-barycenter repair (no retraining): each group's scores are mapped onto "
                "the common barycenter distribution; θ = 0 keeps the scores, θ = 1 removes the gap.")
-    theta = st.select_slider("Repair strength θ", [round(x, 1) for x in np.linspace(0, 1, 11)], value=1.0,
+    theta = st.select_slider("Repair strength θ", [round(x, 1) for x in np.linspace(0, 1, 11)],
                              key="fv_audit_theta")
     with ui.user_errors("Cannot repair these scores"):
         rep = ui.repair_for(data_key, view_name, scores, attributes, labels, float(theta), view.audit.to_dict())

@@ -17,7 +17,8 @@ if not infos:
 table = app_support.runs_frame(infos)
 names = table["name"].tolist()
 default = app_support.default_compare_names(infos, alpha=4.0) or names[:6]
-chosen = st.multiselect("Runs to compare", names, default=default, key="fv_compare_runs",
+ui.widget_defaults({"fv_compare_runs": default}, options={"fv_compare_runs": names})
+chosen = st.multiselect("Runs to compare", names, key="fv_compare_runs",
                         help="Default: one run per method at α = 4 (rater bias, seed 0).")
 if not chosen:
     st.info("Pick at least one run above.")

@@ -15,8 +15,10 @@ if not infos:
 names = [i.name for i in infos]
 by_name = ui.run_infos_by_name()
 current = ui.current_run_name()
-focus = st.selectbox("Run to project", names, index=names.index(current) if current in names else 0,
-                     key="fv_rep_focus")
+ui.widget_defaults({"fv_rep_focus": current if current in names else names[0],
+                    "fv_rep_runs": app_support.default_compare_names(infos, alpha=4.0) or names[:6]},
+                   options={"fv_rep_focus": names, "fv_rep_runs": names})
+focus = st.selectbox("Run to project", names, key="fv_rep_focus")
 
 
 @st.cache_resource(show_spinner="Projecting Z…", max_entries=32)
@@ -49,8 +51,7 @@ with ui.user_errors(f"Cannot read the latent code of run {focus!r}"):
     )
 
 st.subheader("Centroid distance per run")
-default = app_support.default_compare_names(infos, alpha=4.0) or names[:6]
-chosen = st.multiselect("Runs", names, default=default, key="fv_rep_runs")
+chosen = st.multiselect("Runs", names, key="fv_rep_runs")
 if chosen:
     with ui.user_errors("Cannot read the latent codes"):
         dists = {n: _distance(n, _mtime(n)) for n in chosen}

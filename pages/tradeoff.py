@@ -14,12 +14,14 @@ ui.page_header("Trade-off", "How much accuracy does fairness cost? One point per
 infos = ui.runs()
 methods = sorted({i.method for i in infos}, key=lambda m: app_support.METHOD_ORDER.index(m)
                  if m in app_support.METHOD_ORDER else 99)
+methods = methods or ["ours"]
+ui.widget_defaults({"fv_to_method": "ours" if "ours" in methods else methods[0], "fv_to_bias": "label"},
+                   options={"fv_to_method": methods})
 c1, c2, c3 = st.columns(3)
-method = c1.selectbox("Method swept", methods or ["ours"], index=(methods.index("ours") if "ours" in methods else 0),
-                      key="fv_to_method")
+method = c1.selectbox("Method swept", methods, key="fv_to_method")
 alphas = sorted({float(i.alpha) for i in infos if i.method == method}) or [4.0]
-alpha = c2.selectbox("α", alphas, index=alphas.index(4.0) if 4.0 in alphas else 0, key="fv_to_alpha",
-                     format_func=lambda a: f"{a:g}")
+ui.widget_defaults({"fv_to_alpha": 4.0 if 4.0 in alphas else alphas[0]}, options={"fv_to_alpha": alphas})
+alpha = c2.selectbox("α", alphas, key="fv_to_alpha", format_func=lambda a: f"{a:g}")
 bias_mode = c3.radio("Bias", ["label", "sample"], horizontal=True, key="fv_to_bias",
                      format_func={"label": "rater bias", "sample": "sampling bias"}.get)
 
@@ -63,7 +65,9 @@ else:
             ui.metric_card(label, info.metrics, key)
     with ui.user_errors(f"Cannot read run {pick!r}"):
         ui.show_figure(figures.dp_curve_figure(ui.run_curve(pick), title=f"DP(τ) of {pick}"), key="fv_to_dp")
+    print("BUTTON RENDER", pick)
     if st.button("Make it the current run", key="fv_to_current", icon=":material/check:"):
+        print("CLICKED")
         ui.set_current_run(pick)
         st.rerun()
 
@@ -71,19 +75,24 @@ with st.expander("Run a λ_W sweep", expanded=len(swept) == 0):
     from fairviz.train import METHODS, TrainConfig
 
     sweepable = [m for m in METHODS if METHODS[m].uses_lambda_w]
+    ui.widget_defaults(
+        {"fv_sw_method": "ours" if "ours" in sweepable else sweepable[0], "fv_sw_alpha": float(alpha),
+         "fv_sw_epochs": int(TrainConfig().epochs), "fv_sw_values": [0.0, 0.1, 0.3, 1.0, 3.0, 10.0], "fv_sw_seed": 0},
+        options={"fv_sw_method": sweepable, "fv_sw_values": LAMBDAS},
+    )
     s1, s2, s3 = st.columns(3)
-    s_method = s1.selectbox("Method", sweepable, index=sweepable.index("ours") if "ours" in sweepable else 0,
-                            key="fv_sw_method")
-    s_alpha = s2.slider("α", 1.0, 6.0, float(alpha), 0.5, key="fv_sw_alpha")
-    s_epochs = s3.number_input("Epochs per run", 1, 500, int(TrainConfig().epochs), key="fv_sw_epochs")
-    values = st.multiselect("λ_W values", LAMBDAS, default=[0.0, 0.1, 0.3, 1.0, 3.0, 10.0],
-                            format_func=lambda v: f"{v:g}", key="fv_sw_values")
-    s_seed = st.number_input("Seed", 0, 1_000_000, 0, key="fv_sw_seed")
+    s_method = s1.selectbox("Method", sweepable, key="fv_sw_method")
+    s_alpha = s2.slider("α", 1.0, 6.0, step=0.5, key="fv_sw_alpha")
+    s_epochs = s3.number_input("Epochs per run", 1, 500, key="fv_sw_epochs")
+    values = st.multiselect("λ_W values", LAMBDAS, format_func=lambda v: f"{v:g}", key="fv_sw_values")
+    s_seed = st.number_input("Seed", 0, 1_000_000, key="fv_sw_seed")
     mine = ui.job_status(st.session_state.get(SWEEP_KEY))
     busy = mine is not None and not mine.done
     if st.button("Start sweep", type="primary", disabled=busy, key="fv_sw_go", icon=":material/play_arrow:"):
         with ui.user_errors("Cannot start the sweep"):
             cfg = TrainConfig(method=s_method, alpha=float(s_alpha), bias_mode=bias_mode,
                               epochs=int(s_epochs), seed=int(s_seed))
-            st.session_state[SWEEP_KEY] = ui.job_registry().start_sweep(cfg, sorted(values))
+            if not busy:
+                st.session_state[SWEEP_KEY] = ui.job_registry().start_sweep(cfg, sorted(values))
+        st.rerun()
     ui.show_job(SWEEP_KEY, on_done=lambda snap: st.rerun() if snap.state == jobs.DONE else None)

@@ -17,6 +17,15 @@ SOURCES = {
 ui.page_header("Train", "Train a scoring model with one of six methods; training runs in the background.")
 defaults = TrainConfig()
 reg = ui.job_registry()
+ui.widget_defaults(
+    {
+        "fv_train_source": "synthetic", "fv_train_path": "", "fv_train_method": "ours", "fv_train_bias": "label",
+        "fv_train_alpha": float(defaults.alpha), "fv_train_lw": 1.0, "fv_train_epochs": int(defaults.epochs),
+        "fv_train_seed": int(defaults.seed), "fv_train_name": "", "fv_train_bs": int(defaults.batch_size),
+        "fv_train_lr": float(defaults.lr), "fv_train_n": 0, "fv_train_adv": float(defaults.adv_weight),
+    },
+    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_lw": LAMBDA_CHOICES},
+)
 
 tab_new, tab_load = st.tabs(["Train a new run", "Load an existing run"])
 
@@ -31,35 +40,34 @@ with tab_new:
                 key="fv_train_path",
                 placeholder="/data/interviews/manifest.csv" if source == "manifest" else "/data/first-impressions-v2",
             )
-        method = st.selectbox("Method", list(METHODS), index=list(METHODS).index("ours"), key="fv_train_method")
+        method = st.selectbox("Method", list(METHODS), key="fv_train_method")
         st.caption(f"**{method}** adds to the MSE loss: {METHODS[method].description}.")
         bias_mode = st.radio(
             "How the training data is biased", ["label", "sample"], horizontal=True, key="fv_train_bias",
             format_func={"label": "rater bias (biased labels, the paper's Ỹ)",
                          "sample": "sampling bias (who is in the data)"}.get,
         )
-        alpha = st.slider("Bias strength α (1 = no bias)", 1.0, 6.0, float(defaults.alpha), 0.5, key="fv_train_alpha")
+        alpha = st.slider("Bias strength α (1 = no bias)", 1.0, 6.0, step=0.5, key="fv_train_alpha")
     with right:
         uses_lw = METHODS[method].uses_lambda_w
         lambda_w = st.select_slider(
             "λ_W: weight of the fairness term (0 = off; large values collapse the scores)",
-            options=LAMBDA_CHOICES, value=1.0, key="fv_train_lw", disabled=not uses_lw,
+            options=LAMBDA_CHOICES, key="fv_train_lw", disabled=not uses_lw,
             format_func=lambda v: f"{v:g}",
             help=None if uses_lw else f"the {method} method has no λ_W term",
         )
         c1, c2 = st.columns(2)
-        epochs = c1.number_input("Epochs", 1, 500, int(defaults.epochs), key="fv_train_epochs")
-        seed = c2.number_input("Seed", 0, 1_000_000, int(defaults.seed), key="fv_train_seed")
+        epochs = c1.number_input("Epochs", 1, 500, key="fv_train_epochs")
+        seed = c2.number_input("Seed", 0, 1_000_000, key="fv_train_seed")
         name = st.text_input("Run name (optional)", key="fv_train_name",
                              placeholder="default: method, α, bias mode, λ_W and seed; made unique")
         with st.expander("Advanced"):
             a1, a2 = st.columns(2)
-            batch_size = a1.number_input("Batch size", 2, 4096, int(defaults.batch_size), key="fv_train_bs")
-            lr = a2.number_input("Learning rate", 1e-5, 1.0, float(defaults.lr), format="%.4f", key="fv_train_lr")
-            n_samples = a1.number_input("Synthetic candidates (0 = default dataset)", 0, 200_000, 0, 100,
+            batch_size = a1.number_input("Batch size", 2, 4096, key="fv_train_bs")
+            lr = a2.number_input("Learning rate", 1e-5, 1.0, format="%.4f", key="fv_train_lr")
+            n_samples = a1.number_input("Synthetic candidates (0 = default dataset)", 0, 200_000, step=100,
                                         key="fv_train_n", disabled=source != "synthetic")
-            adv_weight = a2.number_input("Adversary weight", 0.0, 100.0, float(defaults.adv_weight),
-                                         key="fv_train_adv")
+            adv_weight = a2.number_input("Adversary weight", 0.0, 100.0, key="fv_train_adv")
 
     mine = ui.job_status(st.session_state.get(JOB_KEY))
     busy = mine is not None and not mine.done
@@ -73,7 +81,9 @@ with tab_new:
                 adv_weight=float(adv_weight), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                 seed=int(seed), data=data, n_samples=int(n_samples) or None if source == "synthetic" else None,
             )
-            st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)
+            if not busy:  # a click that raced the button's disabling must not start a second job
+                st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)
+        st.rerun()  # redraw with the button disabled and the progress shown
     others = reg.active_count() - (1 if busy else 0)
     if others > 0:
         st.caption(f"{others} other training job(s) on this server; jobs train one at a time.")
@@ -92,8 +102,8 @@ with tab_load:
     else:
         table = app_support.runs_frame(infos)
         names = table["name"].tolist()
-        current = ui.current_run_name()
-        pick = st.selectbox("Run", names, index=names.index(current) if current in names else 0, key="fv_load_pick")
+        ui.widget_defaults({"fv_load_pick": ui.current_run_name()}, options={"fv_load_pick": names})
+        pick = st.selectbox("Run", names, key="fv_load_pick")
         if st.button("Make it the current run", key="fv_load_go", icon=":material/check:"):
             with ui.user_errors(f"Cannot load run {pick!r}"):
                 ui.load_run(pick)  # refuses an unreadable folder with a clear message

@@ -411,3 +411,15 @@ def test_audit_intervals_on_request(rng, monkeypatch):
     at.button(key="fv_ci_btn_group").click().run()
     assert_clean(at)
     assert "95 % CI" in texts(at) and "200 resamples" in texts(at)
+
+
+def test_widget_values_survive_a_page_switch():
+    at = open_page("train")
+    at.number_input(key="fv_train_epochs").set_value(7).run()
+    at.selectbox(key="fv_train_method").set_value("mmd").run()
+    at.switch_page("pages/compare.py").run()
+    assert_clean(at)
+    at.switch_page("pages/train.py").run()
+    assert_clean(at)
+    assert at.number_input(key="fv_train_epochs").value == 7
+    assert at.selectbox(key="fv_train_method").value == "mmd"

@@ -155,7 +155,7 @@ def assert_no_exception(pg) -> None:
     assert pg.locator("[data-testid='stException']").count() == 0, pg.locator("[data-testid='stException']").first.inner_text()
 
 
-def screenshot(pg, name: str, max_height: int = 3200) -> None:
+def screenshot(pg, name: str, max_height: int = 4400) -> None:
     """The whole page: Streamlit scrolls inside its main section, so the viewport is made as tall
     as that section's content for the shot (charts re-layout), then restored."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -172,6 +172,18 @@ def screenshot(pg, name: str, max_height: int = 3200) -> None:
 def goto(pg, server, path: str) -> None:
     pg.goto(f"{server['url']}/{path}", wait_until="domcontentloaded")
     wait_ready(pg)
+
+
+def test_direct_link_on_a_fresh_server_uses_the_app_navigation(server, page):
+    """The server's very first request is a bookmarked page: it must still get app.py's menu
+    (not Streamlit's legacy list of every file in pages/) and its wide layout."""
+    goto(page, server, "audit")
+    wait_charts(page, 2)
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    for title in ("Home", "Train", "Audit", "Compare", "Trade-off", "Representation"):
+        assert title in nav
+    assert "common" not in nav and "app" not in nav.split()
+    assert_no_exception(page)
 
 
 def test_every_page_renders_without_exceptions(server, page):
@@ -253,3 +265,44 @@ def test_audit_upload_good_bad_and_too_large(server, page):
     page.wait_for_function(
         f"() => document.body.innerText.includes('{UPLOAD_LIMIT_MB}.0MB or smaller')", timeout=30_000)
     assert_no_exception(page)
+
+
+def test_train_live_progress_while_browsing(server, page):
+    """Training runs as a job: progress updates live, other pages stay usable meanwhile, and the
+    finished run is saved and becomes the current run."""
+    goto(page, server, "train")
+    page.get_by_text("Advanced").click()
+    small = page.get_by_label("Synthetic candidates (0 = default dataset)")
+    small.fill("200")
+    small.press("Enter")
+    wait_ready(page)
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("3")
+    epochs.press("Enter")
+    wait_ready(page)
+    name = page.get_by_label("Run name (optional)")
+    name.fill("browser-test-run")
+    name.press("Enter")
+    wait_ready(page)
+    page.get_by_role("button", name="Train").click()
+    page.wait_for_function("() => document.body.innerText.includes('Cancel training')", timeout=30_000)
+    assert_no_exception(page)
+    # while it trains, another page works (same browser session, via the sidebar)
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Compare").click()
+    wait_ready(page)
+    wait_charts(page, 2)
+    assert_no_exception(page)
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Train").click()
+    wait_ready(page)
+    assert page.get_by_label("Epochs").input_value() == "3"  # the form kept its values
+    page.wait_for_function(
+        "() => /epoch [1-9]/.test(document.body.innerText) || document.body.innerText.includes('Saved')",
+        timeout=180_000)
+    if "Saved" not in page.inner_text("body"):
+        screenshot(page, "train-progress")
+    page.wait_for_function("() => document.body.innerText.includes('Saved')", timeout=240_000)
+    wait_ready(page)
+    assert_no_exception(page)
+    assert (server["models"] / "browser-test-run" / "config.json").exists()
+    picker = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input[role='combobox']")
+    assert picker.input_value() == "browser-test-run"  # the new run became the current run
