@@ -58,8 +58,8 @@ class TrainConfig:
     method: str = "ours"  # one of METHODS: vanilla, balancing, adversarial, l2, mmd, ours
     alpha: float = 4.0  # bias strength injected into the training split (1 = no bias)
     bias_mode: str = "label"  # "label": rater-biased labels Y~ (paper) | "sample": who is sampled
-    lambda_w: float = 1.0  # weight of the method's distribution term (W1: ours, MMD: mmd, mean gap: l2)
-    adv_weight: float = 1.0  # weight of the adversary's cross-entropy (adversarial, ours)
+    lambda_w: float = 0.3  # weight of the method's distribution term (W1: ours, MMD: mmd, mean gap: l2)
+    adv_weight: float = 0.1  # weight of the adversary's cross-entropy (adversarial, ours)
     gamma: float = 10.0  # gradient-reversal schedule lambda(p) = 2/(1+exp(-gamma p)) - 1
     epochs: int = 12  # passes over the training split (same for every method)
     batch_size: int = 64  # group-stratified batches (each holds both groups)
@@ -601,8 +601,6 @@ def _safe(fn, *args) -> float:
 
 
 def _finish(cfg, net, mcfg, data, device, history, best_epoch) -> Run:
-    from fairviz.metrics import audit
-
     val_scores, _ = predict(net, data, data.val_idx, device)
     test_scores, test_z = predict(net, data, data.test_idx, device)
     # scores are stored as float64 copies of the float32 outputs, clipped against rounding
@@ -627,6 +625,7 @@ def _finish(cfg, net, mcfg, data, device, history, best_epoch) -> Run:
     metrics["val_pcc"] = best.get("val_pcc")
     metrics["val_spdd"] = best.get("val_spdd")
     metrics["best_epoch"] = best_epoch
+    metrics["score_std"] = float(np.std(test_scores))  # spread of the test scores (collapse check)
     metrics["spdd_floor"] = spdd_floor(
         test_scores, data.group[data.test_idx], n_perm=cfg.n_perm, seed=cfg.seed
     )

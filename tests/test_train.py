@@ -279,3 +279,57 @@ def test_cuda_request_without_cuda_is_clear():
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda")
     assert resolve_device("auto").type == "cpu"
+
+
+# --------------------------------------------------------------------------------------------
+# CLI (in-process, features replaced by the tiny set)
+
+
+def test_cli_defaults_match_train_config():
+    from fairviz.cli import train as cli_train
+    from fairviz.train import BIAS_MODES, METHOD_NAMES
+
+    assert cli_train.METHOD_CHOICES == METHOD_NAMES
+    assert cli_train.BIAS_MODE_CHOICES == BIAS_MODES
+    d = TrainConfig()
+    for key, value in cli_train.DEFAULTS.items():
+        assert getattr(d, key) == value, key
+
+
+@pytest.fixture
+def cli_tiny(monkeypatch, feats):
+    import fairviz.train as T
+
+    monkeypatch.setattr(T, "load_features", lambda cfg, progress=None: feats)
+    from fairviz.cli import main
+
+    return main
+
+
+def test_cli_train_saves_a_loadable_run(cli_tiny, tmp_path, capsys):
+    from fairviz.runs import load_run
+
+    out = tmp_path / "ours-a4"
+    rc = cli_tiny(["train", "--method", "ours", "--alpha", "4", "--lambda-w", "0.5", "--seed", "1",
+                   "--epochs", "1", "--batch-size", "16", "--n-boot", "10", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "SPDD" in text and "floor" in text and str(out) in text
+    run = load_run(out)
+    assert (run.config.method, run.config.alpha, run.config.lambda_w, run.config.seed) == ("ours", 4.0, 0.5, 1)
+    assert cli_tiny(["train", "--epochs", "1", "--out", str(out), "--no-progress"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_cli_compare_and_sweep(cli_tiny, tmp_path, capsys):
+    rc = cli_tiny(["compare", "--alpha", "3", "--seeds", "0", "1", "--methods", "vanilla", "ours",
+                   "--epochs", "1", "--batch-size", "16", "--n-boot", "10", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    md = (tmp_path / "compare-a3-label.md").read_text()
+    assert "| vanilla |" in md and "| ours |" in md and "±" in md
+    per_run = pd.read_csv(tmp_path / "compare-a3-label.csv")
+    assert len(per_run) == 4 and set(per_run["seed"]) == {0, 1}
+    rc = cli_tiny(["sweep", "--method", "ours", "--alpha", "3", "--lambda-w", "0", "1", "--epochs", "1",
+                   "--batch-size", "16", "--n-boot", "10", "--out-root", str(tmp_path / "m"), "--no-progress"])
+    assert rc == 0
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["sweep-a3-lw0", "sweep-a3-lw1"]

@@ -1,0 +1,188 @@
+"""`python -m fairviz train --method ours --alpha 4 --lambda-w 0.3 --seed 0 --out models/ours-a4`
+
+Trains one model (see `fairviz.train.TrainConfig` for every option), shows a tqdm progress bar,
+prints the test metrics and saves the run folder atomically. An existing `--out` is refused
+before training unless `--overwrite`; if another process takes the name while this one trains,
+the run is saved under a free name (``<name>-2``, ...) and that path is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+# The CLI must start without importing torch (every `python -m fairviz` command builds all
+# parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
+# against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()).
+METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")
+BIAS_MODE_CHOICES = ("label", "sample")
+DEFAULTS = {
+    "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
+    "seed": 0, "epochs": 12, "batch_size": 64, "lr": 2e-3, "data": "synthetic", "device": "auto",
+    "n_boot": 200,
+}
+
+
+def add_train_options(parser: argparse.ArgumentParser, *, method: bool = True, seed: bool = True) -> None:
+    """The TrainConfig options shared by train / compare / sweep (unset ones keep TrainConfig's defaults)."""
+    d = DEFAULTS
+    if method:
+        parser.add_argument("--method", choices=METHOD_CHOICES, default=None, help=f"training method (default {d['method']})")
+    parser.add_argument("--alpha", type=float, default=d["alpha"], help=f"bias strength in the training split, >= 1 (default {d['alpha']:g})")
+    parser.add_argument("--bias-mode", choices=BIAS_MODE_CHOICES, default=d["bias_mode"],
+                        help="label: rater-biased training labels (the paper's Y~, default); sample: sampling bias")
+    parser.add_argument("--adv-weight", type=float, default=None, help=f"adversary weight (default {d['adv_weight']:g})")
+    if seed:
+        parser.add_argument("--seed", type=int, default=None, help=f"seed of init, split, bias and batches (default {d['seed']})")
+    parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default {d['epochs']})")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"batch size (default {d['batch_size']})")
+    parser.add_argument("--lr", type=float, default=None, help=f"learning rate (default {d['lr']:g})")
+    parser.add_argument("--data", default=None, help="'synthetic' (default) or a manifest CSV (video,label,group[,transcript,split])")
+    parser.add_argument("--n-samples", type=int, default=None, help="synthetic candidates (default: the generator's default dataset)")
+    parser.add_argument("--text-model", default=None, help="local folder of a BERT-like text model (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--device", default=None, help="auto (CUDA when present; default), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--n-boot", type=int, default=None, help=f"bootstrap resamples for the test CIs (default {d['n_boot']})")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def config_kwargs(args) -> dict:
+    """TrainConfig keyword arguments from parsed options (those present on `args`)."""
+    keys = {
+        "method": "method", "alpha": "alpha", "bias_mode": "bias_mode", "lambda_w": "lambda_w",
+        "adv_weight": "adv_weight", "seed": "seed", "epochs": "epochs", "batch_size": "batch_size",
+        "lr": "lr", "data": "data", "n_samples": "n_samples", "text_model": "text_model",
+        "device": "device", "n_boot": "n_boot",
+    }
+    return {k: getattr(args, a) for k, a in keys.items() if getattr(args, a, None) is not None}
+
+
+def set_threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(int(args.threads))
+
+
+class TqdmProgress:
+    """A `progress(event)` callback drawing tqdm bars: one for data preparation, one for training."""
+
+    def __init__(self, desc: str = "train", leave: bool = True, position: int | None = None):
+        self.desc, self.leave, self.position = desc, leave, position
+        self.bar = None
+        self.data_bar = None
+
+    def __call__(self, event: dict) -> None:
+        from tqdm.auto import tqdm
+
+        stage = event.get("stage")
+        if stage == "data":
+            if self.data_bar is None:
+                self.data_bar = tqdm(total=event.get("total") or 1, desc="features", leave=False, file=sys.stderr)
+            self.data_bar.total = event.get("total") or 1
+            self.data_bar.n = event.get("done", 0)
+            self.data_bar.set_postfix_str(str(event.get("what", "")), refresh=True)
+            return
+        if stage not in ("step", "epoch"):
+            return
+        total = event["epochs"] * event["steps"]
+        desc = event.get("run") or self.desc
+        if self.bar is None or self.bar.desc.rstrip(": ") != desc:
+            self.close()
+            self.bar = tqdm(total=total, desc=desc, leave=self.leave, unit="step", file=sys.stderr,
+                            position=self.position)
+        if stage == "step":
+            self.bar.total = total
+            self.bar.n = (event["epoch"] - 1) * event["steps"] + event["step"]
+            self.bar.set_postfix(loss=f"{event['losses'].get('loss', float('nan')):.4f}", refresh=False)
+            self.bar.refresh()
+        else:
+            self.bar.set_postfix(epoch=f"{event['epoch']}/{event['epochs']}",
+                                 val_pcc=f"{event['val_pcc']:.3f}", val_spdd=f"{event['val_spdd']:.3f}")
+
+    def close(self) -> None:
+        for b in (self.data_bar, self.bar):
+            if b is not None:
+                b.close()
+        self.bar = self.data_bar = None
+
+
+def summary_lines(run, path=None) -> list[str]:
+    m = run.metrics
+
+    def v(key):
+        x = m.get(key)
+        return "—" if not isinstance(x, dict) or x.get("value") is None else f"{x['value']:.3f}"
+
+    floor = m.get("spdd_floor", {}).get("mean")
+    lines = [
+        f"{run.name}: method={run.config.method} alpha={run.config.alpha:g} bias_mode={run.config.bias_mode} "
+        f"lambda_w={run.config.lambda_w:g} seed={run.config.seed}",
+        f"  test (n={m.get('n')}): PCC {v('pcc')}  SRCC {v('srcc')}  SPDD {v('spdd')}"
+        + (f" (floor {floor:.3f})" if floor is not None else "")
+        + f"  SPEO {v('speo')}  | best epoch {m.get('best_epoch')}, {run.info.get('train_seconds', 0):.0f} s",
+    ]
+    if path is not None:
+        lines.append(f"  saved to {path}")
+    return lines
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one fair multimodal scoring model and save it as a run folder",
+        description=(
+            "Train the multimodal model (video CNN+LSTM, MFCC LSTM, frozen BERT) with one of six "
+            "methods on data whose training split is biased with strength alpha; validation and "
+            "test keep the true labels. Prints test PCC, SRCC, SPDD (with its permutation floor), "
+            "SPEO and saves the run."
+        ),
+    )
+    add_train_options(parser)
+    parser.add_argument("--lambda-w", type=float, default=None,
+                        help=f"weight of the method's distribution term (W1 for ours; default {DEFAULTS['lambda_w']:g})")
+    parser.add_argument("--out", default=None, help="run folder (default: models/<method>-a<alpha>-<mode>-...-s<seed>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--json", action="store_true", help="print the test metrics as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args) -> int:
+    from fairviz.paths import models_dir
+    from fairviz.runs import sanitize_run_name, save_run, unique_run_name
+    from fairviz.train import TrainConfig, train
+
+    set_threads(args)
+    kw = config_kwargs(args)
+    if args.out:
+        out = Path(args.out)
+        kw["name"] = out.name
+    cfg = TrainConfig(**kw)
+    if not args.out:
+        out = models_dir() / sanitize_run_name(cfg.default_name())
+    if sanitize_run_name(out.name) != out.name:
+        raise ValueError(f"run folder name {out.name!r} is not allowed; use e.g. {sanitize_run_name(out.name)!r}")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"{out} already exists; pass --overwrite or choose another --out")
+    bar = None if args.no_progress else TqdmProgress(desc=out.name)
+    try:
+        result = train(cfg, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    try:
+        path = save_run(result, out, overwrite=args.overwrite)
+    except FileExistsError:
+        alt = out.parent / unique_run_name(out.parent, out.name)
+        result.name = alt.name
+        path = save_run(result, alt)
+        print(f"note: {out} appeared while training; saved as {alt.name}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"path": str(path), **result.metrics}, indent=2))
+    else:
+        print("\n".join(summary_lines(result, path)))
+    return 0
