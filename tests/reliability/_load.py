@@ -97,7 +97,9 @@ class LoadReport:
     rss_after_mb: float = 0.0
     audits: int = 0  # browser uploads audited (charts drawn)
     audit_seconds: list = field(default_factory=list)
+    rss_at_audits_mb: list = field(default_factory=list)  # server RSS as each browser audit completes
     browser_failures: list = field(default_factory=list)
+    server_pid: int = 0
 
     @property
     def health_p50(self) -> float:
@@ -118,7 +120,7 @@ class LoadReport:
 
     def summary(self) -> dict:
         d = asdict(self)
-        for k in ("health_latencies_s", "rss_mb", "audit_seconds"):
+        for k in ("health_latencies_s", "rss_mb", "audit_seconds", "rss_at_audits_mb"):
             d.pop(k)
         d.update(health_p50=self.health_p50, health_p95=self.health_p95, health_max=self.health_max,
                  health_checks=len(self.health_latencies_s), rss_peak_mb=self.rss_peak_mb,
@@ -221,6 +223,8 @@ async def _one_browser(browser, url, deadline, upload, report, lock, k) -> None:
                 else:
                     report.audits += 1
                     report.audit_seconds.append(time.perf_counter() - t0)
+                    with contextlib.suppress(OSError, RuntimeError):
+                        report.rss_at_audits_mb.append(tree_rss_kb(report.server_pid) / 1024)
     except Exception as err:  # noqa: BLE001 - recorded, the test asserts on it
         with lock:
             report.browser_failures.append(f"session {k}: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
@@ -231,7 +235,8 @@ async def _one_browser(browser, url, deadline, upload, report, lock, k) -> None:
 def run_load(server: Server, *, http_sessions: int, browser_sessions: int, duration_s: float, upload: Path,
              health_bound_s: float = 5.0) -> LoadReport:
     """Drive the server for ``duration_s`` seconds (browser sessions finish their current audit)."""
-    report = LoadReport(http_sessions=http_sessions, browser_sessions=browser_sessions, duration_s=duration_s)
+    report = LoadReport(http_sessions=http_sessions, browser_sessions=browser_sessions, duration_s=duration_s,
+                        server_pid=server.pid)
     lock = threading.Lock()
     _get(server.url + "/")  # warm the static page
     report.rss_before_mb = tree_rss_kb(server.pid) / 1024
