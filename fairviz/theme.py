@@ -143,7 +143,12 @@ def with_alpha(hex_color: str, alpha: float) -> str:
 
 
 def group_name(label) -> str:
-    """How a group label is shown in legends: `group 0`, `group 1`, or the label itself."""
+    """How a group label is shown in legends: `group 0`, `group 1`, or the label itself.
+
+    ``<`` and ``>`` become ``&lt;``/``&gt;``: Plotly reads a subset of HTML in trace names, so a
+    label from a user's file must not be able to add tags (links) to a chart. (Labels that
+    arrive already escaped, as `fairviz.report` passes them, are left as they are.)
+    """
     if isinstance(label, (int,)) or (hasattr(label, "dtype") and getattr(label.dtype, "kind", "") in "iu"):
         return f"group {int(label)}"
-    return str(label)
+    return str(label).replace("<", "&lt;").replace(">", "&gt;")

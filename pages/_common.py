@@ -29,6 +29,23 @@ PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "se
 
 
 # ---------------------------------------------------------------------------------------------
+# text from users (file, column and group names) inside Streamlit markdown
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def md(text) -> str:
+    """``text`` with every markdown-special character escaped, so a file, column or group name
+    is shown as written (never as a link, image, formula or formatting)."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", " ")
+
+
+def code(text) -> str:
+    """``text`` as inline code (backticks inside it are replaced, so it cannot close the span)."""
+    return "`" + str(text).replace("`", "ʼ").replace("\n", " ") + "`"
+
+
+# ---------------------------------------------------------------------------------------------
 # errors
 
 
@@ -41,7 +58,7 @@ def user_errors(context: str | None = None, *, stop: bool = True) -> Iterator[No
         msg = str(err) or type(err).__name__
         if isinstance(err, FileNotFoundError) and not str(err):
             msg = "file not found"
-        st.error(f"**{context}:** {msg}" if context else msg, icon=":material/error:")
+        st.error(f"**{md(context)}:** {md(msg)}" if context else md(msg), icon=":material/error:")
         if stop:
             st.stop()
 

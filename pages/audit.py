@@ -84,8 +84,8 @@ else:
         scores, attributes, labels = ui.table_columns(digest, table, score_col, tuple(group_cols),
                                                       None if label_col == NONE else label_col)
     data_key = f"upload:{digest}:{score_col}:{'|'.join(group_cols)}:{label_col}"
-    source_text = f"`{up.name}` — score `{score_col}`, groups {', '.join(f'`{g}`' for g in group_cols)}" + (
-        f", label `{label_col}`" if label_col != NONE else ", no label")
+    source_text = f"{ui.code(up.name)} — score {ui.code(score_col)}, groups {', '.join(ui.code(g) for g in group_cols)}" + (
+        f", label {ui.code(label_col)}" if label_col != NONE else ", no label")
     file_name = up.name.rsplit(".", 1)[0]
 
 with ui.user_errors("These scores cannot be audited"):
@@ -94,7 +94,7 @@ with ui.user_errors("These scores cannot be audited"):
     multi = ui.audit_attributes(data_key, scores, attributes, labels, 0)
 views = list(multi.results)
 for name, why in multi.skipped.items():
-    st.warning(f"`{name}` is not audited: {why}.", icon=":material/warning:")
+    st.warning(f"{ui.code(name)} is not audited: {ui.md(why)}.", icon=":material/warning:")
 view_name = views[0]
 if len(views) > 1:
     view_name = st.radio("Attribute", views, horizontal=True, key="fv_audit_view",
@@ -104,7 +104,7 @@ has_labels = labels is not None
 stored = source == "run" and bool(info.metrics) and view_name == "group"
 metrics_dict = info.metrics if stored else view.audit.to_dict()
 st.caption(f"Auditing {source_text}: {len(scores):,} rows"
-           + (f", {view.n:,} with a known `{view_name}`" if view.n != len(scores) else "") + ".")
+           + (f", {view.n:,} with a known {ui.code(view_name)}" if view.n != len(scores) else "") + ".")
 
 # ---------------------------------------------------------------------------------------------
 # 2. metric cards (the interval under each is filled in at the end of the page)
@@ -125,14 +125,14 @@ for col, (label, key) in zip(cards, [("SPDD ↓", "spdd"), ("SPEO ↓", "speo"),
 with cards[4]:
     st.metric("Groups", f"{len(view.groups)}", border=True,
               help="Rows per group; groups under 2 % of the rows are flagged (LL144 small groups).")
-    st.caption(" · ".join(f"{theme.group_name(g)}: {c:,}" + (" ⚠ small" if g in view.small_groups else "")
+    st.caption(" · ".join(f"{ui.md(theme.group_name(g))}: {c:,}" + (" ⚠ small" if g in view.small_groups else "")
                           for g, c in view.group_counts.items())
                + (f" · {view.n_missing:,} rows with unknown group excluded" if view.n_missing else ""))
 ci_note = st.empty()
 if len(view.groups) > 2:
     st.caption(f"{len(view.groups)} groups: SPDD is the area under max − min of the selection rates "
                f"({view.spdd_max_min:.3f}); the largest pairwise W1 is {view.spdd:.3f} "
-               f"({view.spdd_pair[0]} vs {view.spdd_pair[1]}).")
+               f"({ui.md(view.spdd_pair[0])} vs {ui.md(view.spdd_pair[1])}).")
 if view.small_groups:
     st.caption("⚠ Small groups have wide intervals; read their numbers with their n.")
 
@@ -162,7 +162,7 @@ def threshold_view() -> None:
         if max(info_tau["rates"].values()) == 0:
             st.info("Nobody scores above this τ, so there is no selection rate to compare.")
         elif len(fails):
-            st.error("Four-fifths rule fails at this τ for " + ", ".join(f"**{g}** ({r:.2f})" for g, r in
+            st.error("Four-fifths rule fails at this τ for " + ", ".join(f"**{ui.md(g)}** ({r:.2f})" for g, r in
                      zip(fails["group"], fails["impact ratio"])) + ".", icon=":material/gavel:")
         else:
             st.success("Four-fifths rule holds at this τ (every impact ratio ≥ 0.8).", icon=":material/check_circle:")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -64,11 +65,20 @@ def plotly_specs(at: AppTest) -> list[dict]:
     return [figure_json(el.proto.spec) for el in at.get("plotly_chart")]
 
 
+def plain(text: str) -> str:
+    """Markdown source as shown: the app backslash-escapes user-provided text."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def errors(at: AppTest) -> str:
+    return plain(" ".join(e.value for e in at.error))
+
+
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     parts += [e.value for e in at.error] + [i.value for i in at.info] + [w.value for w in at.warning]
     parts += [s.value for s in at.success] + [s.value for s in at.subheader]
-    return "\n".join(parts)
+    return plain("\n".join(parts))
 
 
 def metric(at: AppTest, label: str):
@@ -222,8 +232,7 @@ def test_audit_upload_bad_files_give_clear_errors(name, data, message):
     uploader = at.file_uploader(key="fv_audit_upload")
     uploader.set_value((name, data, "text/csv")).run()
     assert_clean(at)
-    errors = " ".join(e.value for e in at.error)
-    assert message in errors, errors
+    assert message in errors(at), errors(at)
 
 
 def test_audit_upload_wrong_columns_chosen(rng):
@@ -232,10 +241,10 @@ def test_audit_upload_wrong_columns_chosen(rng):
     assert_clean(at)
     at.selectbox(key="fv_audit_score").set_value("id").run()  # ids are not in [0, 1]
     assert_clean(at)
-    assert "outside [0, 1]" in " ".join(e.value for e in at.error)
+    assert "outside [0, 1]" in errors(at)
     at.selectbox(key="fv_audit_score").set_value("score").run()
     at.multiselect(key="fv_audit_groups").set_value([]).run()
-    assert "at least one group column" in " ".join(e.value for e in at.error)
+    assert "at least one group column" in errors(at)
 
 
 # ------------------------------------------------------------------------------------ compare
@@ -359,7 +368,7 @@ def test_train_page_bad_data_source_is_an_error(fake_training):
     at.text_input(key="fv_train_path").input("/nowhere/manifest.csv").run()
     at.button(key="fv_train_go").click().run()
     assert_clean(at)
-    assert "manifest CSV not found" in " ".join(e.value for e in at.error)
+    assert "manifest CSV not found" in errors(at)
     assert "fv_train_job" not in at.session_state
 
 
@@ -423,3 +432,18 @@ def test_widget_values_survive_a_page_switch():
     assert_clean(at)
     assert at.number_input(key="fv_train_epochs").value == 7
     assert at.selectbox(key="fv_train_method").value == "mmd"
+
+
+def test_user_text_cannot_inject_markup(rng):
+    n = 400
+    g = np.where(np.arange(n) % 2, "<b>bold</b>", "[link](http://example.com)")
+    df = pd.DataFrame({"score": rng.random(n), "grp`x": g})
+    at = _upload(open_page("audit"), "a_[b](c).csv", _csv(df))
+    assert_clean(at)
+    caps = " ".join(c.value for c in at.caption)
+    assert "\\[link\\]\\(http" in caps  # escaped markdown: shown as text, not a link
+    assert "`grpʼx`" in caps or "grpʼx" in caps
+    for spec in plotly_specs(at):
+        names = " ".join(str(t.get("name", "")) for t in spec["data"])
+        assert "<b>" not in names
+    assert "&lt;b&gt;bold&lt;/b&gt;" in " ".join(str(t.get("name", "")) for t in plotly_specs(at)[0]["data"])
