@@ -177,9 +177,16 @@ def run(args) -> int:
     try:
         path = save_run(result, out, overwrite=args.overwrite)
     except FileExistsError:
-        alt = out.parent / unique_run_name(out.parent, out.name)
-        result.name = alt.name
-        path = save_run(result, alt)
+        for _ in range(100):  # several processes may race for the same free name too
+            alt = out.parent / unique_run_name(out.parent, out.name)
+            result.name = alt.name
+            try:
+                path = save_run(result, alt)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise ValueError(f"no free run name like {out.name!r} in {out.parent}; choose another --out")
         print(f"note: {out} appeared while training; saved as {alt.name}", file=sys.stderr)
     if args.json:
         print(json.dumps({"path": str(path), **result.metrics}, indent=2))
