@@ -105,3 +105,28 @@ def killed_after_first_rename(root: str, ready) -> None:
     run.info = {**run.info, "version": 1}
     ready.set()
     R.save_run(run, Path(root) / "victim", overwrite=True)
+
+
+def cli_train(root: str, seed: int, barrier, results) -> None:
+    """``python -m fairviz train --out root/same`` in this process, with a fast fake `train`."""
+    import contextlib
+    import io
+
+    import fairviz.train
+    from fairviz.cli import main
+
+    def quick_train(cfg, progress=None, cancel=None):
+        from tests.reliability._helpers import make_run
+
+        time.sleep(0.3)  # every process is past the "already exists" check before anyone saves
+        return make_run(seed=int(cfg.seed), name=cfg.name or "same")
+
+    fairviz.train.train = quick_train
+    barrier.wait()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(["train", "--out", str(Path(root) / "same"), "--seed", str(seed), "--no-progress", "--json"])
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        rc = f"{type(exc).__name__}: {exc}"
+    results.put((seed, rc, out.getvalue(), err.getvalue()))

@@ -171,3 +171,28 @@ def test_two_server_processes_training_the_same_name(tmp_path):
     for s, name in names.items():
         _assert_whole(root / name, s)
     assert len(R.list_runs(root)) == 6 and _hidden(root) == []
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_cli_trainings_with_the_same_out_at_once(tmp_path, n):
+    """`python -m fairviz train --out models/same` started n times at once (separate processes,
+    training replaced by a fast fake): every one exits 0 and names its folder; n complete runs."""
+    import json
+
+    from tests.reliability._workers import cli_train
+
+    ctx = forkserver_context()
+    root = tmp_path / "models"
+    root.mkdir()
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=cli_train, args=(str(root), s, barrier, results)) for s in range(n)]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    assert all(rc == 0 for _, rc, _, _ in out), out
+    paths = {s: Path(json.loads(stdout)["path"]) for s, _, stdout, _ in out}
+    assert len(set(paths.values())) == n and _hidden(root) == []
+    for s, path in paths.items():
+        _assert_whole(path, s)
