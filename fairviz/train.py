@@ -300,7 +300,7 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
         "n_train": int(len(train_idx)),
         "n_val": int(len(val_idx)),
         "n_test": int(len(test_idx)),
-        "features_meta": _jsonable(getattr(features, "meta", {}) or {}),
+        "features_meta": _public_meta(_jsonable(getattr(features, "meta", {}) or {})),
     }
     return PreparedData(
         video=torch.as_tensor(np.ascontiguousarray(features.video)),
@@ -675,6 +675,20 @@ def compute_metrics(scores, groups, labels, cfg_or_n_boot=200, random_state: int
 def _mean_gap(labels, groups) -> float:
     labels, groups = np.asarray(labels), np.asarray(groups)
     return float(labels[groups == 1].mean() - labels[groups == 0].mean())
+
+
+def _public_meta(meta):
+    """`meta` without local file-system paths (cache folders, model folders) and cache state, so a
+    saved run names no path on the machine that trained it."""
+    if isinstance(meta, dict):
+        return {
+            k: _public_meta(v)
+            for k, v in meta.items()
+            if not (k == "path" or k.endswith("_path") or k == "cache_hit")
+        }
+    if isinstance(meta, list):
+        return [_public_meta(v) for v in meta]
+    return meta
 
 
 def _jsonable(obj):

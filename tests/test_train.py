@@ -333,3 +333,11 @@ def test_cli_compare_and_sweep(cli_tiny, tmp_path, capsys):
                    "--batch-size", "16", "--n-boot", "10", "--out-root", str(tmp_path / "m"), "--no-progress"])
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["sweep-a3-lw0", "sweep-a3-lw1"]
+
+
+def test_saved_info_names_no_local_paths():
+    from fairviz.train import _public_meta
+
+    meta = {"cache_path": "/root/.cache/x", "cache_hit": True, "n": 3,
+            "text_model": {"path": "/venv/model", "name": "mini"}, "params": {"seed": 0}}
+    assert _public_meta(meta) == {"n": 3, "text_model": {"name": "mini"}, "params": {"seed": 0}}
