@@ -173,3 +173,50 @@ def test_one_million_rows(million, fmt):
     kind, out = app_path(path.read_bytes(), path.name, "score", "group", "label", n_boot=0)
     assert kind == "ok", out
     assert out["view"].n == 1_000_000 and close(out["view"].spdd_max_min, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# every Arrow type a Parquet upload can carry, as the score and as the group column
+
+
+def _arrow_columns():
+    import pyarrow as pa
+
+    return {
+        "decimal": pa.array([1, 2, 1], pa.decimal128(10, 2)),
+        "duration": pa.array([1, 2, 1], pa.duration("s")),
+        "map": pa.array([[("a", 1)], [("b", 2)], [("a", 1)]], pa.map_(pa.string(), pa.int64())),
+        "struct": pa.array([{"x": 1}, {"x": 2}, {"x": 1}]),
+        "list": pa.array([["a"], ["b"], ["a"]]),
+        "binary": pa.array([b"a", b"\xff", b"a"]),
+        "fixed-binary": pa.array([b"ab", b"cd", b"ab"], pa.binary(2)),
+        "large-string": pa.array(["a", "b", "a"], pa.large_string()),
+        "dictionary": pa.array(["a", "b", "a"]).dictionary_encode(),
+        "date": pa.array([1, 2, 1], pa.date32()),
+        "time": pa.array([1, 2, 1], pa.time32("s")),
+        "timestamp-tz": pa.array([1, 2, 1], pa.timestamp("s", tz="UTC")),
+        "null": pa.nulls(3),
+        "bool": pa.array([True, False, True]),
+        "uint64-max": pa.array([2 ** 64 - 1, 0, 1], pa.uint64()),
+        "float16": pa.array(np.array([0.0, 1.0, 0.5], dtype=np.float16), pa.float16()),
+    }
+
+
+@pytest.mark.parametrize("role", ["score", "group"])
+@pytest.mark.parametrize("kind", list(_arrow_columns()))
+def test_parquet_arrow_types(kind, role):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    col = _arrow_columns()[kind]
+    other = pa.array([0.1, 0.9, 0.5]) if role == "group" else pa.array(["a", "b", "a"])
+    table = pa.table({"score": col, "group": other} if role == "score" else {"score": other, "group": col})
+    buf = io.BytesIO()
+    try:
+        pq.write_table(table, buf)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        pytest.skip(f"pyarrow cannot write {kind} to Parquet")
+    data = buf.getvalue()
+    path = _write(data, f"{kind}.parquet")
+    cli_path(path, "score", "group", None)  # a correct audit or a ValueError; checked inside
+    app_path(data, path.name, "score", "group", None)
