@@ -248,6 +248,14 @@ def test_audit_upload_good_bad_and_too_large(server, page):
     assert_no_exception(page)
     assert page.locator("[data-testid='stMetric']").count() >= 5
     screenshot(page, "audit-upload")
+    # the self-contained HTML report, built on click
+    with page.expect_download(timeout=180_000) as dl:
+        page.get_by_role("button", name="Audit report (HTML)").click()
+    report = tmp / "report.html"
+    dl.value.save_as(report)
+    html = report.read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html") and "vendor_scores.csv" in html
+    assert "<script src=" not in html.lower()  # plotly inlined: works offline
 
     _upload(page, bad)
     page.wait_for_selector("[data-testid='stAlertContentError']", timeout=30_000)
