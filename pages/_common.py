@@ -25,6 +25,8 @@ USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryEr
 CURRENT_RUN_KEY = "fv_current_run"
 _APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"
 _KEEP_KEY = "fv__kept_widget_keys"
+#: Caches keyed by uploaded data hold large arrays: few entries, for an hour at most.
+UPLOAD_TTL_S = 3600
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
@@ -431,26 +433,26 @@ def show_job(state_key: str, on_done: Callable[[jobs.JobSnapshot], None] | None 
 # columns). Arguments starting with "_" are not hashed by Streamlit (the key stands for them).
 
 
-@st.cache_resource(show_spinner="Reading the file…", max_entries=4)
+@st.cache_resource(show_spinner="Reading the file…", max_entries=2, ttl=UPLOAD_TTL_S)
 def read_table(digest: str, name: str, _data: bytes):
     """The uploaded file as a DataFrame (cached by content hash; do not mutate it)."""
     return app_support.read_uploaded_table(_data, name)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=4, ttl=UPLOAD_TTL_S)
 def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None):
     """(scores, {attribute: values}, labels or None) from the chosen columns, checked."""
     return app_support.audit_columns(_table, score_col, list(group_cols), label_col)
 
 
-@st.cache_resource(show_spinner="Auditing…", max_entries=8)
+@st.cache_resource(show_spinner="Auditing…", max_entries=8, ttl=UPLOAD_TTL_S)
 def audit_attributes(data_key: str, _scores, _attributes, _labels, n_boot: int):
     from fairviz.groups import audit_attributes as run_audit
 
     return run_audit(_scores, _attributes, _labels, n_boot=n_boot, random_state=0)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
 def view_audit(data_key: str, view: str, _scores, _attributes, _labels, n_boot: int):
     """`fairviz.metrics.audit` with ``n_boot`` bootstrap resamples on the known rows of ``view``."""
     from fairviz.metrics import audit
@@ -460,7 +462,7 @@ def view_audit(data_key: str, view: str, _scores, _attributes, _labels, n_boot: 
     return audit(np.asarray(_scores)[col.known], col.values(known_only=True), y, n_boot=n_boot, random_state=0)
 
 
-@st.cache_resource(show_spinner="Permutation test…", max_entries=16)
+@st.cache_resource(show_spinner="Permutation test…", max_entries=8, ttl=UPLOAD_TTL_S)
 def permutation_for(data_key: str, view: str, _x, _g):
     """Permutation test of SPDD (shuffled group labels) within a fixed work budget."""
     from fairviz.report import auto_n_perm
@@ -480,7 +482,7 @@ def metrics_frame(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).dropna(subset=["value"])
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
 def _prepared_groups(data_key: str, _n: int, _attributes):
     from fairviz.groups import prepare_groups
 
@@ -493,7 +495,7 @@ def view_rows(data_key: str, view: str, scores, attributes):
     return np.asarray(scores)[col.known], col.values(known_only=True)
 
 
-@st.cache_resource(show_spinner="Computing DP(τ)…", max_entries=16)
+@st.cache_resource(show_spinner="Computing DP(τ)…", max_entries=8, ttl=UPLOAD_TTL_S)
 def dp_curve_for(data_key: str, view: str, _scores, _attributes):
     from fairviz.metrics import dp_curve
 
@@ -501,7 +503,7 @@ def dp_curve_for(data_key: str, view: str, _scores, _attributes):
     return dp_curve(x, g)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
 def _dp_base_figure_json(data_key: str, view: str, _curve) -> str:
     return figures.dp_curve_figure(_curve, title=None).to_json()
 
@@ -513,7 +515,7 @@ def dp_base_figure(data_key: str, view: str, curve):
     return pio.from_json(_dp_base_figure_json(data_key, view, curve), skip_invalid=True)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
 def distribution_figure(data_key: str, view: str, _scores, _attributes):
     x, g = view_rows(data_key, view, _scores, _attributes)
     return figures.score_distribution_figure(x, g, title=None)
@@ -553,7 +555,7 @@ def rate_table_at(group_counts: dict, rates: dict) -> pd.DataFrame:
     return rate_tests_display(rate_tests(selected, totals))
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
 def _repair_map(data_key: str, view: str, _scores, _attributes):
     from fairviz.repair import RepairMap
 
@@ -561,7 +563,7 @@ def _repair_map(data_key: str, view: str, _scores, _attributes):
     return RepairMap().fit(x, g)
 
 
-@st.cache_data(show_spinner="Repairing…", max_entries=64)
+@st.cache_data(show_spinner="Repairing…", max_entries=32, ttl=UPLOAD_TTL_S)
 def repair_for(data_key: str, view: str, _scores, _attributes, _labels, theta: float, _before: dict) -> dict:
     """Scores of ``view`` repaired with strength ``theta``: SPDD/PCC/SRCC after (and before, from
     ``_before``, the view's audit dict), the distributions figure (repaired, with the original
@@ -611,6 +613,8 @@ def report_builder(data_key, scores, attributes, labels, *, source_text: str, fi
         if key not in store:
             html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
                                 source=source_text, title=f"fairviz audit: {file_name}", tau=float(tau))
+            while len(store) >= 4:  # keep the last few reports only (a few MB each)
+                store.pop(next(iter(store)))
             store[key] = html.encode("utf-8")
         return store[key]
 
