@@ -31,6 +31,9 @@ from fairviz import theme
 DEFAULT_MAX_POINTS = 2000
 DEFAULT_BINS = 40
 FOUR_FIFTHS = 0.8
+#: Above this many groups, histograms are drawn as outlines and per-group curves leave the legend
+#: (their values stay in the hover text and in the tables next to the chart).
+MANY_GROUPS = 3
 
 __all__ = [
     "ecdf_points",
@@ -328,18 +331,25 @@ def score_distribution_figure(
         rows=1, cols=2, horizontal_spacing=0.09,
         subplot_titles=("Histogram (density)", "Empirical CDF  P(score ≤ x)"),
     )
+    outlines = len(parts) > MANY_GROUPS  # overlaid filled bars of many groups are unreadable
     for i, (g, s) in enumerate(parts):
         name = f"{theme.group_name(g)} (n={s.size:,})"
         counts, _ = np.histogram(s, bins=edges)
         density = counts / (s.size * width)
-        fig.add_trace(
-            go.Bar(
+        hover = "score %{x:.3f}<br>density %{y:.2f}<extra>" + name + "</extra>"
+        if outlines:
+            trace = go.Scatter(
+                x=edges, y=np.append(density, density[-1]),
+                mode="lines", line=dict(color=colors[g], width=2, shape="hv"), name=name, legendgroup=str(g),
+                hovertemplate=hover,
+            )
+        else:
+            trace = go.Bar(
                 x=centers, y=density, width=width, name=name, legendgroup=str(g),
                 marker=dict(color=theme.with_alpha(colors[g], 0.55), line=dict(color=colors[g], width=1)),
-                hovertemplate="score %{x:.3f}<br>density %{y:.2f}<extra>" + name + "</extra>",
-            ),
-            row=1, col=1,
-        )
+                hovertemplate=hover,
+            )
+        fig.add_trace(trace, row=1, col=1)
         x, y = ecdf_points(s, max_points)
         fig.add_trace(
             go.Scatter(
@@ -361,6 +371,8 @@ def score_distribution_figure(
                 row=1, col=2,
             )
     fig.update_layout(template=theme.TEMPLATE_NAME, barmode="overlay", title=title, height=440)
+    if title is None:
+        fig.update_layout(margin=dict(t=40))
     fig.update_xaxes(title_text="score", range=[0, 1])
     fig.update_yaxes(title_text="density", row=1, col=1)
     fig.update_yaxes(title_text="cumulative share", range=[0, 1.02], row=1, col=2)
@@ -448,12 +460,13 @@ def dp_curve_figure(
     if show_rates:
         colors = theme.group_colors(curve.groups)
         rates = np.asarray(curve.rates, dtype=np.float64)
+        many = len(curve.groups) > MANY_GROUPS
         for g, r in zip(curve.groups, rates):
             x, y = step_points(t, r, max_points)
             fig.add_trace(
                 go.Scatter(
                     x=x, y=y, mode="lines", line=dict(color=colors[g], width=1.5, dash="dot", shape="hv"),
-                    name=f"selection rate, {theme.group_name(g)}", legendgroup=f"rate-{g}",
+                    name=f"selection rate, {theme.group_name(g)}", legendgroup=f"rate-{g}", showlegend=not many,
                     hovertemplate="τ %{x:.3f}<br>P(score > τ) = %{y:.3f}<extra>"
                     + theme.group_name(g) + "</extra>",
                 )
@@ -482,6 +495,8 @@ def dp_curve_figure(
     fig.update_xaxes(title_text="threshold τ (selected if score > τ)", range=[0, 1])
     fig.update_yaxes(title_text="selection rate / gap", range=[0, 1.02])
     fig.update_layout(meta={"spdd": area})
+    if title is None:
+        fig.update_layout(margin=dict(t=20))
     if tau is not None:
         add_tau_marker(fig, curve, tau)
     return fig
@@ -524,7 +539,7 @@ def add_tau_marker(fig: go.Figure, curve, tau: float, *, row: int | None = None,
                 x=[tau], y=[r], mode="markers",
                 marker=dict(color=colors[g], size=12, line=dict(color="white", width=1.5)),
                 name=f"{theme.group_name(g)} at τ: rate {r:.3f}, impact ratio {ir_text}",
-                legendgroup=f"tau-{g}",
+                legendgroup=f"tau-{g}", showlegend=len(rates) <= MANY_GROUPS,
                 hovertemplate=f"{theme.group_name(g)}<br>rate {r:.3f}<br>impact ratio {ir_text}<extra></extra>",
             )
         )

@@ -33,8 +33,12 @@ OKABE_ITO = (
     "#000000",  # black
 )
 
-#: Colours for groups by position in the sorted group labels (0 → vermillion, 1 → blue, ...).
-GROUP_PALETTE = OKABE_ITO
+#: Paul Tol's "muted" scheme (colour-blind safe), for intersections with many groups.
+TOL_MUTED = ("#332288", "#88CCEE", "#117733", "#999933", "#882255", "#44AA99", "#CC6677", "#AA4499")
+
+#: Colours for groups by position in the sorted group labels (0 → vermillion, 1 → blue, ...);
+#: Okabe–Ito first, then Tol's muted colours: 15 distinct colours before they repeat.
+GROUP_PALETTE = OKABE_ITO + TOL_MUTED
 
 #: One fixed colour per training method (the six methods of `fairviz.train.METHODS`).
 METHOD_COLORS = {

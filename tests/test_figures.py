@@ -46,8 +46,9 @@ def test_template_registered_and_used():
 def test_group_colors_fixed_by_sorted_position():
     assert theme.group_colors([1, 0]) == theme.group_colors([0, 1]) == {0: theme.OKABE_ITO[0], 1: theme.OKABE_ITO[1]}
     assert theme.group_colors(["M", "F"])["F"] == theme.OKABE_ITO[0]
-    many = theme.group_colors(range(9))
-    assert many[7] == many[0]  # cycles
+    k = len(theme.GROUP_PALETTE)
+    many = theme.group_colors(range(k + 1))
+    assert len(set(many[i] for i in range(k))) == k and many[k] == many[0]  # distinct, then cycles
     assert theme.with_alpha("#0072B2", 0.5) == "rgba(0, 114, 178, 0.5)"
     with pytest.raises(ValueError):
         theme.with_alpha("blue", 0.5)
@@ -334,3 +335,17 @@ def test_centroid_distance_history_and_grid_figures(rng):
     assert len(grid.data) == 8
     assert sum(t.showlegend is not False for t in grid.data) == 2  # one legend entry per group
     assert [a.text for a in grid.layout.annotations][:4] == ["a", "b", "c", "d"]
+
+
+def test_many_groups_outlines_and_short_legend(rng):
+    n = 4000
+    g = rng.choice(list("ABCDEF"), n)
+    s = rng.random(n)
+    fig = F.score_distribution_figure(s, g)
+    hist = [t for t in fig.data if t.xaxis in (None, "x")]
+    assert len(hist) == 6 and all(t.type == "scatter" and t.line.shape == "hv" for t in hist)
+    for t in hist:  # outlines still integrate to 1
+        assert np.sum(np.array(t.y[:-1]) * np.diff(t.x)) == pytest.approx(1.0)
+    dp = F.dp_curve_figure(dp_curve(s, g), tau=0.5)
+    in_legend = [t.name for t in dp.data if t.showlegend is not False]
+    assert len(in_legend) <= 3  # DP(τ) and the gap; groups are in the hover text and the tables
