@@ -598,7 +598,8 @@ def _report_store() -> dict:
 
 
 def report_builder(data_key, scores, attributes, labels, *, source_text: str, file_name: str,
-                   source_name: str | None = None, source_bytes: bytes | None = None, tau: float = 0.5):
+                   source_name: str | None = None, source_bytes: bytes | None = None, tau: float = 0.5,
+                   n_boot: int = 200):
     """A callable that builds the self-contained HTML audit report when the download button is
     clicked (`fairviz.report.build_report`, the same as `python -m fairviz report`), or None if
     that module is missing. Built once per data and τ, then served from memory."""
@@ -607,12 +608,13 @@ def report_builder(data_key, scores, attributes, labels, *, source_text: str, fi
     except ImportError:
         return None
     store = _report_store()
-    key = (data_key, round(float(tau), 4))
+    key = (data_key, round(float(tau), 4), int(n_boot))
 
     def _html() -> bytes:
         if key not in store:
             html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
-                                source=source_text, title=f"fairviz audit: {file_name}", tau=float(tau))
+                                source=source_text, title=f"fairviz audit: {file_name}", tau=float(tau),
+                                n_boot=int(n_boot))
             while len(store) >= 4:  # keep the last few reports only (a few MB each)
                 store.pop(next(iter(store)))
             store[key] = html.encode("utf-8")

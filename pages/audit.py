@@ -250,20 +250,22 @@ for key, slot in ci_slots.items():
     slot.caption(text)
 
 # ---------------------------------------------------------------------------------------------
-# 6. downloads
+# 7. downloads
 
 st.subheader("Downloads")
 d1, d2, d3 = st.columns(3)
 frame = ui.metrics_frame(metrics_dict)
 d1.download_button("Metrics (CSV)", frame.to_csv(index=False), file_name=f"{file_name}-metrics.csv", mime="text/csv",
                    key="fv_audit_dl_csv", icon=":material/table:")
-d2.download_button("Full audit (JSON)", json.dumps(multi.to_dict(), indent=2, default=str),
+full = {**multi.to_dict(), "intervals": {"attribute": view_name, "n_boot": n_boot, "metrics": metrics_dict}}
+d2.download_button("Full audit (JSON)", json.dumps(full, indent=2, default=str),
                    file_name=f"{file_name}-audit.json", mime="application/json", key="fv_audit_dl_json",
                    icon=":material/data_object:")
 report = ui.report_builder(
     data_key, scores, attributes, labels, source_text=source_text.replace("`", ""), file_name=file_name,
     source_name=None if source == "run" else up.name, source_bytes=None if source == "run" else data,
     tau=st.session_state.get("fv_audit_tau", 0.5),
+    n_boot=app_support.auto_n_boot(len(scores), has_labels, budget_s=15.0, high=200),
 )
 if report is None:
     d3.caption("HTML report: not available in this version.")
