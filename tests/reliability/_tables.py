@@ -286,7 +286,9 @@ def encode(case: Case) -> bytes:
     else:
         sep = "\t" if case.fmt == "tsv" else ","
         try:
-            text = df.to_csv(index=False, sep=sep, lineterminator="\n")
+            # "\r\n": the csv module then quotes fields holding a bare "\r" or "\n" (with "\n" alone a
+            # bare "\r" in a text column is written unquoted and splits the row when read back)
+            text = df.to_csv(index=False, sep=sep, lineterminator="\r\n")
             data = text.encode(case.encoding)
         except UnicodeEncodeError:
             data = text.encode(case.encoding, errors="replace")
