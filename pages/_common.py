@@ -420,11 +420,11 @@ def show_job(state_key: str, on_done: Callable[[jobs.JobSnapshot], None] | None 
     if not snap.done:
         live_job(snap.id)
         return snap
-    draw_job(snap, live=False)
     handled_key = f"{state_key}__handled"
     if on_done is not None and st.session_state.get(handled_key) != snap.id:
         st.session_state[handled_key] = snap.id
-        on_done(snap)
+        on_done(snap)  # may rerun the page (e.g. to show the new current run in the sidebar)
+    draw_job(snap, live=False)
     return snap
 
 

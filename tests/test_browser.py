@@ -312,5 +312,7 @@ def test_train_live_progress_while_browsing(server, page):
     wait_ready(page)
     assert_no_exception(page)
     assert (server["models"] / "browser-test-run" / "config.json").exists()
-    picker = page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input[role='combobox']")
-    assert picker.input_value() == "browser-test-run"  # the new run became the current run
+    # the new run became the current run
+    page.wait_for_function(
+        "() => { const i = document.querySelector(\"[data-testid='stSidebar'] [data-testid='stSelectbox'] "
+        "input[role='combobox']\"); return i && i.value === 'browser-test-run'; }", timeout=30_000)
