@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from fairviz import __version__
+from fairviz import __version__, distributed
 from fairviz.model.heads import grl_lambda
 from fairviz.model.network import FairMultimodalNet, ModelConfig
 
@@ -433,19 +433,22 @@ def _seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _batches(train_groups: np.ndarray, pool: np.ndarray, n_rows: int, cfg: TrainConfig, epoch: int):
+def _batches(
+    train_groups: np.ndarray, pool: np.ndarray, n_rows: int, cfg: TrainConfig, epoch: int, batch_size: int
+):
     """Index batches (positions into the training rows) for one epoch, group-stratified.
 
     `pool` lists training positions (with repeats for `balancing`); each epoch draws `n_rows` of
-    them so every method gets the same number of steps.
+    them so every method gets the same number of steps. Under torchrun `batch_size` is the
+    global batch (cfg.batch_size x world size), which the processes then split between them.
     """
     from fairviz.data.features import GroupStratifiedBatchSampler
 
     rng = np.random.default_rng([cfg.seed, epoch, 7])
     chosen = pool if len(pool) == n_rows else rng.choice(pool, n_rows, replace=False)
-    drop_last = len(chosen) > cfg.batch_size  # a batch of 1 would break BatchNorm
+    drop_last = len(chosen) > batch_size  # a batch of 1 would break BatchNorm
     sampler = GroupStratifiedBatchSampler(
-        train_groups[chosen], cfg.batch_size, seed=int(rng.integers(2**31)), drop_last=drop_last
+        train_groups[chosen], batch_size, seed=int(rng.integers(2**31)), drop_last=drop_last
     )
     return [chosen[np.asarray(b, dtype=np.int64)] for b in sampler]
 
@@ -463,7 +466,8 @@ def fit(
 ) -> Run:
     """Train on already prepared data (what `train` does after loading features)."""
     method = METHODS[cfg.method]
-    device = resolve_device(cfg.device)
+    device = distributed.local_device(resolve_device(cfg.device))
+    ctx = distributed.setup(device)
     _seed_everything(cfg.seed)
     t_start = time.perf_counter()
 
@@ -475,6 +479,7 @@ def fit(
     mf = data.mfcc[torch.as_tensor(train_rows)].reshape(-1, data.mfcc.shape[-1])
     net.audio.set_normalization(mf.mean(0), mf.std(0))
     net.to(device)
+    model = _wrap_for_ranks(net, ctx, device, find_unused=not method.uses_adversary)
 
     opt = torch.optim.Adam(
         [
@@ -490,7 +495,8 @@ def fit(
     else:
         pool = np.arange(len(train_rows))
     n_rows = len(train_rows)
-    steps_per_epoch = len(_batches(train_groups, pool, n_rows, cfg, 0))
+    global_batch = cfg.batch_size * ctx.world_size
+    steps_per_epoch = len(_batches(train_groups, pool, n_rows, cfg, 0, global_batch))
     total_steps = max(1, cfg.epochs * steps_per_epoch)
     # cosine decay from lr to lr_final_ratio * lr over the whole budget (both param groups)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -509,16 +515,21 @@ def fit(
         t_epoch = time.perf_counter()
         sums: dict[str, float] = {}
         correct = seen = 0
-        batches = _batches(train_groups, pool, n_rows, cfg, epoch)
+        batches = _batches(train_groups, pool, n_rows, cfg, epoch, global_batch)
         for step, pos in enumerate(batches):
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled(f"training cancelled at epoch {epoch + 1}, step {step + 1}")
+            pos = distributed.shard(pos, ctx)  # this process's rows of the global batch
             video, mfcc, text = data.batch(train_rows[pos], device)
-            y = y_train[pos].to(device)
-            s = s_train[pos].to(device)
-            score, z = net(video, mfcc, text)  # (B,), (B, d_z)
+            score, z = model(video, mfcc, text)  # (B,), (B, d_z)
             lambd = grl_lambda(step_global / total_steps, cfg.gamma)
             adv_logits = net.adversary(z, lambd) if method.uses_adversary else None
+            # every loss term sees the whole global batch (a no-op in a single process)
+            score, z = distributed.gather(score, ctx), distributed.gather(z, ctx)
+            if adv_logits is not None:
+                adv_logits = distributed.gather(adv_logits, ctx)
+            y = distributed.gather(y_train[pos].to(device), ctx)
+            s = distributed.gather(s_train[pos].to(device), ctx)
             mse = nn.functional.mse_loss(score, y)
             terms = loss_terms(cfg.method, LossInputs(score, z, s, adv_logits), cfg)
             loss = mse + sum(terms.values(), torch.zeros((), device=device))
@@ -589,7 +600,22 @@ def fit(
     run.info["train_seconds"] = train_seconds
     run.info["steps_per_epoch"] = steps_per_epoch
     run.info["device"] = str(device)
+    run.info["world_size"] = ctx.world_size
+    run.info["rank"] = ctx.rank
     return run
+
+
+def _wrap_for_ranks(net: FairMultimodalNet, ctx, device: torch.device, *, find_unused: bool) -> nn.Module:
+    """The module to call in training: `net` alone, or `net` inside DistributedDataParallel with
+    BatchNorm over the global batch when torchrun started several processes."""
+    if not ctx.enabled:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    distributed.use_global_batchnorm(net)
+    device_ids = [device.index] if device.type == "cuda" else None
+    # methods without the adversary leave its parameters without gradients
+    return DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
 
 
 def _safe(fn, *args) -> float:
@@ -721,6 +747,8 @@ def train(
     `features` (a FeatureSet) skips loading, e.g. for tests.
     """
     cfg = config or TrainConfig()
+    # under torchrun: join the process group first, so rank 0 builds the feature cache alone
+    ctx = distributed.setup(distributed.local_device(resolve_device(cfg.device)))
     if features is None:
 
         def data_progress(done, total, stage):
@@ -728,6 +756,10 @@ def train(
                 raise TrainingCancelled("training cancelled while preparing the data")
             _emit(progress, {"stage": "data", "done": done, "total": total, "what": stage})
 
+        if not ctx.is_main:
+            distributed.barrier(ctx)
         features = load_features(cfg, progress=data_progress if progress or cancel else None)
+        if ctx.is_main:
+            distributed.barrier(ctx)
     data = prepared_from_features(features, cfg)
     return fit(cfg, data, progress=progress, cancel=cancel)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -168,12 +169,16 @@ def run(args) -> int:
         raise ValueError(f"run folder name {out.name!r} is not allowed; use e.g. {sanitize_run_name(out.name)!r}")
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} already exists; pass --overwrite or choose another --out")
-    bar = None if args.no_progress else TqdmProgress(desc=out.name)
+    # under torchrun every process trains; rank 0 alone shows progress, saves and prints
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    bar = None if args.no_progress or not is_main else TqdmProgress(desc=out.name)
     try:
         result = train(cfg, progress=bar)
     finally:
         if bar is not None:
             bar.close()
+    if not is_main:
+        return 0
     try:
         path = save_run(result, out, overwrite=args.overwrite)
     except FileExistsError:
