@@ -134,12 +134,15 @@ def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
 def default_compare_names(infos: Sequence[Any], *, alpha: float = 4.0, bias_mode: str = "label",
                           seed: int = 0) -> list[str]:
     """One run per method at ``alpha`` (the paper's table): rater-bias mode and ``seed`` preferred,
-    and for λ_W-weighted methods the run with λ_W = 1 first. Methods in the paper's order."""
+    then the shipped run of that method (named ``a<alpha>-<method>``, as `make models` names
+    them), then λ_W = 1. Methods in the paper's order."""
     chosen: dict[str, Any] = {}
     for i in infos:
         if not _close(i.alpha, alpha):
             continue
-        key = (getattr(i, "bias_mode", bias_mode) != bias_mode, i.seed != seed, not _close(i.lambda_w, 1.0), i.name)
+        shipped = i.name == f"a{alpha:g}-{i.method}"
+        key = (getattr(i, "bias_mode", bias_mode) != bias_mode, i.seed != seed, not shipped,
+               not _close(i.lambda_w, 1.0), i.name)
         if i.method not in chosen or key < chosen[i.method][0]:
             chosen[i.method] = (key, i)
     return [chosen[m][1].name for m in sorted(chosen, key=_method_rank)]

@@ -36,6 +36,7 @@ FOUR_FIFTHS = 0.8
 MANY_GROUPS = 3
 
 __all__ = [
+    "score_range",
     "ecdf_points",
     "step_points",
     "impact_ratio_violations",
@@ -114,6 +115,35 @@ def step_points(edges, values, max_points: int = DEFAULT_MAX_POINTS) -> tuple[np
     cum_grid = np.interp(grid, edges, cum)  # the integral is piecewise linear between edges
     y = np.diff(cum_grid) / np.diff(grid)
     return grid, np.append(y, y[-1])
+
+
+def score_range(lo: float, hi: float, *, step: float = 0.05, min_span: float = 0.2) -> tuple[float, float]:
+    """An axis range for scores in [lo, hi]: padded by a step, rounded out to multiples of
+    ``step``, inside [0, 1], and at least ``min_span`` wide (so a narrow score range is readable
+    instead of squeezed into a corner of [0, 1])."""
+    lo, hi = float(lo), float(hi)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi < lo:
+        return 0.0, 1.0
+    a = max(0.0, np.floor(lo / step) * step - step)
+    b = min(1.0, np.ceil(hi / step) * step + step)
+    while b - a < min_span - 1e-12 and (a > 0 or b < 1):
+        a, b = max(0.0, a - step / 2), min(1.0, b + step / 2)
+    return round(a, 10), round(b, 10)
+
+
+def _resolve_range(x_range, lo: float, hi: float) -> tuple[float, float]:
+    if x_range is None or x_range == "full":
+        return 0.0, 1.0
+    if x_range == "auto":
+        return score_range(lo, hi)
+    a, b = x_range
+    return float(a), float(b)
+
+
+def _curve_data_range(curve) -> tuple[float, float]:
+    t = np.asarray(curve.thresholds, dtype=np.float64)
+    inner = t[1:-1]
+    return (float(inner.min()), float(inner.max())) if inner.size else (0.0, 1.0)
 
 
 def _curve_area(curve) -> float:
@@ -313,18 +343,23 @@ def score_distribution_figure(
     max_points: int = DEFAULT_MAX_POINTS,
     title: str | None = "Score distribution per group",
     reference_name: str = "before",
+    x_range="auto",
 ) -> go.Figure:
     """Per-group score histograms (left, density) and ECDFs (right), groups overlaid.
 
-    Histograms are binned with numpy on ``bins`` equal bins of [0, 1] (one bar trace per group);
-    ECDFs are exact step points, at most ``max_points`` per group. With ``reference_scores``
-    (same rows, e.g. scores before a repair) the reference ECDFs are drawn dotted, so a change
-    of distribution is visible.
+    Histograms are binned with numpy on ``bins`` equal bins of the drawn score range (one trace
+    per group; every score falls in a bin, so each density integrates to 1); ECDFs are exact
+    step points, at most ``max_points`` per group. ``x_range``: "auto" (the scores' range,
+    padded: see `score_range`), "full" ([0, 1]) or (low, high). With ``reference_scores`` (same
+    rows, e.g. scores before a repair) the reference ECDFs are drawn dotted, so a change of
+    distribution is visible.
     """
     parts = _split_by_group(scores, groups)
     ref_parts = _split_by_group(reference_scores, groups) if reference_scores is not None else None
     colors = theme.group_colors([g for g, _ in parts])
-    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    everything = [p for _, p in parts] + ([p for _, p in ref_parts] if ref_parts else [])
+    r0, r1 = _resolve_range(x_range, min(float(p.min()) for p in everything), max(float(p.max()) for p in everything))
+    edges = np.linspace(r0, r1, int(bins) + 1)
     centers = (edges[:-1] + edges[1:]) / 2
     width = edges[1] - edges[0]
     fig = make_subplots(
@@ -373,7 +408,7 @@ def score_distribution_figure(
     fig.update_layout(template=theme.TEMPLATE_NAME, barmode="overlay", title=title, height=440)
     if title is None:
         fig.update_layout(margin=dict(t=40))
-    fig.update_xaxes(title_text="score", range=[0, 1])
+    fig.update_xaxes(title_text="score", range=[r0, r1])
     fig.update_yaxes(title_text="density", row=1, col=1)
     fig.update_yaxes(title_text="cumulative share", range=[0, 1.02], row=1, col=2)
     return fig
@@ -396,7 +431,10 @@ def distribution_grid_figure(
     names = list(samples)
     cols = max(1, min(int(cols), len(names)))
     rows = -(-len(names) // cols)
-    edges = np.linspace(0.0, 1.0, int(bins) + 1)
+    lows, highs = zip(*[(float(np.min(np.asarray(samples[n][0], dtype=float))),
+                         float(np.max(np.asarray(samples[n][0], dtype=float)))) for n in names])
+    r0, r1 = score_range(min(lows), max(highs))
+    edges = np.linspace(r0, r1, int(bins) + 1)
     width = edges[1] - edges[0]
     fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
                         subplot_titles=names, horizontal_spacing=0.04, vertical_spacing=0.12)
@@ -412,7 +450,7 @@ def distribution_grid_figure(
             top = max(top, float(dens.max()))
             fig.add_trace(
                 go.Scatter(
-                    x=np.concatenate([[0.0], edges, [1.0]]), y=np.concatenate([[0.0], dens, [dens[-1], 0.0]]),
+                    x=np.concatenate([[r0], edges, [r1]]), y=np.concatenate([[0.0], dens, [dens[-1], 0.0]]),
                     mode="lines", line=dict(color=colors[g], width=2, shape="hv"),
                     fill="tozeroy", fillcolor=theme.with_alpha(colors[g], 0.15),
                     name=theme.group_name(g), legendgroup=str(g), showlegend=g not in seen,
@@ -421,7 +459,7 @@ def distribution_grid_figure(
                 row=r + 1, col=c + 1,
             )
             seen.add(g)
-    fig.update_xaxes(range=[0, 1])
+    fig.update_xaxes(range=[r0, r1])
     fig.update_xaxes(title_text="score", row=rows)
     fig.update_yaxes(range=[0, top * 1.12 if top > 0 else 1])  # one scale for every panel
     fig.update_yaxes(title_text="density", col=1)
@@ -438,6 +476,7 @@ def dp_curve_figure(
     show_rates: bool = True,
     max_points: int = DEFAULT_MAX_POINTS,
     title: str | None = "Demographic parity gap DP(τ) at every threshold",
+    x_range="auto",
 ) -> go.Figure:
     """DP(τ) = largest gap in selection rate P(score > τ | group) between groups, for τ in [0, 1].
 
@@ -446,7 +485,8 @@ def dp_curve_figure(
     selection-rate curve is drawn thin and dotted (DP is the vertical distance between them).
     ``violations``: τ ranges shaded where a group's impact ratio is under 0.8 — True computes them
     with `impact_ratio_violations`, a list draws those, False/None draws none. ``tau`` adds the
-    marker of `add_tau_marker`.
+    marker of `add_tau_marker`. ``x_range``: "auto" (the range of the scores, where DP(τ) can be
+    non-zero, padded; see `score_range`), "full" ([0, 1]) or (low, high); the area is the same.
     """
     area = _curve_area(curve) if spdd is None else float(spdd)
     t = np.asarray(curve.thresholds, dtype=np.float64)
@@ -492,7 +532,10 @@ def dp_curve_figure(
             showarrow=False, font=dict(color="#003D5C", size=14), bgcolor="rgba(255,255,255,0.7)",
             name="spdd-label",
         )
-    fig.update_xaxes(title_text="threshold τ (selected if score > τ)", range=[0, 1])
+    r0, r1 = _resolve_range(x_range, *_curve_data_range(curve))
+    if tau is not None:
+        r0, r1 = min(r0, float(tau)), max(r1, float(tau))
+    fig.update_xaxes(title_text="threshold τ (selected if score > τ)", range=[r0, r1])
     fig.update_yaxes(title_text="selection rate / gap", range=[0, 1.02])
     fig.update_layout(meta={"spdd": area})
     if title is None:
@@ -521,6 +564,9 @@ def add_tau_marker(fig: go.Figure, curve, tau: float, *, row: int | None = None,
     info = tau_summary(curve, tau)
     colors = theme.group_colors(curve.groups)
     tau = info["tau"]
+    xr = fig.layout.xaxis.range
+    if xr is not None and not (xr[0] <= tau <= xr[1]):  # keep the marker on screen
+        fig.update_xaxes(range=[min(xr[0], tau), max(xr[1], tau)])
     fig.add_vline(x=tau, line=dict(color=theme.TAU_LINE, width=1.5, dash="dash"), name="tau")
     rates = info["rates"]
     lo, hi = min(rates.values()), max(rates.values())
@@ -579,7 +625,8 @@ def dp_overlay_figure(
                 hovertemplate="τ %{x:.3f}<br>DP(τ) = %{y:.3f}<extra>" + name + "</extra>",
             )
         )
-    fig.update_xaxes(title_text="threshold τ", range=[0, 1])
+    lows, highs = zip(*[_curve_data_range(c) for c in curves.values()])
+    fig.update_xaxes(title_text="threshold τ", range=list(score_range(min(lows), max(highs))))
     fig.update_yaxes(title_text="DP(τ)", rangemode="tozero")
     return fig
 

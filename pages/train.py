@@ -8,6 +8,11 @@ from pages import _common as ui
 
 JOB_KEY = "fv_train_job"
 LAMBDA_CHOICES = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
+WEIGHT_LABELS = {
+    "lambda_w": "λ_W: weight of the Wasserstein term",
+    "lambda_l2": "λ: weight of the mean-gap (L2) term",
+    "lambda_mmd": "λ: weight of the MMD term",
+}
 SOURCES = {
     "synthetic": "Built-in synthetic interviews",
     "manifest": "Real videos: a manifest CSV (video, label, group[, transcript, split])",
@@ -20,11 +25,11 @@ reg = ui.job_registry()
 ui.widget_defaults(
     {
         "fv_train_source": "synthetic", "fv_train_path": "", "fv_train_method": "ours", "fv_train_bias": "label",
-        "fv_train_alpha": float(defaults.alpha), "fv_train_lw": 1.0, "fv_train_epochs": int(defaults.epochs),
+        "fv_train_alpha": float(defaults.alpha), "fv_train_epochs": int(defaults.epochs),
         "fv_train_seed": int(defaults.seed), "fv_train_name": "", "fv_train_bs": int(defaults.batch_size),
         "fv_train_lr": float(defaults.lr), "fv_train_n": 0, "fv_train_adv": float(defaults.adv_weight),
     },
-    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_lw": LAMBDA_CHOICES},
+    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES)},
 )
 
 tab_new, tab_load = st.tabs(["Train a new run", "Load an existing run"])
@@ -49,13 +54,21 @@ with tab_new:
         )
         alpha = st.slider("Bias strength α (1 = no bias)", 1.0, 6.0, step=0.5, key="fv_train_alpha")
     with right:
-        uses_lw = METHODS[method].uses_lambda_w
-        lambda_w = st.select_slider(
-            "λ_W: weight of the fairness term (0 = off; large values collapse the scores)",
-            options=LAMBDA_CHOICES, key="fv_train_lw", disabled=not uses_lw,
-            format_func=lambda v: f"{v:g}",
-            help=None if uses_lw else f"the {method} method has no λ_W term",
-        )
+        # the method's own fairness weight (λ_W for ours, λ for l2 and mmd), if it has one
+        weight_field = getattr(METHODS[method], "weight_field", "lambda_w" if METHODS[method].uses_lambda_w else None)
+        weight = None
+        if weight_field:
+            weight_key = f"fv_train_w_{weight_field}"
+            weight_default = float(getattr(defaults, weight_field))
+            weight_options = sorted(set(LAMBDA_CHOICES) | {weight_default})
+            ui.widget_defaults({weight_key: weight_default}, options={weight_key: weight_options})
+            weight = st.select_slider(
+                f"{WEIGHT_LABELS.get(weight_field, weight_field)} (0 = off; large values collapse the scores)",
+                options=weight_options, key=weight_key, format_func=lambda v: f"{v:g}",
+                help=f"TrainConfig.{weight_field}; default {weight_default:g}",
+            )
+        else:
+            st.caption(f"The **{method}** method has no fairness weight to set.")
         c1, c2 = st.columns(2)
         epochs = c1.number_input("Epochs", 1, 500, key="fv_train_epochs")
         seed = c2.number_input("Seed", 0, 1_000_000, key="fv_train_seed")
@@ -77,7 +90,7 @@ with tab_new:
             data = app_support.resolve_data_source(source, path)
             cfg = TrainConfig(
                 method=method, alpha=float(alpha), bias_mode=bias_mode,
-                lambda_w=float(lambda_w) if uses_lw else defaults.lambda_w,
+                **({weight_field: float(weight)} if weight_field else {}),
                 adv_weight=float(adv_weight), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                 seed=int(seed), data=data, n_samples=int(n_samples) or None if source == "synthetic" else None,
             )

@@ -344,7 +344,7 @@ def _wait_job(at: AppTest, key: str, timeout: float = 20.0):
 def test_train_page_trains_in_background_and_saves(fake_training):
     at = open_page("train")
     at.selectbox(key="fv_train_method").set_value("ours").run()
-    at.select_slider(key="fv_train_lw").set_value(3.0).run()
+    at.select_slider(key="fv_train_w_lambda_w").set_value(3.0).run()
     at.number_input(key="fv_train_epochs").set_value(2).run()
     at.button(key="fv_train_go").click().run()
     assert_clean(at)
@@ -374,10 +374,10 @@ def test_train_page_bad_data_source_is_an_error(fake_training):
 
 def test_train_page_load_existing_run(fake_training):
     at = open_page("train")
-    at.selectbox(key="fv_load_pick").set_value("mmd-a4-label-lw1-s0").run()
+    at.selectbox(key="fv_load_pick").set_value("balancing-a4-label-s0").run()
     at.button(key="fv_load_go").click().run()
     assert_clean(at)
-    assert at.sidebar.selectbox[0].value == "mmd-a4-label-lw1-s0"
+    assert at.sidebar.selectbox[0].value == "balancing-a4-label-s0"
 
 
 # ------------------------------------------------------------------------------------ scale
@@ -447,3 +447,17 @@ def test_user_text_cannot_inject_markup(rng):
         names = " ".join(str(t.get("name", "")) for t in spec["data"])
         assert "<b>" not in names
     assert "&lt;b&gt;bold&lt;/b&gt;" in " ".join(str(t.get("name", "")) for t in plotly_specs(at)[0]["data"])
+
+
+def test_train_page_sets_the_methods_own_weight(fake_training):
+    at = open_page("train")
+    at.selectbox(key="fv_train_method").set_value("mmd").run()
+    assert_clean(at)
+    at.select_slider(key="fv_train_w_lambda_mmd").set_value(0.3).run()
+    at.number_input(key="fv_train_epochs").set_value(1).run()
+    at.button(key="fv_train_go").click().run()
+    snap = _wait_job(at, "fv_train_job")
+    assert snap.state == "done", snap.error
+    assert snap.run_name == "mmd-a4-label-lam0.3-s0"
+    at.selectbox(key="fv_train_method").set_value("vanilla").run()
+    assert "has no fairness weight" in texts(at)

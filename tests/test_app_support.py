@@ -64,6 +64,9 @@ def test_default_compare_names():
     names = A.default_compare_names(INFOS, alpha=4.0)
     assert names == ["vanilla-a4", "mmd-a4", "ours-a4-lw1"]  # paper order, λ_W = 1, seed 0, rater bias
     assert A.default_compare_names(INFOS, alpha=2.0) == ["mmd-a2"]
+    # the shipped run of a method wins over a sweep run with λ_W = 1
+    shipped = INFOS + [Info("a4-ours", "ours", lambda_w=0.3), Info("sweep-a4-lw1", "ours", lambda_w=1.0)]
+    assert A.default_compare_names(shipped, alpha=4.0)[-1] == "a4-ours"
 
 
 def test_tradeoff_points():

@@ -213,12 +213,12 @@ def test_audit_move_tau(server, page):
     wait_charts(page, 2)
     slider = page.get_by_role("slider").first
     slider.focus()
-    for _ in range(15):
-        page.keyboard.press("ArrowRight")
-    page.wait_for_function("() => document.body.innerText.includes('At τ = 0.65')", timeout=30_000)
+    for _ in range(2):
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => document.body.innerText.includes('At τ = 0.48')", timeout=30_000)
     wait_ready(page)
     assert_no_exception(page)
-    assert page.get_by_text("gap at τ = 0.65").count() >= 1  # the legend of the redrawn chart
+    assert page.get_by_text("gap at τ = 0.48").count() >= 1  # the legend of the redrawn chart
     screenshot(page, "audit")
 
 

@@ -349,3 +349,24 @@ def test_many_groups_outlines_and_short_legend(rng):
     dp = F.dp_curve_figure(dp_curve(s, g), tau=0.5)
     in_legend = [t.name for t in dp.data if t.showlegend is not False]
     assert len(in_legend) <= 3  # DP(τ) and the gap; groups are in the hover text and the tables
+
+
+def test_score_range_and_auto_axes(rng):
+    assert F.score_range(0.43, 0.58) == (0.35, 0.65)
+    assert F.score_range(0.0, 1.0) == (0.0, 1.0)
+    a, b = F.score_range(0.5, 0.5)
+    assert b - a >= 0.2 - 1e-9 and a <= 0.5 <= b
+    assert F.score_range(float("nan"), 1) == (0.0, 1.0)
+    g = rng.integers(0, 2, 2000)
+    s = 0.45 + 0.1 * rng.random(2000)
+    fig = F.score_distribution_figure(s, g)
+    assert list(fig.layout.xaxis.range) == [0.4, 0.6]
+    for t in fig.data:
+        if t.type == "bar":
+            assert np.sum(t.y) * t.width == pytest.approx(1.0)
+    assert list(F.score_distribution_figure(s, g, x_range="full").layout.xaxis.range) == [0, 1]
+    curve = dp_curve(s, g)
+    dp = F.dp_curve_figure(curve)
+    assert list(dp.layout.xaxis.range) == [0.4, 0.6]
+    F.add_tau_marker(dp, curve, 0.9)  # outside the drawn range: the axis grows to show it
+    assert dp.layout.xaxis.range[1] >= 0.9
