@@ -46,9 +46,11 @@ def run_record(run: Run) -> dict:
         "alpha": cfg.alpha,
         "bias_mode": cfg.bias_mode,
         "lambda_w": cfg.lambda_w,
+        "weight": cfg.method_weight(),  # the method's own distribution-term weight (None: no term)
         "seed": cfg.seed,
     }
     rec.update({k: val(k) for k in RUN_COLUMNS})
+    rec["score_std"] = val("score_std")
     rec["seconds"] = float(run.info.get("train_seconds", float("nan")))
     return rec
 
@@ -82,14 +84,16 @@ def compare_runs(
     overwrite: bool = False,
     progress: Callable[[dict], Any] | None = None,
     features=None,
+    on_run: Callable[[Run, pd.DataFrame], Any] | None = None,
     **cfg,
 ) -> pd.DataFrame:
     """Train every method for every seed; one row of test metrics per run (see `run_record`).
 
-    `cfg` are further TrainConfig fields (bias_mode, epochs, lambda_w, n_samples, ...), the same
+    `cfg` are further TrainConfig fields (bias_mode, epochs, lambda_w, lambda_l2, ...), the same
     for every run. With `out_root`, each run is also saved there as ``<method>-a<alpha>-...-s<seed>``.
     `progress(event)` gets the training events with ``run`` (its name), ``run_index`` and
-    ``n_runs`` added.
+    ``n_runs`` added. `on_run(run, rows_so_far)` is called after each run (e.g. to write partial
+    results).
     """
     seeds = [int(s) for s in seeds]
     methods = list(methods)
@@ -112,10 +116,14 @@ def compare_runs(
         run = train(c, progress=inner, features=features)
         _save(run, out_root, overwrite)
         rows.append(run_record(run))
+        if on_run is not None:
+            on_run(run, pd.DataFrame(rows))
     return pd.DataFrame(rows)
 
 
-def summarize(per_run: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS + ("spdd_floor",)) -> pd.DataFrame:
+def summarize(
+    per_run: pd.DataFrame, metrics: Sequence[str] = TABLE_METRICS + ("spdd_floor", "score_std")
+) -> pd.DataFrame:
     """Mean and sample std over seeds per method: columns ``<metric>_mean``, ``<metric>_std``, ``n_seeds``.
 
     Rows follow the registry order. A std over one seed is NaN.
@@ -154,7 +162,8 @@ def format_table(
 ) -> str:
     """`summarize` output as "mean ± std" cells, in Markdown (``fmt="markdown"``) or CSV.
 
-    With `floor`, the SPDD column also shows the permutation floor in brackets.
+    With `floor`, the table also shows the SPDD permutation floor and the test scores' std (a
+    small SPDD with a tiny std means collapsed scores, not fair ones).
     """
     def cell(mean, std):
         if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -165,13 +174,12 @@ def format_table(
         return s
 
     header = ["method"] + [k.upper() for k in metrics]
-    if floor and "spdd_floor_mean" in table:
-        header.append("SPDD floor")
+    extra = [c for c in ("spdd_floor", "score_std") if floor and f"{c}_mean" in table]
+    header += [{"spdd_floor": "SPDD floor", "score_std": "score std"}[c] for c in extra]
     rows = []
     for method, r in table.iterrows():
         row = [str(method)] + [cell(r[f"{k}_mean"], r.get(f"{k}_std")) for k in metrics]
-        if floor and "spdd_floor_mean" in table:
-            row.append(f"{r['spdd_floor_mean']:.{digits}f}")
+        row += [f"{r[f'{c}_mean']:.{digits}f}" for c in extra]
         rows.append(row)
     if fmt == "csv":
         import csv
@@ -201,17 +209,23 @@ def sweep(
     features=None,
     **cfg,
 ) -> list[Run]:
-    """One run per lambda_W value (same seed, data and budget); saved under `out_root` if given.
+    """One run per value of the method's weight (same seed, data and budget); saved under
+    `out_root` if given. The values go to the method's own weight: lambda_w for `ours`,
+    lambda_l2 for `l2`, lambda_mmd for `mmd`.
 
-    `names(lambda_w)` picks each run's name (default: TrainConfig.default_name()).
+    `names(value)` picks each run's name (default: TrainConfig.default_name()).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
+    field_ = METHODS[method].weight_field
+    if field_ is None:
+        raise ValueError(f"method {method!r} has no weight to sweep; use one of "
+                         f"{[m for m in METHODS if METHODS[m].weight_field]}")
     lambda_ws = [float(x) for x in lambda_ws]
     if not lambda_ws:
-        raise ValueError("sweep needs at least one lambda_w value")
+        raise ValueError("sweep needs at least one weight value")
     configs = [
-        _config(method=method, alpha=alpha, lambda_w=lw, **({**cfg, "name": names(lw)} if names else cfg))
+        _config(method=method, alpha=alpha, **{field_: lw}, **({**cfg, "name": names(lw)} if names else cfg))
         for lw in lambda_ws
     ]
     if features is None:
@@ -231,12 +245,12 @@ def sweep(
 
 
 def sweep_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """lambda_w, PCC, SPDD, SPEO, score std (collapse indicator) of each run in a sweep."""
+    """weight, PCC, SPDD, SPEO, score std (collapse indicator) of each run in a sweep."""
     rows = []
     for run in runs:
         rec = run_record(run)
         test = run.test_predictions()
         rec["score_std"] = float(np.std(test["score"]))
-        rows.append({k: rec[k] for k in ("name", "lambda_w", "pcc", "srcc", "spdd", "speo", "spdd_floor", "score_std")})
+        rows.append({k: rec[k] for k in ("name", "weight", "pcc", "srcc", "spdd", "speo", "spdd_floor", "score_std")})
     return pd.DataFrame(rows)
 

@@ -1,7 +1,7 @@
 """Training: the six methods of Kim et al. (2023), one loop, one `Run` result.
 
     from fairviz.train import TrainConfig, train
-    run = train(TrainConfig(method="ours", alpha=4, lambda_w=1.0, seed=0))
+    run = train(TrainConfig(method="ours", alpha=4, lambda_w=0.3, seed=0))
     run.metrics["spdd"]["value"], run.metrics["pcc"]["value"]
 
 Every method shares the data, the split, the bias injection, the seed, the encoders and the
@@ -58,7 +58,10 @@ class TrainConfig:
     method: str = "ours"  # one of METHODS: vanilla, balancing, adversarial, l2, mmd, ours
     alpha: float = 4.0  # bias strength injected into the training split (1 = no bias)
     bias_mode: str = "label"  # "label": rater-biased labels Y~ (paper) | "sample": who is sampled
-    lambda_w: float = 0.3  # weight of the method's distribution term (W1: ours, MMD: mmd, mean gap: l2)
+    lambda_w: float = 0.3  # lambda_W: weight of the W1 term of `ours`
+    lambda_l2: float = 1.0  # weight of the mean-gap term of `l2` (squared distance of group means of Z)
+    lambda_mmd: float = 0.15  # weight of the MMD term of `mmd`
+    mmd_bandwidth: float | None = 0.02  # MMD kernel base bandwidth h (squared score units; None: batch median)
     adv_weight: float = 0.1  # weight of the adversary's cross-entropy (adversarial, ours)
     gamma: float = 10.0  # gradient-reversal schedule lambda(p) = 2/(1+exp(-gamma p)) - 1
     epochs: int = 12  # passes over the training split (same for every method)
@@ -93,13 +96,15 @@ class TrainConfig:
             raise ValueError(f"selection must be one of {SELECTIONS}; got {self.selection!r}")
         if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha >= 1):
             raise ValueError(f"alpha must be a number >= 1 (1 = no bias); got {self.alpha!r}")
-        for key in ("lambda_w", "adv_weight", "gamma", "weight_decay"):
+        for key in ("lambda_w", "lambda_l2", "lambda_mmd", "adv_weight", "gamma", "weight_decay"):
             value = getattr(self, key)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{key} must be a finite number >= 0; got {value!r}")
         for key in ("epochs", "batch_size", "balance_bins", "n_perm"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"{key} must be >= 1; got {getattr(self, key)!r}")
+        if self.mmd_bandwidth is not None and not (math.isfinite(self.mmd_bandwidth) and self.mmd_bandwidth > 0):
+            raise ValueError(f"mmd_bandwidth must be > 0 or None (batch median); got {self.mmd_bandwidth!r}")
         if self.batch_size < 2:
             raise ValueError("batch_size must be >= 2 (a batch must hold both groups)")
         if not (self.lr > 0 and (self.adv_lr is None or self.adv_lr > 0)):
@@ -125,8 +130,15 @@ class TrainConfig:
             raise ValueError(f"bad train config: {err}") from None
 
     def default_name(self) -> str:
-        lw = f"-lw{self.lambda_w:g}" if METHODS[self.method].uses_lambda_w else ""
+        field_ = METHODS[self.method].weight_field
+        tag = {"lambda_w": "lw", None: ""}.get(field_, "lam")
+        lw = f"-{tag}{getattr(self, field_):g}" if field_ else ""
         return f"{self.method}-a{self.alpha:g}-{self.bias_mode}{lw}-s{self.seed}"
+
+    def method_weight(self) -> float | None:
+        """The weight of this method's distribution term (lambda_w / lambda_l2 / lambda_mmd), or None."""
+        field_ = METHODS[self.method].weight_field
+        return None if field_ is None else float(getattr(self, field_))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,13 +171,13 @@ def _terms_adversarial(inp: LossInputs, cfg: TrainConfig) -> dict:
 def _terms_l2(inp: LossInputs, cfg: TrainConfig) -> dict:
     from fairviz.losses import mean_gap_loss
 
-    return {"l2": cfg.lambda_w * mean_gap_loss(inp.z, inp.s)}
+    return {"l2": cfg.lambda_l2 * mean_gap_loss(inp.z, inp.s)}
 
 
 def _terms_mmd(inp: LossInputs, cfg: TrainConfig) -> dict:
     from fairviz.losses import mmd_loss
 
-    return {"mmd": cfg.lambda_w * mmd_loss(inp.score, inp.s)}
+    return {"mmd": cfg.lambda_mmd * mmd_loss(inp.score, inp.s, bandwidth=cfg.mmd_bandwidth)}
 
 
 def _terms_ours(inp: LossInputs, cfg: TrainConfig) -> dict:
@@ -181,7 +193,11 @@ class Method:
     loss_terms: Callable[[LossInputs, TrainConfig], dict]  # named extra terms, already weighted
     uses_adversary: bool = False  # compute adversary logits (through the GRL) each step
     balance_training_rows: bool = False  # oversample groups to equal counts within label bins
-    uses_lambda_w: bool = False  # lambda_w changes this method
+    weight_field: str | None = None  # the TrainConfig field weighting its distribution term
+
+    @property
+    def uses_lambda_w(self) -> bool:
+        return self.weight_field == "lambda_w"
 
 
 METHODS: dict[str, Method] = {
@@ -202,22 +218,22 @@ METHODS: dict[str, Method] = {
         ),
         Method(
             "l2",
-            "lambda_w * squared distance between the groups' mean Z",
+            "lambda_l2 * squared distance between the groups' mean Z",
             _terms_l2,
-            uses_lambda_w=True,
+            weight_field="lambda_l2",
         ),
         Method(
             "mmd",
-            "lambda_w * multi-kernel MMD between the groups' predictions",
+            "lambda_mmd * multi-kernel MMD between the groups' predictions",
             _terms_mmd,
-            uses_lambda_w=True,
+            weight_field="lambda_mmd",
         ),
         Method(
             "ours",
             "lambda_w * W1(groups' predictions) + the adversary through gradient reversal",
             _terms_ours,
             uses_adversary=True,
-            uses_lambda_w=True,
+            weight_field="lambda_w",
         ),
     ]
 }
@@ -535,7 +551,7 @@ def fit(
             loss = mse + sum(terms.values(), torch.zeros((), device=device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}; lower lr or lambda_w"
+                    f"loss became {loss.item()} at epoch {epoch + 1}; lower lr or the method's weight"
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -73,7 +73,8 @@ def test_registry_is_the_issue_table():
     assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours"]
     assert METHODS["balancing"].balance_training_rows
     assert [m for m in METHODS if METHODS[m].uses_adversary] == ["adversarial", "ours"]
-    assert [m for m in METHODS if METHODS[m].uses_lambda_w] == ["l2", "mmd", "ours"]
+    assert {m: METHODS[m].weight_field for m in METHODS if METHODS[m].weight_field} == {
+        "l2": "lambda_l2", "mmd": "lambda_mmd", "ours": "lambda_w"}
 
 
 @pytest.mark.parametrize(
@@ -103,14 +104,18 @@ def test_each_method_adds_its_term(method, expected):
 
 
 @pytest.mark.parametrize("method", ["l2", "mmd", "ours"])
-def test_lambda_w_scales_the_term_and_zero_switches_it_off(method):
+def test_the_method_weight_scales_the_term_and_zero_switches_it_off(method):
     score, z, s, logits = _batch_inputs()
     inp = LossInputs(score, z, s, logits)
     key = {"l2": "l2", "mmd": "mmd", "ours": "w1"}[method]
-    one = loss_terms(method, inp, TrainConfig(method=method, lambda_w=1.0))[key].item()
-    three = loss_terms(method, inp, TrainConfig(method=method, lambda_w=3.0))[key].item()
+    field = METHODS[method].weight_field
+    one = loss_terms(method, inp, TrainConfig(method=method, **{field: 1.0}))[key].item()
+    three = loss_terms(method, inp, TrainConfig(method=method, **{field: 3.0}))[key].item()
     assert three == pytest.approx(3 * one, rel=1e-5)
-    assert loss_terms(method, inp, TrainConfig(method=method, lambda_w=0.0))[key].item() == 0.0
+    assert loss_terms(method, inp, TrainConfig(method=method, **{field: 0.0}))[key].item() == 0.0
+    # the other methods' weights do not touch this term
+    others = {f: 7.0 for f in ("lambda_w", "lambda_l2", "lambda_mmd") if f != field}
+    assert loss_terms(method, inp, TrainConfig(method=method, **{field: 1.0}, **others))[key].item() == one
 
 
 def test_distribution_terms_vanish_for_identical_groups():
@@ -253,6 +258,8 @@ def test_cancel_stops_training(feats):
         ({"bias_mode": "both"}, "bias_mode"),
         ({"alpha": 0.5}, "alpha"),
         ({"lambda_w": -1.0}, "lambda_w"),
+        ({"lambda_mmd": float("nan")}, "lambda_mmd"),
+        ({"mmd_bandwidth": 0.0}, "mmd_bandwidth"),
         ({"epochs": 0}, "epochs"),
         ({"batch_size": 1}, "batch_size"),
         ({"model": {"depth": 3}}, "unknown model config"),
@@ -269,6 +276,9 @@ def test_config_roundtrip_and_names():
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.default_name() == "ours-a4-label-lw0.3-s2"
     assert TrainConfig(method="vanilla").default_name() == "vanilla-a4-label-s0"
+    assert TrainConfig(method="l2", lambda_l2=2).default_name() == "l2-a4-label-lam2-s0"
+    assert TrainConfig(method="mmd").method_weight() == TrainConfig().lambda_mmd
+    assert TrainConfig(method="balancing").method_weight() is None
     with pytest.raises(ValueError, match="unknown train config keys"):
         TrainConfig.from_dict({**cfg.to_dict(), "foo": 1})
 

@@ -31,8 +31,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=list(METHOD_CHOICES),
                    help="methods to compare (default: all six)")
     p.add_argument("--lambda-w", type=float, default=None,
-                   help=f"weight of the distribution term of l2 / mmd / ours (default {DEFAULTS['lambda_w']:g})")
+                   help=f"lambda_W, weight of the W1 term of ours (default {DEFAULTS['lambda_w']:g})")
     p.add_argument("--out", default=None, help="folder for the CSV and Markdown tables (default: current folder)")
+    p.add_argument("--name", default=None, help="file name stem of the tables (default compare-a<alpha>-<mode>)")
     p.add_argument("--save-runs", default=None, metavar="DIR", help="also save every run folder under DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_compare)
@@ -44,7 +45,8 @@ def add_parser(subparsers) -> None:
     )
     add_train_options(s)
     s.set_defaults(method=DEFAULTS["method"])
-    s.add_argument("--lambda-w", type=float, nargs="+", required=True, help="values of lambda_W, e.g. 0 0.1 0.3 1 3 10")
+    s.add_argument("--lambda-w", type=float, nargs="+", required=True,
+                   help="values of the method's weight (lambda_W for ours, lambda_l2 / lambda_mmd for l2 / mmd), e.g. 0 0.1 0.3 1 3 10")
     s.add_argument("--out-root", default=None, help="folder for the run folders (default: models/)")
     s.add_argument("--prefix", default=None, help="run name prefix (default sweep-a<alpha>); runs are <prefix>-lw<value>")
     s.add_argument("--overwrite", action="store_true", help="replace existing run folders of the same names")
@@ -59,19 +61,29 @@ def run_compare(args) -> int:
     kw = config_kwargs(args)
     kw.pop("seed", None)
     kw.pop("method", None)
+    from fairviz.atomic import write_text
+
+    out = Path(args.out) if args.out else Path.cwd()
+    stem = args.name or f"compare-a{args.alpha:g}-{args.bias_mode}"
+    partial = out / f"{stem}.partial.csv"
+
+    def on_run(run, rows):  # keep what is done if a long comparison is interrupted
+        write_text(partial, rows.to_csv(index=False))
+        if args.no_progress:
+            r = rows.iloc[-1]
+            print(f"[{len(rows)}] {r['name']}: PCC {r['pcc']:.3f} SPDD {r['spdd']:.4f} "
+                  f"(floor {r['spdd_floor']:.4f}) std {r['score_std']:.3f}", file=sys.stderr, flush=True)
+
     bar = None if args.no_progress else TqdmProgress(leave=False)
     try:
         per_run = compare_runs(args.alpha, args.seeds, args.methods, out_root=args.save_runs, progress=bar,
-                               **{k: v for k, v in kw.items() if k != "alpha"})
+                               on_run=on_run, **{k: v for k, v in kw.items() if k != "alpha"})
     finally:
         if bar is not None:
             bar.close()
     table = summarize(per_run)
-    out = Path(args.out) if args.out else Path.cwd()
-    stem = f"compare-a{args.alpha:g}-{args.bias_mode}"
-    from fairviz.atomic import write_text
-
     write_text(out / f"{stem}.csv", per_run.to_csv(index=False))
+    partial.unlink(missing_ok=True)
     write_text(out / f"{stem}-summary.csv", format_table(table, fmt="csv"))
     md = (
         f"alpha = {args.alpha:g}, bias mode = {args.bias_mode}, seeds = {' '.join(map(str, args.seeds))}; "
@@ -93,7 +105,7 @@ def run_sweep(args) -> int:
 
     set_threads(args)
     kw = config_kwargs(args)
-    for k in ("method", "alpha", "lambda_w"):
+    for k in ("method", "alpha", "lambda_w", "lambda_l2", "lambda_mmd"):
         kw.pop(k, None)
     root = Path(args.out_root) if args.out_root else models_dir()
     prefix = args.prefix or f"sweep-a{args.alpha:g}"

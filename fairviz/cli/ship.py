@@ -100,14 +100,15 @@ def _readme(infos, args) -> str:
         "synthetic data. Metrics are on the test split with true labels; the SPDD floor is the mean SPDD",
         "of the same scores with the group labels permuted (what equal distributions would still show).",
         "",
-        "| run | method | λ_W | PCC | SRCC | SPDD | SPDD floor | SPEO |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| run | method | λ_W | PCC | SRCC | SPDD | SPDD floor | SPEO | score std |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in infos:
         m = r.metrics
         floor = (m.get("spdd_floor") or {}).get("mean")
         lines.append(
-            f"| {r.name} | {r.method} | {r.lambda_w:g} | {v(m, 'pcc')} | {v(m, 'srcc')} | {v(m, 'spdd')} | "
-            f"{'–' if floor is None else f'{floor:.3f}'} | {v(m, 'speo')} |"
+            f"| {r.name} | {r.method} | {format(r.lambda_w, 'g') if r.method == 'ours' else '–'} | {v(m, 'pcc')} | {v(m, 'srcc')} | {v(m, 'spdd')} | "
+            f"{'–' if floor is None else f'{floor:.3f}'} | {v(m, 'speo')} | "
+            f"{'–' if m.get('score_std') is None else format(m['score_std'], '.3f')} |"
         )
     return "\n".join(lines) + "\n"

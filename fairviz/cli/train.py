@@ -22,6 +22,7 @@ METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")
 BIAS_MODE_CHOICES = ("label", "sample")
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
+    "lambda_l2": 1.0, "lambda_mmd": 0.15,
     "seed": 0, "epochs": 12, "batch_size": 64, "lr": 2e-3, "data": "synthetic", "device": "auto",
     "n_boot": 200,
 }
@@ -35,7 +36,9 @@ def add_train_options(parser: argparse.ArgumentParser, *, method: bool = True, s
     parser.add_argument("--alpha", type=float, default=d["alpha"], help=f"bias strength in the training split, >= 1 (default {d['alpha']:g})")
     parser.add_argument("--bias-mode", choices=BIAS_MODE_CHOICES, default=d["bias_mode"],
                         help="label: rater-biased training labels (the paper's Y~, default); sample: sampling bias")
-    parser.add_argument("--adv-weight", type=float, default=None, help=f"adversary weight (default {d['adv_weight']:g})")
+    parser.add_argument("--adv-weight", type=float, default=None, help=f"adversary weight (adversarial, ours; default {d['adv_weight']:g})")
+    parser.add_argument("--lambda-l2", type=float, default=None, help=f"weight of the l2 baseline's mean-gap term (default {d['lambda_l2']:g})")
+    parser.add_argument("--lambda-mmd", type=float, default=None, help=f"weight of the mmd baseline's MMD term (default {d['lambda_mmd']:g})")
     if seed:
         parser.add_argument("--seed", type=int, default=None, help=f"seed of init, split, bias and batches (default {d['seed']})")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default {d['epochs']})")
@@ -53,7 +56,7 @@ def config_kwargs(args) -> dict:
     """TrainConfig keyword arguments from parsed options (those present on `args`)."""
     keys = {
         "method": "method", "alpha": "alpha", "bias_mode": "bias_mode", "lambda_w": "lambda_w",
-        "adv_weight": "adv_weight", "seed": "seed", "epochs": "epochs", "batch_size": "batch_size",
+        "adv_weight": "adv_weight", "lambda_l2": "lambda_l2", "lambda_mmd": "lambda_mmd", "seed": "seed", "epochs": "epochs", "batch_size": "batch_size",
         "lr": "lr", "data": "data", "n_samples": "n_samples", "text_model": "text_model",
         "device": "device", "n_boot": "n_boot",
     }
@@ -120,10 +123,11 @@ def summary_lines(run, path=None) -> list[str]:
     floor = m.get("spdd_floor", {}).get("mean")
     lines = [
         f"{run.name}: method={run.config.method} alpha={run.config.alpha:g} bias_mode={run.config.bias_mode} "
-        f"lambda_w={run.config.lambda_w:g} seed={run.config.seed}",
+        + (f"weight={run.config.method_weight():g} " if run.config.method_weight() is not None else "")
+        + f"seed={run.config.seed}",
         f"  test (n={m.get('n')}): PCC {v('pcc')}  SRCC {v('srcc')}  SPDD {v('spdd')}"
         + (f" (floor {floor:.3f})" if floor is not None else "")
-        + f"  SPEO {v('speo')}  | best epoch {m.get('best_epoch')}, {run.info.get('train_seconds', 0):.0f} s",
+        + f"  SPEO {v('speo')}  score std {m.get('score_std', float('nan')):.3f}  | best epoch {m.get('best_epoch')}, {run.info.get('train_seconds', 0):.0f} s",
     ]
     if path is not None:
         lines.append(f"  saved to {path}")
@@ -143,7 +147,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     add_train_options(parser)
     parser.add_argument("--lambda-w", type=float, default=None,
-                        help=f"weight of the method's distribution term (W1 for ours; default {DEFAULTS['lambda_w']:g})")
+                        help=f"lambda_W, weight of the W1 term of ours (default {DEFAULTS['lambda_w']:g})")
     parser.add_argument("--out", default=None, help="run folder (default: models/<method>-a<alpha>-<mode>-...-s<seed>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     parser.add_argument("--json", action="store_true", help="print the test metrics as JSON")
