@@ -424,7 +424,9 @@ def distribution_grid_figure(
     """Small multiples: one panel per run (``{run name: (scores, groups)}``), each with the
     per-group score histograms (density, binned with numpy) drawn as outlines in group colours.
 
-    Shared axes, so the panels compare at a glance; the panel title carries the run name.
+    A shared score axis, so the panels compare at a glance; each panel has its own density
+    scale (one collapsed run, all scores in one bin, would otherwise flatten every other panel).
+    The panel title carries the run name.
     """
     if not samples:
         raise ValueError("distribution_grid_figure needs at least one run")
@@ -436,10 +438,9 @@ def distribution_grid_figure(
     r0, r1 = score_range(min(lows), max(highs))
     edges = np.linspace(r0, r1, int(bins) + 1)
     width = edges[1] - edges[0]
-    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
-                        subplot_titles=names, horizontal_spacing=0.04, vertical_spacing=0.12)
+    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=False,
+                        subplot_titles=names, horizontal_spacing=0.06, vertical_spacing=0.12)
     seen: set = set()
-    top = 0.0
     for k, name in enumerate(names):
         r, c = divmod(k, cols)
         parts = _split_by_group(*samples[name])
@@ -447,7 +448,6 @@ def distribution_grid_figure(
         for g, s in parts:
             counts, _ = np.histogram(s, bins=edges)
             dens = counts / (s.size * width)
-            top = max(top, float(dens.max()))
             fig.add_trace(
                 go.Scatter(
                     x=np.concatenate([[r0], edges, [r1]]), y=np.concatenate([[0.0], dens, [dens[-1], 0.0]]),
@@ -461,7 +461,6 @@ def distribution_grid_figure(
             seen.add(g)
     fig.update_xaxes(range=[r0, r1])
     fig.update_xaxes(title_text="score", row=rows)
-    fig.update_yaxes(range=[0, top * 1.12 if top > 0 else 1])  # one scale for every panel
     fig.update_yaxes(title_text="density", col=1)
     fig.update_layout(template=theme.TEMPLATE_NAME, title=title, height=260 * rows + 120)
     return fig
