@@ -5,8 +5,8 @@
 Starts `streamlit run app.py` on a free port (runs folder: the repository's `models/`, or fake
 runs when it is empty), waits for `/_stcore/health`, then opens `/audit` in headless Chromium and
 times navigation → script finished with both charts drawn. The first visit is cold (the server
-process imports torch and loads the run); later visits, each a new browser session, are warm
-(cached run and curve). Writes the figures to `bench/RESULTS.md` between
+process's first script run: imports, reading the run, the audit); later visits, each a new
+browser session, are warm (cached run, audit and curve). Writes the figures to `bench/RESULTS.md` between
 `<!-- bench_app:start -->` and `<!-- bench_app:end -->` (other sections are kept).
 """
 
@@ -121,6 +121,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     tmp = Path(tempfile.mkdtemp(prefix="fairviz-bench-app-"))
     models, models_text = _runs_folder(args.models, tmp)
     port = _free_port()
@@ -158,12 +159,13 @@ def main(argv=None) -> int:
 `python bench/bench_app.py` — {dt.date.today().isoformat()}, {_machine()}; Streamlit server started with
 {models_text}, headless Chromium. Timed from navigation to `/audit` until the script has finished
 and both charts (DP(τ), score distributions) are drawn, after `/_stcore/health` answered
-(server start-up: {startup:.1f} s, not counted).
+(server start-up: {startup:.1f} s, not counted). Load average when it started: {load} (the machine is
+shared; figures on an idle machine are lower).
 
 | visit | time to first render |
 |---|---|
-| first visit (cold: the server imports torch and loads the run) | **{cold:.2f} s** |
-| later visits, new browser session each (run and curve cached) | {warm_text} |
+| first visit (cold: the server's first script run imports the app's modules, reads the run and audits it) | **{cold:.2f} s** |
+| later visits, a new browser session each (run, audit and curve cached) | {warm_text} |
 
 Target: under {TARGET_S:g} s after the server is up — the first visit {verdict} it.
 """
