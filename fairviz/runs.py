@@ -327,7 +327,7 @@ def load_run(path) -> "Run":
         )
     del net  # keys and shapes are checked; Run.model() builds the real network on demand
 
-    preds = _read_predictions(path / PREDICTIONS_FILE)
+    preds = read_predictions(path)
     n_test = int((preds["split"] == "test").sum())
     z = _read_safetensors(path / Z_FILE, "Z file")
     if set(z) != {"z"}:
@@ -355,7 +355,10 @@ def load_run(path) -> "Run":
     )
 
 
-def _read_predictions(path: Path) -> pd.DataFrame:
+def read_predictions(run_path: str | Path) -> pd.DataFrame:
+    """The `predictions.csv` of a run folder (columns score, label, group, split), without
+    loading the weights or importing the network: what a page that only draws scores needs."""
+    path = Path(run_path) / PREDICTIONS_FILE
     try:
         df = pd.read_csv(
             path,

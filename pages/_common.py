@@ -128,17 +128,10 @@ def load_run(name: str):
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _test_predictions(path: str, mtime_ns: int):
-    # Only predictions.csv is needed: read it the way `load_run` does, without importing torch
-    # and rebuilding the network (seconds on a cold server). `fairviz.runs` has no public reader
-    # of one file yet, so this uses its private one, and falls back to a full load.
+    # Only predictions.csv is needed: no torch import, no network rebuilt (seconds on a cold server).
     from fairviz import runs
 
-    folder = runs.check_run_folder(path)
-    reader = getattr(runs, "_read_predictions", None)
-    if reader is None:  # pragma: no cover - depends on fairviz.runs internals
-        preds = _load_run(path, mtime_ns).predictions
-    else:
-        preds = reader(folder / runs.PREDICTIONS_FILE)
+    preds = runs.read_predictions(runs.check_run_folder(path))
     return preds[preds["split"] == "test"].reset_index(drop=True)
 
 
