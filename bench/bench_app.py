@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import os
 import platform
 import shutil
@@ -28,13 +27,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
+from _results import REPO, RESULTS, machine, update_section  # noqa: E402
 
-from fairviz.atomic import write_text  # noqa: E402
-
-RESULTS = REPO / "bench" / "RESULTS.md"
-START, END = "<!-- bench_app:start -->", "<!-- bench_app:end -->"
+SECTION = "bench_app"
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
@@ -91,28 +87,6 @@ def _render_audit(browser, url: str) -> float:
         ctx.close()
 
 
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
-
-
-def write_section(body: str) -> None:
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmarks\n"
-    block = f"{START}\n{body.rstrip()}\n{END}"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + block + after
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    write_text(RESULTS, text)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", help="runs folder (default: models/, or fake runs if it is empty)")
@@ -121,7 +95,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    where = machine()  # load average and date as the run starts
     tmp = Path(tempfile.mkdtemp(prefix="fairviz-bench-app-"))
     models, models_text = _runs_folder(args.models, tmp)
     port = _free_port()
@@ -156,11 +130,11 @@ def main(argv=None) -> int:
     verdict = "meets" if cold < TARGET_S else "misses"
     body = f"""## App: time to first render of the Audit page
 
-`python bench/bench_app.py` — {dt.date.today().isoformat()}, {_machine()}; Streamlit server started with
-{models_text}, headless Chromium. Timed from navigation to `/audit` until the script has finished
+`python bench/bench_app.py` — {where}, {platform.system()} (load and date as the run started); Streamlit
+server started with {models_text}, headless Chromium. Timed from navigation to `/audit` until the script has finished
 and both charts (DP(τ), score distributions) are drawn, after `/_stcore/health` answered
-(server start-up: {startup:.1f} s, not counted). Load average when it started: {load} (the machine is
-shared; figures on an idle machine are lower).
+(server start-up: {startup:.1f} s, not counted). The machine is shared; figures on an idle machine
+are lower.
 
 | visit | time to first render |
 |---|---|
@@ -171,7 +145,7 @@ Target: under {TARGET_S:g} s after the server is up — the first visit {verdict
 """
     print(body)
     if not args.no_write:
-        write_section(body)
+        update_section(SECTION, body)
         print(f"written to {RESULTS}")
     return 0
 

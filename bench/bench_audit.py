@@ -23,42 +23,16 @@ load average is recorded with the numbers. Results go between ``<!-- bench_audit
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
+from _results import machine, update_section  # noqa: E402
 
-from fairviz.atomic import write_text  # noqa: E402
-
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "bench_audit"
-
-
-def update_section(body: str, path: Path = RESULTS, name: str = SECTION) -> Path:
-    """Replace (or append) the ``name`` section of ``path``; everything else is kept."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    return write_text(path, text)
-
-
-def machine() -> str:
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores visible, Python {platform.python_version()}, "
-            f"numpy {np.__version__}, load average (1/5/15 min) {load}")
 
 
 def timed(fn, repeats: int):
@@ -159,12 +133,12 @@ def main(argv=None) -> int:
         + "; ".join(f"{a}: {s0:.4f} / {s1:.4f} / {s2:.4f}" for a, s0, s1, s2 in
                     summary[["attribute", "spdd_max_min", "spdd_max_pairwise", "spdd_mean_to_pooled"]].itertuples(index=False)),
         "",
-        f"Machine: {machine()}. Date: {dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}.",
+        f"Machine: {machine()}.",
         "Target (issue 6): the 1,000,000-row, 3-attribute audit with intersections in a few seconds on 2 cores.",
     ])
     print(body)
     if not args.no_write and n == 1_000_000:
-        print(f"updated {update_section(body)}")
+        print(f"updated {update_section(SECTION, body)}")
     return 0
 
 

@@ -15,51 +15,13 @@ the load average are recorded next to them.
 from __future__ import annotations
 
 import os
-import platform
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from fairviz.atomic import write_text  # noqa: E402
-
-RESULTS = REPO / "bench" / "RESULTS.md"
-
-
-# ----------------------------------------------------------------------------------------------
-# RESULTS.md sections
-# ----------------------------------------------------------------------------------------------
-def update_section(name: str, body: str, path: Path = RESULTS) -> Path:
-    """Put ``body`` between the markers of section ``name`` in ``path`` (atomic write).
-
-    Creates the file (``# Benchmarks`` heading) or appends the section when missing; any other
-    text in the file is kept as it is.
-    """
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    return write_text(path, text)
-
-
-def machine() -> str:
-    try:
-        load = "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
-    except OSError:
-        load = "n/a"
-    return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible, "
-        f"Python {platform.python_version()}, load average (1/5/15 min) {load}"
-    )
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
+from _results import REPO, RESULTS, machine, update_section  # noqa: E402
 
 
 def _timed(fn: Callable[[], object]) -> tuple[object, float, float]:

@@ -17,49 +17,15 @@ Writes the figures to `bench/RESULTS.md` between ``<!-- bench_load:start -->`` a
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
+from _results import RESULTS, machine, update_section  # noqa: E402
 
-from fairviz.atomic import write_text  # noqa: E402
-
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "bench_load"
-
-
-def update_section(body: str, path: Path = RESULTS, name: str = SECTION) -> Path:
-    """Replace (or append) the ``name`` section of ``path``; everything else is kept."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    return write_text(path, text)
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} CPU cores visible, Python {platform.python_version()}, "
-            f"load average (1/5/15 min) {load} before the run")
 
 
 def _spread(xs: list, unit: str) -> str:
@@ -89,8 +55,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="fairviz-bench-load-"))
     make_fake_models(tmp / "models")
     upload = write_upload_csv(tmp / "vendor_scores.csv")
-    where = machine()
-    when = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    where = machine()  # load average and date before the run
     t0 = time.perf_counter()
     with streamlit_server(tmp / "models", tmp) as server:
         started = time.perf_counter() - t0
@@ -125,11 +90,11 @@ The RSS step from ~70 MB comes with the first script run (the libraries the page
 app's bounded caches `st.cache_resource(max_entries=…)` filled); the row above shows what later
 audits add.
 
-Machine: {where}. Date: {when}.
+Machine: {where} (load and date before the run).
 """
     print(body)
     if not args.no_write:
-        update_section(body)
+        update_section(SECTION, body)
         print(f"written to {RESULTS}")
     return 0 if ok else 1
 

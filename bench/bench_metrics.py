@@ -18,41 +18,18 @@ kept.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import os
-import platform
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
+from _results import RESULTS, machine, update_section  # noqa: E402
 
 from fairviz import metrics  # noqa: E402
-from fairviz.atomic import write_text  # noqa: E402
 
-START, END = "<!-- bench_metrics:start -->", "<!-- bench_metrics:end -->"
-RESULTS = ROOT / "bench" / "RESULTS.md"
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        m = re.search(r"^Model name:\s*(.+)$", out, re.M)
-        if m:
-            model = m.group(1).strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        cores = os.cpu_count()
-    return f"{model}, {cores} cores"
+SECTION = "bench_metrics"
 
 
 def data(n: int, seed: int = 0):
@@ -148,17 +125,15 @@ def fmt_t(s: float) -> str:
     return f"{s:.2f} s"
 
 
-def render(rows: dict, cpus: dict, boot: dict | None, started: str, load: str) -> str:
+def render(rows: dict, cpus: dict, boot: dict | None, where: str) -> str:
     sizes = list(rows)
     names = list(next(iter(rows.values())))
     head = "| method | " + " | ".join(f"n = {n:.0e}".replace("e+0", "e") for n in sizes) + " |"
     lines = [
-        START,
         "## Exact metrics core (`bench/bench_metrics.py`)",
         "",
-        f"- Machine: {machine()}; Python {platform.python_version()}, numpy {np.__version__}",
-        f"- Date: {started}; load average at start: {load} (the machine is shared; best of several "
-        "interleaved runs)",
+        f"- Machine: {where} (load average and date at the start)",
+        "- The machine is shared: each time is the best of several interleaved runs.",
         "- Data: two groups (45% / 55%), Beta-distributed scores, float64; baselines include the group split.",
         "",
         "Time (and multiple of one `np.sort` of the same data):",
@@ -190,19 +165,7 @@ def render(rows: dict, cpus: dict, boot: dict | None, started: str, load: str) -
             f"({boot['threads']} threads; {boot['cpu'] / boot['n_boot'] * 1e3:.2f} ms CPU per resample); "
             f"SPDD = {boot['spdd']:.5f}, 95% CI [{boot['ci'][0]:.5f}, {boot['ci'][1]:.5f}].".replace("e+0", "e"),
         ]
-    lines += ["", END]
     return "\n".join(lines)
-
-
-def write_section(section: str, path: Path = RESULTS) -> None:
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in old and END in old:
-        pre, rest = old.split(START, 1)
-        _, post = rest.split(END, 1)
-        new = pre + section + post
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    write_text(path, new)
 
 
 def main(argv=None) -> int:
@@ -214,8 +177,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     args = ap.parse_args(argv)
 
-    started = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+    where = machine()
     fns = methods()
     rows = {}
     cpus = {}
@@ -241,10 +203,10 @@ def main(argv=None) -> int:
         boot = bench_bootstrap(int(args.boot_n), args.n_boot)
         print(f"bootstrap {boot['n_boot']} × n={boot['n']:.0e}: {boot['wall']:.2f} s wall, "
               f"{boot['cpu']:.2f} s CPU, {boot['threads']} threads", file=sys.stderr)
-    section = render(rows, cpus, boot, started, load)
+    section = render(rows, cpus, boot, where)
     print(section)
     if not args.no_write:
-        write_section(section)
+        update_section(SECTION, section)
         print(f"wrote {RESULTS}", file=sys.stderr)
     return 0
 

@@ -12,56 +12,15 @@ backward, optimiser, and the per-epoch validation pass), on the default data and
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
+from _results import RESULTS, machine, update_section  # noqa: E402
 
-from fairviz.atomic import write_text  # noqa: E402
-
-RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "bench_train"
-
-
-def update_section(name: str, body: str, path: Path = RESULTS) -> Path:
-    """Put `body` between the markers of section `name` in `path`, keeping the rest (atomic write)."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    return write_text(path, text)
-
-
-def machine() -> str:
-    import torch
-
-    try:
-        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} CPU cores visible, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), Python {platform.python_version()}; "
-        f"load average (1/5/15 min) {load}"
-    )
 
 
 def main(argv=None) -> int:
@@ -96,7 +55,9 @@ def main(argv=None) -> int:
     compare_est = sum(r[2] for r in rows) * cfg.epochs
     print(f"default train: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
 
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    import torch
+
+    where = f"{machine()}; torch {torch.__version__} ({torch.get_num_threads()} threads)"
     lines = [
         "## Training speed (`bench/bench_train.py`)",
         "",
@@ -119,7 +80,7 @@ def main(argv=None) -> int:
         f"| cached feature load | {load_s:.2f} s |",
         f"| `compare` six methods × one seed, estimated from the s/epoch above | {compare_est / 60:.1f} min (budget 8 min) |",
         "",
-        f"Machine: {machine()}; load average before the runs {load_before:.1f}. Date: {date}. The machine is "
+        f"Machine: {where}; load average before the runs {load_before:.1f}. The machine is "
         "shared with other developers' jobs, so wall times are pessimistic; the CPU column is the "
         "figure to compare across runs.",
     ]
