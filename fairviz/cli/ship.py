@@ -103,7 +103,8 @@ def _readme(infos, args) -> str:
         "| run | method | λ_W | PCC | SRCC | SPDD | SPDD floor | SPEO | score std |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in infos:
+    order = {m: i for i, m in enumerate(METHOD_CHOICES)}
+    for r in sorted(infos, key=lambda r: (r.name.startswith("sweep-"), order.get(r.method, 99), r.lambda_w, r.name)):
         m = r.metrics
         floor = (m.get("spdd_floor") or {}).get("mean")
         lines.append(

@@ -1,0 +1,49 @@
+"""The runs shipped in models/ (made by `make models`): all present, all load, and their stored
+metrics are exactly what `fairviz.metrics.audit` gives on their stored predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fairviz.cli.ship import SWEEP_LAMBDA_WS
+from fairviz.paths import REPO_ROOT
+from fairviz.runs import list_runs, load_run
+from fairviz.train import METHOD_NAMES, compute_metrics, spdd_floor
+
+MODELS = REPO_ROOT / "models"
+EXPECTED = [f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
+
+
+def test_every_shipped_run_is_present_and_valid():
+    runs = list_runs(MODELS)
+    assert runs.skipped == [], f"broken run folders in models/: {runs.skipped}"
+    names = {r.name for r in runs}
+    assert set(EXPECTED) <= names, f"missing shipped runs: {sorted(set(EXPECTED) - names)}; run `make models`"
+    for r in runs:
+        if r.name in EXPECTED:
+            assert (r.alpha, r.bias_mode) == (4.0, "label"), r.name
+
+
+def test_shipped_runs_are_small():
+    total = sum(p.stat().st_size for p in MODELS.rglob("*") if p.is_file())
+    assert total < 30 * 2**20, f"models/ holds {total / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_shipped_run_loads_and_metrics_match_predictions(name):
+    run = load_run(MODELS / name)
+    assert run.name == name
+    test = run.test_predictions()
+    m = run.metrics
+    again = compute_metrics(
+        test["score"].to_numpy(), test["group"].to_numpy(), test["label"].to_numpy(),
+        m["n_boot"], random_state=m["random_state"],
+    )
+    for key, value in again.items():
+        assert m[key] == value, f"{name}: stored {key} differs from the recomputed one"
+    floor = spdd_floor(test["score"].to_numpy(), test["group"].to_numpy(),
+                       n_perm=m["spdd_floor"]["n_perm"], seed=run.config.seed)
+    assert m["spdd_floor"] == floor
+    assert m["score_std"] == pytest.approx(float(np.std(test["score"])), abs=1e-12)
+    assert run.z.shape == (len(test), run.model_config.d_z)
