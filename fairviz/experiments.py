@@ -106,15 +106,7 @@ def compare_runs(
     if features is None:
         features = _shared_features(configs[0], progress)
     rows = []
-    for i, c in enumerate(configs):
-        name = c.name or c.default_name()
-
-        def inner(event, _i=i, _name=name):
-            if progress is not None:
-                progress({**event, "run": _name, "run_index": _i, "n_runs": len(configs)})
-
-        run = train(c, progress=inner, features=features)
-        _save(run, out_root, overwrite)
+    for run in _train_each(configs, features, progress, out_root, overwrite):
         rows.append(run_record(run))
         if on_run is not None:
             on_run(run, pd.DataFrame(rows))
@@ -230,18 +222,7 @@ def sweep(
     ]
     if features is None:
         features = _shared_features(configs[0], progress)
-    out = []
-    for i, c in enumerate(configs):
-        name = c.name or c.default_name()
-
-        def inner(event, _i=i, _name=name):
-            if progress is not None:
-                progress({**event, "run": _name, "run_index": _i, "n_runs": len(configs)})
-
-        run = train(c, progress=inner, features=features)
-        _save(run, out_root, overwrite)
-        out.append(run)
-    return out
+    return list(_train_each(configs, features, progress, out_root, overwrite))
 
 
 def sweep_table(runs: Sequence[Run]) -> pd.DataFrame:
@@ -254,3 +235,17 @@ def sweep_table(runs: Sequence[Run]) -> pd.DataFrame:
         rows.append({k: rec[k] for k in ("name", "weight", "pcc", "srcc", "spdd", "speo", "spdd_floor", "score_std")})
     return pd.DataFrame(rows)
 
+
+def _train_each(configs, features, progress, out_root, overwrite):
+    """Train (and save, when `out_root` is set) each config in turn, yielding its Run; progress
+    events gain `run`, `run_index` and `n_runs`."""
+    for i, c in enumerate(configs):
+        name = c.name or c.default_name()
+
+        def inner(event, _i=i, _name=name):
+            if progress is not None:
+                progress({**event, "run": _name, "run_index": _i, "n_runs": len(configs)})
+
+        run = train(c, progress=inner, features=features)
+        _save(run, out_root, overwrite)
+        yield run

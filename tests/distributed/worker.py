@@ -8,24 +8,12 @@ Only rank 0 writes OUT.json. Dropout is 0 so that the processes draw no random m
 
 import json
 import sys
+from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for `tests`
 
-from fairviz.data.features import FeatureSet
-from fairviz.train import TrainConfig, train
-
-
-def tiny_features(n=192, seed=0) -> FeatureSet:
-    rng = np.random.default_rng(seed)
-    g = np.arange(n) % 2
-    y = np.clip(0.5 + 0.18 * rng.normal(size=n), 0, 1)
-    video = rng.integers(0, 60, (n, 2, 16, 16, 3), dtype=np.uint8)
-    video[g == 1, :, :, :, 0] += 120
-    mfcc = rng.normal(size=(n, 4, 5)).astype(np.float32)
-    mfcc[:, :, 0] += 2.0 * g[:, None]
-    text = rng.normal(size=(n, 8)).astype(np.float32) * 0.3
-    text[:, 0] += 4 * (y - 0.5)
-    return FeatureSet(video=video, mfcc=mfcc, text=text, label=y, group=g, ids=[f"c{i}" for i in range(n)])
+from fairviz.train import TrainConfig, train  # noqa: E402
+from tests.test_train import tiny_features  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +25,7 @@ def main() -> None:
                       n_perm=3, lr=5e-3, lambda_w=1.0, adv_weight=0.5, device="cpu")
     steps = []
     run = train(cfg, progress=lambda e: steps.append(e["losses"]) if e["stage"] == "step" else None,
-                features=tiny_features())
+                features=tiny_features(n=192))
     if run.info.get("rank", 0) == 0:
         record = {
             "steps": steps,
