@@ -603,14 +603,28 @@ def speo(scores, labels, groups, grid: int | None = None) -> float:
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    ac = a - a.mean()
-    bc = b - b.mean()
+    ac = _unit_peak(a - a.mean())
+    bc = _unit_peak(b - b.mean())
+    if ac is None or bc is None:
+        return math.nan
     saa = float(np.einsum("i,i->", ac, ac))
     sbb = float(np.einsum("i,i->", bc, bc))
     if saa <= 0.0 or sbb <= 0.0:
         return math.nan
     r = float(np.einsum("i,i->", ac, bc)) / math.sqrt(saa * sbb)
     return max(-1.0, min(1.0, r))
+
+
+def _unit_peak(centred: np.ndarray) -> np.ndarray | None:
+    """``centred`` divided by its largest magnitude, or None when it is all zeros.
+
+    Squaring raw deviations of tiny (subnormal) spreads underflows to 0 and would call a
+    non-constant column constant; scaling to a peak of 1 first keeps the correlation exact.
+    """
+    peak = float(np.max(np.abs(centred)))
+    if peak == 0.0:
+        return None
+    return centred / peak
 
 
 def _pair(scores, labels) -> tuple[np.ndarray, np.ndarray]:

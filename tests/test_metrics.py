@@ -260,6 +260,15 @@ def test_pcc_srcc_match_scipy(rng):
     assert math.isnan(M.srcc(rng.random(10), np.zeros(10)))
 
 
+def test_pcc_of_tiny_spreads_is_not_mistaken_for_constant():
+    # hypothesis found this: squaring a subnormal deviation underflows to 0.
+    assert M.pcc([0.0, 1.0], [0.0, 2.22507386e-313]) == pytest.approx(1.0)
+    x = np.array([0.0, 1e-300, 3e-300, 2e-300])
+    y = np.array([0.0, 1e-310, 4e-310, 2e-310])
+    assert M.pcc(x, y) == pytest.approx(ss.pearsonr(x / 1e-300, y / 1e-310)[0], abs=1e-12)
+    assert M.pcc(x[::-1], y) == pytest.approx(ss.pearsonr(x[::-1] / 1e-300, y / 1e-310)[0], abs=1e-12)
+
+
 def test_selection_rates_and_demographic_parity_vs_fairlearn(rng):
     fl = pytest.importorskip("fairlearn.metrics")
     n = 500
