@@ -7,7 +7,7 @@ APT_PACKAGES := ffmpeg chromium chromium-driver
 # pytest arguments, e.g. `make test PYTEST_ARGS="-k metrics"`
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-test apt models bench clean-venv
+.PHONY: run test fuzz install install-test apt models bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ run: install
 # pytest exits 5 when it collects nothing; make fails on any non-zero exit, so that cannot pass.
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Property tests with fresh random examples (the suite's own run is repeatable); run by hand,
+# e.g. `make fuzz FUZZ_ROUNDS=20`. Each round draws new examples.
+FUZZ_ROUNDS ?= 5
+fuzz: install-test
+	for i in $$(seq $(FUZZ_ROUNDS)); do \
+	  HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -p no:cacheprovider \
+	    $$(grep -rl "^from hypothesis import\|^import hypothesis" tests --include='test_*.py') || exit 1; \
+	done
 
 # Rebuild the runs shipped in models/ (the six methods and the λ_W sweep at α = 4).
 models: install

@@ -1083,76 +1083,93 @@ def _rng(seed) -> np.random.Generator:
 class _SpddBoot:
     """SPDD replicates for two groups, a batch of resamples at a time.
 
-    Positions are the sorted rows; block b holds sorted positions [b·BS, (b+1)·BS) laid out as
-    an (R, L) array with element (i, j) = position b·BS + j·R + i, so the prefix sum along the
-    sorted order is R vectorised row additions (over all resamples of the batch at once) plus
-    a short scan of the L column totals. W = counts × s with s = n1 (group 0) or −n0 (group
-    1); E_k = Σ_{m≤k} W_m = n0·n1·(F0 − F1) at sorted position k, exact in float64 integers;
-    SPDD* = Σ_k |E_k|·(z[k+1] − z[k]) / (n0·n1).
+    Sorted positions k (padded to N = nb·BS, in blocks of BS) carry W_k = c_k·s_k, with c the
+    resample's counts and s = n1 (group 0), −n0 (group 1), 0 (padding). E_k = Σ_{m≤k} W_m =
+    n0·n1·(F0 − F1) just after position k, an exact float64 integer, and
+    SPDD*·n0·n1 = Σ_k |E_k|·dz_k with dz_k = z[k+1] − z[k].
+
+    Inside a block, E stays within [E0 − n0·T1, E0 + n1·T0] (E0: E before the block; Tg: the
+    resample's count of group g in the block). When that range does not straddle 0, |E| = σ·E
+    on the whole block (σ = ±1) and the block's share is σ·(E0·Σ dz + Σ_m c_m·P_m) with
+    P_m = s_m·Σ_{k≥m in the block} dz_k: one small matrix product per block gives Σ c·P, T0
+    and T1 for every resample of the batch. Only the few blocks whose range straddles 0 (where
+    the two ECDFs cross or meet, e.g. at the ends) are summed position by position.
     """
 
-    R = 16
-
-    def __init__(self, d: _Data, cols: int = 1024, batch: int = 8):
+    def __init__(self, d: _Data, block: int = 1024, chunk: int = 1 << 14, batch: int = 8):
         z, code = _value_major(d.x, d.codes, 2)
         n = len(z)
         n0, n1 = int(d.counts[0]), int(d.counts[1])
-        R = self.R
-        L = max(1, min(int(cols), -(-n // R)))
-        BS = R * L
+        BS = max(8, min(int(block), -(-n // 8) * 8) // 8 * 8)  # _Counts needs N % 8 == 0
         nb = -(-n // BS)
         N = nb * BS
-        pos = np.arange(N).reshape(nb, L, R).transpose(0, 2, 1).reshape(-1)
         code_p = np.full(N, -1, dtype=np.intp)
         code_p[:n] = code
-        dz_p = np.zeros(N)
-        dz_p[: n - 1] = np.diff(z)
-        seq = code_p[pos]
-        self.L, self.BS, self.nb, self.N, self.n = L, BS, nb, N, n
+        dz = np.zeros(N)
+        dz[: n - 1] = np.diff(z)
+        s = np.where(code_p == 0, float(n1), np.where(code_p == 1, -float(n0), 0.0)).reshape(nb, BS)
+        dz = dz.reshape(nb, BS)
+        tail = np.cumsum(dz[:, ::-1], axis=1)[:, ::-1]  # Σ_{k≥m in the block} dz_k
+        self.cols = np.ascontiguousarray(
+            np.stack([s * tail, (code_p == 0).reshape(nb, BS), (code_p == 1).reshape(nb, BS)], axis=2)
+        )  # (nb, BS, 3): P, is group 0, is group 1
+        self.block_dz = tail[:, 0].copy()
+        self.s, self.dz = s, dz
+        self.BS, self.nb, self.N, self.n, self.n0, self.n1 = BS, nb, N, n, float(n0), float(n1)
+        self.chunk = max(1, int(chunk) // BS) * BS
         self.batch = int(batch)
-        self.gen = _Counts(seq, d.counts)
-        scale = np.where(seq == 0, float(n1), np.where(seq == 1, -float(n0), 0.0))
-        self.scale = scale.reshape(nb, R, 1, L)
-        self.dz = dz_p[pos].reshape(nb, R, L)
-        self.pos = pos  # layout index -> sorted position
+        self.gen = _Counts(code_p, d.counts)
         self.z, self.code = z, code
         self.norm = float(n0) * float(n1)
+        self.exact_blocks = 0  # blocks summed position by position (diagnostics and tests)
+
+    def _block_sums(self, C: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """(nb, B, 3): per block and resample, Σ c·P, T0 and T1 (C: (B, N) uint8 counts)."""
+        B, BS = len(C), self.BS
+        out = np.empty((self.nb, B, 3))
+        for a in range(0, self.N, self.chunk):
+            m = min(self.chunk, self.N - a)
+            k0, k = a // BS, m // BS
+            Xc = X[:B, :m]
+            np.copyto(Xc, C[:, a : a + m])
+            np.matmul(Xc.reshape(B, k, BS).transpose(1, 0, 2), self.cols[k0 : k0 + k], out=out[k0 : k0 + k])
+        return out
+
+    def _exact_blocks(self, C: np.ndarray, E0: np.ndarray, bi: np.ndarray, ri: np.ndarray, acc: np.ndarray) -> None:
+        """Add Σ_k |E_k|·dz_k over blocks bi of resamples ri to acc[ri], position by position."""
+        Cb = C.reshape(len(C), self.nb, self.BS)
+        step = max(1, (1 << 16) // self.BS)
+        for a in range(0, len(bi), step):
+            b, r = bi[a : a + step], ri[a : a + step]
+            W = Cb[r, b] * self.s[b]
+            np.cumsum(W, axis=1, out=W)
+            W += E0[b, r][:, None]
+            np.abs(W, out=W)
+            np.add.at(acc, r, np.einsum("pj,pj->p", W, self.dz[b]))
+        self.exact_blocks += len(bi)
 
     def worker(self, keep: list | None = None):
-        R, L, nb, N = self.R, self.L, self.nb, self.N
-        Bmax = self.batch
-        C = np.empty((Bmax, N), dtype=np.uint8)
-        tmp = np.empty(min(N, 1 << 16) // 8, dtype=np.uint64)
-        W = np.empty((R, Bmax, L))
-        off = np.empty((Bmax, L))
+        C = np.empty((self.batch, self.N), dtype=np.uint8)
+        X = np.empty((self.batch, self.chunk))
+        tmp = np.empty(min(self.N, 1 << 16) // 8, dtype=np.uint64)
 
         def run(seeds) -> np.ndarray:
             B = len(seeds)
             for r, sd in enumerate(seeds):
                 self.gen.draw(_rng(sd), C[r], tmp)
                 if keep is not None:
-                    c = np.empty(N)
-                    c[self.pos] = C[r]
-                    keep.append(c[: self.n])
-            C4 = C[:B].reshape(B, nb, R, L)
-            Wb = W[:, :B]
-            ob = off[:B]
-            carry = np.zeros(B)
-            acc = np.zeros(B)
-            for b in range(nb):
-                np.copyto(Wb, C4[:, b].transpose(1, 0, 2))
-                np.multiply(Wb, self.scale[b], out=Wb)
-                for i in range(1, R):
-                    np.add(Wb[i - 1], Wb[i], out=Wb[i])
-                last = Wb[R - 1]
-                np.cumsum(last, axis=1, out=ob)
-                total = ob[:, -1].copy()
-                np.subtract(ob, last, out=ob)
-                np.add(ob, carry[:, None], out=ob)
-                carry += total
-                np.add(Wb, ob[None], out=Wb)
-                np.abs(Wb, out=Wb)
-                acc += np.einsum("ibj,ij->b", Wb, self.dz[b])
+                    keep.append(C[r, : self.n].astype(np.float64))
+            sums = self._block_sums(C[:B], X)
+            T0, T1 = sums[..., 1], sums[..., 2]
+            U = self.n1 * T0 - self.n0 * T1  # E gained over each block (exact integers)
+            E0 = np.cumsum(U, axis=0) - U
+            pos = E0 - self.n0 * T1 >= 0.0
+            neg = E0 + self.n1 * T0 <= 0.0
+            sign = np.where(pos, 1.0, np.where(neg, -1.0, 0.0))
+            acc = np.einsum("br,br->r", sign, E0 * self.block_dz[:, None] + sums[..., 0])
+            bi, ri = np.nonzero(~(pos | neg))
+            if bi.size:
+                self._exact_blocks(C[:B], E0, bi, ri, acc)
             return acc / self.norm
 
         return run

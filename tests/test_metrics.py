@@ -396,6 +396,31 @@ def test_bootstrap_engine_equals_naive_recompute_with_the_same_draws(rng):
         assert reps["srcc"][r] == pytest.approx(ss.spearmanr(xx, yy)[0], abs=1e-12)
 
 
+@pytest.mark.parametrize("shift, block", [(0.15, 64), (0.0, 64), (0.3, 40), (0.15, 4096)])
+def test_two_group_spdd_bootstrap_kernel_equals_scipy_on_each_resample(rng, shift, block):
+    # Blocks whose sign is settled take the one-product shortcut, the others are summed
+    # position by position: both kinds occur here (shift 0: nearly all blocks are exact).
+    n = 3001
+    g = (rng.random(n) < 0.4).astype(int)
+    x = np.clip(np.round(rng.beta(2, 3, n) + shift * g, 3), 0, 1)
+    d = M._prepare(x, g)
+    boot = M._SpddBoot(d, block=block, chunk=256, batch=3)
+    keep: list = []
+    run = boot.worker(keep)
+    seeds = M._seed_sequences(9, 7)
+    reps = np.concatenate([run(seeds[:3]), run(seeds[3:6]), run(seeds[6:])])
+    for r, c in enumerate(keep):
+        ci = np.rint(c).astype(int)
+        zz, cc = np.repeat(boot.z, ci), np.repeat(boot.code, ci)
+        assert np.bincount(cc, minlength=2).tolist() == np.bincount(g).tolist()
+        assert reps[r] == pytest.approx(ss.wasserstein_distance(zz[cc == 0], zz[cc == 1]), abs=1e-12)
+    pairs = boot.nb * len(seeds)
+    if shift > 0 and block == 64:
+        assert 0 < boot.exact_blocks < pairs / 2
+    if shift == 0:
+        assert boot.exact_blocks > pairs / 2
+
+
 def test_bootstrap_multi_group_spdd_equals_naive(rng):
     n = 150
     x = rng.random(n)

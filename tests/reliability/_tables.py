@@ -48,7 +48,9 @@ def brute_pcc(x, y) -> float:
     x, y = np.asarray(x, float), np.asarray(y, float)
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
+    # Pearson's r is scale-free; rescaling to a unit range keeps np.corrcoef from underflowing
+    # on subnormal spreads (a column of 0 and 5e-324 is not constant).
+    return float(np.corrcoef((x - x.min()) / np.ptp(x), (y - y.min()) / np.ptp(y))[0, 1])
 
 
 def is_missing_group(v) -> bool:
