@@ -895,6 +895,7 @@ def _poisson_tables():
 
 _PTAB, _PAMB0, _PAMB_CELL, _PCDF = _poisson_tables()
 _PTAB_MAX = int(_PTAB[:_PAMB0].max())
+_DRAW_STEP = 1 << 20  # counts drawn per pass; long passes keep two threads from taking turns on the GIL
 _AMB_MARK = 0x80  # table cells that straddle a CDF step carry this bit until resolved
 _PTAB8 = _PTAB.astype(np.uint8)
 _PTAB8[_PAMB0:] |= _AMB_MARK
@@ -950,7 +951,7 @@ class _Counts:
         """Fill ``out`` (uint8, length N) with one resample's counts."""
         N = self.N
         cmax = _PTAB_MAX
-        step = 1 << 16
+        step = _DRAW_STEP
         two = self.G == 2
         total = t1 = 0
         if tmp is None:
@@ -960,7 +961,8 @@ class _Counts:
             o = out[a : a + step]
             m8 = len(o) // 8
             H = _draw_cells(rng, len(o))
-            np.take(_PTAB8, H, out=o, mode="clip")
+            for t in range(0, len(o), 1 << 16):  # take casts H to intp: keep that copy in cache
+                np.take(_PTAB8, H[t : t + (1 << 16)], out=o[t : t + (1 << 16)], mode="clip")
             words = o.view(np.uint64)
             tw = tmp[:m8]
             np.bitwise_and(words, _HIGH_BITS, out=tw)
@@ -1091,8 +1093,8 @@ class _SpddBoot:
     Inside a block, E stays within [E0 − n0·T1, E0 + n1·T0] (E0: E before the block; Tg: the
     resample's count of group g in the block). When that range does not straddle 0, |E| = σ·E
     on the whole block (σ = ±1) and the block's share is σ·(E0·Σ dz + Σ_m c_m·P_m) with
-    P_m = s_m·Σ_{k≥m in the block} dz_k: one small matrix product per block gives Σ c·P, T0
-    and T1 for every resample of the batch. Only the few blocks whose range straddles 0 (where
+    P_m = s_m·Σ_{k≥m in the block} dz_k: two dot products per block give Σ c·P, T0 and T1
+    for every resample of the batch. Only the few blocks whose range straddles 0 (where
     the two ECDFs cross or meet, e.g. at the ends) are summed position by position.
     """
 
@@ -1110,9 +1112,9 @@ class _SpddBoot:
         s = np.where(code_p == 0, float(n1), np.where(code_p == 1, -float(n0), 0.0)).reshape(nb, BS)
         dz = dz.reshape(nb, BS)
         tail = np.cumsum(dz[:, ::-1], axis=1)[:, ::-1]  # Σ_{k≥m in the block} dz_k
-        self.cols = np.ascontiguousarray(
-            np.stack([s * tail, (code_p == 0).reshape(nb, BS), (code_p == 1).reshape(nb, BS)], axis=2)
-        )  # (nb, BS, 3): P, is group 0, is group 1
+        self.P = s * tail
+        self.K = float(1 << (255 * BS).bit_length())  # > any block's T0 (counts are uint8)
+        self.tag = np.select([code_p == 0, code_p == 1], [1.0, self.K], 0.0).reshape(nb, BS)
         self.block_dz = tail[:, 0].copy()
         self.s, self.dz = s, dz
         self.BS, self.nb, self.N, self.n, self.n0, self.n1 = BS, nb, N, n, float(n0), float(n1)
@@ -1123,17 +1125,26 @@ class _SpddBoot:
         self.norm = float(n0) * float(n1)
         self.exact_blocks = 0  # blocks summed position by position (diagnostics and tests)
 
-    def _block_sums(self, C: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """(nb, B, 3): per block and resample, Σ c·P, T0 and T1 (C: (B, N) uint8 counts)."""
+    def _block_sums(self, C: np.ndarray, X: np.ndarray):
+        """Per block and resample ((nb, B) each): Σ c·P, T0 and T1 (C: (B, N) uint8 counts).
+
+        T0 and T1 come from one dot product with is0 + K·is1 (K a power of two above any T0,
+        so both are exact). einsum rather than matmul: OpenBLAS calls from two threads run
+        one at a time here.
+        """
         B, BS = len(C), self.BS
-        out = np.empty((self.nb, B, 3))
+        cp = np.empty((self.nb, B))
+        tt = np.empty((self.nb, B))
         for a in range(0, self.N, self.chunk):
             m = min(self.chunk, self.N - a)
-            k0, k = a // BS, m // BS
+            blocks = slice(a // BS, (a + m) // BS)
             Xc = X[:B, :m]
             np.copyto(Xc, C[:, a : a + m])
-            np.matmul(Xc.reshape(B, k, BS).transpose(1, 0, 2), self.cols[k0 : k0 + k], out=out[k0 : k0 + k])
-        return out
+            X3 = Xc.reshape(B, m // BS, BS)
+            cp[blocks] = np.einsum("bkj,kj->kb", X3, self.P[blocks])
+            tt[blocks] = np.einsum("bkj,kj->kb", X3, self.tag[blocks])
+        T1 = np.floor(tt * (1.0 / self.K))
+        return cp, tt - self.K * T1, T1
 
     def _exact_blocks(self, C: np.ndarray, E0: np.ndarray, bi: np.ndarray, ri: np.ndarray, acc: np.ndarray) -> None:
         """Add Σ_k |E_k|·dz_k over blocks bi of resamples ri to acc[ri], position by position."""
@@ -1151,7 +1162,7 @@ class _SpddBoot:
     def worker(self, keep: list | None = None):
         C = np.empty((self.batch, self.N), dtype=np.uint8)
         X = np.empty((self.batch, self.chunk))
-        tmp = np.empty(min(self.N, 1 << 16) // 8, dtype=np.uint64)
+        tmp = np.empty(min(self.N, _DRAW_STEP) // 8, dtype=np.uint64)
 
         def run(seeds) -> np.ndarray:
             B = len(seeds)
@@ -1159,14 +1170,13 @@ class _SpddBoot:
                 self.gen.draw(_rng(sd), C[r], tmp)
                 if keep is not None:
                     keep.append(C[r, : self.n].astype(np.float64))
-            sums = self._block_sums(C[:B], X)
-            T0, T1 = sums[..., 1], sums[..., 2]
+            cp, T0, T1 = self._block_sums(C[:B], X)
             U = self.n1 * T0 - self.n0 * T1  # E gained over each block (exact integers)
             E0 = np.cumsum(U, axis=0) - U
             pos = E0 - self.n0 * T1 >= 0.0
             neg = E0 + self.n1 * T0 <= 0.0
             sign = np.where(pos, 1.0, np.where(neg, -1.0, 0.0))
-            acc = np.einsum("br,br->r", sign, E0 * self.block_dz[:, None] + sums[..., 0])
+            acc = np.einsum("br,br->r", sign, E0 * self.block_dz[:, None] + cp)
             bi, ri = np.nonzero(~(pos | neg))
             if bi.size:
                 self._exact_blocks(C[:B], E0, bi, ri, acc)
