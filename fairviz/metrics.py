@@ -59,7 +59,6 @@ __all__ = [
 STATISTICS = ("spdd", "speo", "pcc", "srcc")
 
 _U64 = np.uint64
-_SIGN = np.uint64(1 << 63)
 _CHUNK = 1 << 15  # elements per chunk in the streaming kernels (a few buffers fit in L2)
 _SMALL_GROUP_SHARE = 0.02
 
@@ -258,6 +257,18 @@ def validate_inputs(scores, groups, labels=None):
 # --------------------------------------------------------------------------------------------
 
 
+def _scratch(c: int, k: int) -> list[np.ndarray]:
+    """k float64 work buffers of length c, carved from one block at staggered offsets.
+
+    Separate page-aligned buffers of the same size alias in the L1 cache (same address bits
+    modulo 4 KiB), which made the streaming kernels several times slower; one block with
+    offsets 64·(2i+1) bytes apart avoids that.
+    """
+    stride = c + 16
+    block = np.empty(k * stride + 8 * k)
+    return [block[i * stride + 8 * i : i * stride + 8 * i + c] for i in range(k)]
+
+
 def _value_major(x: np.ndarray, codes: np.ndarray, n_groups: int):
     """Sort (value, group) pairs by value. Returns (z float64 sorted, code (n,) small ints).
 
@@ -299,122 +310,150 @@ def _value_major(x: np.ndarray, codes: np.ndarray, n_groups: int):
 _ONE_BITS = int(np.float64(1.0).view(_U64))
 
 
+_PACK_WHOLE = 1 << 17  # up to this many rows the packing runs on whole arrays (they fit in L2)
+
+
 def _pack_sign(x: np.ndarray, g: np.ndarray):
     """Keys for a two-group sort: the float's bits with the group (0/1) in the sign bit.
 
-    Sorting the keys as uint64 puts group 0 first (ascending) and group 1 after it (ascending
-    by value; its keys read as floats are −value). The same pass checks the inputs: every
-    score bit pattern ≤ that of 1.0 (which rules out NaN, negatives and values above 1; a
-    −0.0 fails it too and is handled below) and every group value in {0, 1}. Returns
-    (keys, scores_ok, groups_01).
+    Read as float64, group 1's keys are −value, so one float sort separates the groups (see
+    `_split_sorted`). The same pass checks the inputs: every score bit pattern ≤ that of 1.0
+    (which rules out NaN, negatives and values above 1; a −0.0 fails it too and is handled
+    below) and every group value in {0, 1} (read as unsigned, so negatives fail). Returns
+    (keys as float64, scores_ok, groups_01).
     """
     n = len(x)
     key = np.empty(n, dtype=_U64)
-    c = min(n, _CHUNK)
-    (gbuf,) = _scratch(c, 1)
-    gbuf = gbuf.view(_U64)
-    same_width = g.dtype.itemsize == 8 and g.dtype.kind in "iu"
-    gv = g.view(_U64) if same_width else g
+    c = n if n <= _PACK_WHOLE else _CHUNK
+    gu = g.view(f"u{g.dtype.itemsize}")
     xv = x.view(_U64)
-    xmax = 0
-    gmax = 0
+    xmax = gmax = 0
     for s in range(0, n, c):
-        xc = xv[s : s + c]
-        m = len(xc)
+        kk, xc, gc = key[s : s + c], xv[s : s + c], gu[s : s + c]
         xmax = max(xmax, int(xc.max()))
-        gb = gbuf[:m]
-        if same_width:
-            gc = gv[s : s + m]
-            gmax = max(gmax, int(gc.max()))
-            np.left_shift(gc, _U64(63), out=gb)
-        else:
-            gc = g[s : s + m]
-            gmax = max(gmax, int(gc.max()), 0 if g.dtype.kind != "i" else -int(gc.min()) * 2)
-            np.left_shift(gc, _U64(63), out=gb, dtype=_U64, casting="unsafe")
-        np.bitwise_or(xc, gb, out=key[s : s + m])
+        gmax = max(gmax, int(gc.max()))
+        np.left_shift(gc, _U64(63), out=kk, dtype=_U64)
+        np.bitwise_or(kk, xc, out=kk)
     ok = xmax <= _ONE_BITS
     if not ok:
         lo, hi = x.min(), x.max()
         if lo >= 0.0 and hi <= 1.0:  # only -0.0 tripped the bit test: clear its sign bit
             neg0 = np.flatnonzero(np.signbit(x))
-            key[neg0] = gv[neg0].astype(_U64) << _U64(63)
+            key[neg0] = gu[neg0].astype(_U64) << _U64(63)
             ok = True
-    return key, ok, gmax <= 1
+    return key.view(np.float64), ok, gmax <= 1
 
 
-def _w1_sign_sorted(z: np.ndarray, n0: int) -> float:
-    """W1 between group a = z[:n0] (>= 0, ascending) and b = -z[n0:] (z[n0:] <= 0).
+def _split_sorted(key: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort packed keys (float64, in place) -> (a, vb): group 0 ascending, and vb = −b with b
+    group 1's scores ascending (both views into ``key``). ``groups``: the 0/1 groups.
+
+    A float sort (faster than sorting the bits as integers) puts group 1 (−value) first.
+    +0.0 and −0.0 compare equal and the vectorised sort may even swap their signs, so when
+    zeros occur the group sizes come from ``groups`` and the zeros are laid out again.
+    """
+    key.sort()
+    lo = int(np.searchsorted(key, 0.0, "left"))
+    hi = int(np.searchsorted(key, 0.0, "right"))
+    n1 = lo
+    if hi > lo:
+        n1 = int(np.count_nonzero(groups))
+        key[lo:n1] = -0.0
+        key[n1:hi] = 0.0
+    return key[n1:], key[:n1][::-1]
+
+
+_W1_BLOCK = 1024  # rows of group a per block in the blockwise W1
+
+
+def _w1(a: np.ndarray, vb: np.ndarray, block: int = _W1_BLOCK) -> float:
+    """W1 between group a (>= 0, ascending) and b = −vb (vb <= 0, b ascending).
 
     Quantile matching: W1 = ∫₀¹ |Qa(u) − Qb(u)| du. In units of 1/(na·nb) the breakpoints are
     A_i = i·nb and B_j = j·na; every interval of the merged breakpoints is charged to its right
     end. Interval ending at A_i: Qa = a[i−1], Qb = b[f] with f = ⌊(A_i − 1)/na⌋, width
     min(nb, A_i − f·na). Interval ending at B_j (not equal to some A_i): Qb = b[j−1],
     Qa = a[f] with f = ⌊B_j/nb⌋, width min(na, B_j − f·nb) (0 when B_j is an A breakpoint).
-    The floors are computed as ⌊(e ∓ ½)·(1/n)⌋, exact while na·nb < 2^48.
+    Large inputs go block by block (`_w1_blocks`), which visits most rows only to add them up.
     """
-    na = int(n0)
-    nb = len(z) - na
-    a = z[:na]
-    vb = z[na:]  # = -b
-    if na == nb:
-        total = 0.0
-        buf = np.empty(min(na, _CHUNK))
-        for s in range(0, na, _CHUNK):
-            d = buf[: min(_CHUNK, na - s)]
-            np.add(a[s : s + _CHUNK], vb[s : s + _CHUNK], out=d)
-            np.abs(d, out=d)
-            total += float(np.add.reduce(d))
-        return total / na
+    na, nb = len(a), len(vb)
     if na * nb >= 1 << 48:  # pragma: no cover - ~3e7 rows per group
         return _w1_exact_int(a, -vb, na, nb)
-    return (_lattice_part(a, vb, na, nb, strict=True) + _lattice_part(vb, a, nb, na, strict=False)) / (
-        float(na) * float(nb)
-    )
+    if na < 4 * block:
+        total = _lattice_part(a, vb, nb, strict=True) + _lattice_part(vb, a, na, strict=False)
+    else:
+        total = _w1_blocks(a, vb, block)
+    return total / (float(na) * float(nb))
 
 
-def _scratch(c: int, k: int) -> list[np.ndarray]:
-    """k float64 work buffers of length c, carved from one block at staggered offsets.
+def _w1_blocks(a: np.ndarray, vb: np.ndarray, block: int) -> float:
+    """na·nb·W1 by blocks of ``block`` rows of a (u-ranges [k·block/na, (k+1)·block/na]).
 
-    Separate page-aligned buffers of the same size alias in the L1 cache (same address bits
-    modulo 4 KiB), which made the streaming kernels several times slower; one block with
-    offsets 64·(2i+1) bytes apart avoids that.
+    Where the block's smallest a is ≥ its largest b (or its smallest b ≥ its largest a),
+    |Qa − Qb| = ±(Qa − Qb) on the whole block, so its share is ±(∫Qa − ∫Qb): a block sum of
+    a and a segment sum of b with the two partial b rows at its ends. Only blocks where the
+    quantile functions may cross are charged interval by interval (`_lattice_part`).
+    In e units (u·na·nb) block k is (E_k, E_{k+1}], Qb = b[j] on (j·na, (j+1)·na].
     """
-    stride = c + 16
-    block = np.empty(k * stride + 8 * k)
-    return [block[i * stride + 8 * i : i * stride + 8 * i + c] for i in range(k)]
+    na, nb = len(a), len(vb)
+    starts = np.arange(0, na + block, block, dtype=np.int64)
+    starts[-1] = na
+    E = starts * nb
+    q = E // na  # b row holding Qb just after E_k (nb at the very end)
+    qc = np.minimum(q, nb - 1)
+    vq = vb[qc]
+    rv = (E - q * na) * vq  # −∫Qb over the part of b[q]'s interval before E_k
+    seg = np.add.reduceat(vb, qc[:-1])
+    seg[q[1:] == q[:-1]] = 0.0  # reduceat gives one row, not 0, for an empty segment
+    gap = nb * np.add.reduceat(a, starts[:-1])  # ∫Qa, then + ∫(−Qb), over each block
+    gap += na * seg
+    gap += rv[1:]
+    gap -= rv[:-1]
+    b_hi = -vb[(E[1:] - 1) // na]
+    above = a[starts[:-1]] >= b_hi  # Qa ≥ Qb on the whole block
+    below = -vq[:-1] >= a[starts[1:] - 1]  # Qb ≥ Qa on the whole block
+    total = float(np.dot(above, gap)) - float(np.dot(below & ~above, gap))
+    cross = np.flatnonzero(~(above | below))
+    if cross.size:  # the rows of a and of b whose lattice intervals lie in those blocks
+        total += _lattice_part(a, vb, nb, strict=True, rows=_ranges(starts[cross], starts[cross + 1]))
+        total += _lattice_part(vb, a, na, strict=False, rows=_ranges(q[cross], q[cross + 1]))
+    return total
 
 
-def _lattice_part(own: np.ndarray, other: np.ndarray, n_own: int, n_other: int, *, strict: bool) -> float:
-    """Σ over breakpoints e = i·n_other (i = 1..n_own) of |own[i−1] + other[f]|·width.
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(lo[i], hi[i]) (int64)."""
+    if len(lo) <= 8:  # the usual case (the two ends, a crossing or two): fewer numpy calls
+        return np.concatenate([np.arange(l, h, dtype=np.int64) for l, h in zip(lo.tolist(), hi.tolist())])
+    sizes = hi - lo
+    keep = sizes > 0
+    lo, sizes = lo[keep], sizes[keep]
+    offsets = np.repeat(lo - (np.cumsum(sizes) - sizes), sizes)
+    return np.arange(int(sizes.sum()), dtype=np.int64) + offsets
+
+
+def _lattice_part(own: np.ndarray, other: np.ndarray, n_other: int, *, strict: bool, rows=None) -> float:
+    """Σ over the breakpoints e = (i+1)·n_other of ``own`` rows i (all, or ``rows``) of
+    |own[i] + other[f]|·width.
 
     strict (the A part): f = ⌊(e − 1)/n_own⌋, width = min(n_other, e − f·n_own);
     otherwise (the B part): f = ⌊e/n_own⌋ (clipped to the last row), same width formula.
+    The floors are computed as ⌊(e ∓ ½)·(1/n_own)⌋, exact while n_own·n_other < 2^48.
     """
-    c = min(_CHUNK, n_own)
-    ar, qbase, e, q, g = _scratch(c, 5)
-    idx = np.empty(c + 24, dtype=np.intp)[24:]
-    np.multiply(np.arange(1, c + 1, dtype=np.float64), n_other, out=ar)  # e for the first chunk
-    np.add(ar, -0.5 if strict else 0.5, out=qbase)
-    qbase *= 1.0 / n_own
-    need_min = n_own > n_other  # otherwise e − f·n_own never exceeds n_other
-    cap = float(n_other)
+    n_own = len(own)
+    n_rows = n_own if rows is None else len(rows)
+    inv, half = 1.0 / n_own, -0.5 if strict else 0.5
     total = 0.0
-    for s in range(0, n_own, c):
-        m = min(c, n_own - s)
-        ee, qq, ii, gg = e[:m], q[:m], idx[:m], g[:m]
-        shift = float(s) * n_other
-        np.add(qbase[:m], shift / n_own, out=qq)
-        np.floor(qq, out=qq)
-        np.copyto(ii, qq, casting="unsafe")
-        np.add(ar[:m], shift, out=ee)
-        np.multiply(qq, n_own, out=qq)
-        np.subtract(ee, qq, out=ee)
-        if need_min:
-            np.minimum(ee, cap, out=ee)
-        np.take(other, ii, out=gg, mode="clip")
-        np.add(own[s : s + m], gg, out=gg)
-        np.abs(gg, out=gg)
-        total += float(np.einsum("i,i->", gg, ee))
+    for s in range(0, n_rows, _CHUNK):
+        i = np.arange(s, min(n_rows, s + _CHUNK)) if rows is None else rows[s : s + _CHUNK]
+        e = (i + 1).astype(np.float64)
+        e *= n_other
+        f = np.floor((e + half) * inv)
+        e -= f * n_own  # the width
+        if n_own > n_other:  # otherwise the width never exceeds n_other
+            np.minimum(e, n_other, out=e)
+        d = np.take(other, f.astype(np.intp), mode="clip")
+        d += own[s : s + len(i)] if rows is None else own[i]
+        total += float(np.dot(np.abs(d, out=d), e))
     return total
 
 
@@ -494,14 +533,13 @@ def _eo_gap_fn(counts: np.ndarray):
 def _spdd_exact(d: _Data) -> float:
     if d.n_groups == 2:
         key, _, _ = _pack_sign(d.x, d.codes)
-        key.sort()
-        return _w1_sign_sorted(key.view(np.float64), int(d.counts[0]))
+        return _w1(*_split_sorted(key, d.codes))
     z, code = _value_major(d.x, d.codes, d.n_groups)
     return _integrate_gap(z, code, d.n_groups, _dp_gap_fn(d.counts))
 
 
 def _spdd_fast(scores, groups) -> float | None:
-    """SPDD for two integer groups {0, 1}: validation, packing, one sort, one streaming pass."""
+    """SPDD for two integer groups {0, 1}: validation and packing in one pass, one sort, W1."""
     if not isinstance(groups, np.ndarray) or groups.dtype.kind not in "biu" or groups.ndim != 1:
         return None
     x = _to_float_array(scores, "scores")
@@ -512,11 +550,10 @@ def _spdd_fast(scores, groups) -> float | None:
         _raise_bad_values(x, "scores")
     if not groups01:
         return None
-    key.sort()
-    n0 = int(np.searchsorted(key, _SIGN))
-    if n0 == 0 or n0 == len(x):
+    a, vb = _split_sorted(key, groups)
+    if len(a) == 0 or len(vb) == 0:
         return None  # one group only: the general path explains
-    return _w1_sign_sorted(key.view(np.float64), n0)
+    return _w1(a, vb)
 
 
 def _check_grid(grid) -> int | None:

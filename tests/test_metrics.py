@@ -572,6 +572,32 @@ def datasets(draw, max_groups=3):
     return np.array(x), np.array(y), np.array(g), np.array(perm)
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets(max_groups=2), st.sampled_from([1, 2, 3, 8]))
+def test_blockwise_w1_equals_scipy(data, block):
+    # The blockwise W1 (used from 4·1024 rows of group a up) on small data with small blocks:
+    # blocks settled by sign and blocks where the quantile functions cross, ties included.
+    x, _, g, _ = data
+    a, b = x[g == 0], x[g == 1]
+    key, ok, _ = M._pack_sign(x, g)
+    got = M._w1(*M._split_sorted(key, g), block=block)
+    assert got == pytest.approx(ss.wasserstein_distance(a, b), abs=1e-12)
+
+
+@pytest.mark.parametrize("na, nb", [(5000, 4100), (4096, 1), (4100, 9000), (6000, 6000), (5000, 3)])
+def test_spdd_large_groups_equals_scipy(rng, na, nb):
+    for a, b in [
+        (rng.beta(2, 3, na), rng.beta(2.5, 2.5, nb)),  # few crossings: most blocks settled by sign
+        (rng.random(na), rng.random(nb)),  # one distribution: blocks cross everywhere
+        (np.round(rng.random(na), 2), np.round(rng.random(nb) ** 2, 2)),  # heavy ties
+        (rng.random(na) * 0.5, 0.5 + rng.random(nb) * 0.5),  # disjoint
+    ]:
+        x = np.concatenate([a, b])
+        g = np.r_[np.zeros(na, int), np.ones(nb, int)]
+        p = rng.permutation(na + nb)
+        assert M.spdd(x[p], g[p]) == pytest.approx(ss.wasserstein_distance(a, b), abs=1e-12)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(datasets())
 def test_invariant_under_row_permutation(data):
