@@ -363,10 +363,12 @@ def _split_sorted(key: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.n
     return key[n1:], key[:n1][::-1]
 
 
-_W1_BLOCK = 1024  # rows of group a per block in the blockwise W1
+_W1_BLOCK = 1024  # rows of group a per block in the blockwise W1 …
+_W1_SUB = 32  # … and per sub-block where a block's quantile functions may cross
+_EDGE_CUTS = np.unique(np.ceil(1.2 ** np.arange(38)).astype(np.int64))  # finer blocks at both ends, where Qa and Qb meet
 
 
-def _w1(a: np.ndarray, vb: np.ndarray, block: int = _W1_BLOCK) -> float:
+def _w1(a: np.ndarray, vb: np.ndarray, block: int = _W1_BLOCK, sub: int = _W1_SUB) -> float:
     """W1 between group a (>= 0, ascending) and b = −vb (vb <= 0, b ascending).
 
     Quantile matching: W1 = ∫₀¹ |Qa(u) − Qb(u)| du. In units of 1/(na·nb) the breakpoints are
@@ -382,42 +384,77 @@ def _w1(a: np.ndarray, vb: np.ndarray, block: int = _W1_BLOCK) -> float:
     if na < 4 * block:
         total = _lattice_part(a, vb, nb, strict=True) + _lattice_part(vb, a, na, strict=False)
     else:
-        total = _w1_blocks(a, vb, block)
+        total = _w1_blocks(a, vb, block, sub)
     return total / (float(na) * float(nb))
 
 
-def _w1_blocks(a: np.ndarray, vb: np.ndarray, block: int) -> float:
-    """na·nb·W1 by blocks of ``block`` rows of a (u-ranges [k·block/na, (k+1)·block/na]).
-
-    Where the block's smallest a is ≥ its largest b (or its smallest b ≥ its largest a),
-    |Qa − Qb| = ±(Qa − Qb) on the whole block, so its share is ±(∫Qa − ∫Qb): a block sum of
-    a and a segment sum of b with the two partial b rows at its ends. Only blocks where the
-    quantile functions may cross are charged interval by interval (`_lattice_part`).
-    In e units (u·na·nb) block k is (E_k, E_{k+1}], Qb = b[j] on (j·na, (j+1)·na].
+def _w1_blocks(a: np.ndarray, vb: np.ndarray, block: int, sub: int) -> float:
+    """na·nb·W1 by blocks of at most ``block`` rows of a (finer towards both ends, where the
+    two quantile functions start and end close together), then sub-blocks of ``sub`` rows
+    inside the blocks that `_settled` leaves, then the lattice (`_lattice_part`) for the rows
+    of the sub-blocks left after that (where Qa and Qb cross).
     """
     na, nb = len(a), len(vb)
-    starts = np.arange(0, na + block, block, dtype=np.int64)
-    starts[-1] = na
-    E = starts * nb
-    q = E // na  # b row holding Qb just after E_k (nb at the very end)
-    qc = np.minimum(q, nb - 1)
-    vq = vb[qc]
-    rv = (E - q * na) * vq  # −∫Qb over the part of b[q]'s interval before E_k
-    seg = np.add.reduceat(vb, qc[:-1])
-    seg[q[1:] == q[:-1]] = 0.0  # reduceat gives one row, not 0, for an empty segment
-    gap = nb * np.add.reduceat(a, starts[:-1])  # ∫Qa, then + ∫(−Qb), over each block
-    gap += na * seg
-    gap += rv[1:]
-    gap -= rv[:-1]
-    b_hi = -vb[(E[1:] - 1) // na]
-    above = a[starts[:-1]] >= b_hi  # Qa ≥ Qb on the whole block
-    below = -vq[:-1] >= a[starts[1:] - 1]  # Qb ≥ Qa on the whole block
-    total = float(np.dot(above, gap)) - float(np.dot(below & ~above, gap))
-    cross = np.flatnonzero(~(above | below))
-    if cross.size:  # the rows of a and of b whose lattice intervals lie in those blocks
-        total += _lattice_part(a, vb, nb, strict=True, rows=_ranges(starts[cross], starts[cross + 1]))
-        total += _lattice_part(vb, a, na, strict=False, rows=_ranges(q[cross], q[cross + 1]))
+    cuts = np.sort(np.concatenate([np.arange(0, na, block, dtype=np.int64), _EDGE_CUTS, na - _EDGE_CUTS]))
+    cuts = cuts[(cuts >= 0) & (cuts < na)]
+    lo = cuts[np.concatenate(([True], cuts[1:] != cuts[:-1]))]
+    hi = np.append(lo[1:], na)
+    total, left = _settled(a, vb, lo, hi)
+    lo, hi = lo[left], hi[left]
+    if lo.size > 8 and sub < block:  # a few blocks (the two ends, a crossing) cost less as they are
+        lo, hi = _split_ranges(lo, hi, sub)
+        part, left = _settled(a, vb, lo, hi)
+        total += part
+        lo, hi = lo[left], hi[left]
+    if lo.size:
+        total += _lattice_part(a, vb, nb, strict=True, rows=_ranges(lo, hi))
+        total += _lattice_part(vb, a, na, strict=False, rows=_ranges(lo * nb // na, hi * nb // na))
     return total
+
+
+def _settled(a: np.ndarray, vb: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, np.ndarray]:
+    """na·nb·∫|Qa − Qb| over the u-ranges [lo_k/na, hi_k/na] (a rows [lo_k, hi_k): sorted,
+    disjoint, non-empty) where Qa ≥ Qb or Qb ≥ Qa throughout, and a mask of the other ranges.
+
+    Where the range's smallest a is ≥ its largest b (or its smallest b ≥ its largest a),
+    |Qa − Qb| = ±(Qa − Qb) on it, so its share is ±(∫Qa − ∫Qb): a sum of a rows and a sum of
+    b rows with the two partial b rows at its ends. In e units (u·na·nb) the range is
+    (E_lo, E_hi] and Qb = b[j] on (j·na, (j+1)·na].
+    """
+    na, nb = len(a), len(vb)
+    E_lo, E_hi = lo * nb, hi * nb
+    q_lo, q_hi = E_lo // na, E_hi // na  # b rows holding Qb just after E (q_hi = nb at the end)
+    v_lo, v_hi = vb[q_lo], vb[np.minimum(q_hi, nb - 1)]
+    gap = nb * _range_sums(a, lo, hi)  # ∫Qa, then + ∫(−Qb)
+    gap += na * _range_sums(vb, q_lo, q_hi)
+    gap += (E_hi - q_hi * na) * v_hi
+    gap -= (E_lo - q_lo * na) * v_lo
+    above = a[lo] >= -vb[(E_hi - 1) // na]  # smallest a ≥ largest b
+    below = -v_lo >= a[hi - 1]  # smallest b ≥ largest a
+    total = float(np.dot(above, gap)) - float(np.dot(below & ~above, gap))
+    return total, ~(above | below)
+
+
+def _split_ranges(lo: np.ndarray, hi: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each range [lo_k, hi_k) cut into pieces of ``size`` rows (the last one shorter)."""
+    counts = -(-(hi - lo) // size)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    starts = np.repeat(lo, counts) + size * (np.arange(int(counts.sum()), dtype=np.int64) - first)
+    return starts, np.minimum(starts + size, np.repeat(hi, counts))
+
+
+def _range_sums(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Σ v[lo_k:hi_k] for sorted, disjoint ranges (lo_k ≤ hi_k, lo_k < len(v))."""
+    if hi[-1] == len(v) and np.array_equal(lo[1:], hi[:-1]):  # a partition: one reduceat
+        sums = np.add.reduceat(v, lo)
+    else:
+        idx = np.empty(2 * len(lo), dtype=np.int64)
+        idx[0::2], idx[1::2] = lo, hi
+        if idx[-1] == len(v):  # reduceat sums the last segment to the end by itself
+            idx = idx[:-1]
+        sums = np.add.reduceat(v, idx)[0::2]
+    sums[lo == hi] = 0.0  # reduceat gives one row, not 0, for an empty range
+    return sums
 
 
 def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
