@@ -7,7 +7,7 @@ APT_PACKAGES := ffmpeg chromium chromium-driver
 # pytest arguments, e.g. `make test PYTEST_ARGS="-k metrics"`
 PYTEST_ARGS ?=
 
-.PHONY: run test fuzz install install-test apt models bench clean-venv
+.PHONY: run test fuzz screenshots install install-test apt models bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ fuzz: install-test
 	  HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -p no:cacheprovider \
 	    $$(grep -rl "^from hypothesis import\|^import hypothesis" tests --include='test_*.py') || exit 1; \
 	done
+
+# Retake the README's screenshots (docs/screenshots/) with the browser test.
+screenshots: install-test
+	FAIRVIZ_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/test_browser.py
 
 # Rebuild the runs shipped in models/ (the six methods and the λ_W sweep at α = 4).
 models: install
