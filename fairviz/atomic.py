@@ -1,7 +1,9 @@
 """Atomic writes: a reader sees the old file/folder or the new one, never a half-written one.
 
 Everything is written to a temporary sibling first, flushed, then moved into place with
-`os.replace` (atomic on POSIX within one filesystem).
+`os.replace` (atomic on POSIX within one filesystem). A process killed mid-write leaves its
+hidden temporary behind; the next write into the same folder removes such leftovers once they
+are `STALE_AFTER_S` old (no save takes that long, so a save in progress is never touched).
 """
 
 from __future__ import annotations
@@ -13,11 +15,40 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+STALE_AFTER_S = 6 * 3600
+
+
+def sweep_stale(folder: str | os.PathLike, *, now: float | None = None) -> list[Path]:
+    """Remove temporaries of killed writes in `folder` (``.tmp-*`` folders, ``.*.tmp`` files)
+    last modified more than `STALE_AFTER_S` seconds ago; returns what was removed."""
+    import time
+
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_S
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        staging = e.name.startswith(".tmp-") and e.is_dir(follow_symlinks=False)
+        partial = e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False)
+        try:
+            if (staging or partial) and e.stat(follow_symlinks=False).st_mtime < cutoff:
+                if staging:
+                    shutil.rmtree(e.path)
+                else:
+                    os.unlink(e.path)
+                removed.append(Path(e.path))
+        except OSError:
+            continue  # another process removed or is using it
+    return removed
+
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` atomically; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -48,6 +79,7 @@ def staged_dir(final: str | os.PathLike, *, replace: bool = False) -> Iterator[P
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(final.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.", dir=final.parent))
     try:
         yield tmp

@@ -108,6 +108,27 @@ def test_failed_save_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_next_save_sweeps_stale_leftovers_of_killed_saves(tmp_path):
+    import time
+
+    from fairviz.atomic import STALE_AFTER_S
+
+    old = time.time() - STALE_AFTER_S - 60
+    stale_dir, stale_file = tmp_path / ".tmp-killed.abc123", tmp_path / ".metrics.json.x1y2.tmp"
+    fresh_dir = tmp_path / ".tmp-in-progress.def456"  # a save going on right now: kept
+    user_dir, user_file = tmp_path / ".tmpl", tmp_path / "notes.tmp"  # not ours: kept however old
+    for d in (stale_dir, fresh_dir, user_dir):
+        d.mkdir()
+        (d / "x").write_bytes(b"partial")
+    for f in (stale_file, user_file):
+        f.write_bytes(b"partial")
+    for p in (stale_dir, stale_file, user_dir, user_file):
+        os.utime(p, (old, old))
+    R.save_run(make_run(), tmp_path / "next")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([fresh_dir.name, user_dir.name, user_file.name, "next"])
+
+
 def test_save_refuses_unsafe_folder_name(tmp_path):
     with pytest.raises(ValueError, match="not allowed"):
         R.save_run(make_run(), tmp_path / "bad name!")
