@@ -70,9 +70,16 @@ def read_table(path) -> pd.DataFrame:
     return df
 
 
+def _shown_name(name) -> str:
+    """A column name for a one-line message: quoted when it holds line breaks or other
+    unprintable characters, commas, or leading/trailing spaces."""
+    s = str(name)
+    return repr(s) if not s.isprintable() or "," in s or s != s.strip() or not s else s
+
+
 def _column(df: pd.DataFrame, name: str, role: str) -> pd.Series:
     if name not in df.columns:
-        shown = ", ".join(map(str, list(df.columns)[:30]))
+        shown = ", ".join(map(_shown_name, list(df.columns)[:30]))
         more = f" (+{len(df.columns) - 30} more)" if len(df.columns) > 30 else ""
         raise ValueError(f"{role} column {name!r} not found; available columns: {shown}{more}")
     col = df[name]

@@ -85,6 +85,9 @@ def test_human_table(table, capsys):
         (lambda df: df.assign(gender=df.gender.where(df.index != 4)), ["--score", "score", "--group", "gender"],
          "group column 'gender' has 1 missing value(s) (first at row 4)"),
         (None, ["--score", "score", "--group", "gender", "--n-boot", "-1"], "--n-boot"),
+        # column names with a line break, a comma or edge spaces are quoted: the error stays one line
+        (lambda df: df.rename(columns={"note": "a\nb", "y": "c,d", "score": " s "}), ["--score", "s", "--group", "gender"],
+         "available columns: ' s ', gender, 'c,d', 'a\\nb'"),
     ],
 )
 def test_bad_input_exit_2_one_line(table, capsys, tmp_path, mutate, argv, fragment):
