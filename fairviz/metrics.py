@@ -20,8 +20,11 @@ metrics follow from cumulative sums of those counts — no re-sorting, no resamp
 counts are exactly Multinomial(n_g, uniform) per group (see `_Counts`); resamples run in
 threads (FAIRVIZ_THREADS overrides the number) and do not depend on the thread count.
 
-Speed (bench/RESULTS.md): two-group `spdd` packs the group into the sign bit of each score,
-sorts the 64-bit keys once and integrates by quantile matching in one streaming pass.
+Speed (bench/RESULTS.md): two-group `spdd` packs the group into the sign bit of each score and
+sorts those keys once (as floats), then integrates by quantile matching block by block: where
+a block's two quantile functions keep their order, its share is a difference of two sums; only
+blocks where they may cross are integrated interval by interval. The two-group SPDD bootstrap
+uses the same idea on the ECDF gap (`_SpddBoot`).
 
 Bad input (lengths differ, NaN/inf, values outside [0, 1], fewer than two groups, missing group
 values) raises ``ValueError`` with a message that says what to fix; values are never clipped.
@@ -365,7 +368,8 @@ def _split_sorted(key: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.n
 
 _W1_BLOCK = 1024  # rows of group a per block in the blockwise W1 …
 _W1_SUB = 32  # … and per sub-block where a block's quantile functions may cross
-_EDGE_CUTS = np.unique(np.ceil(1.2 ** np.arange(38)).astype(np.int64))  # finer blocks at both ends, where Qa and Qb meet
+# finer blocks at both ends, where the two quantile functions start and end close together
+_EDGE_CUTS = np.unique(np.ceil(1.2 ** np.arange(38)).astype(np.int64))
 
 
 def _w1(a: np.ndarray, vb: np.ndarray, block: int = _W1_BLOCK, sub: int = _W1_SUB) -> float:
@@ -381,7 +385,7 @@ def _w1(a: np.ndarray, vb: np.ndarray, block: int = _W1_BLOCK, sub: int = _W1_SU
     na, nb = len(a), len(vb)
     if na * nb >= 1 << 48:  # pragma: no cover - ~3e7 rows per group
         return _w1_exact_int(a, -vb, na, nb)
-    if na < 4 * block:
+    if na + nb < 8 * block:
         total = _lattice_part(a, vb, nb, strict=True) + _lattice_part(vb, a, na, strict=False)
     else:
         total = _w1_blocks(a, vb, block, sub)
