@@ -526,22 +526,19 @@ def _integrate_gap(z: np.ndarray, code: np.ndarray, n_tags: int, gap_fn, weights
     Streams over the sorted entries in chunks (memory O(chunk · tags)).
     """
     n = len(z)
-    carry = np.zeros(n_tags)
+    carry = np.zeros((n_tags, 1))
     total = 0.0
     c = min(_CHUNK, max(n - 1, 1))
     cum = np.empty((n_tags, c))
+    cols = np.arange(c)
     for s in range(0, n - 1, c):
         m = min(c, n - 1 - s)
-        cc = code[s : s + m]
         C = cum[:, :m]
-        for t in range(n_tags):
-            if weights is None:
-                np.cumsum(cc == t, out=C[t], dtype=np.float64)
-            else:
-                np.multiply(cc == t, weights[s : s + m], out=C[t])
-                np.cumsum(C[t], out=C[t])
-            C[t] += carry[t]
-            carry[t] = C[t, -1]
+        C.fill(0.0)
+        C[code[s : s + m], cols[:m]] = 1.0 if weights is None else weights[s : s + m]
+        np.cumsum(C, axis=1, out=C)
+        C += carry
+        carry[:, 0] = C[:, -1]
         gap = gap_fn(C)
         dz = z[s + 1 : s + m + 1] - z[s : s + m]
         total += float(np.einsum("i,i->", gap, dz))
@@ -563,10 +560,9 @@ def _eo_gap_fn(counts: np.ndarray):
 
     def gap(C):
         A = nn - C[0::2]  # #{min(Ŷ, Y) > τ} per group
-        B = nn - C[1::2]  # #{Y > τ} per group
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = np.where(B > 0, A / np.where(B > 0, B, 1.0), 0.0)
-        return _spread(r)
+        B = nn - C[1::2]  # #{Y > τ} per group: a whole count, and A = 0 wherever B = 0
+        np.maximum(B, 1.0, out=B)
+        return _spread(np.divide(A, B, out=A))
 
     return gap
 
