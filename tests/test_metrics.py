@@ -496,6 +496,17 @@ def test_bootstrap_ci_reproducible_and_thread_independent(rng, monkeypatch):
     M.bootstrap_ci("spdd", x, g, n_boot=5, random_state=np.random.SeedSequence(3))
 
 
+def test_two_group_spdd_bootstrap_thread_independent_over_many_blocks(rng, monkeypatch):
+    x, g = two_groups(rng, 9000, 11000)
+    d = M._prepare(x, g)
+    monkeypatch.setenv("FAIRVIZ_THREADS", "1")
+    one = M._replicates(d, ("spdd",), 37, 4)["spdd"]
+    monkeypatch.setenv("FAIRVIZ_THREADS", "3")
+    three = M._replicates(d, ("spdd",), 37, 4)["spdd"]
+    np.testing.assert_array_equal(one, three)
+    assert len(set(one.tolist())) == 37
+
+
 def test_bootstrap_ci_agrees_with_a_naive_resampler(rng):
     # statistical agreement with a plain numpy resample-and-recompute loop
     x, g = two_groups(rng, 120, 80)
