@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -21,8 +22,6 @@ STALE_AFTER_S = 6 * 3600
 def sweep_stale(folder: str | os.PathLike, *, now: float | None = None) -> list[Path]:
     """Remove temporaries of killed writes in `folder` (``.tmp-*`` folders, ``.*.tmp`` files)
     last modified more than `STALE_AFTER_S` seconds ago; returns what was removed."""
-    import time
-
     cutoff = (time.time() if now is None else now) - STALE_AFTER_S
     removed = []
     try:
