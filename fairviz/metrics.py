@@ -464,7 +464,7 @@ def _range_sums(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Concatenation of arange(lo[i], hi[i]) (int64)."""
     if len(lo) <= 8:  # the usual case (the two ends, a crossing or two): fewer numpy calls
-        return np.concatenate([np.arange(l, h, dtype=np.int64) for l, h in zip(lo.tolist(), hi.tolist())])
+        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in zip(lo.tolist(), hi.tolist())])
     sizes = hi - lo
     keep = sizes > 0
     lo, sizes = lo[keep], sizes[keep]
@@ -1269,7 +1269,6 @@ class _GenericBoot:
         seq = np.full(-(-n // 8) * 8, -1, dtype=np.intp)
         seq[:n] = d.codes
         self.gen = _Counts(seq, d.counts)
-        G = d.n_groups
         if "spdd" in self.stats:
             order = np.argsort(d.x, kind="stable")
             self.sp_order = order

@@ -227,8 +227,8 @@ def build_report(
     """
     from fairviz import __version__, figures, metrics
     from fairviz.groups import audit_attributes, prepare_groups
-    from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
     from fairviz.repair import RepairMap, repair_tradeoff
+    from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
     from fairviz.significance import dp_band, permutation_test
 
     say = progress or (lambda stage: None)
@@ -261,7 +261,6 @@ def build_report(
         col = columns[name]
         known = col.known
         xk = scores[known]
-        gk = col.values(known_only=True)
         disp = np.array([_display_label(g) for g in col.labels], dtype=object)[col.codes[known]]
         k_perm = n_perm if n_perm is not None else auto_n_perm(len(xk), len(col.labels))
         perm = permutation_test(xk, col.codes[known], metric="spdd", n_perm=k_perm, random_state=random_state)

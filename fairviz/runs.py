@@ -28,12 +28,16 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fairviz import __version__
 from fairviz.atomic import staged_dir
+
+if TYPE_CHECKING:  # train imports torch; runs must load without it until a model is built
+    from fairviz.train import Run
 from fairviz.paths import models_dir
 
 FORMAT_VERSION = 1
@@ -272,7 +276,7 @@ def _check_safetensors_header(path: Path, what: str) -> None:
         raise ValueError(f"{what} {path.name} is not a valid safetensors file: {err}") from None
 
 
-def load_run(path) -> "Run":
+def load_run(path) -> Run:
     """Restore a saved run (weights, predictions, Z, metrics, history) without retraining.
 
     Raises ValueError with an actionable message for an incomplete folder (names the missing

@@ -106,7 +106,7 @@ def test_impact_ratio_violations_match_brute_force(rng):
         inside = any(a <= tau < b for a, b in ranges)
         assert inside == brute, tau
     # ranges are sorted, disjoint and not adjacent (merged)
-    for (a0, b0), (a1, b1) in zip(ranges, ranges[1:]):
+    for (_a0, b0), (a1, _b1) in zip(ranges, ranges[1:]):
         assert b0 < a1
     assert F.impact_ratio_violations(dp_curve([0.1, 0.2, 0.1, 0.2], [0, 0, 1, 1])) == []
 

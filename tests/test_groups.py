@@ -174,7 +174,6 @@ def test_missing_rows_are_excluded_and_counted(rng, metrics):
 
 
 def test_small_groups_excluded_from_ratios_keep_counts(rng, metrics):
-    n = 2000
     g = np.r_[np.repeat(["A"], 1000), np.repeat(["B"], 980), np.repeat(["tiny"], 20)]
     s = np.r_[rng.uniform(0, 0.8, 1000), rng.uniform(0.1, 1, 980), rng.uniform(0.9, 1, 20)]
     res = audit_attributes(s, {"g": g}, n_boot=10, exclude_small=True)["g"]

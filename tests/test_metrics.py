@@ -179,7 +179,7 @@ def test_multi_group_spdd_brute_force(rng):
     for k in (3, 7):
         x = rng.random(300) ** rng.integers(1, 3, 300)
         g = np.array([f"g{i}" for i in rng.integers(0, k, 300)])
-        want = bf_integral(lambda tau: bf_dp(x, g, tau), x)
+        want = bf_integral(lambda tau, x=x, g=g: bf_dp(x, g, tau), x)
         assert M.spdd(x, g) == pytest.approx(want, abs=1e-12)
         parts = M.spdd_parts(x, g)
         assert set(parts) == set(g.tolist())

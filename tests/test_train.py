@@ -18,7 +18,6 @@ from fairviz.train import (
     TrainConfig,
     TrainingCancelled,
     balanced_oversample,
-    compute_metrics,
     loss_terms,
     predict,
     prepared_from_features,

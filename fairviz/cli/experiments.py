@@ -10,7 +10,6 @@ each under `--out-root`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 

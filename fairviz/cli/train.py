@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
 # against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()).

@@ -425,7 +425,7 @@ def test_list_runs_with_every_hostile_folder_at_once(good, tmp_path, marker):
     """One models folder holding many broken runs, a staging folder and one good run."""
     root = tmp_path / "models"
     shutil.copytree(good, root / "ok")
-    for i, (case_id, edit, _, _) in enumerate(CONFIG_CASES[:8]):
+    for i, (_, edit, _, _) in enumerate(CONFIG_CASES[:8]):
         edit(clone(good, tmp_path, f"cfg-{i}") / R.CONFIG_FILE)
     for i, case_id in enumerate(list(SAFETENSORS_CASES)[:8]):
         SAFETENSORS_CASES[case_id](clone(good, tmp_path, f"st-{i}") / R.WEIGHTS_FILE)
