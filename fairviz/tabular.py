@@ -122,8 +122,10 @@ def _unit_column(df: pd.DataFrame, name: str, role: str) -> np.ndarray:
     return x
 
 
-def select_columns(df: pd.DataFrame, score: str, group: str, label: str | None = None):
+def select_columns(df: pd.DataFrame, score: str, group: str, label: str | None = None, *, min_groups: int = 2):
     """The audit inputs from a table: ``(scores, groups, labels)`` (see the module docstring).
+
+    ``min_groups=1`` accepts a table holding one group only (a batch of a monitored stream).
 
     Raises ValueError for a missing column (listing the available ones), non-numeric, missing,
     infinite or out-of-range scores/labels, missing group values, or fewer than two groups.
@@ -146,7 +148,7 @@ def select_columns(df: pd.DataFrame, score: str, group: str, label: str | None =
         raise ValueError(
             f"group column {group!r} holds lists or other nested values; give one group label per row"
         ) from None
-    if n_groups < 2:
+    if n_groups < min_groups:
         raise ValueError(
             f"group column {group!r} has only one group ({gcol.iloc[0]!r}); need two or more to compare"
         )

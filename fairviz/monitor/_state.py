@@ -1,0 +1,221 @@
+"""The streaming state: per-group score counts on a fixed grid, updated batch by batch.
+
+Memory and file size are bounded by the grid, not by the stream: (k groups) × (2^bits + 1)
+int64 counts (default bits = 16: 512 KiB per group in memory, far less in the file, which stores
+them zlib-compressed), k × (number of τ) exact counts above each τ, and at most `HISTORY_MAX`
+one-line summaries of past updates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fairviz.monitor import _bounds
+
+__all__ = ["HISTORY_MAX", "MonitorConfig", "MonitorState", "Gap"]
+
+HISTORY_MAX = 10_000  # summaries kept (oldest dropped first); the first alarm is kept apart
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """What a state monitors; fixed when the state is created (changing ε, α or τ after seeing
+    the data would void the error guarantee).
+
+    groups: every group name (as text), fixing the α split (α/k per group); epsilon: the
+    tolerated gap ε in H0 "gap ≤ ε"; alpha: the chance of any false alarm, over all times and
+    all monitored gaps together; taus: thresholds whose selection-rate gap is monitored too;
+    bits: the score grid has 2^bits cells (SPDD's grid error ≤ k·2^-bits, ≤ 2^-bits for 2 groups).
+    """
+
+    groups: tuple[str, ...]
+    epsilon: float = 0.05
+    alpha: float = 0.05
+    taus: tuple[float, ...] = ()
+    bits: int = 16
+
+    def __post_init__(self):
+        groups = tuple(str(g) for g in self.groups)
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "taus", tuple(float(t) for t in self.taus))
+        if len(groups) < 2:
+            raise ValueError(f"a monitor needs two or more groups; got {len(groups)}: {list(groups)}")
+        if len(set(groups)) != len(groups):
+            raise ValueError(f"group names repeat: {list(groups)}")
+        if not (isinstance(self.epsilon, (int, float)) and 0.0 <= self.epsilon < 1.0):
+            raise ValueError(f"epsilon must be in [0, 1), e.g. 0.05; got {self.epsilon!r}")
+        if not (isinstance(self.alpha, (int, float)) and 0.0 < self.alpha < 1.0):
+            raise ValueError(f"alpha must be in (0, 1), e.g. 0.05; got {self.alpha!r}")
+        for t in self.taus:
+            if not (math.isfinite(t) and 0.0 <= t < 1.0):
+                raise ValueError(f"every tau must be in [0, 1); got {t!r}")
+        if len(set(self.taus)) != len(self.taus):
+            raise ValueError(f"thresholds repeat: {list(self.taus)}")
+        if not (isinstance(self.bits, int) and 4 <= self.bits <= 20):
+            raise ValueError(f"bits must be an integer from 4 to 20; got {self.bits!r}")
+
+    @property
+    def bins(self) -> int:
+        return 1 << self.bits
+
+    @property
+    def grid_error(self) -> float:
+        """Largest difference between the binned and the exact SPDD of the same rows."""
+        k = len(self.groups)
+        return (1.0 if k == 2 else float(k)) / self.bins
+
+    def to_dict(self) -> dict:
+        return {"groups": list(self.groups), "epsilon": self.epsilon, "alpha": self.alpha,
+                "taus": list(self.taus), "bits": self.bits}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """One monitored gap now: its estimate, its anytime-valid confidence sequence [low, high]
+    (level 1 − α jointly with every other gap of the state), whether H0 "gap ≤ ε" is rejected
+    now (low > ε), and whether the naive fixed-sample test at level α would reject now."""
+
+    name: str
+    value: float | None
+    low: float
+    high: float
+    rejected: bool
+    fixed_rejects: bool
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "value": self.value, "low": self.low, "high": self.high,
+                "rejected": self.rejected, "fixed_rejects": self.fixed_rejects}
+
+
+def _num(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class MonitorState:
+    """Counts of all rows seen so far; `update` adds a batch, `gaps` reads the current answer.
+
+    counts: (k, 2^bits + 1) int64 (bin 0: score 0; bin b: ((b−1)/2^bits, b/2^bits]);
+    above: (k, len(taus)) int64, rows with score > τ; alarms: gap name → where H0 was first
+    rejected ({"update", "n", "time"}); history: one summary per update (newest last).
+    """
+
+    config: MonitorConfig
+    counts: np.ndarray = None
+    above: np.ndarray = None
+    updates: int = 0
+    alarms: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+
+    def __post_init__(self):
+        k = len(self.config.groups)
+        if self.counts is None:
+            self.counts = np.zeros((k, self.config.bins + 1), dtype=np.int64)
+        if self.above is None:
+            self.above = np.zeros((k, len(self.config.taus)), dtype=np.int64)
+
+    # ----------------------------------------------------------------------------- reading
+    @property
+    def group_counts(self) -> dict[str, int]:
+        return dict(zip(self.config.groups, (int(v) for v in self.counts.sum(axis=1))))
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def rejected(self) -> bool:
+        """Whether H0 was rejected for any monitored gap at any update so far (it stays so)."""
+        return bool(self.alarms)
+
+    def spdd(self) -> float | None:
+        """SPDD of all rows seen so far (binned; within `config.grid_error` of the exact one);
+        None while fewer than two groups have rows."""
+        t, n = _bounds.survival(self.counts)
+        return _num(_bounds.spdd_estimate(t, n))
+
+    def gaps(self) -> list[Gap]:
+        """SPDD and the selection-rate gap at each τ, with confidence sequences and tests."""
+        cfg = self.config
+        t, n = _bounds.survival(self.counts)
+        lo, hi = _bounds.spdd_bounds(t, n, cfg.alpha)
+        zc = _bounds.z_critical(cfg.alpha)
+        z = _bounds.fixed_spdd_z(self.counts, cfg.epsilon)
+        out = [Gap("SPDD", _num(_bounds.spdd_estimate(t, n)), float(lo), float(hi),
+                   bool(lo > cfg.epsilon), bool(z > zc))]
+        if cfg.taus:
+            est, dlo, dhi = _bounds.rate_gap(self.above, n, cfg.alpha)
+            dz = _bounds.fixed_rate_z(self.above, n, cfg.epsilon)
+            for i, tau in enumerate(cfg.taus):
+                out.append(Gap(f"DP({tau:g})", _num(est[i]), float(dlo[i]), float(dhi[i]),
+                               bool(dlo[i] > cfg.epsilon), bool(dz[i] > zc)))
+        return out
+
+    # ----------------------------------------------------------------------------- writing
+    def _codes(self, groups) -> np.ndarray:
+        codes, raw = pd.factorize(np.asarray(groups), sort=False)  # hashing, then text per distinct value
+        if (codes < 0).any():
+            raise ValueError(f"group values are missing in {int((codes < 0).sum())} row(s) "
+                             f"(first at row {int(np.flatnonzero(codes < 0)[0])})")
+        uniques = [str(u) for u in raw]
+        index = {g: i for i, g in enumerate(self.config.groups)}
+        unknown = [u for u in uniques if u not in index]
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:5]) + (" …" if len(unknown) > 5 else "")
+            raise ValueError(
+                f"group(s) {shown} not among this state's groups ({', '.join(map(repr, self.config.groups))}); "
+                "a state's groups are fixed when it is created (they set the error split): "
+                "start a new state listing every group with --groups")
+        return np.array([index[u] for u in uniques], dtype=np.int64)[codes]
+
+    def update(self, scores, groups, *, time=None) -> list[Gap]:
+        """Add a batch: scores (n,) in [0, 1], groups (n,) (compared as text). A batch may hold
+        any subset of the groups, or be empty. Records the gaps (and any first alarm) in the
+        history and returns them. Nothing changes if the batch is invalid (ValueError)."""
+        x = np.asarray(scores, dtype=np.float64).reshape(-1)
+        if len(np.asarray(groups).reshape(-1)) != len(x):
+            raise ValueError(f"scores and groups differ in length ({len(x)} vs {len(np.asarray(groups).reshape(-1))})")
+        if not np.all((x >= 0.0) & (x <= 1.0)):  # also catches NaN
+            bad = int(np.flatnonzero(~((x >= 0.0) & (x <= 1.0)))[0])
+            raise ValueError(f"scores must be numbers in [0, 1]; row {bad} has {x[bad]!r}")
+        codes = self._codes(np.asarray(groups).reshape(-1)) if len(x) else np.zeros(0, np.int64)
+        bins = self.config.bins
+        # x·2^bits is exact in binary floating point, so ceil puts a score equal to j/2^bits in bin j
+        cell = np.ceil(x * bins).astype(np.int64)
+        k = len(self.config.groups)
+        self.counts += np.bincount(codes * (bins + 1) + cell, minlength=k * (bins + 1)).reshape(k, bins + 1)
+        for i, tau in enumerate(self.config.taus):
+            self.above[:, i] += np.bincount(codes[x > tau], minlength=k)
+        self.updates += 1
+        return self._record(time)
+
+    def _record(self, time) -> list[Gap]:
+        gaps = self.gaps()
+        n = self.n
+        stamp = None if time is None else str(time)
+        for g in gaps:
+            if g.rejected and g.name not in self.alarms:
+                self.alarms[g.name] = {"update": self.updates, "n": n, "time": stamp}
+        self.history.append({"update": self.updates, "n": n, "time": stamp,
+                             "groups": self.group_counts, "gaps": [g.to_dict() for g in gaps]})
+        del self.history[:-HISTORY_MAX]
+        return gaps
+
+    def history_frame(self) -> pd.DataFrame:
+        """The history as a long table: one row per (update, gap) with columns update, n, time,
+        gap, value, low, high, rejected, fixed_rejects, alarm (H0 rejected at or before)."""
+        rows = []
+        for h in self.history:
+            for g in h["gaps"]:
+                first = self.alarms.get(g["name"])
+                rows.append({"update": h["update"], "n": h["n"], "time": h["time"], "gap": g["name"],
+                             "value": g["value"], "low": g["low"], "high": g["high"],
+                             "rejected": g["rejected"], "fixed_rejects": g["fixed_rejects"],
+                             "alarm": first is not None and h["update"] >= first["update"]})
+        cols = ["update", "n", "time", "gap", "value", "low", "high", "rejected", "fixed_rejects", "alarm"]
+        return pd.DataFrame(rows, columns=cols)
