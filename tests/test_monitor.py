@@ -235,6 +235,8 @@ def test_bad_batches_leave_the_state_unchanged():
 
 @pytest.mark.parametrize("kw,message", [
     ({"groups": ("A",)}, "two or more groups"), ({"groups": ("A", "A")}, "repeat"),
+    ({"groups": tuple(map(str, range(65)))}, "at most 64 groups"),
+    ({"groups": tuple(map(str, range(20))), "bits": 20}, "use fewer bits"),
     ({"epsilon": 1.5}, "epsilon"), ({"alpha": 0.0}, "alpha"), ({"taus": (1.0,)}, "tau"), ({"bits": 30}, "bits"),
 ])
 def test_bad_settings(kw, message):

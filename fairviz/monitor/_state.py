@@ -16,9 +16,11 @@ import pandas as pd
 
 from fairviz.monitor import _bounds
 
-__all__ = ["HISTORY_MAX", "MonitorConfig", "MonitorState", "Gap"]
+__all__ = ["HISTORY_MAX", "MAX_GROUPS", "MonitorConfig", "MonitorState", "Gap"]
 
 HISTORY_MAX = 10_000  # summaries kept (oldest dropped first); the first alarm is kept apart
+MAX_GROUPS = 64  # k × 2^bits counts are kept in memory; more groups is usually the wrong column
+MAX_COUNTS = 1 << 23  # k × 2^bits at most (64 MiB of counts)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class MonitorConfig:
         object.__setattr__(self, "taus", tuple(float(t) for t in self.taus))
         if len(groups) < 2:
             raise ValueError(f"a monitor needs two or more groups; got {len(groups)}: {list(groups)}")
+        if len(groups) > MAX_GROUPS:
+            raise ValueError(f"a monitor takes at most {MAX_GROUPS} groups; got {len(groups)} "
+                             "(is the group column the right one?)")
         if len(set(groups)) != len(groups):
             raise ValueError(f"group names repeat: {list(groups)}")
         if not (isinstance(self.epsilon, (int, float)) and 0.0 <= self.epsilon < 1.0):
@@ -57,6 +62,9 @@ class MonitorConfig:
             raise ValueError(f"thresholds repeat: {list(self.taus)}")
         if not (isinstance(self.bits, int) and 4 <= self.bits <= 20):
             raise ValueError(f"bits must be an integer from 4 to 20; got {self.bits!r}")
+        if len(groups) << self.bits > MAX_COUNTS:
+            raise ValueError(f"{len(groups)} groups on a grid of 2^{self.bits} cells is more than "
+                             f"{MAX_COUNTS:,} counts; use fewer bits")
 
     @property
     def bins(self) -> int:
