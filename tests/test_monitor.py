@@ -227,6 +227,7 @@ def test_bad_batches_leave_the_state_unchanged():
         ([0.5, 0.6], ["A", "Z"], "'Z' not among this state's groups"),
         ([0.5, 0.6], ["A", None], "missing"),
         ([0.5], ["A", "B"], "differ in length"),
+        ([0.5, 0.6], np.array([1, "1"], dtype=object), "written the same way"),
     ]:
         with pytest.raises(ValueError, match=message):
             state.update(scores, groups)

@@ -171,6 +171,10 @@ class MonitorState:
             raise ValueError(f"group values are missing in {int((codes < 0).sum())} row(s) "
                              f"(first at row {int(np.flatnonzero(codes < 0)[0])})")
         uniques = [str(u) for u in raw]
+        if len(set(uniques)) != len(uniques):  # e.g. 1 and "1": one name in the state file
+            same = next(u for u in uniques if uniques.count(u) > 1)
+            raise ValueError(f"different group values are written the same way ({same!r}); "
+                             "make the group column hold one type")
         index = {g: i for i, g in enumerate(self.config.groups)}
         unknown = [u for u in uniques if u not in index]
         if unknown:
