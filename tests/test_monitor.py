@@ -373,3 +373,99 @@ def test_gap_history_figure_marks_alarm_band_and_fixed_rejections():
     assert "<b>x</b>" not in json.dumps(fig.to_plotly_json(), default=str)
     spdd = hist[hist["gap"] == "SPDD"]
     assert list(fig.data[2].y) == list(spdd["value"])
+
+
+# ------------------------------------------------------------------ labels: EO(τ) on labelled rows
+
+
+def _brute_eo(x, g, y, tau):
+    rates = {}
+    for grp in np.unique(g):
+        q = (g == grp) & ~np.isnan(y) & (y > tau)
+        if q.any():
+            rates[grp] = np.mean(x[q] > tau)
+    return max(rates.values()) - min(rates.values()) if len(rates) >= 2 else None
+
+
+def test_eo_uses_labelled_rows_only_and_late_labels():
+    rng = np.random.default_rng(7)
+    n = 3000
+    g = rng.choice(["A", "B", "C"], n)
+    y = rng.random(n)
+    x = np.clip(y + rng.normal(0, 0.2, n) - 0.1 * (g == "A"), 0, 1)
+    known = rng.random(n) < 0.4
+    state = _state(("A", "B", "C"), eo_taus=(0.3, 0.6), taus=(0.5,))
+    gaps = {gp.name: gp for gp in state.update(x, g, np.where(known, y, np.nan))}
+    for tau in (0.3, 0.6):
+        assert gaps[f"EO({tau:g})"].value == pytest.approx(_brute_eo(x, g, np.where(known, y, np.nan), tau), abs=1e-12)
+    # the other labels arrive later: counted for EO only, the scores are not counted twice
+    before_counts = state.counts.copy()
+    gaps = {gp.name: gp for gp in state.update(x[~known], g[~known], y[~known], labels_only=True)}
+    assert np.array_equal(state.counts, before_counts) and state.n == n
+    for tau in (0.3, 0.6):
+        assert gaps[f"EO({tau:g})"].value == pytest.approx(_brute_eo(x, g, y, tau), abs=1e-12)
+    back = monitor.loads(monitor.dumps(state))
+    assert np.array_equal(back.qualified, state.qualified) and back.gaps() == state.gaps()
+
+
+def test_label_problems_are_refused_before_anything_changes():
+    state = _state(eo_taus=(0.5,))
+    before = monitor.dumps(state)
+    with pytest.raises(ValueError, match="labels must be numbers"):
+        state.update([0.2, 0.3], ["A", "B"], [0.5, 1.5])
+    with pytest.raises(ValueError, match="needs a label column"):
+        state.update([0.2], ["A"], labels_only=True)
+    with pytest.raises(ValueError, match="change nothing"):
+        _state().update([0.2], ["A"], [0.4], labels_only=True)
+    assert monitor.dumps(state) == before
+
+
+def test_eo_bands_pay_for_their_own_family_of_alpha():
+    rng = np.random.default_rng(8)
+    x, g = rng.random(4000), rng.choice(["A", "B"], 4000)
+    plain, with_eo = _state(), _state(eo_taus=(0.2, 0.5, 0.8))
+    a, b = plain.update(x, g)[0], with_eo.update(x, g)[0]
+    assert with_eo.config.family_alpha == pytest.approx(0.05 / 4)
+    assert b.value == a.value and b.high - b.low > a.high - a.low  # the union bound over 4 families
+
+
+def test_eo_null_streams_by_simulation():
+    """Rate gaps with their own row counts per threshold (the EO path): 200 streams at gap = ε,
+    a random 30 % of rows labelled, 100 looks."""
+    rng = np.random.default_rng(9)
+    streams, k = 200, 2
+    passed = np.zeros((streams, k, 1), np.int64)
+    qualified = np.zeros((streams, k, 1), np.int64)
+    anytime = np.zeros(streams, bool)
+    naive = np.zeros(streams, bool)
+    zc = _bounds.z_critical(0.05)
+    for _ in range(100):
+        q = rng.binomial(500, 0.3 * 0.5, (streams, k))  # labelled and label > τ, per group
+        qualified[..., 0] += q
+        passed[..., 0] += rng.binomial(q, [0.6, 0.65])
+        _, lo, _ = _bounds.rate_gap(passed, qualified, 0.05 / 2)
+        anytime |= lo[:, 0] > 0.05
+        naive |= _bounds.fixed_rate_z(passed, qualified, 0.05)[:, 0] > zc
+    assert anytime.mean() <= 0.05 and naive.mean() >= 0.15
+
+
+def test_cli_labels_and_late_labels(tmp_path, capsys):
+    rng = np.random.default_rng(10)
+    n = 2000
+    y = rng.random(n)
+    labels = np.where(rng.random(n) < 0.5, y, np.nan)
+    batch = _csv(tmp_path / "b.csv", y, rng.choice(["F", "M"], n), label=labels)
+    state = tmp_path / "s.json"
+    rc, out, _ = _run(capsys, state, "--add", batch, "--score", "score", "--group", "group", "--label", "label",
+                      "--eo-tau", "0.5", "--json")
+    res = json.loads(out)
+    assert rc == 0 and [g["name"] for g in res["gaps"]] == ["SPDD", "EO(0.5)"]
+    assert sum(res["eo_rows"]["EO(0.5)"].values()) == int(np.sum(labels > 0.5))
+    rc, out, _ = _run(capsys, state, "--add", batch, "--score", "score", "--group", "group", "--label", "label",
+                      "--labels-only", "--json")
+    assert rc == 0 and json.loads(out)["n"] == n  # labels only: no new decisions
+    rc, _, err = _run(capsys, state, "--add", batch, "--score", "score", "--group", "group", "--eo-tau", "0.4")
+    assert rc == 2 and "eo_taus" in err
+    rc, _, err = _run(capsys, tmp_path / "new.json", "--add", batch, "--score", "score", "--group", "group",
+                      "--label", "label", "--labels-only")
+    assert rc == 2 and "already in an existing state" in err

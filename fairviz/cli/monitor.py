@@ -37,6 +37,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     src.add_argument("--replay", metavar="FILE", help="CSV or Parquet history to replay in time order")
     parser.add_argument("--score", help="column with the scores, numbers in [0, 1]")
     parser.add_argument("--group", help="column with the group of each row")
+    parser.add_argument("--label", help="optional column with the true outcome in [0, 1]; empty cells = not known "
+                                        "yet (used by --eo-tau only)")
+    parser.add_argument("--labels-only", action="store_true", help="with --add: these rows were added before "
+                                                                   "without labels; count their labels only")
     parser.add_argument("--time-column", help="column with the time of each row (required with --replay; with "
                                               "--add it stamps the update with the batch's latest time)")
     parser.add_argument("--groups", nargs="+", metavar="G", help="every group to monitor (new state; default: the "
@@ -45,6 +49,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--alpha", type=float, help="chance of any false alarm, ever (new state; default 0.05)")
     parser.add_argument("--tau", type=float, action="append", help="also monitor the selection-rate gap at this "
                                                                    "threshold (repeatable; new state)")
+    parser.add_argument("--eo-tau", type=float, action="append", help="also monitor the equal-opportunity gap "
+                        "P(score > τ | label > τ) at this threshold, on labelled rows (repeatable; new state)")
     parser.add_argument("--bits", type=int, help="score grid of 2^bits cells (new state; default 16)")
     parser.add_argument("--max-looks", type=int, default=200, help="updates of a --replay (default 200)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -54,7 +60,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _settings(args) -> dict:
     return {"groups": args.groups, "epsilon": args.epsilon, "alpha": args.alpha,
-            "taus": tuple(args.tau) if args.tau else None, "bits": args.bits}
+            "taus": tuple(args.tau) if args.tau else None, "bits": args.bits,
+            "eo_taus": tuple(args.eo_tau) if args.eo_tau else None}
 
 
 def _new_state(args, groups_in_file):
@@ -80,6 +87,8 @@ def _update(args, state):
         return state
     if not args.score or not args.group:
         raise ValueError("--score and --group are required with --add or --replay")
+    if args.labels_only and (args.replay or state is None):
+        raise ValueError("--labels-only adds labels of rows already in an existing state: use it with --add")
     df = read_table(path)
     if args.replay:
         if not args.time_column:
@@ -90,11 +99,12 @@ def _update(args, state):
             _, groups, _ = select_columns(df, args.score, args.group, min_groups=1)
             state = _new_state(args, groups)
         return _replay(df, args, state)
-    scores, groups, _ = select_columns(df, args.score, args.group, min_groups=1)
+    scores, groups, labels = select_columns(df, args.score, args.group, args.label, min_groups=1,
+                                            labels_may_be_missing=True)
     stamp = monitor.time_values(df, args.time_column).max() if args.time_column else None
     if state is None:
         state = _new_state(args, groups)
-    state.update(scores, groups, time=stamp)
+    state.update(scores, groups, labels, time=stamp, labels_only=args.labels_only)
     return state
 
 
@@ -108,7 +118,7 @@ def _replay(df, args, state):
             bar.total = total
             bar.update(1)
 
-        return monitor.replay(df, args.score, args.group, args.time_column, state=state,
+        return monitor.replay(df, args.score, args.group, args.time_column, label=args.label, state=state,
                               max_looks=args.max_looks, progress=progress)
 
 
@@ -136,6 +146,9 @@ def _table(state, gaps, path) -> str:
         else:
             verdict = "not rejected"
         lines.append(f"  {g.name:<10} {_fmt(g.value):>8}   [{g.low:.4f}, {g.high:.4f}]{'':<3} {verdict}")
+    for i, tau in enumerate(cfg.eo_taus):
+        lines.append(f"  EO({tau:g}) uses the labelled rows with label > {tau:g}: "
+                     + ", ".join(f"{g} ({int(c):,})" for g, c in zip(cfg.groups, state.qualified[:, i])))
     if any(n == 0 for n in state.group_counts.values()):
         lines.append("  (groups without rows yet cannot raise the lower ends; the upper ends stay wide)")
     lines += ["", f"  SPDD on a grid of 2^{cfg.bits} score cells (within {cfg.grid_error:.1e} of the exact value)."]
@@ -160,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = {"state": str(path), "n": state.n, "updates": state.updates, "groups": state.group_counts,
                "epsilon": state.config.epsilon, "alpha": state.config.alpha, "grid_error": state.config.grid_error,
-               "gaps": [g.to_dict() for g in gaps], "alarms": state.alarms, "rejected": state.rejected}
+               "gaps": [g.to_dict() for g in gaps], "alarms": state.alarms, "rejected": state.rejected,
+               "eo_rows": {f"EO({t:g})": dict(zip(state.config.groups, map(int, state.qualified[:, i])))
+                           for i, t in enumerate(state.config.eo_taus)}}
         sys.stdout.write(json.dumps(out, allow_nan=False, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(_table(state, gaps, path) + "\n")

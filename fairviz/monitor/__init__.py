@@ -7,7 +7,9 @@ sequences and alarms that stay valid however often they are looked at.
     monitor.save(state, "state.json")              # atomic; `monitor.load` refuses edited files
     state.rejected                                 # H0 "gap ≤ ε" rejected at some update (sticky)
 
-The gaps are SPDD (= W1 for two groups) and the selection-rate gap DP(τ) at chosen τ. Their
+The gaps are SPDD (= W1 for two groups), the selection-rate gap DP(τ) at chosen τ and, from
+labelled rows (labels may arrive later: ``update(..., labels, labels_only=True)``), the
+equal-opportunity gap EO(τ) at chosen τ. Their
 confidence sequences hold jointly, at every update, with probability ≥ 1 − α, for streams that are
 i.i.d. within each group (`_bounds` explains the construction; docs/MONITORING.md the simulations).
 """

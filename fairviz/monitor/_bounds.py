@@ -60,14 +60,19 @@ def survival(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return t, n
 
 
+def _per_column(n, like: np.ndarray) -> np.ndarray:
+    """Group sizes (..., k) or (..., k, m) as (..., k, m) float64, shaped like `like`."""
+    n = np.asarray(n, dtype=np.float64)
+    return np.broadcast_to(n if n.ndim == like.ndim else n[..., None], like.shape)
+
+
 def _spread(values: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """max − min over the group axis (-2) of `values` (..., k, m), using only `seen` groups
-    (..., k); NaN where fewer than two groups are seen."""
-    s = seen[..., None]
+    ((..., k) or (..., k, m)); NaN where fewer than two groups are seen."""
+    s = np.broadcast_to(seen if seen.ndim == values.ndim else seen[..., None], values.shape)
     hi = np.where(s, values, -np.inf).max(axis=-2)
     lo = np.where(s, values, np.inf).min(axis=-2)
-    two = seen.sum(axis=-1) >= 2
-    return np.where(two[..., None], hi - lo, np.nan)
+    return np.where(s.sum(axis=-2) >= 2, hi - lo, np.nan)
 
 
 def spdd_estimate(t: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -105,19 +110,20 @@ def spdd_bounds(t: np.ndarray, n: np.ndarray, alpha: float) -> tuple[np.ndarray,
 def rate_gap(above: np.ndarray, n: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Selection-rate gap at thresholds: ``(estimate, lower, upper)``, each (..., m).
 
-    above: (..., k, m) counts of scores > τ per group and threshold; n: (..., k) group sizes.
-    The estimate (max − min of the observed rates) is NaN with fewer than two groups seen; the
-    bounds use the same per-group bands as `spdd_bounds` (the same event, no extra α).
+    above: (..., k, m) counts of rows above τ per group and threshold; n: (..., k) group sizes,
+    or (..., k, m) when each threshold has its own rows (the qualified rows of EO(τ)). The
+    estimate (max − min of the observed rates) is NaN with fewer than two groups seen; the bounds
+    use per-group bands like `spdd_bounds` (for DP, the very same event: no extra α).
     """
     above = np.asarray(above, dtype=np.float64)
     k = above.shape[-2]
-    nn = np.asarray(n, dtype=np.float64)[..., None]
+    nn = _per_column(n, above)
     rate = np.where(nn > 0, above / np.maximum(nn, 1.0), 0.0)
-    r = dkw_radius(n, alpha / k)[..., None]
+    r = dkw_radius(nn, alpha / k)
     lo_b, up_b = np.clip(rate - r, 0.0, 1.0), np.clip(rate + r, 0.0, 1.0)
     lower = np.maximum(lo_b.max(axis=-2) - up_b.min(axis=-2), 0.0)
     upper = up_b.max(axis=-2) - lo_b.min(axis=-2)
-    return _spread(rate, np.asarray(n) > 0), lower, upper
+    return _spread(rate, nn > 0), lower, upper
 
 
 def z_critical(level: float) -> float:
@@ -150,9 +156,10 @@ def fixed_spdd_z(counts: np.ndarray, epsilon: float) -> np.ndarray:
 
 def fixed_rate_z(above: np.ndarray, n: np.ndarray, epsilon: float) -> np.ndarray:
     """The naive fixed-sample two-proportion statistic for H0 "rate gap ≤ ε" at each τ,
-    (..., m): (gap − ε) / se between the groups with the highest and lowest rate."""
+    (..., m): (gap − ε) / se between the groups with the highest and lowest rate (n as in
+    `rate_gap`)."""
     above = np.asarray(above, dtype=np.float64)
-    nn = np.asarray(n, dtype=np.float64)[..., None]
+    nn = _per_column(n, above)
     seen = nn > 0
     p = np.where(seen, above / np.maximum(nn, 1.0), 0.0)
     a = np.where(seen, p, -np.inf).argmax(axis=-2)[..., None, :]
@@ -162,5 +169,5 @@ def fixed_rate_z(above: np.ndarray, n: np.ndarray, epsilon: float) -> np.ndarray
     se2 = np.take_along_axis(v, a, -2)[..., 0, :] + np.take_along_axis(v, c, -2)[..., 0, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         z = (pa - pc - epsilon) / np.sqrt(se2)
-    two = seen[..., 0].sum(axis=-1) >= 2
-    return np.where(two[..., None], np.where(se2 > 0, z, np.where(pa - pc > epsilon, np.inf, -np.inf)), np.nan)
+    two = seen.sum(axis=-2) >= 2
+    return np.where(two, np.where(se2 > 0, z, np.where(pa - pc > epsilon, np.inf, -np.inf)), np.nan)

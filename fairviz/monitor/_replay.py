@@ -54,24 +54,26 @@ def look_slices(times_sorted: np.ndarray, max_looks: int = MAX_LOOKS) -> list[sl
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def replay(df: pd.DataFrame, score: str, group: str, time_column: str, *, state: MonitorState | None = None,
-           epsilon: float = 0.05, alpha: float = 0.05, taus=(), bits: int = 16, max_looks: int = MAX_LOOKS,
+def replay(df: pd.DataFrame, score: str, group: str, time_column: str, *, label: str | None = None,
+           state: MonitorState | None = None, epsilon: float = 0.05, alpha: float = 0.05, taus=(), eo_taus=(),
+           bits: int = 16, max_looks: int = MAX_LOOKS,
            progress: Callable[[int, int], None] | None = None) -> MonitorState:
     """Feed a table's rows to a state in time order, one update per look (see `look_slices`).
 
     A new state (``state=None``) monitors every group in the table with the given settings; an
-    existing state keeps its own. Returns the state (updated in place when given)."""
-    scores, groups, _ = select_columns(df, score, group, min_groups=1)
+    existing state keeps its own. `label`: an optional label column (empty cells: not known).
+    Returns the state (updated in place when given)."""
+    scores, groups, labels = select_columns(df, score, group, label, min_groups=1, labels_may_be_missing=True)
     times = time_values(df, time_column)
     order = np.argsort(times.to_numpy(), kind="stable")
     if state is None:
         names = list(dict.fromkeys(str(g) for g in pd.unique(groups[order])))  # order of appearance
-        state = MonitorState(MonitorConfig(tuple(names), epsilon, alpha, tuple(taus), bits))
+        state = MonitorState(MonitorConfig(tuple(names), epsilon, alpha, tuple(taus), bits, tuple(eo_taus)))
     t_sorted = times.to_numpy()[order]
     looks = look_slices(t_sorted, max_looks)
     for i, sl in enumerate(looks):
         rows = order[sl]
-        state.update(scores[rows], groups[rows], time=t_sorted[sl.stop - 1])
+        state.update(scores[rows], groups[rows], None if labels is None else labels[rows], time=t_sorted[sl.stop - 1])
         if progress is not None:
             progress(i + 1, len(looks))
     return state

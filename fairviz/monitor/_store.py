@@ -49,6 +49,7 @@ def _unpack(text: str, shape: tuple[int, int]) -> np.ndarray:
 def dumps(state: MonitorState) -> str:
     """The state as the text of a state file."""
     body = {"config": state.config.to_dict(), "counts": _pack(state.counts), "above": _pack(state.above),
+            "qualified": _pack(state.qualified), "passed": _pack(state.passed),
             "updates": state.updates, "alarms": state.alarms, "history": state.history}
     return json.dumps({"format": FORMAT, "version": VERSION, "sha256": hashlib.sha256(_canonical(body)).hexdigest(),
                        "state": body}, ensure_ascii=False, allow_nan=False) + "\n"
@@ -75,13 +76,14 @@ def loads(text: str, source: str = "the state file") -> MonitorState:
         raise ValueError(f"{source} was modified or damaged (its integrity hash does not match its content); "
                          "restore it from a backup or start a new state")
     try:
-        config = MonitorConfig(**{k: body["config"][k] for k in ("groups", "epsilon", "alpha", "taus", "bits")})
-        k, m = len(config.groups), len(config.taus)
+        config = MonitorConfig(**{k: body["config"][k] for k in ("groups", "epsilon", "alpha", "taus", "bits", "eo_taus")})
+        k, m, m_eo = len(config.groups), len(config.taus), len(config.eo_taus)
         state = MonitorState(config, _unpack(body["counts"], (k, config.bins + 1)), _unpack(body["above"], (k, m)),
-                             int(body["updates"]), dict(body["alarms"]), list(body["history"]))
+                             int(body["updates"]), dict(body["alarms"]), list(body["history"]),
+                             _unpack(body["qualified"], (k, m_eo)), _unpack(body["passed"], (k, m_eo)))
     except (KeyError, TypeError, ValueError, zlib.error, OverflowError) as err:
         raise ValueError(f"{source} is damaged ({err})") from None
-    if (state.above > state.counts.sum(axis=1, keepdims=True)).any():
+    if (state.above > state.counts.sum(axis=1, keepdims=True)).any() or (state.passed > state.qualified).any():
         raise ValueError(f"{source} is damaged (more rows above a threshold than rows)")
     return state
 
@@ -108,7 +110,7 @@ def load(path) -> MonitorState:
 
 
 def check_settings(state: MonitorState, source: str = "the state", **wanted) -> None:
-    """ValueError if any given setting (groups, epsilon, alpha, taus, bits; None = not given)
+    """ValueError if any given setting (groups, epsilon, alpha, taus, bits, eo_taus; None = not given)
     differs from the state's: a state's settings are fixed when it is created."""
     have = state.config.to_dict()
     for key, value in wanted.items():
