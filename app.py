@@ -13,6 +13,7 @@ st.navigation(
         st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/audit.py", title="Audit", icon=":material/fact_check:"),
+        st.Page("pages/monitor.py", title="Monitor", icon=":material/monitor_heart:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page("pages/tradeoff.py", title="Trade-off", icon=":material/show_chart:"),
         st.Page("pages/representation.py", title="Representation", icon=":material/scatter_plot:"),

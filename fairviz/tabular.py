@@ -88,7 +88,7 @@ def _column(df: pd.DataFrame, name: str, role: str) -> pd.Series:
     return col
 
 
-def _unit_column(df: pd.DataFrame, name: str, role: str) -> np.ndarray:
+def _unit_column(df: pd.DataFrame, name: str, role: str, *, allow_missing: bool = False) -> np.ndarray:
     col = _column(df, name, role)
     if col.dtype == bool:
         return col.to_numpy(dtype=np.float64)
@@ -102,17 +102,22 @@ def _unit_column(df: pd.DataFrame, name: str, role: str) -> np.ndarray:
             f"(first at row {i}: {col.iloc[i]!r}); {role}s must be numbers in [0, 1]"
         )
     x = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    if allow_missing:  # missing stays NaN (e.g. a label not known yet)
+        missing = np.zeros_like(missing)
+        x_check = np.where(np.isnan(x), 0.5, x)
+    else:
+        x_check = x
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
         raise ValueError(
             f"{role} column {name!r} has {int(missing.sum())} missing value(s) (first at row {i}); "
             "drop or fill those rows"
         )
-    inf = ~np.isfinite(x)
+    inf = ~np.isfinite(x_check)
     if inf.any():
         i = int(np.flatnonzero(inf)[0])
         raise ValueError(f"{role} column {name!r} has {int(inf.sum())} infinite value(s) (first at row {i})")
-    out = (x < 0.0) | (x > 1.0)
+    out = (x_check < 0.0) | (x_check > 1.0)
     if out.any():
         i = int(np.flatnonzero(out)[0])
         raise ValueError(
@@ -122,8 +127,12 @@ def _unit_column(df: pd.DataFrame, name: str, role: str) -> np.ndarray:
     return x
 
 
-def select_columns(df: pd.DataFrame, score: str, group: str, label: str | None = None):
+def select_columns(df: pd.DataFrame, score: str, group: str, label: str | None = None, *, min_groups: int = 2,
+                   labels_may_be_missing: bool = False):
     """The audit inputs from a table: ``(scores, groups, labels)`` (see the module docstring).
+
+    ``min_groups=1`` accepts a table holding one group only, and ``labels_may_be_missing=True``
+    empty label cells (NaN in ``labels``): a batch of a monitored stream.
 
     Raises ValueError for a missing column (listing the available ones), non-numeric, missing,
     infinite or out-of-range scores/labels, missing group values, or fewer than two groups.
@@ -146,9 +155,9 @@ def select_columns(df: pd.DataFrame, score: str, group: str, label: str | None =
         raise ValueError(
             f"group column {group!r} holds lists or other nested values; give one group label per row"
         ) from None
-    if n_groups < 2:
+    if n_groups < min_groups:
         raise ValueError(
             f"group column {group!r} has only one group ({gcol.iloc[0]!r}); need two or more to compare"
         )
-    labels = _unit_column(df, label, "label") if label is not None else None
+    labels = _unit_column(df, label, "label", allow_missing=labels_may_be_missing) if label is not None else None
     return scores, groups, labels

@@ -13,7 +13,7 @@ import sys
 
 # Command modules, in the order `--help` lists them. A module listed here that does not exist yet
 # is skipped, so the CLI works while the package grows.
-COMMAND_MODULES = ("audit", "report", "data", "train", "experiments", "ship")
+COMMAND_MODULES = ("audit", "report", "data", "train", "experiments", "ship", "monitor")
 
 EXIT_BAD_INPUT = 2
 
