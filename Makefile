@@ -67,6 +67,7 @@ bench: install-test
 	$(PY) bench/bench_metrics.py
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_train.py
+	$(PY) bench/bench_monitor.py
 
 clean-venv:
 	rm -rf $(VENV)
