@@ -467,9 +467,10 @@ def permutation_for(data_key: str, view: str, _x, _g):
     return permutation_test(_x, _g, metric="spdd", n_perm=n_perm, random_state=0)
 
 
-def metrics_frame(metrics: dict) -> pd.DataFrame:
-    """metric, value, ci_low, ci_high for the four metrics (CSV download)."""
-    rows = [{"metric": k, "value": app_support.metric_value(metrics, k),
+def metrics_frame(metrics: dict, attribute: str | None = None) -> pd.DataFrame:
+    """attribute, metric, value, ci_low, ci_high for the four metrics (CSV download); the
+    attribute column names the grouping the numbers are for."""
+    rows = [{**({} if attribute is None else {"attribute": attribute}), "metric": k, "value": app_support.metric_value(metrics, k),
              "ci_low": app_support.metric_value(metrics, k, "ci_low"),
              "ci_high": app_support.metric_value(metrics, k, "ci_high")} for k in app_support.METRIC_NAMES]
     return pd.DataFrame(rows).dropna(subset=["value"])
@@ -528,12 +529,13 @@ def rate_tests_display(t: pd.DataFrame, rate_name: str = "selection rate") -> pd
         return f"{text} ({row['test']})"
 
     return pd.DataFrame({
-        "group": [theme.group_name(g) for g in t["group"]],
+        "group": [theme.group_label(g) for g in t["group"]],
         "n": t["n"],
         "share": t["share"],
         rate_name: t["rate"],
         "impact ratio": t["impact_ratio"],
         "p-value vs highest": [_p(r) for _, r in t.iterrows()],
+        "under four-fifths (< 0.8)": t["four_fifths_fail"],
         "small group (< 2 %)": t["small_group"],
     })
 
@@ -591,22 +593,26 @@ def _report_store() -> dict:
 
 
 def report_builder(data_key, scores, attributes, labels, *, source_text: str, file_name: str,
-                   source_name: str | None = None, source_bytes: bytes | None = None, tau: float = 0.5,
-                   n_boot: int = 200):
+                   source_name: str | None = None, source_bytes: bytes | None = None,
+                   tau: float | Callable[[], float] = 0.5, n_boot: int = 200):
     """A callable that builds the self-contained HTML audit report when the download button is
     clicked (`fairviz.report.build_report`, the same as `python -m fairviz report`), or None if
-    that module is missing. Built once per data and τ, then served from memory."""
+    that module is missing. Built once per data and τ, then served from memory.
+
+    ``tau`` may be a callable, read at the click: the τ slider lives in a fragment whose reruns
+    do not redraw this button, so a τ captured when the button was drawn could be stale."""
     try:
         from fairviz.report import build_report
     except ImportError:
         return None
     store = _report_store()
-    key = (data_key, round(float(tau), 4), int(n_boot))
 
     def _html() -> bytes:
+        t = float(tau() if callable(tau) else tau)
+        key = (data_key, round(t, 4), int(n_boot))
         if key not in store:
             html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
-                                source=source_text, title=f"fairviz audit: {file_name}", tau=float(tau),
+                                source=source_text, title=f"fairviz audit: {file_name}", tau=t,
                                 n_boot=int(n_boot))
             while len(store) >= 4:  # keep the last few reports only (a few MB each)
                 store.pop(next(iter(store)))

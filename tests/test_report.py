@@ -176,3 +176,44 @@ def test_report_figures(rng):
     np.testing.assert_allclose(tf.data[0].y, table["spdd"])
     with pytest.raises(ValueError):
         repair_tradeoff_figure(table.iloc[:0])
+
+
+AWKWARD = ["<40", ">55", "A&B \"q\" 's'"]
+
+
+def test_cli_report_shows_group_names_exactly_in_tables_and_figures(tmp_path, rng):
+    n = 900
+    g = rng.choice(AWKWARD, n)
+    df = pd.DataFrame({"score": np.clip(rng.random(n) + 0.1 * (g == "<40"), 0, 1), "age": g})
+    src = tmp_path / "ages.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "a.html"
+    assert _cli(["report", str(src), "--score", "score", "--group", "age", "--out", str(out),
+                 "--n-boot", "20", "--n-perm", "20"]) == 0
+    html = out.read_text(encoding="utf-8")
+    for name in AWKWARD:  # every table cell holds the name HTML-escaped exactly once
+        import html as html_mod
+
+        assert f"<td>{html_mod.escape(name, quote=True)}</td>" in html, name
+    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html
+    # figures: names escaped for plotly only (&amp; &lt; &gt;), which it shows as written;
+    # `&quot;` would be shown literally by plotly
+    assert '"name":"&lt;40' in html and '"name":"A&amp;B \\"q\\" \'s\'' in html
+    assert "&quot;q&quot;" not in html.split("<table", 1)[0] + "".join(
+        part.split("</script>", 1)[0] for part in html.split("<script")[1:])
+
+
+def test_cli_report_file_honours_the_umask(tmp_path, rng):
+    import os
+
+    df = audit_frame(rng, 300)
+    src = tmp_path / "scores.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "shared.html"
+    old = os.umask(0o022)
+    try:
+        assert _cli(["report", str(src), "--score", "score", "--group", "sex", "--out", str(out),
+                     "--n-boot", "20", "--n-perm", "20"]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644  # readable by the other users of a shared server
