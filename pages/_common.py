@@ -433,8 +433,14 @@ def read_table(digest: str, name: str, _data: bytes):
 
 
 @st.cache_resource(show_spinner=False, max_entries=4, ttl=UPLOAD_TTL_S)
-def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None):
-    """(scores, {attribute: values}, labels or None) from the chosen columns, checked."""
+def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None,
+                  score_range: tuple | None = None):
+    """(scores, {attribute: values}, labels or None) from the chosen columns, checked; with
+    ``score_range`` (low, high) the scores are first rescaled from that range into [0, 1]."""
+    from fairviz.score_range import rescale_column
+
+    if score_range is not None:
+        _table = rescale_column(_table, score_col, *score_range)
     return app_support.audit_columns(_table, score_col, list(group_cols), label_col)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from fairviz import app_support, figures, theme
+from fairviz import score_range as scale
 from pages import _common as ui
 
 NONE = "(none)"
@@ -23,13 +24,15 @@ ui.page_header(
 # ---------------------------------------------------------------------------------------------
 # 1. what to audit
 
-ui.widget_defaults({"fv_audit_source": "run", "fv_audit_tau": 0.5, "fv_audit_theta": 1.0},
+ui.widget_defaults({"fv_audit_source": "run", "fv_audit_tau": 0.5, "fv_audit_theta": 1.0, "fv_audit_rescale": False,
+                   "fv_audit_range_low": 0.0, "fv_audit_range_high": 100.0},
                    options={"fv_audit_source": ["run", "upload"]})
 source = st.radio("Scores to audit", ["run", "upload"], horizontal=True, key="fv_audit_source",
                   format_func={"run": "the current run (test split)",
                                "upload": "upload any model's scores (CSV / Parquet)"}.get)
 
 labels = None
+score_range = None
 if source == "run":
     info = ui.current_run_info()
     if info is None:
@@ -80,12 +83,23 @@ else:
     if not group_cols:
         st.error("Choose at least one group column (the sensitive attribute, e.g. sex or race).", icon=":material/error:")
         st.stop()
+    rng_cols = st.columns([2, 1, 1])
+    rescale = rng_cols[0].toggle("Scores are on another scale: rescale them into [0, 1]", key="fv_audit_rescale",
+                                 help="For scores such as 0–100: each score becomes (score − low) / (high − low). "
+                                      "Every output of this page says so.")
+    score_range = None
+    if rescale:
+        score_range = (float(rng_cols[1].number_input("lowest possible score", key="fv_audit_range_low")),
+                       float(rng_cols[2].number_input("highest possible score", key="fv_audit_range_high")))
     with ui.user_errors("These columns cannot be audited"):
         scores, attributes, labels = ui.table_columns(digest, table, score_col, tuple(group_cols),
-                                                      None if label_col == NONE else label_col)
-    data_key = f"upload:{digest}:{score_col}:{'|'.join(group_cols)}:{label_col}"
+                                                      None if label_col == NONE else label_col, score_range)
+    data_key = f"upload:{digest}:{score_col}:{'|'.join(group_cols)}:{label_col}:{score_range}"
     source_text = f"{ui.code(up.name)} — score {ui.code(score_col)}, groups {', '.join(ui.code(g) for g in group_cols)}" + (
         f", label {ui.code(label_col)}" if label_col != NONE else ", no label")
+    if score_range:
+        source_text += ". " + scale.note(*score_range)
+        st.info(scale.note(*score_range), icon=":material/straighten:")
     file_name = up.name.rsplit(".", 1)[0]
 
 with ui.user_errors("These scores cannot be audited"):
@@ -270,7 +284,8 @@ frame = ui.metrics_frame(metrics_dict, attribute=view_name)
 d1.download_button(f"Metrics by {view_name} (CSV)", frame.to_csv(index=False),
                    file_name=f"{file_name}-{app_support.file_slug(view_name)}-metrics.csv", mime="text/csv",
                    key="fv_audit_dl_csv", icon=":material/table:")
-full = {**multi.to_dict(), "intervals": {"attribute": view_name, "n_boot": n_boot, "metrics": metrics_dict}}
+full = {**multi.to_dict(), "intervals": {"attribute": view_name, "n_boot": n_boot, "metrics": metrics_dict},
+        "score_range": scale.to_dict(*score_range) if score_range else None}
 d2.download_button("Full audit (JSON)", json.dumps(full, indent=2, default=str),
                    file_name=f"{file_name}-audit.json", mime="application/json", key="fv_audit_dl_json",
                    icon=":material/data_object:")

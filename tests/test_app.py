@@ -556,3 +556,23 @@ def test_metrics_csv_names_its_attribute(rng):
     frame = metrics_frame({"spdd": {"value": 0.1, "ci_low": 0.05, "ci_high": 0.2}}, attribute="sex × race")
     assert list(frame.columns) == ["attribute", "metric", "value", "ci_low", "ci_high"]
     assert frame["attribute"].tolist() == ["sex × race"]
+
+
+def test_audit_rescales_scores_on_request_and_says_so(rng, deferred_downloads):
+    from fairviz import metrics
+
+    n = 2000
+    g = rng.choice(["F", "M"], n)
+    score = np.clip(rng.random(n) + 0.1 * (g == "M"), 0, 1)
+    at = _upload(open_page("audit"), "pct.csv", _csv(pd.DataFrame({"score": score * 100, "sex": g})))
+    assert "outside [0, 1]" in errors(at)
+    at.toggle(key="fv_audit_rescale").set_value(True).run()
+    assert_clean(at)
+    assert metric(at, "SPDD ↓") == f"{metrics.spdd(score, g):.3f}"
+    note = "Scores rescaled from [0, 100] to [0, 1]"
+    assert note in texts(at)
+    assert note in deferred_downloads["pct-audit.html"][-1]().decode()
+    at.number_input(key="fv_audit_range_high").set_value(50.0).run()
+    assert "outside the given score range [0, 50]" in errors(at)
+    at.number_input(key="fv_audit_range_low").set_value(60.0).run()
+    assert "needs LOW < HIGH" in errors(at)

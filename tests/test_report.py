@@ -217,3 +217,16 @@ def test_cli_report_file_honours_the_umask(tmp_path, rng):
     finally:
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o644  # readable by the other users of a shared server
+
+
+def test_cli_report_score_range_is_stated(tmp_path, rng, capsys):
+    df = audit_frame(rng, 400)
+    src = tmp_path / "pct.csv"
+    df.assign(score=df.score * 100).to_csv(src, index=False)
+    out = tmp_path / "r.html"
+    base = ["report", str(src), "--score", "score", "--group", "sex", "--out", str(out), "--n-boot", "20", "--n-perm", "20"]
+    assert _cli(base) == 2 and "outside [0, 1]" in capsys.readouterr().err
+    assert _cli(base + ["--score-range", "0", "100"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Scores rescaled from [0, 100] to [0, 1]" in html
+    assert _cli(base + ["--score-range", "1", "0"]) == 2 and "needs LOW < HIGH" in capsys.readouterr().err
