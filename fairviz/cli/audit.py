@@ -46,6 +46,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--score-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
                         help="the scores lie on [LOW, HIGH] (e.g. 0 100): rescale them into [0, 1] as "
                              "(score - LOW) / (HIGH - LOW); every output says so")
+    parser.add_argument("--engine", choices=("numpy", "duckdb"), default="numpy",
+                        help="numpy (default: every metric, bootstrap intervals) or duckdb: exact SPDD, DP(τ), "
+                             "selection rates and the LL144 table as SQL, read out of core from FILE (a glob of "
+                             "Parquet/CSV files is fine, e.g. 'data/*.parquet'); no intervals, one --group, no --label")
+    parser.add_argument("--print-sql", action="store_true",
+                        help="print the SQL of --engine duckdb for a warehouse (table --table) and exit; FILE "
+                             "is read only to list the groups")
+    parser.add_argument("--tau", type=float, action="append", default=None, metavar="TAU",
+                        help="with --engine duckdb / --print-sql: thresholds for DP(τ) and the selection-rate "
+                             "tables (repeat for several; default 0.5)")
+    parser.add_argument("--table", default="scores", help="table name in the --print-sql output (default scores)")
     parser.set_defaults(func=run)
     return parser
 
@@ -138,6 +149,51 @@ def _views(df, args) -> dict:
     return views
 
 
+def _sql_rate_lines(rows) -> list[str]:
+    from fairviz.significance import FOUR_FIFTHS
+
+    lines = [f"    {'group':<20} {'n':>10} {'share':>7} {'rate':>7} {'impact':>7}"]
+    for r in rows.itertuples(index=False):
+        flag = "  <2% of rows" if r.small_group else ("  below 0.8" if r.impact_ratio < FOUR_FIFTHS else "")
+        lines.append(f"    {str(r.grp):<20} {int(r.n):>10d} {r.share:>7.3f} {r.rate:>7.3f} {_fmt(r.impact_ratio):>7}{flag}")
+    return lines
+
+
+def _run_sql(args: argparse.Namespace) -> int:
+    from fairviz import score_range, sql
+
+    if len(args.group) > 1:
+        raise ValueError("--engine duckdb and --print-sql take one --group (run once per attribute)")
+    if args.label:
+        raise ValueError("--engine duckdb and --print-sql do not take --label (SPEO, PCC, SRCC need the numpy engine)")
+    rng = tuple(args.score_range) if args.score_range else None
+    taus = tuple(args.tau or (0.5,))
+    if args.print_sql:
+        sys.stdout.write(sql.print_sql(args.file, args.score, args.group[0], taus, score_range=rng, table=args.table)
+                         + "\n")
+        return 0
+    res = sql.run_duckdb(args.file, args.score, args.group[0], taus, score_range=rng, table=args.table,
+                         progress=lambda text: print(f"… {text}", file=sys.stderr, flush=True))
+    if args.json:
+        out = res.to_dict()
+        out["source"] = {"file": str(args.file), "score": args.score, "group": args.group[0], "engine": "duckdb"}
+        sys.stdout.write(json.dumps(out, allow_nan=False) + "\n")
+        return 0
+    lines = [f"fairviz audit (DuckDB, exact SQL): {args.file}",
+             f"  score {args.score!r}, group {args.group[0]!r}; {res.n} rows; groups: "
+             + ", ".join(f"{g} ({c})" for g, c in res.group_counts.items())]
+    if rng:
+        lines.append("  " + score_range.note(*rng))
+    lines += ["", f"  {'spdd':<12} {_fmt(res.spdd):>8}   (exact; no intervals with --engine duckdb)"]
+    for t in taus:
+        at = res.at(t)
+        lines += ["", f"  At τ = {t:g}: DP = {_fmt(at['dp'].iloc[0])}; selection rates:"] + _sql_rate_lines(at)
+    lines += ["", f"  Scoring rates (share above the overall median score {res.median:.4f}; LL144 style):"]
+    lines += _sql_rate_lines(res.scoring_rates())
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from fairviz import metrics, score_range
     from fairviz.tabular import read_table
@@ -148,6 +204,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--level must be between 0 and 1, e.g. 0.95")
     if args.score_range:
         score_range.check_range(*args.score_range)
+    if args.engine == "duckdb" or args.print_sql:
+        return _run_sql(args)
     df = read_table(args.file)
     if args.score_range:
         df = score_range.rescale_column(df, args.score, *args.score_range)
