@@ -6,7 +6,8 @@ audit is one SQL statement over a table ``(score, group)``, built by `audit_sql`
 ... --print-sql``). The numbers are those of `fairviz.metrics` (tests check them to 1e-12):
 
 - each group's ECDF ``F_g`` at every distinct score ``s`` is a running sum, in score order, of the
-  group's count at ``s`` (one GROUP BY on the score, one window over the distinct scores);
+  group's count at ``s`` (one window over the rows in score order, ties taken together by a
+  ``RANGE`` frame; the last row of each run of equal scores is kept);
 - DP(τ) = max_g − min_g of ``P(score > τ | g) = 1 − F_g(τ)`` is constant between consecutive
   distinct scores, so SPDD = ∫₀¹ DP(τ) dτ = Σ (max_g F_g(s) − min_g F_g(s)) · (s_next − s), with
   ``s_next = 1`` after the highest score (where every ``F_g = 1``, so the term is 0);
@@ -102,8 +103,7 @@ def audit_sql(table: str, score: str, group: str, groups: Sequence, taus: Sequen
     k = range(len(groups))
     s = _score_expr(score, score_range, q)
     g = ident(group, q)
-    counts = ",\n    ".join(f"SUM(CASE WHEN g = {literal(v)} THEN 1 ELSE 0 END) AS c{i}" for i, v in zip(k, groups))
-    running = ",\n    ".join(f"SUM(c{i}) OVER w AS k{i}" for i in k)
+    running = ",\n    ".join(f"SUM(CASE WHEN g = {literal(v)} THEN 1 ELSE 0 END) OVER w AS k{i}" for i, v in zip(k, groups))
     totals = ", ".join(f"MAX(k{i}) AS n{i}" for i in k)
     ecdf = [f"k{i} * 1e0 / n{i}" for i in k]
     gap = f"GREATEST({', '.join(ecdf)}) - LEAST({', '.join(ecdf)})"
@@ -114,17 +114,15 @@ def audit_sql(table: str, score: str, group: str, groups: Sequence, taus: Sequen
     return f"""WITH src AS (
   SELECT {s} AS s, {g} AS g FROM {table}
 ),
-cells AS (
-  SELECT s, COUNT(*) AS c,
-    {counts}
-  FROM src GROUP BY s
+running AS (
+  SELECT s, LEAD(s) OVER (ORDER BY s) AS s_next,
+    COUNT(*) OVER w AS k,
+    {running}
+  FROM src
+  WINDOW w AS (ORDER BY s RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 cum AS (
-  SELECT s, LEAD(s) OVER (ORDER BY s) AS s_next,
-    SUM(c) OVER w AS k,
-    {running}
-  FROM cells
-  WINDOW w AS (ORDER BY s ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+  SELECT * FROM running WHERE s_next IS NULL OR s_next > s
 ),
 totals AS (
   SELECT MAX(k) AS n, {totals} FROM cum
