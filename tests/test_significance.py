@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency, fisher_exact, norm, wasserstein_distance
 
@@ -124,12 +125,67 @@ def _naive_null(scores, groups, n_perm, seed, stat):
     return np.array(out)
 
 
+def _naive_relabel_null(scores, groups, n_perm, seed):
+    """The documented two-group SPDD scheme as a plain loop: permutation r relabels the sorted
+    scores with `fairviz.permute.relabel` seeded by SeedSequence(seed).spawn(n_perm)[r]; the
+    statistic is scipy's W1 between the two label sets."""
+    from fairviz.permute import relabel
+
+    xs = np.sort(np.asarray(scores))
+    n1 = int(np.sum(pd.factorize(np.asarray(groups))[0] == 1))  # group 1: the second value seen
+    out = []
+    for sd in np.random.SeedSequence(seed).spawn(n_perm):
+        c = np.zeros(len(xs), dtype=np.uint8)
+        relabel(np.random.Generator(np.random.PCG64(sd)), len(xs), n1, c)
+        assert c.sum() == n1
+        out.append(wasserstein_distance(xs[c == 0], xs[c == 1]))
+    return np.array(out)
+
+
+def test_relabel_is_uniform_over_labelings(rng):
+    from math import comb
+
+    from scipy.stats import chisquare
+
+    from fairviz.permute import relabel
+
+    n, n1, draws = 7, 3, 35_000
+    seen = {}
+    out = np.zeros(n, dtype=np.uint8)
+    for _ in range(draws):
+        relabel(rng, n, n1, out)
+        key = out.tobytes()
+        seen[key] = seen.get(key, 0) + 1
+    assert len(seen) == comb(n, n1) and all(sum(k) == n1 for k in seen)
+    assert chisquare(list(seen.values())).pvalue > 1e-3
+    for n, n1 in ((1, 0), (1, 1), (1000, 1), (1000, 999), (100_000, 31_337)):
+        out = np.zeros(n, dtype=np.uint8)
+        relabel(rng, n, n1, out)
+        assert int(out.sum()) == n1
+
+
+def test_two_group_block_sums_match_spdd_and_progress_is_reported(rng):
+    from fairviz import metrics
+    from fairviz.permute import relabel, spdd_null
+
+    n, n1 = 50_000, 12_345
+    xs = np.sort(np.round(rng.beta(2, 3, n), 4))  # ties too
+    seen = []
+    null = spdd_null(xs, n1, 24, 5, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (24, 24) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    np.testing.assert_array_equal(null, spdd_null(xs, n1, 24, 5))  # progress and slicing change nothing
+    for r, sd in enumerate(np.random.SeedSequence(5).spawn(24)[:6]):
+        c = np.zeros(n, dtype=np.uint8)
+        relabel(np.random.Generator(np.random.PCG64(sd)), n, n1, c)
+        assert null[r] == pytest.approx(metrics.spdd(xs, c), abs=1e-13)
+
+
 def test_permutation_matches_naive_loop_two_groups(rng):
     n = 400
     g = rng.integers(0, 2, n)
     s = np.round(np.clip(rng.beta(2, 5, n) + 0.04 * g, 0, 1), 3)  # some ties
     res = permutation_test(s, g, n_perm=150, random_state=7)
-    null = _naive_null(s, g, 150, 7, lambda xs, c, _: wasserstein_distance(xs[c == 0], xs[c == 1]))
+    null = _naive_relabel_null(s, g, 150, 7)
     np.testing.assert_allclose(res.null_values, null, rtol=0, atol=1e-12)
     assert res.observed == pytest.approx(wasserstein_distance(s[g == 0], s[g == 1]), abs=1e-12)
     assert res.p_value == pytest.approx((1 + np.sum(null >= res.observed - 1e-12)) / 151)
