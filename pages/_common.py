@@ -461,16 +461,30 @@ def view_audit(data_key: str, view: str, _scores, _attributes, _labels, n_boot: 
     return audit(np.asarray(_scores)[col.known], col.values(known_only=True), y, n_boot=n_boot, random_state=0)
 
 
-@st.cache_resource(show_spinner="Permutation test…", max_entries=8, ttl=UPLOAD_TTL_S)
-def permutation_for(data_key: str, view: str, _x, _g):
-    """Permutation test of SPDD (shuffled group labels) within a fixed work budget."""
+@st.cache_resource(show_spinner=False)
+def _permutation_store() -> dict:
+    """Permutation tests already run on this server, by data key and view (a few seconds each)."""
+    return {}
+
+
+def permutation_for(data_key: str, view: str, x, g, progress=None):
+    """Permutation test of SPDD (shuffled group labels) within a fixed work budget: 1,000
+    shuffles for two groups up to about 1.5M rows (`fairviz.permute`), fewer for more groups.
+    Run once per data and view; ``progress(done, total)`` is called from this thread (not from
+    a cached function, so a progress bar can follow it)."""
     from fairviz.report import auto_n_perm
     from fairviz.significance import permutation_test
 
-    n_groups = len(pd.unique(np.asarray(_g)))
-    # a work budget of about half a second on 2 cores (the report uses a 10x larger one)
-    n_perm = auto_n_perm(len(_x), n_groups, budget=1.5e7, low=20)
-    return permutation_test(_x, _g, metric="spdd", n_perm=n_perm, random_state=0)
+    store = _permutation_store()
+    key = (data_key, view)
+    if key not in store:
+        n_groups = len(pd.unique(np.asarray(g)))
+        n_perm = auto_n_perm(len(x), n_groups, budget=1.5e8, low=20)
+        result = permutation_test(x, g, metric="spdd", n_perm=n_perm, random_state=0, progress=progress)
+        while len(store) >= 8:  # the last few only
+            store.pop(next(iter(store)))
+        store[key] = result
+    return store[key]
 
 
 def metrics_frame(metrics: dict, attribute: str | None = None) -> pd.DataFrame:

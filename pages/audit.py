@@ -268,7 +268,10 @@ else:
 for key, slot in ci_slots.items():
     text = ui.interval_text(metrics_dict, key, view.n) if (n_boot or stored) else f"n = {view.n:,}"
     if key == "spdd":
-        perm = ui.permutation_for(data_key, view_name, x_view, g_view)
+        bar = st.empty()
+        perm = ui.permutation_for(data_key, view_name, x_view, g_view, progress=lambda done, total: bar.progress(
+            done / total, text=f"Permutation test: {done:,} of {total:,} shuffles"))
+        bar.empty()
         floor_p = 1.0 / (perm.n_perm + 1)
         p_text = f"p ≤ {floor_p:.2g}" if perm.p_value <= floor_p + 1e-12 else f"p = {perm.p_value:.2g}"
         text += (f" · by chance alone ≤ {perm.chance_level:.3f} (95 % of {perm.n_perm} group-label "
@@ -281,7 +284,7 @@ for key, slot in ci_slots.items():
 st.subheader("Downloads")
 d1, d2, d3 = st.columns(3)
 frame = ui.metrics_frame(metrics_dict, attribute=view_name)
-d1.download_button(f"Metrics by {view_name} (CSV)", frame.to_csv(index=False),
+d1.download_button(f"Metrics by {ui.md(view_name)} (CSV)", frame.to_csv(index=False),
                    file_name=f"{file_name}-{app_support.file_slug(view_name)}-metrics.csv", mime="text/csv",
                    key="fv_audit_dl_csv", icon=":material/table:")
 full = {**multi.to_dict(), "intervals": {"attribute": view_name, "n_boot": n_boot, "metrics": metrics_dict},

@@ -98,7 +98,9 @@ def test_bad_input_is_a_value_error(rng):
 
 def test_auto_n_perm_budget():
     assert auto_n_perm(1000, 2) == 1000
-    assert auto_n_perm(1_000_000, 2) == 150
+    assert auto_n_perm(1_000_000, 2) == 1000  # two-group SPDD: the fast relabeling path
+    assert auto_n_perm(1_000_000, 2, metric="speo") == 150
+    assert auto_n_perm(10_000_000, 2) == 150
     assert auto_n_perm(10_000_000, 30) == 50
 
 
