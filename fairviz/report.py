@@ -266,8 +266,7 @@ def build_report(
         col = columns[name]
         known = col.known
         xk = scores[known]
-        gk = col.values(known_only=True)
-        disp = np.array(col.labels, dtype=object)[col.codes[known]]
+        disp = col.values(known_only=True)  # labels as written: figures escape them for Plotly
         k_perm = n_perm if n_perm is not None else auto_n_perm(len(xk), len(col.labels))
         perm = permutation_test(xk, col.codes[known], metric="spdd", n_perm=k_perm, random_state=random_state)
         perms[name] = perm

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -235,6 +236,8 @@ def connect(memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int = DEFAULT_THR
     """A DuckDB connection with bounded memory: beyond ``memory_limit`` it spills to ``temp_dir``."""
     import duckdb  # optional and heavy: only the SQL engine needs it
 
+    if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[KMGT]?i?B\s*", str(memory_limit), flags=re.I):
+        raise ValueError(f"memory limit must look like 2GB or 500MB; got {memory_limit!r}")
     con = duckdb.connect(":memory:")
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET threads = {int(threads)}")

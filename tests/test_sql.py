@@ -131,6 +131,8 @@ def test_cli_engine_duckdb_matches_numpy_engine(tmp_path, rng, capsys):
      "take one --group"),
     ({"score": [0.1, 0.5, 0.9], "grp": ["a", "b", "a"]}, ["--score", "score", "--group", "grp", "--tau", "2"],
      "--tau must be in [0, 1]"),
+    ({"score": [0.1, 0.5, 0.9], "grp": ["a", "b", "a"]}, ["--score", "score", "--group", "grp", "--memory-limit",
+                                                          "lots'; SELECT 1 --"], "memory limit must look like 2GB"),
 ])
 def test_cli_bad_input_one_line(tmp_path, capsys, frame, argv, fragment):
     path = tmp_path / "bad.parquet"

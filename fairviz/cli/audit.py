@@ -57,6 +57,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="with --engine duckdb / --print-sql: thresholds for DP(τ) and the selection-rate "
                              "tables (repeat for several; default 0.5)")
     parser.add_argument("--table", default="scores", help="table name in the --print-sql output (default scores)")
+    parser.add_argument("--memory-limit", default="2GB",
+                        help="with --engine duckdb: DuckDB's memory limit; beyond it, it spills to a temporary "
+                             "folder (default 2GB)")
+    parser.add_argument("--threads", type=int, default=2, help="with --engine duckdb: DuckDB threads (default 2)")
     parser.set_defaults(func=run)
     return parser
 
@@ -172,7 +176,10 @@ def _run_sql(args: argparse.Namespace) -> int:
         sys.stdout.write(sql.print_sql(args.file, args.score, args.group[0], taus, score_range=rng, table=args.table)
                          + "\n")
         return 0
+    if args.threads < 1:
+        raise ValueError("--threads must be 1 or more")
     res = sql.run_duckdb(args.file, args.score, args.group[0], taus, score_range=rng, table=args.table,
+                         memory_limit=args.memory_limit, threads=args.threads,
                          progress=lambda text: print(f"… {text}", file=sys.stderr, flush=True))
     if args.json:
         out = res.to_dict()
