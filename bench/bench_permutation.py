@@ -70,6 +70,11 @@ def main() -> None:
         "| groups | permutations | wall time | CPU time (all threads) | wall per permutation | p-value resolution |",
         "|---|---|---|---|---|---|",
         *rows,
+        "",
+        "On a shared machine the wall time counts the time other processes held the cores; the CPU time "
+        "(both threads together) is the work itself: the two-group path needs about half of it as wall time on "
+        "an idle 2-core machine (it runs on two threads). The generic path (three or more groups, SPEO) is not "
+        "sped up: the report and the app give it fewer permutations (`fairviz.report.auto_n_perm`).",
     ])
     print(body)
     if not args.no_write:
