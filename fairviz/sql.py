@@ -104,7 +104,8 @@ def audit_sql(table: str, score: str, group: str, groups: Sequence, taus: Sequen
     k = range(len(groups))
     s = _score_expr(score, score_range, q)
     g = ident(group, q)
-    running = ",\n    ".join(f"SUM(CASE WHEN g = {literal(v)} THEN 1 ELSE 0 END) OVER w AS k{i}" for i, v in zip(k, groups))
+    running = ",\n    ".join(f"SUM(CASE WHEN g = {literal(v)} THEN 1 ELSE 0 END) OVER w AS k{i}"
+                               for i, v in zip(k, groups))
     totals = ", ".join(f"MAX(k{i}) AS n{i}" for i in k)
     ecdf = [f"k{i} * 1e0 / n{i}" for i in k]
     gap = f"GREATEST({', '.join(ecdf)}) - LEAST({', '.join(ecdf)})"

@@ -490,7 +490,8 @@ def permutation_for(data_key: str, view: str, x, g, progress=None):
 def metrics_frame(metrics: dict, attribute: str | None = None) -> pd.DataFrame:
     """attribute, metric, value, ci_low, ci_high for the four metrics (CSV download); the
     attribute column names the grouping the numbers are for."""
-    rows = [{**({} if attribute is None else {"attribute": attribute}), "metric": k, "value": app_support.metric_value(metrics, k),
+    rows = [{**({} if attribute is None else {"attribute": attribute}), "metric": k,
+             "value": app_support.metric_value(metrics, k),
              "ci_low": app_support.metric_value(metrics, k, "ci_low"),
              "ci_high": app_support.metric_value(metrics, k, "ci_high")} for k in app_support.METRIC_NAMES]
     return pd.DataFrame(rows).dropna(subset=["value"])

@@ -84,9 +84,10 @@ else:
         st.error("Choose at least one group column (the sensitive attribute, e.g. sex or race).", icon=":material/error:")
         st.stop()
     rng_cols = st.columns([2, 1, 1])
-    rescale = rng_cols[0].toggle("Scores are on another scale: rescale them into [0, 1]", key="fv_audit_rescale",
-                                 help="For scores such as 0–100: each score becomes (score − low) / (high − low). "
-                                      "Every output of this page says so.")
+    rescale = rng_cols[0].toggle(
+        "Scores are on another scale: rescale them into [0, 1]", key="fv_audit_rescale",
+        help="For scores such as 0–100: each score becomes (score − low) / (high − low). Every output of this "
+             "page says so.")
     score_range = None
     if rescale:
         score_range = (float(rng_cols[1].number_input("lowest possible score", key="fv_audit_range_low")),

@@ -159,7 +159,8 @@ def _sql_rate_lines(rows) -> list[str]:
     lines = [f"    {'group':<20} {'n':>10} {'share':>7} {'rate':>7} {'impact':>7}"]
     for r in rows.itertuples(index=False):
         flag = "  <2% of rows" if r.small_group else ("  below 0.8" if r.impact_ratio < FOUR_FIFTHS else "")
-        lines.append(f"    {str(r.grp):<20} {int(r.n):>10d} {r.share:>7.3f} {r.rate:>7.3f} {_fmt(r.impact_ratio):>7}{flag}")
+        lines.append(f"    {str(r.grp):<20} {int(r.n):>10d} {r.share:>7.3f} {r.rate:>7.3f} "
+                     f"{_fmt(r.impact_ratio):>7}{flag}")
     return lines
 
 
@@ -221,12 +222,13 @@ def run(args: argparse.Namespace) -> int:
         result = metrics.audit(scores, groups, labels, n_boot=args.n_boot, level=args.level, random_state=args.seed)
         results[name] = (result, metrics.scoring_rate_table(scores, groups))
     if args.json:
-        per = {name: {**result.to_dict(), "scoring_rates": _rates_json(rates)} for name, (result, rates) in results.items()}
+        per = {name: {**result.to_dict(), "scoring_rates": _rates_json(rates)}
+               for name, (result, rates) in results.items()}
         out = dict(next(iter(per.values())))
         out["attributes"] = per
         out["score_range"] = score_range.to_dict(*args.score_range) if args.score_range else None
-        out["source"] = {"file": str(args.file), "score": args.score, "group": args.group[0], "groups": list(args.group),
-                         "label": args.label, "seed": args.seed}
+        out["source"] = {"file": str(args.file), "score": args.score, "group": args.group[0],
+                         "groups": list(args.group), "label": args.label, "seed": args.seed}
         sys.stdout.write(json.dumps(out, allow_nan=False) + "\n")
     else:
         first = next(iter(results.values()))[0]
