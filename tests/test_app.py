@@ -402,6 +402,7 @@ def test_audit_million_rows_is_exact_and_drawn_small(rng):
     for spec in at.get("plotly_chart"):
         assert len(spec.proto.spec) < 600_000  # downsampled drawing
     assert "Intervals are not computed automatically" in texts(at)
+    assert "95 % of 1000 group-label shuffles), p ≤ 0.001" in texts(at)  # two groups: the fast permutations
     t0 = time.perf_counter()
     at.slider(key="fv_audit_tau").set_value(0.62).run()
     assert time.perf_counter() - t0 < 5  # moving τ recomputes nothing heavy
