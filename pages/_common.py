@@ -487,14 +487,18 @@ def permutation_for(data_key: str, view: str, x, g, progress=None):
     return store[key]
 
 
-def metrics_frame(metrics: dict, attribute: str | None = None) -> pd.DataFrame:
+def metrics_frame(metrics: dict, attribute: str | None = None, note: str | None = None) -> pd.DataFrame:
     """attribute, metric, value, ci_low, ci_high for the four metrics (CSV download); the
-    attribute column names the grouping the numbers are for."""
+    attribute column names the grouping the numbers are for; ``note`` (e.g. that the scores were
+    rescaled) goes in a last column."""
     rows = [{**({} if attribute is None else {"attribute": attribute}), "metric": k,
              "value": app_support.metric_value(metrics, k),
              "ci_low": app_support.metric_value(metrics, k, "ci_low"),
              "ci_high": app_support.metric_value(metrics, k, "ci_high")} for k in app_support.METRIC_NAMES]
-    return pd.DataFrame(rows).dropna(subset=["value"])
+    frame = pd.DataFrame(rows).dropna(subset=["value"])
+    if note:
+        frame["note"] = note
+    return frame
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)

@@ -284,7 +284,7 @@ for key, slot in ci_slots.items():
 
 st.subheader("Downloads")
 d1, d2, d3 = st.columns(3)
-frame = ui.metrics_frame(metrics_dict, attribute=view_name)
+frame = ui.metrics_frame(metrics_dict, attribute=view_name, note=scale.note(*score_range) if score_range else None)
 d1.download_button(f"Metrics by {ui.md(view_name)} (CSV)", frame.to_csv(index=False),
                    file_name=f"{file_name}-{app_support.file_slug(view_name)}-metrics.csv", mime="text/csv",
                    key="fv_audit_dl_csv", icon=":material/table:")

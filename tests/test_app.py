@@ -557,6 +557,8 @@ def test_metrics_csv_names_its_attribute(rng):
     frame = metrics_frame({"spdd": {"value": 0.1, "ci_low": 0.05, "ci_high": 0.2}}, attribute="sex × race")
     assert list(frame.columns) == ["attribute", "metric", "value", "ci_low", "ci_high"]
     assert frame["attribute"].tolist() == ["sex × race"]
+    noted = metrics_frame({"spdd": {"value": 0.1}}, attribute="sex", note="Scores rescaled from [0, 100]")
+    assert noted["note"].tolist() == ["Scores rescaled from [0, 100]"]
 
 
 def test_audit_rescales_scores_on_request_and_says_so(rng, deferred_downloads):
