@@ -288,25 +288,25 @@ def _group_list(con, table: str, score: str, group: str, score_range, quote: str
 
 
 def run_duckdb(path: str, score: str, group: str, taus: Sequence[float] = (0.5,), *,
-               score_range: tuple | None = None, table: str = "scores", memory_limit: str = DEFAULT_MEMORY_LIMIT,
+               score_range: tuple | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                threads: int = DEFAULT_THREADS, con=None, progress=None) -> SqlAudit:
     """Audit the Parquet/CSV file(s) at ``path`` (a glob is fine) in DuckDB, out of core.
 
-    The files are read through a view called ``table``, so `SqlAudit.sql` is exactly the statement
-    ``--print-sql`` prints. Bad input (missing files or columns, text or NULL scores, scores outside
+    The files are read through a view called ``scores``, so `SqlAudit.sql` is exactly the statement
+    ``--print-sql`` prints (with its default ``--table scores``). Bad input (missing files or columns, text or NULL scores, scores outside
     [0, 1], one group) raises ValueError / FileNotFoundError with a one-line message.
     ``progress(text)`` is told when the checks pass and the (long) audit statement starts.
     """
     import duckdb
 
     _check_files(path)
-    taus = tuple(_check_tau(t) for t in taus)
+    taus = tuple(dict.fromkeys(_check_tau(t) for t in taus))
     scratch = tempfile.mkdtemp(prefix="fairviz-duckdb-")
     own = con is None
     try:
         if own:
             con = connect(memory_limit, threads, scratch)
-        name = ident(table)
+        name = "scores"
         try:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {source_relation(path)}")
             columns = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
@@ -342,7 +342,11 @@ def _check_tau(t) -> float:
 def print_sql(path: str, score: str, group: str, taus: Sequence[float] = (0.5,), *,
               score_range: tuple | None = None, table: str = "scores", quote: str = '"') -> str:
     """The SQL a warehouse runs for this audit: the group list (from a cheap DuckDB query over
-    ``path``) written into the statement `audit_sql` builds over ``table``."""
+    ``path``) written into the statement `audit_sql` builds over ``table``, which is written into
+    the SQL as given (e.g. ``analytics.scores``, or a backticked BigQuery name)."""
+    table = str(table).strip()
+    if not table or any(ch in table for ch in ";\n\r"):
+        raise ValueError(f"--table must be a table name such as analytics.scores; got {table!r}")
     with tempfile.TemporaryDirectory(prefix="fairviz-duckdb-") as scratch:
         con = connect(temp_dir=scratch)
         try:
@@ -352,8 +356,8 @@ def print_sql(path: str, score: str, group: str, taus: Sequence[float] = (0.5,),
             groups, _ = _group_list(con, name, score, group, score_range, '"')
         finally:
             con.close()
-    taus = tuple(_check_tau(t) for t in taus)
-    return audit_sql(ident(table, quote), score, group, groups, taus, score_range=score_range, quote=quote) + ";"
+    taus = tuple(dict.fromkeys(_check_tau(t) for t in taus))
+    return audit_sql(table, score, group, groups, taus, score_range=score_range, quote=quote) + ";"
 
 
 __all__ = ["audit_sql", "groups_sql", "run_duckdb", "print_sql", "SqlAudit", "ident", "literal", "number",

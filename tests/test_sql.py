@@ -81,16 +81,18 @@ def test_printed_sql_runs_unchanged_in_duckdb(tmp_path, rng, capsys):
     path = tmp_path / "s.parquet"
     df.to_parquet(path)
     assert main(["audit", str(path), "--print-sql", "--score", "the score", "--group", "grp",
-                 "--score-range", "0", "100", "--tau", "0.25", "--table", "warehouse_scores"]) == 0
+                 "--score-range", "0", "100", "--tau", "0.25", "--tau", "0.25", "--table", "lake.audit_scores"]) == 0
     printed = capsys.readouterr().out
-    assert "read_parquet" not in printed and "warehouse_scores" in printed
+    assert "read_parquet" not in printed and "FROM lake.audit_scores" in printed
     con = duckdb.connect()
     con.register("frame", df)
-    con.execute('CREATE TABLE "warehouse_scores" AS SELECT * FROM frame')
+    con.execute("CREATE SCHEMA lake")
+    con.execute("CREATE TABLE lake.audit_scores AS SELECT * FROM frame")
     out = con.execute(printed).df()  # unchanged
     xs = (df["the score"].to_numpy() - 0.0) / 100.0
     assert out["spdd"].iloc[0] == pytest.approx(metrics.spdd(xs, g), abs=TOL)
     at = out[(out["kind"] == "tau") & (out["threshold"] == 0.25)]
+    assert len(at) == 4  # one row per group, the repeated τ once
     rates = metrics.selection_rates(xs, g, 0.25)
     assert all(abs(r.rate - rates[r.grp]) <= TOL for r in at.itertuples())
 
@@ -150,6 +152,20 @@ def test_no_files_and_wrong_kind(tmp_path, capsys):
     (tmp_path / "t.xlsx").write_text("x")
     assert main(["audit", str(tmp_path / "t.xlsx"), "--engine", "duckdb", "--score", "s", "--group", "g"]) == 2
     assert "give Parquet or CSV files" in capsys.readouterr().err
+
+
+def test_engine_runs_what_print_sql_prints(tmp_path, rng, capsys):
+    x, g = _data(rng, 500, 3, True)
+    path = tmp_path / "s.parquet"
+    pd.DataFrame({"score": x, "grp": g}).to_parquet(path)
+    assert main(["audit", str(path), "--print-sql", "--score", "score", "--group", "grp", "--tau", "0.3"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == sql.run_duckdb(str(path), "score", "grp", (0.3,)).sql + ";"
+    assert main(["audit", str(path), "--print-sql", "--score", "score", "--group", "grp", "--table", "a; DROP"]) == 2
+    assert "--table must be a table name" in capsys.readouterr().err
+    assert main(["audit", str(path), "--print-sql", "--score", "score", "--group", "grp", "--backticks"]) == 0
+    printed = capsys.readouterr().out
+    assert "`score` AS s, `grp` AS g FROM scores" in printed and '"score"' not in printed
 
 
 def test_sql_literals_round_trip():

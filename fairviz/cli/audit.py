@@ -56,7 +56,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--tau", type=float, action="append", default=None, metavar="TAU",
                         help="with --engine duckdb / --print-sql: thresholds for DP(τ) and the selection-rate "
                              "tables (repeat for several; default 0.5)")
-    parser.add_argument("--table", default="scores", help="table name in the --print-sql output (default scores)")
+    parser.add_argument("--table", default="scores",
+                        help="table in the --print-sql output, written as given (e.g. analytics.scores; default "
+                             "scores)")
+    parser.add_argument("--backticks", action="store_true",
+                        help="with --print-sql: quote column names with backticks (Spark SQL, BigQuery) instead of "
+                             "double quotes")
     parser.add_argument("--memory-limit", default="2GB",
                         help="with --engine duckdb: DuckDB's memory limit; beyond it, it spills to a temporary "
                              "folder (default 2GB)")
@@ -174,12 +179,12 @@ def _run_sql(args: argparse.Namespace) -> int:
     rng = tuple(args.score_range) if args.score_range else None
     taus = tuple(args.tau or (0.5,))
     if args.print_sql:
-        sys.stdout.write(sql.print_sql(args.file, args.score, args.group[0], taus, score_range=rng, table=args.table)
-                         + "\n")
+        sys.stdout.write(sql.print_sql(args.file, args.score, args.group[0], taus, score_range=rng, table=args.table,
+                                       quote="`" if args.backticks else '"') + "\n")
         return 0
     if args.threads < 1:
         raise ValueError("--threads must be 1 or more")
-    res = sql.run_duckdb(args.file, args.score, args.group[0], taus, score_range=rng, table=args.table,
+    res = sql.run_duckdb(args.file, args.score, args.group[0], taus, score_range=rng,
                          memory_limit=args.memory_limit, threads=args.threads,
                          progress=lambda text: print(f"… {text}", file=sys.stderr, flush=True))
     if args.json:
