@@ -289,12 +289,13 @@ def _group_list(con, table: str, score: str, group: str, score_range, quote: str
 
 def run_duckdb(path: str, score: str, group: str, taus: Sequence[float] = (0.5,), *,
                score_range: tuple | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT,
-               threads: int = DEFAULT_THREADS, con=None, progress=None) -> SqlAudit:
+               threads: int = DEFAULT_THREADS, progress=None) -> SqlAudit:
     """Audit the Parquet/CSV file(s) at ``path`` (a glob is fine) in DuckDB, out of core.
 
     The files are read through a view called ``scores``, so `SqlAudit.sql` is exactly the statement
-    ``--print-sql`` prints (with its default ``--table scores``). Bad input (missing files or columns, text or NULL scores, scores outside
-    [0, 1], one group) raises ValueError / FileNotFoundError with a one-line message.
+    ``--print-sql`` prints (with its default ``--table scores``). Bad input (missing files or
+    columns, text or NULL scores, scores outside [0, 1], one group) raises ValueError /
+    FileNotFoundError with a one-line message.
     ``progress(text)`` is told when the checks pass and the (long) audit statement starts.
     """
     import duckdb
@@ -302,10 +303,9 @@ def run_duckdb(path: str, score: str, group: str, taus: Sequence[float] = (0.5,)
     _check_files(path)
     taus = tuple(dict.fromkeys(_check_tau(t) for t in taus))
     scratch = tempfile.mkdtemp(prefix="fairviz-duckdb-")
-    own = con is None
+    con = None
     try:
-        if own:
-            con = connect(memory_limit, threads, scratch)
+        con = connect(memory_limit, threads, scratch)
         name = "scores"
         try:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {source_relation(path)}")
@@ -324,7 +324,7 @@ def run_duckdb(path: str, score: str, group: str, taus: Sequence[float] = (0.5,)
         except duckdb.Error as err:
             raise ValueError(f"cannot audit {path}: {str(err).splitlines()[0]}") from None
     finally:
-        if own and con is not None:
+        if con is not None:
             con.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return SqlAudit(n=sum(counts.values()), group_counts=counts, spdd=float(rates["spdd"].iloc[0]),
