@@ -156,15 +156,21 @@ def data_fingerprint(scores: np.ndarray, attributes: Mapping[str, Any], labels: 
     return h.hexdigest()
 
 
-#: SPDD with two groups permutes through `fairviz.permute` at about a tenth of the generic cost per row.
-FAST_PERM_COST = 0.1
+#: Cost per row of SPDD's permutations through `fairviz.permute` relative to the generic path
+#: (bench/RESULTS.md): two groups, and 3 to 16 groups.
+FAST_PERM_COST = {2: 0.1, "more": 0.5}
 
 
 def auto_n_perm(n: int, n_groups: int, *, budget: float = 1.5e8, low: int = 50, high: int = 1000,
                 metric: str = "spdd") -> int:
     """Permutations for a permutation test within a work budget (rows × groups × permutations;
-    two-group SPDD counts `FAST_PERM_COST` per row). The smallest p-value is 1 / (result + 1)."""
-    cost = n * max(1, n_groups - 1) * (FAST_PERM_COST if metric == "spdd" and n_groups == 2 else 1.0)
+    SPDD's fast path counts `FAST_PERM_COST` per row). The smallest p-value is 1 / (result + 1)."""
+    from fairviz.significance import FAST_PERM_MAX_GROUPS
+
+    factor = 1.0
+    if metric == "spdd" and n_groups <= FAST_PERM_MAX_GROUPS:
+        factor = FAST_PERM_COST[2] if n_groups == 2 else FAST_PERM_COST["more"]
+    cost = n * max(1, n_groups - 1) * factor
     return int(np.clip(budget / max(1.0, cost), low, high))
 
 

@@ -14,10 +14,10 @@ once by score (stable); ``c`` holds the group codes in that order; ``rng =
 numpy.random.default_rng(random_state)`` and each permutation is ``rng.shuffle(c)`` applied to
 the previous state (each state is a uniformly random assignment of the group labels). Because the
 scores stay sorted, each group's ECDF is a cumulative sum of its indicator over ``c``; chunks of
-permutations are evaluated at once, without re-sorting. SPDD with two groups: permutation r is
-``fairviz.permute.relabel`` with the generator seeded by ``SeedSequence(random_state).spawn(n_perm)[r]``
-(also a uniformly random assignment with the same group sizes), summed by blocks
-(`fairviz.permute`), on as many threads as help.
+permutations are evaluated at once, without re-sorting. SPDD with up to 16 groups: permutation r
+is ``fairviz.permute.relabel`` (two groups) or ``relabel_groups`` with the generator seeded by
+``SeedSequence(random_state).spawn(n_perm)[r]`` (also a uniformly random assignment with the same
+group sizes), summed by blocks (`fairviz.permute`), on as many threads as help.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ __all__ = [
 #: Fisher's exact test is used when any expected count of the 2x2 table is below this.
 FISHER_MIN_EXPECTED = 5.0
 FOUR_FIFTHS = 0.8
+#: SPDD permutations go through `fairviz.permute` up to this many groups (beyond, its per-group
+#: block sums cost more than the generic cumulative sums).
+FAST_PERM_MAX_GROUPS = 16
 
 
 # ------------------------------------------------------------------------ proportion tests
@@ -363,9 +366,9 @@ def permutation_test(
     The statistic is the exact integral used by `fairviz.metrics.spdd` / `speo`
     (integral over tau of max_g - min_g of the group rates; W1 for two groups). Cost: one sort,
     then O(n * n_groups) per permutation, evaluated in chunks of permutations (about
-    `chunk_elements` codes at a time); SPDD with two groups takes `fairviz.permute`'s block
-    sums over random relabelings instead (1,000 permutations of 10⁶ rows in seconds, on two
-    threads). See the module docstring for the exact schemes. ``progress(done, n_perm)`` is
+    `chunk_elements` codes at a time); SPDD with up to `FAST_PERM_MAX_GROUPS` groups takes
+    `fairviz.permute`'s block sums over random relabelings instead (two groups: 1,000
+    permutations of 10⁶ rows in seconds, on two threads). See the module docstring for the exact schemes. ``progress(done, n_perm)`` is
     called as permutations finish. The smallest p-value is 1 / (n_perm + 1).
     """
     if metric not in ("spdd", "speo"):
@@ -388,12 +391,12 @@ def permutation_test(
     xs = x[order]
     c = codes[order].astype(np.uint8 if n_groups < 256 else np.int64)
     counts = np.bincount(codes, minlength=n_groups).astype(np.float64)
-    if metric == "spdd" and n_groups == 2:
+    if metric == "spdd" and n_groups <= FAST_PERM_MAX_GROUPS:
         from fairviz.permute import observed_spdd, spdd_null
 
-        is1 = (c == 1).view(np.uint8)
-        observed = observed_spdd(xs, is1)
-        null = spdd_null(xs, int(counts[1]), int(n_perm), random_state, progress=progress)
+        sizes = counts.astype(np.int64)
+        observed = observed_spdd(xs, c, sizes)
+        null = spdd_null(xs, sizes, int(n_perm), random_state, progress=progress)
         return _permutation_result(metric, observed, null, quantiles, random_state)
 
     if metric == "spdd":

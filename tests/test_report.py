@@ -102,6 +102,7 @@ def test_auto_n_perm_budget():
     assert auto_n_perm(1_000_000, 2, metric="speo") == 150
     assert auto_n_perm(10_000_000, 2) == 150
     assert auto_n_perm(10_000_000, 30) == 50
+    assert auto_n_perm(100_000, 4) == 1000 and auto_n_perm(1_000_000, 4) == 100
 
 
 # ------------------------------------------------------------------------------------ CLI
