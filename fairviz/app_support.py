@@ -14,6 +14,7 @@ Inputs are `fairviz.runs.RunInfo` objects (``name``, ``method``, ``alpha``, ``la
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,13 @@ def read_uploaded_table(data: bytes, filename: str) -> pd.DataFrame:
         raise ValueError(f"{name} has a header but no rows")
     df.columns = [str(c) for c in df.columns]
     return df
+
+
+def file_slug(text: str, limit: int = 60) -> str:
+    """``text`` as part of a download's file name: letters, digits, ``.`` and ``-`` kept, any
+    other run of characters becomes ``_`` (e.g. ``sex × race`` → ``sex_race``)."""
+    slug = re.sub(r"[^\w.-]+", "_", str(text), flags=re.ASCII).strip("._")
+    return slug[:limit] or "attribute"
 
 
 def _numeric_column(df: pd.DataFrame, col: str, what: str) -> np.ndarray:

@@ -433,8 +433,14 @@ def read_table(digest: str, name: str, _data: bytes):
 
 
 @st.cache_resource(show_spinner=False, max_entries=4, ttl=UPLOAD_TTL_S)
-def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None):
-    """(scores, {attribute: values}, labels or None) from the chosen columns, checked."""
+def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None,
+                  score_range: tuple | None = None):
+    """(scores, {attribute: values}, labels or None) from the chosen columns, checked; with
+    ``score_range`` (low, high) the scores are first rescaled from that range into [0, 1]."""
+    from fairviz.score_range import rescale_column
+
+    if score_range is not None:
+        _table = rescale_column(_table, score_col, *score_range)
     return app_support.audit_columns(_table, score_col, list(group_cols), label_col)
 
 
@@ -455,24 +461,44 @@ def view_audit(data_key: str, view: str, _scores, _attributes, _labels, n_boot: 
     return audit(np.asarray(_scores)[col.known], col.values(known_only=True), y, n_boot=n_boot, random_state=0)
 
 
-@st.cache_resource(show_spinner="Permutation test…", max_entries=8, ttl=UPLOAD_TTL_S)
-def permutation_for(data_key: str, view: str, _x, _g):
-    """Permutation test of SPDD (shuffled group labels) within a fixed work budget."""
+@st.cache_resource(show_spinner=False)
+def _permutation_store() -> dict:
+    """Permutation tests already run on this server, by data key and view (a few seconds each)."""
+    return {}
+
+
+def permutation_for(data_key: str, view: str, x, g, progress=None):
+    """Permutation test of SPDD (shuffled group labels) within a fixed work budget: 1,000
+    shuffles for two groups up to about 1.5M rows (`fairviz.permute`), fewer for more groups.
+    Run once per data and view; ``progress(done, total)`` is called from this thread (not from
+    a cached function, so a progress bar can follow it)."""
     from fairviz.report import auto_n_perm
     from fairviz.significance import permutation_test
 
-    n_groups = len(pd.unique(np.asarray(_g)))
-    # a work budget of about half a second on 2 cores (the report uses a 10x larger one)
-    n_perm = auto_n_perm(len(_x), n_groups, budget=1.5e7, low=20)
-    return permutation_test(_x, _g, metric="spdd", n_perm=n_perm, random_state=0)
+    store = _permutation_store()
+    key = (data_key, view)
+    if key not in store:
+        n_groups = len(pd.unique(np.asarray(g)))
+        n_perm = auto_n_perm(len(x), n_groups, budget=1.5e8, low=20)
+        result = permutation_test(x, g, metric="spdd", n_perm=n_perm, random_state=0, progress=progress)
+        while len(store) >= 8:  # the last few only
+            store.pop(next(iter(store)))
+        store[key] = result
+    return store[key]
 
 
-def metrics_frame(metrics: dict) -> pd.DataFrame:
-    """metric, value, ci_low, ci_high for the four metrics (CSV download)."""
-    rows = [{"metric": k, "value": app_support.metric_value(metrics, k),
+def metrics_frame(metrics: dict, attribute: str | None = None, note: str | None = None) -> pd.DataFrame:
+    """attribute, metric, value, ci_low, ci_high for the four metrics (CSV download); the
+    attribute column names the grouping the numbers are for; ``note`` (e.g. that the scores were
+    rescaled) goes in a last column."""
+    rows = [{**({} if attribute is None else {"attribute": attribute}), "metric": k,
+             "value": app_support.metric_value(metrics, k),
              "ci_low": app_support.metric_value(metrics, k, "ci_low"),
              "ci_high": app_support.metric_value(metrics, k, "ci_high")} for k in app_support.METRIC_NAMES]
-    return pd.DataFrame(rows).dropna(subset=["value"])
+    frame = pd.DataFrame(rows).dropna(subset=["value"])
+    if note:
+        frame["note"] = note
+    return frame
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
@@ -528,12 +554,13 @@ def rate_tests_display(t: pd.DataFrame, rate_name: str = "selection rate") -> pd
         return f"{text} ({row['test']})"
 
     return pd.DataFrame({
-        "group": [theme.group_name(g) for g in t["group"]],
+        "group": [theme.group_label(g) for g in t["group"]],
         "n": t["n"],
         "share": t["share"],
         rate_name: t["rate"],
         "impact ratio": t["impact_ratio"],
         "p-value vs highest": [_p(r) for _, r in t.iterrows()],
+        "under four-fifths (< 0.8)": t["four_fifths_fail"],
         "small group (< 2 %)": t["small_group"],
     })
 
@@ -591,22 +618,26 @@ def _report_store() -> dict:
 
 
 def report_builder(data_key, scores, attributes, labels, *, source_text: str, file_name: str,
-                   source_name: str | None = None, source_bytes: bytes | None = None, tau: float = 0.5,
-                   n_boot: int = 200):
+                   source_name: str | None = None, source_bytes: bytes | None = None,
+                   tau: float | Callable[[], float] = 0.5, n_boot: int = 200):
     """A callable that builds the self-contained HTML audit report when the download button is
     clicked (`fairviz.report.build_report`, the same as `python -m fairviz report`), or None if
-    that module is missing. Built once per data and τ, then served from memory."""
+    that module is missing. Built once per data and τ, then served from memory.
+
+    ``tau`` may be a callable, read at the click: the τ slider lives in a fragment whose reruns
+    do not redraw this button, so a τ captured when the button was drawn could be stale."""
     try:
         from fairviz.report import build_report
     except ImportError:
         return None
     store = _report_store()
-    key = (data_key, round(float(tau), 4), int(n_boot))
 
     def _html() -> bytes:
+        t = float(tau() if callable(tau) else tau)
+        key = (data_key, round(t, 4), int(n_boot))
         if key not in store:
             html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
-                                source=source_text, title=f"fairviz audit: {file_name}", tau=float(tau),
+                                source=source_text, title=f"fairviz audit: {file_name}", tau=t,
                                 n_boot=int(n_boot))
             while len(store) >= 4:  # keep the last few reports only (a few MB each)
                 store.pop(next(iter(store)))

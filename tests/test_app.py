@@ -22,7 +22,7 @@ st = pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from tests._app_runs import make_fake_models, make_fake_run  # noqa: E402
-from tests._plotly_json import figure_json  # noqa: E402
+from tests._plotly_json import figure_json, plotly_shown  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 90  # seconds; the first run imports torch
@@ -402,6 +402,7 @@ def test_audit_million_rows_is_exact_and_drawn_small(rng):
     for spec in at.get("plotly_chart"):
         assert len(spec.proto.spec) < 600_000  # downsampled drawing
     assert "Intervals are not computed automatically" in texts(at)
+    assert "95 % of 1000 group-label shuffles), p ≤ 0.001" in texts(at)  # two groups: the fast permutations
     t0 = time.perf_counter()
     at.slider(key="fv_audit_tau").set_value(0.62).run()
     assert time.perf_counter() - t0 < 5  # moving τ recomputes nothing heavy
@@ -461,3 +462,120 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
     assert snap.run_name == "mmd-a4-label-lam0.3-s0"
     at.selectbox(key="fv_train_method").set_value("vanilla").run()
     assert "has no fairness weight" in texts(at)
+
+
+# ------------------------------------------------------------------------------------ audit: text as written
+
+
+@pytest.fixture
+def deferred_downloads(monkeypatch):
+    """file name -> the callables deferred `st.download_button`s registered, oldest first
+    (AppTest cannot click a download; the test calls the callable as the server would)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    seen: dict = {}
+    original = MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        seen.setdefault(file_name, []).append(data_callable)
+        return original(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    return seen
+
+
+AWKWARD = ["<40", ">55", "A&B \"q\" 's'"]
+
+
+def test_group_names_with_markup_characters_shown_exactly(rng, deferred_downloads):
+    n = 3000
+    g = rng.choice(AWKWARD, n)
+    score = np.clip(rng.random(n) * 0.8 + 0.2 * (g == "<40"), 0, 1)
+    at = _upload(open_page("audit"), "s.csv", _csv(pd.DataFrame({"score": score, "age": g})))
+    assert_clean(at)
+    tables = [d.value for d in at.dataframe if "group" in d.value.columns]
+    assert len(tables) >= 2  # the table at τ and the LL144 table
+    for t in tables:
+        assert sorted(t["group"]) == sorted(AWKWARD), t["group"].tolist()
+    assert "&lt;" not in texts(at) and "&amp;" not in texts(at)
+    for spec in plotly_specs(at):
+        for trace in spec["data"]:
+            name = str(trace.get("name", ""))
+            assert "<" not in name.replace("<br>", "")  # nothing plotly could read as a tag
+    legend = " ".join(plotly_shown(str(t.get("name", ""))) for s in plotly_specs(at) for t in s["data"])
+    for name in AWKWARD:
+        assert name in legend, (name, legend[:500])
+    html = deferred_downloads["s-audit.html"][-1]().decode()
+    for name in AWKWARD:
+        cell = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+        assert f"<td>{cell.replace(chr(39), '&#x27;')}</td>" in html, name
+    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html
+
+
+def test_report_download_uses_the_tau_on_screen(rng, deferred_downloads):
+    n = 2000
+    df = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n)})
+    at = _upload(open_page("audit"), "s.csv", _csv(df))
+    drawn = deferred_downloads["s-audit.html"][-1]
+    at.slider(key="fv_audit_tau").set_value(0.3).run()
+    assert_clean(at)
+    # In the browser moving τ reruns only the τ fragment, so the button drawn before stays the
+    # live one (AppTest reruns the whole page): its callable must read the τ now on screen.
+    html = drawn().decode()
+    assert "Four-fifths check at τ = 0.30" in html and "τ = 0.50" not in html
+
+
+def test_ll144_table_flags_impact_ratios_under_four_fifths(rng):
+    # above the overall median: F 0.40 of its rows, M 0.60 -> impact ratio 0.67
+    n = 5000
+    g = np.where(np.arange(n) % 2, "F", "M")
+    top = np.where(g == "F", rng.random(n) < 0.4, rng.random(n) < 0.6)
+    score = np.where(top, 0.6 + 0.4 * rng.random(n), 0.4 * rng.random(n))
+    at = _upload(open_page("audit"), "s.csv", _csv(pd.DataFrame({"score": score, "sex": g})))
+    assert_clean(at)
+    at.slider(key="fv_audit_tau").set_value(0.05).run()  # nearly everyone selected: the τ check holds
+    ll144 = next(d.value for d in at.dataframe if "scoring rate" in d.value.columns)
+    flagged = dict(zip(ll144["group"], ll144["under four-fifths (< 0.8)"]))
+    ratio = dict(zip(ll144["group"], ll144["impact ratio"]))
+    assert ratio["F"] < 0.8 and flagged == {"F": True, "M": False}
+    assert "Four-fifths rule fails for the LL144 scoring rates of **F** (0.6" in errors(at)
+    ok = " ".join(s.value for s in at.success)
+    assert "selection rates at τ = 0.05" in ok and "LL144 scoring-rate table below is a separate check" in ok
+
+
+def test_metrics_csv_names_its_attribute(rng):
+    from pages._common import metrics_frame
+
+    n = 1000
+    df = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n), "race": rng.choice(["a", "b"], n)})
+    at = _upload(open_page("audit"), "s.csv", _csv(df))
+    at.multiselect(key="fv_audit_groups").set_value(["sex", "race"]).run()
+    at.radio(key="fv_audit_view").set_value("race").run()
+    assert_clean(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Metrics by race (CSV)" in labels, labels
+    frame = metrics_frame({"spdd": {"value": 0.1, "ci_low": 0.05, "ci_high": 0.2}}, attribute="sex × race")
+    assert list(frame.columns) == ["attribute", "metric", "value", "ci_low", "ci_high"]
+    assert frame["attribute"].tolist() == ["sex × race"]
+    noted = metrics_frame({"spdd": {"value": 0.1}}, attribute="sex", note="Scores rescaled from [0, 100]")
+    assert noted["note"].tolist() == ["Scores rescaled from [0, 100]"]
+
+
+def test_audit_rescales_scores_on_request_and_says_so(rng, deferred_downloads):
+    from fairviz import metrics
+
+    n = 2000
+    g = rng.choice(["F", "M"], n)
+    score = np.clip(rng.random(n) + 0.1 * (g == "M"), 0, 1)
+    at = _upload(open_page("audit"), "pct.csv", _csv(pd.DataFrame({"score": score * 100, "sex": g})))
+    assert "outside [0, 1]" in errors(at)
+    at.toggle(key="fv_audit_rescale").set_value(True).run()
+    assert_clean(at)
+    assert metric(at, "SPDD ↓") == f"{metrics.spdd(score, g):.3f}"
+    note = "Scores rescaled from [0, 100] to [0, 1]"
+    assert note in texts(at)
+    assert note in deferred_downloads["pct-audit.html"][-1]().decode()
+    at.number_input(key="fv_audit_range_high").set_value(50.0).run()
+    assert "outside the given score range [0, 50]" in errors(at)
+    at.number_input(key="fv_audit_range_low").set_value(60.0).run()
+    assert "needs LOW < HIGH" in errors(at)
