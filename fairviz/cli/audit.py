@@ -36,8 +36,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000; 0 = no intervals)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    _add_limits(parser)
     parser.set_defaults(func=run)
     return parser
+
+
+def _add_limits(parser) -> None:
+    from fairviz.tabular import MAX_GROUPS, MAX_ROWS
+
+    parser.add_argument("--missing-values", default="", metavar="A,B",
+                        help="group values that mean 'missing', comma-separated (e.g. NA,unknown; case ignored): "
+                             "those rows are left out and counted. Default: only an empty cell is missing")
+    parser.add_argument("--max-rows", type=int, default=MAX_ROWS,
+                        help=f"refuse files with more rows (default {MAX_ROWS:,}); also allows 5 × this many "
+                             "rows × groups")
+    parser.add_argument("--max-groups", type=int, default=MAX_GROUPS,
+                        help=f"refuse a group column with more groups (default {MAX_GROUPS})")
 
 
 def _fmt(v) -> str:
@@ -52,6 +66,7 @@ def _table(result, rates, args) -> str:
         f"fairviz audit: {args.file}",
         f"  score {args.score!r}, group {args.group!r}" + (f", label {args.label!r}" if args.label else ""),
         f"  {result.n} rows; groups: " + ", ".join(f"{g} ({c})" for g, c in result.group_counts.items()),
+        f"  rows left out (missing group): {args.n_left_out}",
         "",
         f"  {'metric':<12} {'value':>8}   {pct + ' CI':<20}",
     ]
@@ -82,14 +97,22 @@ def _table(result, rates, args) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fairviz import metrics
-    from fairviz.tabular import read_table, select_columns
+    import pandas as pd
+
+    from fairviz.tabular import check_audit_size, drop_missing_groups, parse_missing_values, read_table, select_columns
 
     if args.n_boot < 0:
         raise ValueError("--n-boot must be 0 or more")
     if not 0.0 < args.level < 1.0:
         raise ValueError("--level must be between 0 and 1, e.g. 0.95")
-    df = read_table(args.file)
+    if args.max_rows < 1 or args.max_groups < 2:
+        raise ValueError("--max-rows must be 1 or more and --max-groups 2 or more")
+    df = read_table(args.file, max_rows=args.max_rows)
+    tokens = parse_missing_values(args.missing_values)
+    df, args.n_left_out = drop_missing_groups(df, args.group, tokens) if tokens else (df, 0)
     scores, groups, labels = select_columns(df, args.score, args.group, args.label)
+    check_audit_size(len(scores), len(pd.unique(groups)), f"group column {args.group!r}",
+                     max_groups=args.max_groups, max_cells=5 * args.max_rows)
     result = metrics.audit(scores, groups, labels, n_boot=args.n_boot, level=args.level, random_state=args.seed)
     rates = metrics.scoring_rate_table(scores, groups)
     if args.json:
@@ -107,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         ]
         out["source"] = {"file": str(args.file), "score": args.score, "group": args.group, "label": args.label,
                          "seed": args.seed}
+        out["n_left_out"] = args.n_left_out
         sys.stdout.write(json.dumps(out, allow_nan=False) + "\n")
     else:
         sys.stdout.write(_table(result, rates, args) + "\n")
