@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from fairviz.safety import isolate_bidi
+
 TEMPLATE_NAME = "fairviz"
 
 # Okabe & Ito (2008), "Color Universal Design". Yellow (#F0E442) is left out: too pale on white.
@@ -151,8 +153,9 @@ def group_name(label) -> str:
 
     ``<`` and ``>`` become ``&lt;``/``&gt;``: Plotly reads a subset of HTML in trace names, so a
     label from a user's file must not be able to add tags (links) to a chart. (Labels that
-    arrive already escaped, as `fairviz.report` passes them, are left as they are.)
+    arrive already escaped, as `fairviz.report` passes them, are left as they are.) Right-to-left
+    text is isolated (`fairviz.safety.isolate_bidi`), so it cannot reorder what follows it.
     """
     if isinstance(label, (int,)) or (hasattr(label, "dtype") and getattr(label.dtype, "kind", "") in "iu"):
         return f"group {int(label)}"
-    return str(label).replace("<", "&lt;").replace(">", "&gt;")
+    return isolate_bidi(str(label).replace("<", "&lt;").replace(">", "&gt;"))
