@@ -62,6 +62,26 @@ def sweep_stale(folder: str | os.PathLike, *, now: float | None = None) -> list[
     return removed
 
 
+def current_umask() -> int:
+    """The process's umask (from /proc on Linux, which does not change it; else set and reset)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(path: str | os.PathLike) -> None:
+    """Give a file written by a library that forces 0600 (e.g. safetensors) the mode any saved
+    file gets: 0666 less the umask."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
 def _temp_name(final: Path, suffix: str = "") -> Path:
     return final.with_name(f"{TMP_PREFIX}{final.name}.{secrets.token_hex(4)}{suffix}")
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from fairviz import __version__
-from fairviz.atomic import staged_dir
+from fairviz.atomic import staged_dir, usual_mode
 from fairviz.paths import models_dir
 
 FORMAT_VERSION = 1
@@ -180,6 +180,8 @@ def save_run(run, path=None, *, overwrite: bool = False) -> Path:
     with staged_dir(path, replace=overwrite) as tmp:
         save_torch(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "fairviz": __version__})
         save_numpy({"z": z}, str(tmp / Z_FILE))
+        for name in (WEIGHTS_FILE, Z_FILE):  # safetensors writes 0600; like any saved file instead
+            usual_mode(tmp / name)
         (tmp / CONFIG_FILE).write_text(_json_dumps(run_config_dict(run)), encoding="utf-8")
         (tmp / METRICS_FILE).write_text(_json_dumps(run.metrics), encoding="utf-8")
         (tmp / HISTORY_FILE).write_text(_json_dumps(run.history), encoding="utf-8")

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import pickle
 import unicodedata
@@ -71,7 +72,9 @@ def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_text(df: pd.DataFrame, **kwargs) -> str:
-    """`csv_safe_frame(df).to_csv(index=False, **kwargs)`: what fairviz offers as a CSV download."""
+    """`csv_safe_frame(df)` as CSV text: what fairviz offers as a CSV download. Text cells are
+    quoted (pandas leaves a bare carriage return unquoted, which would split the row)."""
+    kwargs.setdefault("quoting", csv.QUOTE_NONNUMERIC)
     return csv_safe_frame(df).to_csv(index=False, **kwargs)
 
 
