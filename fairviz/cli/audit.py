@@ -7,7 +7,12 @@ scoring-rate table. ``--json`` prints one JSON object instead of the table (keys
 ``speo``, ``pcc``, ``srcc`` — the last three only with ``--label`` — each
 ``{"value", "ci_low", "ci_high"}``, and ``groups`` with the row count per group; plus ``n``,
 ``spdd_grid50``, ``speo_grid50``, ``spdd_parts``, ``level``, ``n_boot``, ``scoring_rates``,
-``source``). Bad input is a one-line ``error: ...`` and exit code 2.
+``source``, ``n_left_out``). Bad input is a one-line ``error: ...`` and exit code 2.
+
+Only an empty group cell is missing (then the file is refused) unless ``--missing-values
+NA,unknown`` names the values that mean missing: those rows are left out, and how many is
+always printed. ``--max-rows`` (default 10,000,000; the row count is read before the table is
+built) and ``--max-groups`` (default 200) bound what one audit may take.
 """
 
 from __future__ import annotations

@@ -127,6 +127,14 @@ def test_out_of_memory_on_the_audit_page_is_an_error_message(monkeypatch):
     at = _upload(open_page("audit"), "big.csv", b"score,group\n0.1,a\n0.2,b\n")
     assert_clean(at)
     assert "out of memory" in errors(at) and "python -m fairviz audit" in errors(at)
+    # outside the places that expect bad input too (app.py catches it around every page)
+    from pages import _common
+
+    monkeypatch.setattr(_common, "dp_curve_for", oom)
+    at = open_page()
+    at.switch_page("pages/audit.py").run()
+    assert_clean(at)
+    assert "out of memory" in errors(at)
 
 
 def test_audit_page_keeps_na_as_a_group_and_says_how_many_rows_it_left_out():
