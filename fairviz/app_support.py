@@ -209,51 +209,75 @@ def sample_interview(out_dir: str | Path | None = None, *, seed: int = 0) -> dic
     }
 
 
-def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Path | None = None) -> str:
+def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Path | None = None,
+                        root: str | Path | None = None) -> str:
     """The `TrainConfig.data` value for a Train-page choice.
 
     ``kind``: ``"synthetic"`` → ``"synthetic"``; ``"manifest"`` → the CSV path (must exist);
     ``"first_impressions"`` → a manifest built from that folder with
     `fairviz.data.first_impressions.build_manifest`, written to ``out_dir`` (default: the cache).
-    Raises ValueError / FileNotFoundError with what to fix.
+    ``path`` is what the browser user typed: a path inside ``root`` (default
+    `fairviz.paths.data_root()`, the operator's ``FAIRVIZ_DATA_ROOT``); without a root the two
+    server-side sources are off. ``..`` and symbolic links are refused, and messages name paths
+    relative to the root. Raises ValueError / FileNotFoundError with what to fix.
     """
+    from fairviz.paths import DATA_ROOT_ENV, data_root, under_data_root
+
     if kind == "synthetic":
         return "synthetic"
+    if kind not in ("manifest", "first_impressions"):
+        raise ValueError(f"unknown data source {kind!r}; choose synthetic, manifest or first_impressions")
+    root = Path(root).resolve() if root is not None else data_root()
+    if root is None or not root.is_dir():
+        raise ValueError(f"training on server files is off: the server's operator has not set {DATA_ROOT_ENV} "
+                         "(the folder under which users may name data); use the synthetic data, or "
+                         "`python -m fairviz train` on the server")
     if not path or not str(path).strip():
-        raise ValueError("enter the path of the manifest CSV or of the First Impressions folder")
-    p = Path(str(path).strip()).expanduser()
+        raise ValueError("enter the path of the manifest CSV or of the First Impressions folder, inside the data folder")
+    what = "manifest CSV" if kind == "manifest" else "First Impressions folder"
+    try:
+        p = under_data_root(str(path), root)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{what} not found: {err}") from None
+    shown = str(p.relative_to(root))
     if kind == "manifest":
         if not p.is_file():
-            raise FileNotFoundError(f"manifest CSV not found: {p}")
+            raise FileNotFoundError(f"manifest CSV not found: {shown!r} is not a file")
         if p.suffix.lower() != ".csv":
             raise ValueError(f"a manifest must be a .csv file with columns video, label, group; got {p.name}")
-        return str(p.resolve())
-    if kind == "first_impressions":
-        if not p.is_dir():
-            raise FileNotFoundError(f"First Impressions folder not found: {p}")
-        import hashlib
+        return str(p)
+    if not p.is_dir():
+        raise FileNotFoundError(f"First Impressions folder not found: {shown!r} is not a folder")
+    import hashlib
 
-        from fairviz.data.first_impressions import build_manifest
-        from fairviz.paths import cache_dir
+    from fairviz.data.first_impressions import build_manifest
+    from fairviz.paths import cache_dir
 
-        key = hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:12]
-        out = Path(out_dir) if out_dir is not None else cache_dir() / "manifests"
-        out_csv = out / f"first-impressions-{key}.csv"
+    key = hashlib.sha256(str(p).encode()).hexdigest()[:12]
+    out = Path(out_dir) if out_dir is not None else cache_dir() / "manifests"
+    out_csv = out / f"first-impressions-{key}.csv"
+    try:
         build_manifest(p, out_csv)
-        return str(out_csv)
-    raise ValueError(f"unknown data source {kind!r}; choose synthetic, manifest or first_impressions")
+    except ValueError as err:
+        raise ValueError(f"{shown}: {err}") from None
+    return str(out_csv)
 
 
 # ---------------------------------------------------------------------------------------------
 # uploaded score tables
 
 UPLOAD_SUFFIXES = (".csv", ".parquet")
+#: Rows one uploaded table may hold, and rows × groups of one grouping, on the shared server.
+APP_MAX_ROWS = 2_000_000
+APP_MAX_CELLS = 20_000_000
 
 
-def read_uploaded_table(data: bytes, filename: str) -> pd.DataFrame:
+def read_uploaded_table(data: bytes, filename: str, *, max_rows: int = APP_MAX_ROWS) -> pd.DataFrame:
     """An uploaded CSV / Parquet file (its bytes) as a DataFrame; ValueError saying what is wrong
-    (empty file, unknown type, unreadable content, no rows)."""
-    import io
+    (empty file, unknown type, unreadable content, no rows, duplicate column names, more than
+    ``max_rows`` rows: the count is read before the table is built, `fairviz.tabular.read_frame`).
+    Only an empty cell is missing."""
+    from fairviz.tabular import DuplicateColumnsError, TooLargeError, read_frame
 
     name = str(filename or "")
     suffix = Path(name).suffix.lower()
@@ -262,13 +286,12 @@ def read_uploaded_table(data: bytes, filename: str) -> pd.DataFrame:
     if not data:
         raise ValueError(f"{name} is empty (0 bytes)")
     try:
-        if suffix == ".csv":
-            df = pd.read_csv(io.BytesIO(data))
-        else:
-            df = pd.read_parquet(io.BytesIO(data))
+        df = read_frame(data, suffix, name, max_rows)
+    except (TooLargeError, DuplicateColumnsError):
+        raise
     except pd.errors.EmptyDataError:
         raise ValueError(f"{name} has no columns: is it empty?") from None
-    except (ValueError, OSError, UnicodeDecodeError) as err:
+    except (ValueError, OSError, EOFError) as err:
         kind = "CSV" if suffix == ".csv" else "Parquet"
         raise ValueError(f"{name} is not a readable {kind} file: {err}") from None
     if len(df.columns) < 2:
@@ -300,13 +323,19 @@ def _numeric_column(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], label_col: str | None = None):
+def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], label_col: str | None = None,
+                  missing_values: Sequence[str] = ()):
     """``(scores, {group column: values}, labels or None)`` from a table, checked.
 
     Scores and labels must be numbers in [0, 1] without NaN (errors name the column, the count
-    and the first offending row); group values are passed on as they are (missing values are
-    counted and excluded by `fairviz.groups.audit_attributes`).
+    and the first offending row); group values are passed on as they are, except that those in
+    ``missing_values`` (the user's own list; case and surrounding spaces ignored) become None.
+    Missing values are counted and excluded by `fairviz.groups.audit_attributes`. A group column
+    with more than `fairviz.tabular.MAX_GROUPS` groups, or more than `APP_MAX_CELLS` rows × groups,
+    is refused.
     """
+    from fairviz.tabular import MAX_GROUPS, check_audit_size
+
     from fairviz import metrics
 
     group_cols = list(group_cols)
@@ -339,7 +368,18 @@ def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], l
                                 None if labels is None else labels[known])
     except ValueError as err:
         raise ValueError(f"group column {group_cols[0]!r}: {err}") from None
-    attributes = {c: df[c].to_numpy() for c in group_cols}
+    tokens = {str(t).strip().lower() for t in missing_values} - {""}
+    attributes = {}
+    for c in group_cols:
+        values = df[c]
+        if tokens:
+            values = values.astype(object).where(~values.astype(str).str.strip().str.lower().isin(tokens), None)
+        try:
+            n_groups = values.nunique()
+        except TypeError:  # lists from a Parquet file: audit_attributes says what is wrong
+            n_groups = 0
+        check_audit_size(len(df), n_groups, f"group column {c!r}", max_groups=MAX_GROUPS, max_cells=APP_MAX_CELLS)
+        attributes[c] = values.to_numpy()
     return scores, attributes, labels
 
 

@@ -218,14 +218,19 @@ class JobRegistry:
         """Start training ``config`` in the background; returns the job id at once.
 
         ``name`` is the base run name (default `default_run_name(config)`); the saved folder
-        gets a unique variant of it if the name is taken.
+        gets a unique variant of it if the name is taken. A name that cannot be a folder name
+        (``!!!``, ``tmp-x``, ``...``) is a ValueError now, before any training.
         """
+        if name is not None:
+            (self._sanitize_fn or _default_sanitize)(name)
         return self._launch("train", [config], [name], label=name or default_run_name(config))
 
     def start_sweep(self, config: Any, lambda_ws: Sequence[float], *, name: str | None = None) -> str:
         """Train one run per λ_W value (``dataclasses.replace(config, lambda_w=λ)``), one after the
         other, saving each; returns the job id. ``name`` is a base name, suffixed ``-lw<λ>``.
         """
+        if name is not None:
+            (self._sanitize_fn or _default_sanitize)(name)  # refuse a bad name before any training
         values = [float(v) for v in lambda_ws]
         if not values:
             raise ValueError("a sweep needs at least one λ_W value")

@@ -370,9 +370,9 @@ def _data_section(n, names, attrs, columns, multi, source_name, digest, digest_n
                           esc(", ".join(str(g) for g in (res.small_groups if res else ()))) or "—", status])
     extra = f"<p class='note'>{esc(source)}</p>" if source else ""
     return ("<section id='data'><h2>Data</h2>" + _table(["", ""], rows) + extra +
-            "<h3>Attributes</h3><p class='note'>Rows whose attribute is missing or unknown (empty, NaN, "
-            "None, “unknown”) are left out of that attribute's numbers and counted here. Groups under 2 % "
-            "of the known rows are flagged small (NYC LL144 allows leaving them out of impact ratios; their "
+            "<h3>Attributes</h3><p class='note'>Rows whose attribute is missing (an empty cell, NaN; "
+            "other values only when the caller names them) are left out of that attribute's numbers "
+            "and counted here. Groups under 2 % of the known rows are flagged small (NYC LL144 allows leaving them out of impact ratios; their "
             "counts are always shown).</p>" +
             _table(["attribute", "rows used", "missing / unknown", "groups", "small groups (< 2 %)", "status"],
                    attr_rows) + "</section>")

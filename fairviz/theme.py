@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from fairviz.safety import isolate_bidi
+
 TEMPLATE_NAME = "fairviz"
 
 # Okabe & Ito (2008), "Color Universal Design". Yellow (#F0E442) is left out: too pale on white.
@@ -166,6 +168,7 @@ def plotly_text(text) -> str:
 
 
 def group_name(label) -> str:
-    """How a group label is shown in a Plotly figure: `group_label`, escaped by `plotly_text`.
+    """How a group label is shown in a Plotly figure: `group_label`, escaped by `plotly_text`, with
+    right-to-left text isolated (`fairviz.safety.isolate_bidi`) so it cannot reorder what follows.
     For tables and text use `group_label` (this escaping must not leak there)."""
-    return plotly_text(group_label(label))
+    return isolate_bidi(plotly_text(group_label(label)))

@@ -16,11 +16,15 @@ import streamlit as st
 
 from fairviz import app_support, figures, jobs, theme
 from fairviz.paths import models_dir
+from fairviz.safety import isolate_bidi
+from fairviz.tabular import MAX_GROUPS
 
 #: Exceptions that mean "the input is wrong" (fairviz raises these with a message saying what to
 #: fix); they become an `st.error`, never a traceback. Parser/Unicode/Arrow errors subclass
 #: ValueError.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, MemoryError)
+OUT_OF_MEMORY = ("out of memory: this data is too large for the server; sample it, or audit it with the "
+                 "command line (`python -m fairviz audit`) on a machine with more memory")
 
 CURRENT_RUN_KEY = "fv_current_run"
 _APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"
@@ -38,8 +42,10 @@ _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
 
 def md(text) -> str:
     """``text`` with every markdown-special character escaped, so a file, column or group name
-    is shown as written (never as a link, image, formula or formatting)."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", " ")
+    is shown as written (never as a link, image, formula or formatting); right-to-left text is
+    isolated so that it cannot reorder the rest of the line."""
+    text = isolate_bidi(text)
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text).replace("\n", " ")
 
 
 def code(text) -> str:
@@ -58,6 +64,8 @@ def user_errors(context: str | None = None, *, stop: bool = True) -> Iterator[No
         yield
     except USER_ERRORS as err:
         msg = str(err) or type(err).__name__
+        if isinstance(err, MemoryError):
+            msg = OUT_OF_MEMORY
         if isinstance(err, FileNotFoundError) and not str(err):
             msg = "file not found"
         st.error(f"**{md(context)}:** {md(msg)}" if context else md(msg), icon=":material/error:")
@@ -193,7 +201,7 @@ def no_runs_message() -> None:
     if bad:
         with st.expander(f"{len(bad)} folder(s) in the models folder are not readable runs"):
             for path, reason in bad:
-                st.write(f"`{Path(path).name}`: {reason}")
+                st.markdown(f"{code(Path(path).name)}: {md(reason)}")
 
 
 def _on_pick_run() -> None:
@@ -344,7 +352,7 @@ def draw_job(snap: jobs.JobSnapshot, *, live: bool) -> None:
     state_icon = {jobs.QUEUED: ":material/hourglass_top:", jobs.RUNNING: ":material/sync:",
                   jobs.DONE: ":material/check_circle:", jobs.FAILED: ":material/error:",
                   jobs.CANCELLED: ":material/stop_circle:"}
-    head = f"{state_icon.get(snap.state, '')} **{snap.label}** — {snap.state}"
+    head = f"{state_icon.get(snap.state, '')} **{md(snap.label)}** — {snap.state}"
     if snap.total_runs > 1:
         head += f" · run {min(snap.run_index + 1, snap.total_runs)} of {snap.total_runs}"
     st.markdown(head)
@@ -372,12 +380,12 @@ def draw_job(snap: jobs.JobSnapshot, *, live: bool) -> None:
             reg.cancel(snap.id)
             st.toast("Cancelling… the job stops at its next step.")
     if snap.state == jobs.FAILED:
-        st.error(f"Training failed: {snap.error}", icon=":material/error:")
+        st.error(f"Training failed: {md(snap.error)}", icon=":material/error:")
     elif snap.state == jobs.CANCELLED:
         st.warning("Training was cancelled; nothing was saved." if not snap.results
                    else f"Cancelled; kept the finished runs: {', '.join(snap.run_names)}.")
     elif snap.state == jobs.DONE:
-        st.success(f"Saved: {', '.join(f'`{n}`' for n in snap.run_names)} in `{models_root()}`.",
+        st.success(f"Saved: {', '.join(code(n) for n in snap.run_names)} in `{models_root()}`.",
                    icon=":material/check_circle:")
 
 
@@ -434,21 +442,22 @@ def read_table(digest: str, name: str, _data: bytes):
 
 @st.cache_resource(show_spinner=False, max_entries=4, ttl=UPLOAD_TTL_S)
 def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None,
-                  score_range: tuple | None = None):
+                  score_range: tuple | None = None, missing_values: tuple = ()):
     """(scores, {attribute: values}, labels or None) from the chosen columns, checked; with
     ``score_range`` (low, high) the scores are first rescaled from that range into [0, 1]."""
     from fairviz.score_range import rescale_column
 
     if score_range is not None:
         _table = rescale_column(_table, score_col, *score_range)
-    return app_support.audit_columns(_table, score_col, list(group_cols), label_col)
+    return app_support.audit_columns(_table, score_col, list(group_cols), label_col, missing_values)
 
 
 @st.cache_resource(show_spinner="Auditing…", max_entries=8, ttl=UPLOAD_TTL_S)
 def audit_attributes(data_key: str, _scores, _attributes, _labels, n_boot: int):
     from fairviz.groups import audit_attributes as run_audit
 
-    return run_audit(_scores, _attributes, _labels, n_boot=n_boot, random_state=0)
+    return run_audit(_scores, _attributes, _labels, n_boot=n_boot, random_state=0,
+                     max_groups=MAX_GROUPS, max_cells=app_support.APP_MAX_CELLS)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)

@@ -11,6 +11,8 @@ import streamlit as st
 
 from fairviz import app_support, figures, theme
 from fairviz import score_range as scale
+from fairviz.safety import csv_text
+from fairviz.tabular import parse_missing_values
 from pages import _common as ui
 
 NONE = "(none)"
@@ -80,6 +82,9 @@ else:
     label_guess = guess({"label", "labels", "y", "y_true", "target", "truth"}, NONE)
     label_col = c3.selectbox("Label column (optional)", label_opts,
                              index=label_opts.index(label_guess) if label_guess in label_opts else 0, key="fv_audit_label")
+    missing = parse_missing_values(st.text_input(
+        "Group values that mean 'missing' (comma-separated; an empty cell always does)", key="fv_audit_missing",
+        placeholder="e.g. NA, unknown", help="By default 'NA', 'None' or 'unknown' are groups like any other."))
     if not group_cols:
         st.error("Choose at least one group column (the sensitive attribute, e.g. sex or race).", icon=":material/error:")
         st.stop()
@@ -94,8 +99,9 @@ else:
                        float(rng_cols[2].number_input("highest possible score", key="fv_audit_range_high")))
     with ui.user_errors("These columns cannot be audited"):
         scores, attributes, labels = ui.table_columns(digest, table, score_col, tuple(group_cols),
-                                                      None if label_col == NONE else label_col, score_range)
-    data_key = f"upload:{digest}:{score_col}:{'|'.join(group_cols)}:{label_col}:{score_range}"
+                                                      None if label_col == NONE else label_col, score_range, missing)
+    data_key = (f"upload:{digest}:{score_col}:{'|'.join(group_cols)}:{label_col}:{score_range}"
+                f":{'|'.join(missing)}")
     source_text = f"{ui.code(up.name)} — score {ui.code(score_col)}, groups {', '.join(ui.code(g) for g in group_cols)}" + (
         f", label {ui.code(label_col)}" if label_col != NONE else ", no label")
     if score_range:
@@ -142,7 +148,7 @@ with cards[4]:
               help="Rows per group; groups under 2 % of the rows are flagged (LL144 small groups).")
     st.caption(" · ".join(f"{ui.md(theme.group_label(g))}: {c:,}" + (" ⚠ small" if g in view.small_groups else "")
                           for g, c in view.group_counts.items())
-               + (f" · {view.n_missing:,} rows with unknown group excluded" if view.n_missing else ""))
+               + f" · {view.n_missing:,} rows with unknown group excluded")
 ci_note = st.empty()
 if len(view.groups) > 2:
     st.caption(f"{len(view.groups)} groups: SPDD is the area under max − min of the selection rates "
@@ -285,7 +291,7 @@ for key, slot in ci_slots.items():
 st.subheader("Downloads")
 d1, d2, d3 = st.columns(3)
 frame = ui.metrics_frame(metrics_dict, attribute=view_name, note=scale.note(*score_range) if score_range else None)
-d1.download_button(f"Metrics by {ui.md(view_name)} (CSV)", frame.to_csv(index=False),
+d1.download_button(f"Metrics by {ui.md(view_name)} (CSV)", csv_text(frame),
                    file_name=f"{file_name}-{app_support.file_slug(view_name)}-metrics.csv", mime="text/csv",
                    key="fv_audit_dl_csv", icon=":material/table:")
 full = {**multi.to_dict(), "intervals": {"attribute": view_name, "n_boot": n_boot, "metrics": metrics_dict},

@@ -41,9 +41,9 @@ with tab_new:
         path = None
         if source != "synthetic":
             path = st.text_input(
-                "Path on the server" if source == "manifest" else "Folder on the server",
+                ("Path" if source == "manifest" else "Folder") + " inside the server's data folder (FAIRVIZ_DATA_ROOT)",
                 key="fv_train_path",
-                placeholder="/data/interviews/manifest.csv" if source == "manifest" else "/data/first-impressions-v2",
+                placeholder="interviews/manifest.csv" if source == "manifest" else "first-impressions-v2",
             )
         method = st.selectbox("Method", list(METHODS), key="fv_train_method")
         st.caption(f"**{method}** adds to the MSE loss: {METHODS[method].description}.")

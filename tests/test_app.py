@@ -362,7 +362,8 @@ def test_train_page_trains_in_background_and_saves(fake_training):
     assert snap2.run_name != snap.run_name and (fake_training / snap2.run_name).exists()
 
 
-def test_train_page_bad_data_source_is_an_error(fake_training):
+def test_train_page_bad_data_source_is_an_error(fake_training, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAIRVIZ_DATA_ROOT", str(tmp_path))
     at = open_page("train")
     at.radio(key="fv_train_source").set_value("manifest").run()
     at.text_input(key="fv_train_path").input("/nowhere/manifest.csv").run()

@@ -134,13 +134,14 @@ def test_resolve_data_source(tmp_path):
     assert A.resolve_data_source("synthetic") == "synthetic"
     csv = tmp_path / "m.csv"
     csv.write_text("video,label,group\n")
-    assert A.resolve_data_source("manifest", str(csv)) == str(csv.resolve())
+    root = tmp_path.resolve()  # paths are typed relative to the operator's data root
+    assert A.resolve_data_source("manifest", "m.csv", root=root) == str(root / "m.csv")
     with pytest.raises(FileNotFoundError, match="manifest CSV not found"):
-        A.resolve_data_source("manifest", str(tmp_path / "none.csv"))
+        A.resolve_data_source("manifest", "none.csv", root=root)
     with pytest.raises(ValueError, match="enter the path"):
-        A.resolve_data_source("manifest", "  ")
+        A.resolve_data_source("manifest", "  ", root=root)
     with pytest.raises(FileNotFoundError, match="First Impressions folder not found"):
-        A.resolve_data_source("first_impressions", str(tmp_path / "nope"))
+        A.resolve_data_source("first_impressions", "nope", root=root)
     with pytest.raises(ValueError, match="unknown data source"):
         A.resolve_data_source("youtube", "x")
 

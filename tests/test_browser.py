@@ -60,7 +60,7 @@ def _models_for_test(tmp: Path) -> Path:
     shipped = REPO / "models"
     has_runs = shipped.is_dir() and any((p / "config.json").exists() for p in shipped.iterdir() if p.is_dir())
     if has_runs:
-        shutil.copytree(shipped, root, ignore=shutil.ignore_patterns(".tmp-*"))
+        shutil.copytree(shipped, root, ignore=shutil.ignore_patterns(".fairviz-tmp-*"))
     else:
         from tests._app_runs import make_fake_models
 

@@ -65,8 +65,8 @@ def test_contents(report_html):
                    "permutation", "chance level", "θ = 0.5", "θ = 1", "bootstrap", "Fisher",
                    "two-proportion", "exact", "estimate", "sex × race", "Pairwise W1", "Held-out check"):
         assert needle.lower() in html.lower(), needle
-    # missing/unknown race values are counted in the data section
-    n_unknown = int(df[EVIL_COLUMN].isin(["unknown", ""]).sum())
+    # missing race values (empty cells; "unknown" is a group of its own) are counted in the data section
+    n_unknown = int(df[EVIL_COLUMN].isin([""]).sum())
     assert f"<td>{n_unknown:,}</td>" in html
     # the date and the version
     assert re.search(r"Generated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", html)

@@ -13,6 +13,12 @@ name), ``score_range`` (null, or ``{"low", "high", "note"}`` when ``--score-rang
 scores) and ``source``. ``--score-range LOW HIGH`` rescales scores on [LOW, HIGH] into [0, 1] and
 says so in every output. ``--engine duckdb`` audits where the scores live (see `fairviz.sql`).
 Bad input is a one-line ``error: ...`` and exit code 2.
+
+Only an empty group cell is missing (then the file is refused) unless ``--missing-values
+NA,unknown`` names the values that mean missing: those rows are left out, and how many is
+always printed (``n_left_out`` in the JSON). ``--max-rows`` (default 10,000,000; the row count is
+read before the table is built) and ``--max-groups`` (default 200) bound what one audit may take;
+an intersection beyond them is skipped with a note.
 """
 
 from __future__ import annotations
@@ -66,8 +72,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="with --engine duckdb: DuckDB's memory limit; beyond it, it spills to a temporary "
                              "folder (default 2GB)")
     parser.add_argument("--threads", type=int, default=2, help="with --engine duckdb: DuckDB threads (default 2)")
+    _add_limits(parser)
     parser.set_defaults(func=run)
     return parser
+
+
+def _add_limits(parser) -> None:
+    from fairviz.tabular import MAX_GROUPS, MAX_ROWS
+
+    parser.add_argument("--missing-values", default="", metavar="A,B",
+                        help="group values that mean 'missing', comma-separated (e.g. NA,unknown; case ignored): "
+                             "those rows are left out and counted. Default: only an empty cell is missing")
+    parser.add_argument("--max-rows", type=int, default=MAX_ROWS,
+                        help=f"refuse files with more rows (default {MAX_ROWS:,}); also allows 5 × this many "
+                             "rows × groups")
+    parser.add_argument("--max-groups", type=int, default=MAX_GROUPS,
+                        help=f"refuse a group column with more groups (default {MAX_GROUPS})")
 
 
 def _fmt(v) -> str:
@@ -116,6 +136,7 @@ def _header(args, n: int) -> list[str]:
         f"  score {args.score!r}, group " + " + ".join(repr(g) for g in args.group)
         + (f", label {args.label!r}" if args.label else "") + f"; {n} rows",
     ]
+    lines.append(f"  rows left out (missing group): {args.n_left_out}")
     if args.score_range:
         lines.append("  " + score_range.note(*args.score_range))
     return lines
@@ -141,20 +162,31 @@ def _rates_json(rates) -> list[dict]:
 
 
 def _views(df, args) -> dict:
-    """name -> (scores, groups, labels): each ``--group`` column, then their intersection."""
+    """name -> (scores, groups, labels): each ``--group`` column, then their intersection (left
+    out, with a note in ``args.notes``, when it has more groups than the limits allow)."""
+    import pandas as pd
+
     from fairviz.groups import INTERSECTION_SEPARATOR
-    from fairviz.tabular import select_columns
+    from fairviz.tabular import TooLargeError, check_audit_size, select_columns
 
     names = list(dict.fromkeys(args.group))
     views = {}
     for col in names:
         views[col] = select_columns(df, args.score, col, args.label)
+        check_audit_size(len(df), len(pd.unique(views[col][1])), f"group column {col!r}",
+                         max_groups=args.max_groups, max_cells=5 * args.max_rows)
     if len(names) > 1:
         x, _, y = views[names[0]]
         joined = df[names[0]].astype(str)
         for col in names[1:]:
             joined = joined + INTERSECTION_SEPARATOR + df[col].astype(str)
-        views[INTERSECTION_SEPARATOR.join(names)] = (x, joined.to_numpy(), y)
+        name = INTERSECTION_SEPARATOR.join(names)
+        try:
+            check_audit_size(len(df), int(joined.nunique()), f"the intersection {name!r}",
+                             max_groups=args.max_groups, max_cells=5 * args.max_rows)
+            views[name] = (x, joined.to_numpy(), y)
+        except TooLargeError as err:
+            args.notes.append(f"intersection left out: {err}")
     return views
 
 
@@ -209,7 +241,7 @@ def _run_sql(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from fairviz import metrics, score_range
-    from fairviz.tabular import read_table
+    from fairviz.tabular import drop_missing_groups, parse_missing_values, read_table
 
     if args.n_boot < 0:
         raise ValueError("--n-boot must be 0 or more")
@@ -219,7 +251,14 @@ def run(args: argparse.Namespace) -> int:
         score_range.check_range(*args.score_range)
     if args.engine == "duckdb" or args.print_sql:
         return _run_sql(args)
-    df = read_table(args.file)
+    if args.max_rows < 1 or args.max_groups < 2:
+        raise ValueError("--max-rows must be 1 or more and --max-groups 2 or more")
+    df = read_table(args.file, max_rows=args.max_rows)
+    tokens = parse_missing_values(args.missing_values)
+    args.n_left_out, args.notes = 0, []
+    for col in dict.fromkeys(args.group) if tokens else ():
+        df, left_out = drop_missing_groups(df, col, tokens)
+        args.n_left_out += left_out
     if args.score_range:
         df = score_range.rescale_column(df, args.score, *args.score_range)
     results = {}
@@ -234,12 +273,14 @@ def run(args: argparse.Namespace) -> int:
         out["score_range"] = score_range.to_dict(*args.score_range) if args.score_range else None
         out["source"] = {"file": str(args.file), "score": args.score, "group": args.group[0],
                          "groups": list(args.group), "label": args.label, "seed": args.seed}
+        out["n_left_out"] = args.n_left_out
+        out["notes"] = args.notes
         sys.stdout.write(json.dumps(out, allow_nan=False) + "\n")
     else:
         first = next(iter(results.values()))[0]
         lines = _header(args, first.n)
         for name, (result, rates) in results.items():
             lines += ["", _table(name, result, rates, args)]
-        lines += ["", _footer(args, first.n_boot)]
+        lines += [""] + [f"  {note}" for note in args.notes] + [_footer(args, first.n_boot)]
         sys.stdout.write("\n".join(lines) + "\n")
     return 0
