@@ -334,9 +334,8 @@ def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], l
     with more than `fairviz.tabular.MAX_GROUPS` groups, or more than `APP_MAX_CELLS` rows × groups,
     is refused.
     """
-    from fairviz.tabular import MAX_GROUPS, check_audit_size
-
     from fairviz import metrics
+    from fairviz.tabular import MAX_GROUPS, check_audit_size
 
     group_cols = list(group_cols)
     if not group_cols:

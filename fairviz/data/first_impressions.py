@@ -35,9 +35,9 @@ import os
 import pickle
 from pathlib import Path
 
-from fairviz.safety import load_plain_pickle
-
 import pandas as pd
+
+from fairviz.safety import load_plain_pickle
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fairviz import atomic, runs as R
+from fairviz import atomic
+from fairviz import runs as R
 from tests.reliability._helpers import REPO, SENTINEL, Marker, make_run, record_dangerous_events
 
 ANNOTATION = {"interview": {"a.mp4": 0.5, "b.mp4": 0.7}, "openness": {"a.mp4": 0.1, "b.mp4": 0.2}}
