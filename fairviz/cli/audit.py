@@ -1,13 +1,19 @@
 """`python -m fairviz audit FILE.csv|FILE.parquet --score COL --group COL [--label COL] [--json]`
 
 Audits the scores in a table by one group column: exact SPDD (= W1 between the groups' score
-distributions for two groups) with a bootstrap CI, its paper variant on 50 thresholds, who the
-gap favours, and with ``--label`` also SPEO, PCC and SRCC with CIs; plus the NYC Local Law 144
-scoring-rate table. ``--json`` prints one JSON object instead of the table (keys ``spdd``,
-``speo``, ``pcc``, ``srcc`` — the last three only with ``--label`` — each
-``{"value", "ci_low", "ci_high"}``, and ``groups`` with the row count per group; plus ``n``,
-``spdd_grid50``, ``speo_grid50``, ``spdd_parts``, ``level``, ``n_boot``, ``scoring_rates``,
-``source``). Bad input is a one-line ``error: ...`` and exit code 2.
+distributions for two groups) with a CI, an upper bound and a permutation test, its paper variant
+on 50 thresholds, who the gap favours, and with ``--label`` also SPEO (like SPDD), PCC and SRCC
+with CIs; plus the NYC Local Law 144 scoring-rate table. ``--json`` prints one JSON object
+instead of the table (``schema_version`` 2; keys ``spdd``, ``speo``, ``pcc``, ``srcc`` — the last
+three only with ``--label`` — each ``{"value", "ci_low", "ci_high"}``, and ``groups`` with the row
+count per group; plus ``n``, ``spdd_grid50``, ``speo_grid50``, ``spdd_parts``, ``level``,
+``n_boot``, ``scoring_rates``, ``source``). ``spdd`` and ``speo`` also carry (see
+`fairviz.uncertainty` and docs/STATISTICS.md): ``ci_method`` ("test-inversion": ``ci_low`` is 0
+unless the permutation test rejects; in schema 1 these were percentile intervals, which never
+contain 0), ``upper`` (one-sided upper bound at ``level``), ``p_value`` (permutation test of
+"no difference between groups"), ``chance_mean`` / ``chance_p95`` (the distance under shuffled
+groups), ``debiased`` (√max(0, value² − chance_mean²)), ``n_perm``; and ``summary``, the sentence
+the table prints. Bad input is a one-line ``error: ...`` and exit code 2.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ def _table(result, rates, args) -> str:
         ci = f"[{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]" if result.n_boot else "(no bootstrap)"
         lines.append(f"  {name:<12} {_fmt(mv.value):>8}   {ci:<20}")
     lines.append(f"  {'spdd@50':<12} {_fmt(result.spdd_grid50):>8}   (mean DP over τ = 0, 0.02, …, 0.98)")
+    lines += [""] + [f"  {sentence}" for sentence in _summaries(result).values()]
     if result.speo_grid50 is not None:
         lines.append(f"  {'speo@50':<12} {_fmt(result.speo_grid50):>8}")
     lines += ["", "  SPDD split by the favoured group (area where its selection rate is the highest):"]
@@ -76,8 +83,17 @@ def _table(result, rates, args) -> str:
             f"{_fmt(row.impact_ratio):>7}{flag}"
         )
     lines += ["", f"  SPDD = ∫₀¹ DP(τ) dτ, DP(τ) = max − min over groups of P(score > τ | group); "
-                  f"CIs: {result.n_boot} resamples within groups, seed {args.seed}."]
+                  f"CIs: {result.n_boot} resamples within groups, seed {args.seed}; for SPDD / SPEO the "
+                  "lower end is 0 unless a group-label permutation test rejects (docs/STATISTICS.md)."]
     return "\n".join(lines)
+
+
+def _summaries(result) -> dict:
+    """{"spdd": sentence, "speo": sentence}: what the distances' numbers mean, in words."""
+    from fairviz.uncertainty import describe
+
+    return {name: describe(name.upper(), {**getattr(result, name).to_dict(), "level": result.level})
+            for name in ("spdd", "speo") if getattr(result, name) is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     rates = metrics.scoring_rate_table(scores, groups)
     if args.json:
         out = result.to_dict()
+        for name, sentence in _summaries(result).items():
+            out[name]["summary"] = sentence
         out["scoring_rates"] = [
             {
                 "group": str(r.group),
