@@ -102,7 +102,7 @@ def test_audit_n_perm_and_budget():
 
 
 def test_best_and_ties():
-    best, ties = best_and_ties([0.02, 0.01, 0.05, float("nan")], [0.0, 0.0, 0.03, 0.0],
+    best, ties = best_and_ties([0.02, 0.01, 0.05, float("nan")], [0.0, 0.0, 0.035, 0.0],
                                [0.04, 0.03, 0.07, 0.1], higher_is_better=False)
     assert best == 1 and ties == [True, False, False, False]
     best, ties = best_and_ties([0.6, 0.62], [float("nan")] * 2, [float("nan")] * 2, higher_is_better=True)
