@@ -170,6 +170,10 @@ def describe(name: str, u: DistanceUncertainty | Mapping, digits: int = 3) -> st
     level = float(d.get("level", getattr(u, "level", 0.95)) or 0.95)
     v, p, up = _f(d.get("value")), _f(d.get("p_value")), _f(d.get("upper"))
     lo, hi = _f(d.get("ci_low")), _f(d.get("ci_high"))
+    if "ci_method" not in d:
+        # saved by an older fairviz: a percentile interval, whose lower end never covers a fair
+        # model's 0; its upper end (a one-sided (1 + level)/2 bound) is still a valid bound
+        up, lo, hi = hi, math.nan, math.nan
     if not math.isfinite(v):
         return f"{name}: not computed"
     pct = f"{level * 100:.0f} %"

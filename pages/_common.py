@@ -305,18 +305,8 @@ def show_figure(fig, *, key: str | None = None, **kwargs):
 
 
 def interval_text(metrics: dict, name: str, n: int | None = None) -> str:
-    """``95 % CI [lo, hi] · n = …`` for a metric of an audit dict ("needs a label column" if absent)."""
-    v = app_support.metric_value(metrics, name)
-    if v != v:
-        return "needs a label column"
-    lo = app_support.metric_value(metrics, name, "ci_low")
-    hi = app_support.metric_value(metrics, name, "ci_high")
-    parts = []
-    if lo == lo and hi == hi:
-        parts.append(f"95 % CI [{lo:.3f}, {hi:.3f}]")
-    if n:
-        parts.append(f"n = {n:,}")
-    return " · ".join(parts)
+    """What a metric's numbers mean, in words (`fairviz.app_support.metric_caption`)."""
+    return app_support.metric_caption(metrics, name, n)
 
 
 def metric_card(label: str, metrics: dict, name: str, *, help: str | None = None, n: int | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -241,7 +242,8 @@ else:
                 st.rerun()
 for key, slot in ci_slots.items():
     text = ui.interval_text(metrics_dict, key, view.n) if (n_boot or stored) else f"n = {view.n:,}"
-    if key == "spdd":
+    if key == "spdd" and not math.isfinite(app_support.metric_value(metrics_dict, "spdd", "p_value")):
+        # the caption's sentence has no test yet (no intervals computed): the budgeted one
         perm = ui.permutation_for(data_key, view_name, x_view, g_view)
         floor_p = 1.0 / (perm.n_perm + 1)
         p_text = f"p ≤ {floor_p:.2g}" if perm.p_value <= floor_p + 1e-12 else f"p = {perm.p_value:.2g}"
