@@ -39,6 +39,7 @@ __all__ = [
     "metric_value",
     "format_metric",
     "metric_caption",
+    "ties_with_best",
     "sample_interview",
     "resolve_data_source",
     "read_uploaded_table",
@@ -118,6 +119,22 @@ def metric_caption(metrics: dict, name: str, n: int | None = None) -> str:
     if n:
         parts.append(f"n = {n:,}")
     return " · ".join(parts)
+
+
+def ties_with_best(frame: pd.DataFrame, higher_is_better: dict = HIGHER_IS_BETTER) -> dict[str, list]:
+    """Per metric column of a `runs_frame` (indexed by run), the runs whose interval overlaps
+    the best run's (`fairviz.uncertainty.best_and_ties`): the data cannot tell them apart, so
+    "best per column" is not decided by noise. {column: [index labels]} (empty: a clear best)."""
+    from fairviz.uncertainty import best_and_ties
+
+    out = {}
+    for k, higher in higher_is_better.items():
+        if k not in frame.columns:
+            continue
+        _, ties = best_and_ties(pd.to_numeric(frame[k], errors="coerce"), pd.to_numeric(frame[f"{k}_low"], errors="coerce"),
+                                pd.to_numeric(frame[f"{k}_high"], errors="coerce"), higher)
+        out[k] = [label for label, tie in zip(frame.index, ties) if tie]
+    return out
 
 
 def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
