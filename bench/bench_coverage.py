@@ -267,6 +267,7 @@ def main(argv=None) -> int:
     ap.add_argument("--trials-mid", type=int, default=200, help="trials per cell at 10⁴ rows without ties")
     ap.add_argument("--trials-large", type=int, default=20, help="trials per cell at 10⁵ rows without ties")
     ap.add_argument("--only-cached", action="store_true", help="render the cells already in --cache")
+    ap.add_argument("--skip-ties", action="store_true", help="only the cells without ties (a second process)")
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--perm", type=int, default=99)
     ap.add_argument("--speo-trials", type=int, default=200)
@@ -298,7 +299,7 @@ def main(argv=None) -> int:
                     speo.append(done[key])
     specs = []
     for n in [int(s) for s in args.sizes]:
-        for ties in (False, True):
+        for ties in (False,) if args.skip_ties else (False, True):
             # the exact sorted engine costs O(n·(boot + perm)) a trial: fewer trials for large
             # n without ties (stated in the table); with ties the binned engine is cheap
             trials = args.trials if (ties or n < 10_000) else (args.trials_mid if n < 100_000 else args.trials_large)
