@@ -136,8 +136,13 @@ def auto_n_perm(n: int, n_groups: int, *, budget: float = 4e7, low: int = 39, hi
 
     ``low = 39`` keeps the smallest p-value (1/40) at the 0.025 the interval's lower end needs,
     so a large file can still show a lower end above 0; ``high = 999`` gives p-values to 0.001.
+    0 (no test: the lower end stays 0, which is honest) when even ``low`` shuffles would cost
+    over 25× the budget (e.g. an ID column picked as the group).
     """
-    return int(np.clip(budget / max(1, n * max(1, n_groups - 1)), low, high))
+    work = max(1, n * max(1, n_groups - 1))
+    if low * work > 25 * budget:
+        return 0
+    return int(np.clip(budget / work, low, high))
 
 
 def _num(v: float, digits: int) -> str:

@@ -98,7 +98,7 @@ def test_audit_n_perm_and_budget():
     assert metrics.audit(x, g, n_boot=0, n_perm=19).spdd.detail.n_perm == 19
     with pytest.raises(ValueError, match="n_perm"):
         metrics.audit(x, g, n_boot=10, n_perm=-1)
-    assert auto_n_perm(100, 2) == 999 and auto_n_perm(10**7, 2) == 39
+    assert auto_n_perm(100, 2) == 999 and auto_n_perm(10**7, 2) == 39 and auto_n_perm(10**6, 1000) == 0
 
 
 def test_best_and_ties():
