@@ -1412,6 +1412,10 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap CI ``(low, high)`` for "spdd", "speo", "pcc" or "srcc".
 
+    For the distances (SPDD, SPEO) this interval is biased upward and never contains a fair
+    model's 0; `audit` shows the test-inversion interval and upper bound of
+    `fairviz.uncertainty` instead (docs/STATISTICS.md).
+
     Rows are resampled with replacement within each group (group sizes stay fixed); the data
     are sorted once and each resample is a vector of multinomial counts over the sorted rows.
     ``random_state`` (int, None, SeedSequence or Generator) fixes the draws; results do not

@@ -458,10 +458,13 @@ def permutation_for(data_key: str, view: str, _x, _g):
 
 
 def metrics_frame(metrics: dict) -> pd.DataFrame:
-    """metric, value, ci_low, ci_high for the four metrics (CSV download)."""
+    """metric, value, ci_low, ci_high, upper, p_value (the last two for SPDD / SPEO) for the
+    four metrics (CSV download)."""
     rows = [{"metric": k, "value": app_support.metric_value(metrics, k),
              "ci_low": app_support.metric_value(metrics, k, "ci_low"),
-             "ci_high": app_support.metric_value(metrics, k, "ci_high")} for k in app_support.METRIC_NAMES]
+             "ci_high": app_support.metric_value(metrics, k, "ci_high"),
+             "upper": app_support.metric_value(metrics, k, "upper"),
+             "p_value": app_support.metric_value(metrics, k, "p_value")} for k in app_support.METRIC_NAMES]
     return pd.DataFrame(rows).dropna(subset=["value"])
 
 
