@@ -35,11 +35,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = [
+    "CI_METHOD",
     "DistanceUncertainty",
-    "distance_uncertainty",
-    "describe",
+    "SCHEMA_VERSION",
+    "audit_distances",
     "auto_n_perm",
     "best_and_ties",
+    "describe",
+    "distance_uncertainty",
+    "p_value",
 ]
 
 #: Schema version of the SPDD / SPEO entries in `AuditResult.to_dict()` (1: percentile CI).
@@ -104,7 +108,7 @@ def distance_uncertainty(observed: float, replicates: Any, null: Any, level: flo
 
     observed: θ̂ on the data; replicates: (n_boot,) the within-group bootstrap values (may be
     empty); null: (n_perm,) the values under shuffled group labels (may be empty); level:
-    confidence, e.g. 0.95. Vectorised over nothing: one call per metric, O(n_boot + n_perm).
+    confidence, e.g. 0.95. O(n_boot + n_perm): it only reads quantiles of what `audit` drew.
     """
     theta = float(observed)
     reps = np.asarray(replicates, dtype=np.float64).reshape(-1)
