@@ -204,7 +204,7 @@ def speo_cell(n, delta, trials, n_boot, n_perm, seed, truth):
 
     rng = np.random.default_rng(seed)
     rows = []
-    for t in range(trials):
+    for _ in range(trials):
         x, y, g = speo_draw(rng, n, delta)
         d = metrics._prepare(x, g, y)
         obs = metrics.speo(x, y, g)
@@ -368,7 +368,7 @@ def main(argv=None) -> int:
                     for i, delta in enumerate(DELTAS):
                         specs.append((cost, n, k, minority, ties, i, delta, trials))
     cells, missing = [], []
-    for cost, n, k, minority, ties, i, delta, trials in sorted(specs, key=lambda s: s[:1]):
+    for _cost, n, k, minority, ties, i, delta, trials in sorted(specs, key=lambda s: s[:1]):
         key = f"spdd/{n}/{k}/{minority}/{ties}/{delta}/{trials}/{args.boot}/{args.perm}"
         if key not in done and args.only_cached:
             missing.append(f"n = {n:,}, {k} groups, {'10 % minority' if minority else 'balanced'}, "
