@@ -39,6 +39,8 @@ __all__ = [
     "tradeoff_points",
     "metric_value",
     "format_metric",
+    "metric_caption",
+    "ties_with_best",
     "sample_interview",
     "resolve_data_source",
     "read_uploaded_table",
@@ -95,6 +97,45 @@ def format_metric(metrics: dict, name: str, digits: int = 3) -> str:
     if math.isfinite(lo) and math.isfinite(hi):
         return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
     return f"{v:.{digits}f}"
+
+
+def metric_caption(metrics: dict, name: str, n: int | None = None) -> str:
+    """The caption under a metric card: for the distances (SPDD, SPEO) the sentence of
+    `fairviz.uncertainty.describe` (what the value, test and bound mean); for PCC / SRCC
+    ``95 % CI [lo, hi]``; then ``n = …``. "needs a label column" when the metric is absent."""
+    from fairviz.uncertainty import describe
+
+    v = metric_value(metrics, name)
+    if not math.isfinite(v):
+        return "needs a label column"
+    parts = []
+    m = metrics.get(name)
+    if name in ("spdd", "speo") and isinstance(m, dict):
+        if math.isfinite(metric_value(metrics, name, "ci_high")) or math.isfinite(metric_value(metrics, name, "p_value")):
+            parts.append(describe(name.upper(), {**m, "level": metrics.get("level", 0.95)}))
+    else:
+        lo, hi = metric_value(metrics, name, "ci_low"), metric_value(metrics, name, "ci_high")
+        if math.isfinite(lo) and math.isfinite(hi):
+            parts.append(f"95 % CI [{lo:.3f}, {hi:.3f}]")
+    if n:
+        parts.append(f"n = {n:,}")
+    return " · ".join(parts)
+
+
+def ties_with_best(frame: pd.DataFrame, higher_is_better: dict = HIGHER_IS_BETTER) -> dict[str, list]:
+    """Per metric column of a `runs_frame` (indexed by run), the runs whose interval overlaps
+    the best run's (`fairviz.uncertainty.best_and_ties`): the data cannot tell them apart, so
+    "best per column" is not decided by noise. {column: [index labels]} (empty: a clear best)."""
+    from fairviz.uncertainty import best_and_ties
+
+    out = {}
+    for k, higher in higher_is_better.items():
+        if k not in frame.columns:
+            continue
+        _, ties = best_and_ties(pd.to_numeric(frame[k], errors="coerce"), pd.to_numeric(frame[f"{k}_low"], errors="coerce"),
+                                pd.to_numeric(frame[f"{k}_high"], errors="coerce"), higher)
+        out[k] = [label for label, tie in zip(frame.index, ties) if tie]
+    return out
 
 
 def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:

@@ -77,6 +77,18 @@ def _ci(mv: Any, digits: int = 4) -> str:
     return f"{_num(mv.value, digits)} <span class='ci'>[{_num(mv.ci_low, digits)}, {_num(mv.ci_high, digits)}]</span>"
 
 
+_DISTANCE_CI_NOTE = "exact; CI: lower end 0 unless the permutation test rejects (docs/STATISTICS.md)"
+
+
+def _in_words(name: str, mv: Any, level: float) -> str:
+    """`fairviz.uncertainty.describe` of a distance, escaped ("—" without its uncertainty)."""
+    from fairviz.uncertainty import describe
+
+    if mv is None or getattr(mv, "detail", None) is None:
+        return "—"
+    return esc(describe(name, {**mv.detail.to_dict(), "level": level}))
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, cls: str = "") -> str:
     """Cells are already-safe HTML fragments (escape user text before passing it)."""
     head = "".join(f"<th>{h}</th>" for h in header)
@@ -432,7 +444,8 @@ def _attribute_section(anchor, res, perm, perm_speo, dp_div, dist_div, perm_div,
                     [[_group_cell(g), _int(c), _num(100 * c / max(res.n, 1), 1) + " %", _num(res.w1_to_pooled[g])]
                      for g, c in res.group_counts.items()])
     a = res.audit
-    metric_rows = [["SPDD = ∫(max−min) DP(τ) dτ", _ci(a.spdd), "exact; CI: bootstrap"],
+    metric_rows = [["SPDD = ∫(max−min) DP(τ) dτ", _ci(a.spdd), _DISTANCE_CI_NOTE],
+                   ["SPDD in words", _in_words("SPDD", a.spdd, level), "see Methods"],
                    ["SPDD, largest pairwise W1", _num(res.spdd) + f" <span class='ci'>({_group_cell(res.spdd_pair[0])} vs "
                     f"{_group_cell(res.spdd_pair[1])})</span>", "exact"],
                    ["SPDD, mean W1 to pooled", _num(res.spdd_mean_to_pooled), "exact"],
@@ -441,7 +454,8 @@ def _attribute_section(anchor, res, perm, perm_speo, dp_div, dist_div, perm_div,
                    ["Chance level of SPDD (median; 95 %)", f"{_num(perm.null_quantiles.get(0.5))}; {_num(perm.null_quantiles.get(0.95))}",
                     "permutation null"]]
     if has_labels:
-        metric_rows += [["SPEO", _ci(a.speo), "exact; CI: bootstrap"]]
+        metric_rows += [["SPEO", _ci(a.speo), _DISTANCE_CI_NOTE],
+                        ["SPEO in words", _in_words("SPEO", a.speo, level), "see Methods"]]
         if perm_speo is not None:
             metric_rows += [["Permutation p-value (SPEO); chance level (95 %)",
                              f"{_pval(perm_speo.p_value)}; {_num(perm_speo.null_quantiles.get(0.95))}",
@@ -560,8 +574,14 @@ def _methods_section(multi, perms, level, alpha) -> str:
          "computed from one sort of the scores; no threshold grid"],
         ["Pairwise W1, largest pairwise W1, mean W1 to pooled", "exact", "merged empirical CDFs of sorted samples"],
         ["SPEO, PCC, SRCC, SPDD on the 50-point grid", "exact", "on the given labels"],
-        ["Intervals on SPDD, SPEO, PCC, SRCC", "estimate",
+        ["Intervals on PCC, SRCC", "estimate",
          f"percentile bootstrap, {multi.n_boot} resamples within each group, level {level:.0%}"],
+        ["Intervals and upper bounds on SPDD, SPEO (distances)", "estimate",
+         f"upper bound: the {level:.0%} quantile of {multi.n_boot} resamples within each group; interval: "
+         "lower end 0 unless a permutation test rejects “no difference”, otherwise the smaller of "
+         "value − the null's upper quantile and the basic bootstrap end. A distance measured on a sample is "
+         "biased upward, so a percentile interval would never contain a fair model's 0; coverage measured "
+         "in docs/STATISTICS.md. “Once chance is taken out”: √(value² − chance mean²)."],
         ["Band around DP(τ)", "estimate",
          f"pointwise percentile bootstrap within groups at each τ (the resampled count above τ is binomial), level {level:.0%}"],
         ["p-values of the rate tables", "estimate / exact",

@@ -313,18 +313,8 @@ def show_figure(fig, *, key: str | None = None, **kwargs):
 
 
 def interval_text(metrics: dict, name: str, n: int | None = None) -> str:
-    """``95 % CI [lo, hi] · n = …`` for a metric of an audit dict ("needs a label column" if absent)."""
-    v = app_support.metric_value(metrics, name)
-    if v != v:
-        return "needs a label column"
-    lo = app_support.metric_value(metrics, name, "ci_low")
-    hi = app_support.metric_value(metrics, name, "ci_high")
-    parts = []
-    if lo == lo and hi == hi:
-        parts.append(f"95 % CI [{lo:.3f}, {hi:.3f}]")
-    if n:
-        parts.append(f"n = {n:,}")
-    return " · ".join(parts)
+    """What a metric's numbers mean, in words (`fairviz.app_support.metric_caption`)."""
+    return app_support.metric_caption(metrics, name, n)
 
 
 def metric_card(label: str, metrics: dict, name: str, *, help: str | None = None, n: int | None = None,
@@ -497,13 +487,15 @@ def permutation_for(data_key: str, view: str, x, g, progress=None):
 
 
 def metrics_frame(metrics: dict, attribute: str | None = None, note: str | None = None) -> pd.DataFrame:
-    """attribute, metric, value, ci_low, ci_high for the four metrics (CSV download); the
-    attribute column names the grouping the numbers are for; ``note`` (e.g. that the scores were
-    rescaled) goes in a last column."""
+    """attribute, metric, value, ci_low, ci_high, upper, p_value (the last two for SPDD / SPEO)
+    for the four metrics (CSV download); the attribute column names the grouping the numbers are
+    for; ``note`` (e.g. that the scores were rescaled) goes in a last column."""
     rows = [{**({} if attribute is None else {"attribute": attribute}), "metric": k,
              "value": app_support.metric_value(metrics, k),
              "ci_low": app_support.metric_value(metrics, k, "ci_low"),
-             "ci_high": app_support.metric_value(metrics, k, "ci_high")} for k in app_support.METRIC_NAMES]
+             "ci_high": app_support.metric_value(metrics, k, "ci_high"),
+             "upper": app_support.metric_value(metrics, k, "upper"),
+             "p_value": app_support.metric_value(metrics, k, "p_value")} for k in app_support.METRIC_NAMES]
     frame = pd.DataFrame(rows).dropna(subset=["value"])
     if note:
         frame["note"] = note

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -274,7 +275,8 @@ else:
                 st.rerun()
 for key, slot in ci_slots.items():
     text = ui.interval_text(metrics_dict, key, view.n) if (n_boot or stored) else f"n = {view.n:,}"
-    if key == "spdd":
+    if key == "spdd" and not math.isfinite(app_support.metric_value(metrics_dict, "spdd", "p_value")):
+        # the caption's sentence has no test yet (no intervals computed): the budgeted one
         bar = st.empty()
         perm = ui.permutation_for(data_key, view_name, x_view, g_view, progress=lambda done, total, bar=bar: bar.progress(
             done / total, text=f"Permutation test: {done:,} of {total:,} shuffles"))

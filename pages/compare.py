@@ -26,6 +26,7 @@ if not chosen:
 
 sub = table.set_index("name").loc[chosen]
 best = figures.best_per_column(sub, app_support.HIGHER_IS_BETTER)
+ties = app_support.ties_with_best(sub)
 
 
 def _cell(row, k):
@@ -50,19 +51,23 @@ shown = pd.DataFrame(
 )
 shown.index.name = "run"
 best_cols = {f"{k.upper()} {'↑' if up else '↓'}": best.get(k) for k, up in app_support.HIGHER_IS_BETTER.items()}
+tie_cols = {f"{k.upper()} {'↑' if up else '↓'}": ties.get(k, []) for k, up in app_support.HIGHER_IS_BETTER.items()}
 
 
 def _mark(col):
-    target = best_cols.get(col.name)
-    return ["font-weight: 700; background-color: #DCEBF7" if idx == target else "" for idx in col.index]
+    target, tied = best_cols.get(col.name), tie_cols.get(col.name, [])
+    return ["font-weight: 700; background-color: #DCEBF7" if idx == target else
+            ("background-color: #EEF5FB" if idx in tied else "") for idx in col.index]
 
 
 st.dataframe(shown.style.apply(_mark, axis=0), width="stretch")
 st.caption(
-    "Value and 95 % bootstrap interval on each run's test split; the best value per column is "
-    "highlighted. SPDD floor: SPDD of the same scores with the group labels shuffled — the "
+    "Value and 95 % interval on each run's test split (SPDD / SPEO: lower end 0 unless a permutation "
+    "test tells the groups apart); the best value per column is highlighted, and runs whose interval "
+    "overlaps the best one's are shaded lightly: the test data cannot separate them. SPDD floor: SPDD of the same scores with the group labels shuffled — the "
     "smallest gap this test split can show. Best: "
-    + ", ".join(f"{col} → `{run}`" for col, run in best_cols.items() if run is not None)
+    + ", ".join(f"{col} → `{run}`" + (f" (tied with {len(tie_cols[col])})" if tie_cols[col] else "")
+                for col, run in best_cols.items() if run is not None)
 )
 
 with ui.user_errors("Cannot read the runs' predictions"):

@@ -153,3 +153,9 @@ def test_sample_interview_written_once(tmp_path):
     mtime = a["video"].stat().st_mtime_ns
     b = A.sample_interview(out)
     assert b == a and b["video"].stat().st_mtime_ns == mtime
+
+
+def test_ties_with_best_marks_overlapping_intervals():
+    frame = pd.DataFrame({"spdd": [0.010, 0.012, 0.1], "spdd_low": [0.0, 0.0, 0.08], "spdd_high": [0.02, 0.03, 0.12]},
+                         index=["a", "b", "c"])
+    assert A.ties_with_best(frame, {"spdd": False}) == {"spdd": ["b"]}

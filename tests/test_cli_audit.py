@@ -45,9 +45,12 @@ def test_json_keys_and_values_match_audit(table, capsys, tmp_path):
         assert code == 0, err
         d = json.loads(out)
         for k in ("spdd", "speo", "pcc", "srcc"):
-            assert set(d[k]) == {"value", "ci_low", "ci_high"}
-        assert d["groups"] == {"f": int((df.gender == "f").sum()), "m": int((df.gender == "m").sum())}
+            assert {"value", "ci_low", "ci_high"} <= set(d[k])
         ref = metrics.audit(df.score, df.gender, df.y, n_boot=50, random_state=3)
+        for k in ("spdd", "speo"):
+            assert d[k]["ci_method"] == "test-inversion" and d[k]["summary"].startswith(k.upper())
+            assert d[k]["upper"] == pytest.approx(getattr(ref, k).detail.upper, abs=1e-15)
+        assert d["groups"] == {"f": int((df.gender == "f").sum()), "m": int((df.gender == "m").sum())}
         assert d["spdd"]["value"] == pytest.approx(ref.spdd.value, abs=1e-15)
         assert d["spdd"]["ci_low"] == pytest.approx(ref.spdd.ci_low, abs=1e-15)
         assert d["srcc"]["value"] == pytest.approx(ref.srcc.value, abs=1e-15)

@@ -19,6 +19,13 @@ NA,unknown`` names the values that mean missing: those rows are left out, and ho
 always printed (``n_left_out`` in the JSON). ``--max-rows`` (default 10,000,000; the row count is
 read before the table is built) and ``--max-groups`` (default 200) bound what one audit may take;
 an intersection beyond them is skipped with a note.
+
+``spdd`` and ``speo`` also carry (``schema_version`` 2; see `fairviz.uncertainty` and
+docs/STATISTICS.md): ``ci_method`` ("test-inversion": ``ci_low`` is 0 unless the permutation test
+rejects; in schema 1 these were percentile intervals, which never contain 0), ``upper`` (one-sided
+upper bound at ``level``), ``p_value`` (permutation test of "no difference between groups"),
+``chance_mean`` / ``chance_p95`` (the distance under shuffled groups), ``debiased``
+(√max(0, value² − chance_mean²)), ``n_perm``; and ``summary``, the sentence the table prints.
 """
 
 from __future__ import annotations
@@ -112,6 +119,7 @@ def _table(name, result, rates, args) -> str:
         ci = f"[{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]" if result.n_boot else "(no bootstrap)"
         lines.append(f"  {metric:<12} {_fmt(mv.value):>8}   {ci:<20}")
     lines.append(f"  {'spdd@50':<12} {_fmt(result.spdd_grid50):>8}   (mean DP over τ = 0, 0.02, …, 0.98)")
+    lines += [""] + [f"  {sentence}" for sentence in _summaries(result).values()]
     if result.speo_grid50 is not None:
         lines.append(f"  {'speo@50':<12} {_fmt(result.speo_grid50):>8}")
     lines += ["", "  SPDD split by the favoured group (area where its selection rate is the highest):"]
@@ -144,7 +152,16 @@ def _header(args, n: int) -> list[str]:
 
 def _footer(args, n_boot: int) -> str:
     return (f"  SPDD = ∫₀¹ DP(τ) dτ, DP(τ) = max − min over groups of P(score > τ | group); "
-            f"CIs: {n_boot} resamples within groups, seed {args.seed}.")
+            f"CIs: {n_boot} resamples within groups, seed {args.seed}; for SPDD / SPEO the lower end is 0 "
+            "unless a group-label permutation test rejects (docs/STATISTICS.md).")
+
+
+def _result_json(result, rates) -> dict:
+    """One attribute's JSON object: the audit, its sentences in words and the scoring rates."""
+    out = {**result.to_dict(), "scoring_rates": _rates_json(rates)}
+    for name, sentence in _summaries(result).items():
+        out[name]["summary"] = sentence
+    return out
 
 
 def _rates_json(rates) -> list[dict]:
@@ -239,6 +256,14 @@ def _run_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summaries(result) -> dict:
+    """{"spdd": sentence, "speo": sentence}: what the distances' numbers mean, in words."""
+    from fairviz.uncertainty import describe
+
+    return {name: describe(name.upper(), {**getattr(result, name).to_dict(), "level": result.level})
+            for name in ("spdd", "speo") if getattr(result, name) is not None}
+
+
 def run(args: argparse.Namespace) -> int:
     from fairviz import metrics, score_range
     from fairviz.tabular import drop_missing_groups, parse_missing_values, read_table
@@ -266,8 +291,7 @@ def run(args: argparse.Namespace) -> int:
         result = metrics.audit(scores, groups, labels, n_boot=args.n_boot, level=args.level, random_state=args.seed)
         results[name] = (result, metrics.scoring_rate_table(scores, groups))
     if args.json:
-        per = {name: {**result.to_dict(), "scoring_rates": _rates_json(rates)}
-               for name, (result, rates) in results.items()}
+        per = {name: _result_json(result, rates) for name, (result, rates) in results.items()}
         out = dict(next(iter(per.values())))
         out["attributes"] = per
         out["score_range"] = score_range.to_dict(*args.score_range) if args.score_range else None
