@@ -323,16 +323,21 @@ def _is_number(v, *, integer: bool = False) -> bool:
     return ok and not isinstance(v, bool) and (integer or math.isfinite(v))
 
 
+_METRIC_WORDS = ("ci_method", "summary")
+
+
 def check_metrics(metrics, where: str = METRICS_FILE) -> dict:
     """`metrics` if it has the shape pages read (ValueError otherwise): an object whose metrics
     (pcc, srcc, spdd, speo, spdd_floor, val_pcc, val_spdd) are a number, null, or an object of
-    numbers/nulls, and whose counts (n, n_boot, random_state, best_epoch) are integers or null."""
+    numbers/nulls (plus the words of `fairviz.uncertainty`: ``ci_method`` and ``summary`` may be
+    strings), and whose counts (n, n_boot, random_state, best_epoch) are integers or null."""
     if not isinstance(metrics, dict):
         raise ValueError(f"{where} must be a JSON object")
     for key in _METRIC_KEYS:
         v = metrics.get(key)
-        parts = v.values() if isinstance(v, dict) else [v]
-        if not all(p is None or _is_number(p) for p in parts):
+        parts = [p for k, p in v.items() if k not in _METRIC_WORDS] if isinstance(v, dict) else [v]
+        words = [v[k] for k in _METRIC_WORDS if k in v] if isinstance(v, dict) else []
+        if not all(p is None or _is_number(p) for p in parts) or not all(isinstance(w, str) for w in words):
             raise ValueError(f"{where}: {key} must be a number or an object of numbers")
     for key in _COUNT_KEYS:
         v = metrics.get(key)
