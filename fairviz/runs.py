@@ -14,6 +14,8 @@ A run folder holds exactly these files:
 ``z.safetensors``      tensor ``z``: (n_test, d_z) fused code of the test rows, in the order of
                        the test rows of predictions.csv
 ``history.json``       per-epoch list of loss terms and validation PCC / SPDD
+``repair.json``        optional: the barycenter repair fitted on the validation rows
+                       (`fairviz.postprocess`); absent when there are no validation rows
 =====================  ==========================================================================
 
 `load_run` checks before it builds anything: all files present (missing ones are named), no
@@ -35,6 +37,7 @@ import pandas as pd
 from fairviz import __version__
 from fairviz.atomic import staged_dir
 from fairviz.paths import models_dir
+from fairviz.postprocess import write_repair
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -179,6 +182,7 @@ def save_run(run, path=None, *, overwrite: bool = False) -> Path:
         out = preds.loc[:, list(PREDICTION_COLUMNS)]
         # %.17g: every float64 round-trips exactly, so metrics recomputed from the CSV match
         out.to_csv(tmp / PREDICTIONS_FILE, index=False, float_format="%.17g", lineterminator="\n")
+        write_repair(tmp, out)
     return path
 
 
