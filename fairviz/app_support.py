@@ -40,6 +40,7 @@ __all__ = [
     "format_metric",
     "sample_interview",
     "resolve_data_source",
+    "parse_weights",
     "read_uploaded_table",
     "audit_columns",
     "auto_n_boot",
@@ -241,6 +242,24 @@ def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Pa
         build_manifest(p, out_csv)
         return str(out_csv)
     raise ValueError(f"unknown data source {kind!r}; choose synthetic, manifest or first_impressions")
+
+
+def parse_weights(text: str, *, what: str = "weight") -> list[float]:
+    """Knob values typed as text (``"0 0.1, 0.5 1"``: spaces, commas or semicolons) as a sorted
+    list of distinct floats >= 0; ValueError naming the first entry that is not one."""
+    parts = [p for p in str(text or "").replace(",", " ").replace(";", " ").split() if p]
+    if not parts:
+        raise ValueError(f"enter at least one {what} value, e.g. 0 0.1 0.3 0.5 1")
+    out = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise ValueError(f"{p!r} is not a number; enter {what} values separated by spaces") from None
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{what} values must be finite and >= 0; got {p!r}")
+        out.append(v)
+    return sorted(set(out))
 
 
 # ---------------------------------------------------------------------------------------------

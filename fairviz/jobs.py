@@ -157,6 +157,7 @@ class _Job:
     run_index: int = 0
     results: list = dataclasses.field(default_factory=list)
     error: str | None = None
+    refine: tuple | None = None  # (weight field, base name, extra runs left) of an adaptive sweep
     created: float = dataclasses.field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -222,23 +223,30 @@ class JobRegistry:
         """
         return self._launch("train", [config], [name], label=name or default_run_name(config))
 
-    def start_sweep(self, config: Any, lambda_ws: Sequence[float], *, name: str | None = None) -> str:
-        """Train one run per λ_W value (``dataclasses.replace(config, lambda_w=λ)``), one after the
-        other, saving each; returns the job id. ``name`` is a base name, suffixed ``-lw<λ>``.
+    def start_sweep(self, config: Any, lambda_ws: Sequence[float], *, name: str | None = None,
+                    adaptive: int = 0) -> str:
+        """Train one run per value of the method's own weight (λ_W for ours, ``lambda_l2`` for l2,
+        ``lambda_mmd`` for mmd: ``dataclasses.replace(config, <field>=v)``), one after the other,
+        saving each; returns the job id. ``name`` is a base name, suffixed ``-lw<v>``. With
+        ``adaptive`` = k, up to k more runs follow where PCC, SPDD or the score spread jump
+        between neighbouring values (`fairviz.experiments.refine_points`).
         """
         values = [float(v) for v in lambda_ws]
         if not values:
-            raise ValueError("a sweep needs at least one λ_W value")
+            raise ValueError("a sweep needs at least one weight value")
         bad = [v for v in values if not (v >= 0 and v == v and v != float("inf"))]
         if bad:
-            raise ValueError(f"λ_W values must be finite and ≥ 0, got {bad}")
+            raise ValueError(f"weight values must be finite and ≥ 0, got {bad}")
+        if int(adaptive) < 0:
+            raise ValueError(f"adaptive must be ≥ 0 (extra runs), got {adaptive}")
         if not dataclasses.is_dataclass(config):
             raise ValueError("start_sweep needs a dataclass config (fairviz.train.TrainConfig)")
-        overrides = {"name": None} if any(f.name == "name" for f in dataclasses.fields(config)) else {}
-        configs = [dataclasses.replace(config, lambda_w=v, **overrides) for v in values]
+        field = _weight_field(config)
+        configs = [_with_weight(config, field, v) for v in values]
         names = [f"{name}-lw{v:g}" if name else None for v in values]
-        label = name or f"sweep {getattr(config, 'method', '')} λ_W ∈ {{{', '.join(f'{v:g}' for v in values)}}}"
-        return self._launch("sweep", configs, names, label=label)
+        label = name or f"sweep {getattr(config, 'method', '')} {field} ∈ {{{', '.join(f'{v:g}' for v in values)}}}"
+        return self._launch("sweep", configs, names, label=label,
+                            refine=(field, name, int(adaptive)))
 
     def status(self, job_id: str) -> JobSnapshot:
         """A snapshot of the job; ValueError for an unknown id."""
@@ -293,9 +301,9 @@ class JobRegistry:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _launch(self, kind: str, configs: list, names: list, *, label: str) -> str:
+    def _launch(self, kind: str, configs: list, names: list, *, label: str, refine: tuple | None = None) -> str:
         job = _Job(id=uuid.uuid4().hex[:12], kind=kind, label=label, configs=configs, names=names,
-                   cancel=threading.Event())
+                   cancel=threading.Event(), refine=refine)
         thread = threading.Thread(target=self._run, args=(job,), name=f"fairviz-job-{job.id}", daemon=True)
         job.thread = thread
         with self._lock:
@@ -311,7 +319,7 @@ class JobRegistry:
             epoch=p.get("epoch"), epochs=p.get("epochs"), step=p.get("step"), steps=p.get("steps"),
             losses=dict(p.get("losses") or {}), val_pcc=p.get("val_pcc"), val_spdd=p.get("val_spdd"),
             history=tuple(dict(h) for h in job.history), run_index=job.run_index,
-            total_runs=len(job.configs), results=tuple(dict(r) for r in job.results), error=job.error,
+            total_runs=len(job.configs) + (job.refine[2] if job.refine else 0), results=tuple(dict(r) for r in job.results), error=job.error,
             created=job.created, started=job.started, finished=job.finished,
         )
 
@@ -348,7 +356,9 @@ class JobRegistry:
                 return
             self._set(job, state=RUNNING, started=time.time())
             train = self._train_fn or _default_train
-            for i, (config, name) in enumerate(zip(job.configs, job.names)):
+            i = 0
+            while i < len(job.configs) or self._refine(job):
+                config, name = job.configs[i], job.names[i]
                 with self._lock:
                     job.run_index = i
                     job.progress = {}
@@ -362,8 +372,10 @@ class JobRegistry:
                         "name": saved.name,
                         "path": str(saved),
                         "lambda_w": getattr(config, "lambda_w", None),
+                        "weight": getattr(config, job.refine[0] if job.refine else "lambda_w", None),
                         "metrics": dict(getattr(run, "metrics", None) or {}),
                     })
+                i += 1
             self._set(job, state=DONE, finished=time.time())
         except BaseException as exc:  # noqa: BLE001 - a job must never die silently
             if job.cancel.is_set() or _is_cancellation(exc):
@@ -373,6 +385,26 @@ class JobRegistry:
                 self._set(job, state=FAILED, error=f"{type(exc).__name__}: {msg}", finished=time.time())
         finally:
             self._slots.release()
+
+    def _refine(self, job: _Job) -> bool:
+        """Queue the next adaptive runs of a sweep (where its curve jumps); False when none."""
+        if job.refine is None or job.refine[2] <= 0 or job.cancel.is_set():
+            return False
+        import pandas as pd
+
+        from fairviz.experiments import refine_points
+
+        field, base, left = job.refine
+        with self._lock:
+            rows = [{"weight": r["weight"], **{k: _value(r["metrics"].get(k)) for k in ("pcc", "spdd", "score_std")}}
+                    for r in job.results]
+        new = refine_points(pd.DataFrame(rows, columns=["weight", "pcc", "spdd", "score_std"]))[:left]
+        with self._lock:
+            job.refine = (field, base, left - len(new) if new else 0)
+            for v in new:
+                job.configs.append(_with_weight(job.configs[0], field, v))
+                job.names.append(f"{base}-lw{v:g}" if base else None)
+        return bool(new)
 
     def _save(self, run: Any, base: str) -> Path:
         """Save under a name not yet taken; retry if another process takes it first."""
@@ -403,6 +435,38 @@ class _Cancelled(Exception):
 
 def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, _Cancelled) or type(exc).__name__ == "TrainingCancelled"
+
+
+def _value(metric: Any) -> float:
+    """A stored metric (``{"value": x, ...}`` or a bare number) as a float; NaN when absent."""
+    if isinstance(metric, dict):
+        metric = metric.get("value")
+    try:
+        return float(metric)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _weight_field(config: Any) -> str:
+    """The config field holding its method's own weight (λ_W for ours, λ for l2 / mmd)."""
+    method = getattr(config, "method", None)
+    try:
+        from fairviz.train import METHODS
+    except ImportError:  # pragma: no cover - torch missing
+        METHODS = {}
+    spec = METHODS.get(method)
+    if spec is None:
+        return "lambda_w"  # a config of another trainer (tests use fakes): its field is lambda_w
+    if spec.weight_field is None:
+        raise ValueError(f"method {method!r} has no weight to sweep; choose one of "
+                         f"{[m for m, s in METHODS.items() if s.weight_field]}")
+    return spec.weight_field
+
+
+def _with_weight(config: Any, field: str, value: float) -> Any:
+    """`config` with its weight `field` set to `value` and no fixed run name."""
+    overrides = {"name": None} if any(f.name == "name" for f in dataclasses.fields(config)) else {}
+    return dataclasses.replace(config, **{field: float(value)}, **overrides)
 
 
 def _set_run_name(run: Any, name: str) -> None:

@@ -1,0 +1,173 @@
+"""Which pipeline wins: every run and every run + repair as points on one fairness/accuracy plane.
+
+A *pipeline* is a trained method at some weight (its knob: λ_W for ours, λ for l2 / mmd), or a
+trained run followed by the barycenter repair at strength θ (`fairviz.postprocess`, fitted on the
+run's validation rows). `pipeline_points` lists them all for the runs of one α and bias mode;
+`mark_front` marks the Pareto front over all of them (lower SPDD, higher PCC); `flag_spread`
+compares every point's test score spread with vanilla's, because a collapsed (near-constant)
+score has a tiny SPDD without being fair in any useful sense; `best_pipeline` names the most
+accurate pipeline whose SPDD is at most what the user accepts and whose spread is kept.
+
+Pure pandas / numpy (no Streamlit); the Trade-off page draws what these return.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fairviz import postprocess
+from fairviz.figures import pareto_front
+
+__all__ = [
+    "POINT_COLUMNS",
+    "COLLAPSE_RATIO",
+    "NARROW_RATIO",
+    "pipeline_points",
+    "mark_front",
+    "flag_spread",
+    "best_pipeline",
+]
+
+POINT_COLUMNS = ("key", "name", "method", "pipeline", "family", "knob", "value", "pcc", "srcc", "spdd",
+                 "score_std", "spdd_floor_p95")
+#: A score spread below this share of vanilla's is a collapse (the scores are nearly constant).
+COLLAPSE_RATIO = 0.1
+#: Below this share of vanilla's spread the scores are narrowed: part of their small SPDD is the
+#: narrower range, not fairer ranking (the criterion of the project's "no collapse" target).
+NARROW_RATIO = 0.5
+
+
+def _metric(metrics: Mapping, key: str, part: str = "value") -> float:
+    m = (metrics or {}).get(key)
+    if isinstance(m, dict):
+        m = m.get(part)
+    try:
+        return float(m) if m is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _weight(info) -> float:
+    """The run's own knob value (λ_W, λ_l2 or λ_mmd), NaN for a method without one."""
+    from fairviz.train import METHODS
+
+    spec = METHODS.get(info.method)
+    field = getattr(spec, "weight_field", None) if spec is not None else None
+    if field is None:
+        return math.nan
+    if field == "lambda_w":
+        return float(info.lambda_w)
+    cfg = getattr(info, "config", None)
+    if cfg is None and getattr(info, "path", None) is not None:
+        from fairviz.runs import read_run_config
+
+        try:
+            cfg = read_run_config(info.path).get("train")
+        except (ValueError, OSError):
+            cfg = None
+    try:
+        return float(cfg[field]) if isinstance(cfg, Mapping) and field in cfg else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def pipeline_points(infos: Sequence[Any], predictions: Mapping[str, pd.DataFrame], *,
+                    repaired: Iterable[str] = (), thetas: Sequence[float] = postprocess.DEFAULT_THETAS,
+                    n_perm: int = 100) -> pd.DataFrame:
+    """One row per pipeline: every run in `infos` as trained, and every run named in `repaired`
+    followed by the repair at each θ > 0 of `thetas`.
+
+    `infos`: `fairviz.runs.RunInfo`-like objects (name, method, lambda_w, seed, metrics; an
+    optional ``config`` dict of the other weights). `predictions`: run name -> its predictions.csv
+    (needed for the repaired runs, and for the score spread of runs whose metrics lack it).
+    Columns `POINT_COLUMNS`: ``key`` is unique (``name`` or ``name@θ``); ``family`` is
+    ``"trained"`` or ``"repair"``; ``knob``/``value`` say which knob made the point (``weight``
+    with the method's weight, NaN for methods without one; ``theta`` with θ). A run without a
+    validation split cannot be repaired: ValueError naming it.
+    """
+    rows = []
+    by_name = {}
+    for info in infos:
+        by_name[info.name] = info
+        m = info.metrics or {}
+        std = _metric(m, "score_std")
+        if not math.isfinite(std) and info.name in predictions:
+            p = predictions[info.name]
+            std = float(np.std(p.loc[p["split"] == "test", "score"]))
+        rows.append({
+            "key": info.name, "name": info.name, "method": info.method, "pipeline": info.method,
+            "family": "trained", "knob": "weight", "value": _weight(info),
+            "pcc": _metric(m, "pcc"), "srcc": _metric(m, "srcc"), "spdd": _metric(m, "spdd"),
+            "score_std": std, "spdd_floor_p95": _metric(m, "spdd_floor", "p95"),
+        })
+    ts = [t for t in (postprocess.check_strength(t) for t in thetas) if t > 0]
+    for name in repaired:
+        if name not in by_name:
+            continue
+        info = by_name[name]
+        curve = postprocess.repair_curve(predictions[name], ts, n_perm=n_perm, seed=int(info.seed),
+                                         run=f"run {name!r}")
+        for _, r in curve.iterrows():
+            rows.append({
+                "key": f"{name}@{r['theta']:g}", "name": name, "method": info.method,
+                "pipeline": postprocess.repair_label(info.method), "family": "repair", "knob": "theta",
+                "value": float(r["theta"]), "pcc": r["pcc"], "srcc": r["srcc"], "spdd": r["spdd"],
+                "score_std": r["score_std"], "spdd_floor_p95": r["spdd_floor_p95"],
+            })
+    return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def mark_front(points: pd.DataFrame) -> pd.DataFrame:
+    """`points` with a boolean column ``on_front``: no other point has lower-or-equal SPDD and
+    higher-or-equal PCC (strictly better in one). Points with NaN never are."""
+    out = points.copy()
+    out["on_front"] = False
+    if len(out):
+        idx = pareto_front(out[["spdd", "pcc"]].to_numpy(dtype=np.float64))
+        out.iloc[idx, out.columns.get_loc("on_front")] = True
+    return out
+
+
+def flag_spread(points: pd.DataFrame, reference_std: float | None = None) -> pd.DataFrame:
+    """`points` with ``spread_ratio`` (score std / the reference's), ``collapsed`` (ratio below
+    `COLLAPSE_RATIO`) and ``narrow`` (ratio below `NARROW_RATIO`).
+
+    `reference_std` defaults to the spread of the trained vanilla run among the points (the
+    unconstrained model), else to the largest spread present.
+    """
+    out = points.copy()
+    ref = reference_std
+    if ref is None:
+        van = out[(out["method"] == "vanilla") & (out["family"] == "trained")]["score_std"].dropna()
+        ref = float(van.iloc[0]) if len(van) else float(out["score_std"].max()) if len(out) else math.nan
+    ratio = out["score_std"] / ref if ref and math.isfinite(ref) and ref > 0 else out["score_std"] * math.nan
+    out["spread_ratio"] = ratio
+    out["collapsed"] = (ratio < COLLAPSE_RATIO).fillna(False).astype(bool)
+    out["narrow"] = (ratio < NARROW_RATIO).fillna(False).astype(bool)
+    out.attrs["reference_std"] = ref
+    return out
+
+
+def best_pipeline(points: pd.DataFrame, max_spdd: float, *, keep_spread: bool = True) -> pd.Series | None:
+    """The most accurate point (highest PCC) with SPDD at most `max_spdd`, or None.
+
+    With `keep_spread` (default), collapsed and narrowed points (`flag_spread`) are passed over:
+    a constant score would otherwise "win" every low SPDD. Ties: the lower SPDD, then the key.
+    """
+    try:
+        eps = float(max_spdd)
+    except (TypeError, ValueError):
+        raise ValueError(f"the accepted SPDD must be a number; got {max_spdd!r}") from None
+    if not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"the accepted SPDD must be a finite number >= 0; got {max_spdd!r}")
+    ok = points[(points["spdd"] <= eps) & points["pcc"].notna()]
+    if keep_spread and "narrow" in ok.columns:
+        ok = ok[~ok["narrow"] & ~ok["collapsed"]]
+    if ok.empty:
+        return None
+    return ok.sort_values(["pcc", "spdd", "key"], ascending=[False, True, True]).iloc[0]
