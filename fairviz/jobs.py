@@ -3,9 +3,10 @@
 A Streamlit script is stopped and rerun on every widget change, so a training loop inside a
 page restarts whenever the user touches anything. Instead the app keeps one `JobRegistry` (in
 ``st.cache_resource``, shared by all browser sessions) and stores only a job id in the session.
-Each job runs `fairviz.train.train` in a thread; the training function reports through its
-``progress`` callback (copied into a thread-safe snapshot the page polls) and stops when the
-job's ``cancel`` event is set. A finished run is saved with `fairviz.runs.save_run` under a name
+Each run of a job trains in its own process (`fairviz.job_worker`, so one user's training does
+not slow every other session of the server, and the numbers equal the CLI's); a thread here
+relays its progress events into a thread-safe snapshot the page polls, and the job's ``cancel``
+event stops the worker at its next step. A finished run is saved with `fairviz.runs.save_run` under a name
 made unique with `fairviz.runs.unique_run_name`, so two sessions training the same config get
 two folders, never one overwritten.
 
@@ -22,6 +23,11 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -180,6 +186,11 @@ class JobRegistry:
         ``save(run, path) -> Path``; default `fairviz.runs.save_run` (refuses to overwrite).
     unique_name_fn, sanitize_fn:
         default `fairviz.runs.unique_run_name` and `fairviz.runs.sanitize_run_name`.
+    isolation:
+        ``"process"`` (default with the real trainer): each run trains in its own process
+        (`fairviz.job_worker`), so a training never slows the server's other sessions through the
+        GIL and gives the numbers the CLI gives; cancel stops it at the next step (killed after
+        `CANCEL_GRACE_S` s). ``"thread"`` (default when `train_fn` is injected): in a thread here.
     """
 
     def __init__(
@@ -191,9 +202,16 @@ class JobRegistry:
         save_fn: Callable | None = None,
         unique_name_fn: Callable[[Path, str], str] | None = None,
         sanitize_fn: Callable[[str], str] | None = None,
+        isolation: str | None = None,
     ) -> None:
         if int(max_concurrent) < 1:
             raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        isolation = isolation or ("thread" if train_fn is not None or save_fn is not None else "process")
+        if isolation not in ("process", "thread"):
+            raise ValueError(f"isolation must be 'process' or 'thread'; got {isolation!r}")
+        if isolation == "process" and (train_fn is not None or save_fn is not None):
+            raise ValueError("injected train/save functions run in a thread: pass isolation='thread'")
+        self.isolation = isolation
         self.max_concurrent = int(max_concurrent)
         self._models_root = Path(models_root) if models_root is not None else None
         self._train_fn = train_fn
@@ -355,7 +373,6 @@ class JobRegistry:
                 self._set(job, state=CANCELLED, finished=time.time())
                 return
             self._set(job, state=RUNNING, started=time.time())
-            train = self._train_fn or _default_train
             i = 0
             while i < len(job.configs) or self._refine(job):
                 config, name = job.configs[i], job.names[i]
@@ -363,17 +380,12 @@ class JobRegistry:
                     job.run_index = i
                     job.progress = {}
                     job.history = []
-                run = train(config, progress=lambda ev, _j=job: self._on_progress(_j, ev), cancel=job.cancel)
-                if job.cancel.is_set():
-                    raise _Cancelled()
-                saved = self._save(run, name or default_run_name(config))
+                saved = self._train_and_save(job, config, name or default_run_name(config))
                 with self._lock:
                     job.results.append({
-                        "name": saved.name,
-                        "path": str(saved),
+                        **saved,
                         "lambda_w": getattr(config, "lambda_w", None),
                         "weight": getattr(config, job.refine[0] if job.refine else "lambda_w", None),
-                        "metrics": dict(getattr(run, "metrics", None) or {}),
                     })
                 i += 1
             self._set(job, state=DONE, finished=time.time())
@@ -407,26 +419,106 @@ class JobRegistry:
         return bool(new)
 
     def _save(self, run: Any, base: str) -> Path:
-        """Save under a name not yet taken; retry if another process takes it first."""
-        root = self.models_root
-        root.mkdir(parents=True, exist_ok=True)
-        unique = self._unique_name_fn or _default_unique_name
-        sanitize = self._sanitize_fn or _default_sanitize
-        save = self._save_fn or _default_save
-        base = sanitize(base)
-        last_err: Exception | None = None
+        """Save under a name not yet taken (one save at a time in this process)."""
         with self._save_lock:
-            for _ in range(20):
-                name = unique(root, base)
-                path = root / name
-                try:
-                    _set_run_name(run, name)
-                    out = save(run, path)
-                    return Path(out) if out is not None else path
-                except FileExistsError as err:  # another server process won the race
-                    last_err = err
-                    continue
-        raise RuntimeError(f"could not find a free run name for {base!r} in {root}: {last_err}")
+            return save_unique(run, self.models_root, base, save=self._save_fn, unique=self._unique_name_fn,
+                               sanitize=self._sanitize_fn)
+
+    def _train_and_save(self, job: _Job, config: Any, base: str) -> dict:
+        """Train `config` and save the run; returns ``{"name", "path", "metrics"}``.
+
+        In process isolation the training runs in `fairviz.job_worker` (its own interpreter);
+        otherwise (injected train functions, e.g. test fakes) in this thread.
+        """
+        if self.isolation == "thread":
+            train = self._train_fn or _default_train
+            run = train(config, progress=lambda ev: self._on_progress(job, ev), cancel=job.cancel)
+            if job.cancel.is_set():
+                raise _Cancelled()
+            saved = self._save(run, base)
+            return {"name": saved.name, "path": str(saved), "metrics": dict(getattr(run, "metrics", None) or {})}
+        return _train_in_process(config, self.models_root, base, job.cancel, lambda ev: self._on_progress(job, ev))
+
+
+def save_unique(run: Any, root, base: str, *, save=None, unique=None, sanitize=None) -> Path:
+    """Save `run` under ``root/<free name>`` (`unique_run_name` of `base`); if another process takes
+    the name between the choice and the write, choose again (up to 20 times). Returns the folder."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    unique = unique or _default_unique_name
+    save = save or _default_save
+    base = (sanitize or _default_sanitize)(base)
+    last_err: Exception | None = None
+    for _ in range(20):
+        name = unique(root, base)
+        path = root / name
+        try:
+            _set_run_name(run, name)
+            out = save(run, path)
+            return Path(out) if out is not None else path
+        except FileExistsError as err:  # another server process won the race
+            last_err = err
+    raise RuntimeError(f"could not find a free run name for {base!r} in {root}: {last_err}")
+
+
+#: Seconds a cancelled worker gets to stop at its next step before it is killed.
+CANCEL_GRACE_S = 20.0
+
+
+def _train_in_process(config: Any, root: Path, base: str, cancel: threading.Event, on_progress) -> dict:
+    """Run one training in `fairviz.job_worker`, relaying its progress; raise on failure/cancel."""
+    from fairviz.job_worker import PREFIX
+
+    pkg_parent = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fairviz.job_worker", str(root), base],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file, text=True, bufsize=1, env=env,
+        )
+        proc.stdin.write(json.dumps({"config": config.to_dict()}) + "\n")
+        proc.stdin.flush()
+
+        def watch_cancel():
+            while proc.poll() is None:
+                if cancel.wait(0.2):
+                    try:
+                        proc.stdin.write("cancel\n")
+                        proc.stdin.flush()
+                    except (BrokenPipeError, OSError, ValueError):
+                        pass
+                    try:
+                        proc.wait(CANCEL_GRACE_S)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                    return
+
+        threading.Thread(target=watch_cancel, daemon=True).start()
+        result: dict = {}
+        for line in proc.stdout:
+            if not line.startswith(PREFIX):
+                continue
+            msg = json.loads(line[len(PREFIX):])
+            if "progress" in msg:
+                on_progress(msg["progress"])
+            else:
+                result = msg
+        proc.wait()
+        try:
+            proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        if "saved" in result:
+            return result["saved"]
+        if "cancelled" in result or cancel.is_set():
+            raise _Cancelled()
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        err_file.seek(0)
+        tail = err_file.read()[-2000:].strip().splitlines()
+        raise RuntimeError(f"the training process ended (exit code {proc.returncode}) without a result"
+                           + (f": {tail[-1]}" if tail else ""))
 
 
 class _Cancelled(Exception):

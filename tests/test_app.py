@@ -270,11 +270,20 @@ def test_compare_table_best_marked_and_curves(models_dir):
 
 def test_tradeoff_front_and_pick(models_dir):
     at = open_page("tradeoff")
+    assert "left is fairer" in texts(at) and "up-left is best" in texts(at)
     spec = plotly_specs(at)[0]
+    names = [t.get("name") for t in spec["data"]]
     main = [t for t in spec["data"] if t.get("name") == "ours"]
     assert sorted(main[0]["customdata"]) == sorted(
         ["ours-a4-label-lw0-s0", "ours-a4-label-lw0.3-s0", "ours-a4-label-lw1-s0", "ours-a4-label-lw3-s0"])
-    assert any(t.get("name") == "Pareto front" for t in spec["data"])
+    # every method as trained, and every method + repair (theta curve), under one front
+    for m in ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours"):
+        assert m in names and f"{m} + repair (θ 0→1)" in names, m
+    assert "Pareto front (all pipelines)" in names
+    assert spec["layout"]["meta"]["n_points"] == 9 + 6 * 10
+    # the best pipeline for the accepted SPDD is named and starred
+    assert "Best pipeline for SPDD ≤ 0.02" in texts(at)
+    assert any(str(n).startswith("best: ") for n in names)
     at.selectbox(key="fv_tradeoff_pick").set_value("ours-a4-label-lw3-s0").run()
     assert_clean(at)
     assert "ours-a4-label-lw3-s0" in [s.value.strip("`") for s in at.subheader]
@@ -283,6 +292,47 @@ def test_tradeoff_front_and_pick(models_dir):
     at.button(key="fv_to_current").click().run()
     assert_clean(at)
     assert at.sidebar.selectbox[0].value == "ours-a4-label-lw3-s0"
+
+
+def test_tradeoff_accepted_spdd_moves_the_best_pipeline(models_dir):
+    at = open_page("tradeoff")
+    at.number_input(key="fv_to_eps").set_value(0.0).run()
+    assert_clean(at)
+    assert "No pipeline that keeps at least half of vanilla's score spread reaches SPDD ≤ 0" in " ".join(
+        w.value for w in at.warning)
+    at.number_input(key="fv_to_eps").set_value(0.5).run()
+    assert_clean(at)
+    assert "Best pipeline for SPDD ≤ 0.5" in texts(at)
+
+
+def test_tradeoff_user_run_does_not_replace_the_shipped_point(fake_training):
+    """A new run with the same method and λ as a shipped one is drawn next to it, not instead."""
+    from tests._app_runs import make_fake_run
+    from fairviz.runs import save_run
+
+    run = make_fake_run("ours", 0.3, 0.05, 0.62)
+    save_run(run, fake_training / "my-ours-lw0.3")
+    at = open_page("tradeoff")
+    main = [t for t in plotly_specs(at)[0]["data"] if t.get("name") == "ours"][0]
+    assert "my-ours-lw0.3" in main["customdata"] and "ours-a4-label-lw0.3-s0" in main["customdata"]
+
+
+def test_tradeoff_sweep_takes_free_weights(fake_training):
+    at = open_page("tradeoff")
+    at.selectbox(key="fv_sw_method").set_value("mmd").run()
+    at.text_input(key="fv_sw_values").input("0.05 0.5").run()
+    at.number_input(key="fv_sw_adaptive").set_value(0).run()
+    at.number_input(key="fv_sw_epochs").set_value(1).run()
+    at.button(key="fv_sw_go").click().run()
+    assert_clean(at)
+    snap = _wait_job(at, "fv_sweep_job")
+    assert snap.state == "done", snap.error
+    assert [r["weight"] for r in snap.results] == [0.05, 0.5]
+    assert all(json.loads((fake_training / n / "config.json").read_text())["train"]["lambda_mmd"] in (0.05, 0.5)
+               for n in snap.run_names)
+    at.text_input(key="fv_sw_values").input("0.1 x").run()
+    at.button(key="fv_sw_go").click().run()
+    assert "'x' is not a number" in errors(at)
 
 
 # ------------------------------------------------------------------------------------ representation
@@ -327,7 +377,12 @@ def fake_training(monkeypatch, tmp_path, models_dir):
         run.config = config
         return run
 
-    monkeypatch.setattr(jobs, "_default_train", fake_train)
+    def fake_in_process(config, root, base, cancel, on_progress):  # the worker process, minus the process
+        run = fake_train(config, on_progress, cancel)
+        path = jobs.save_unique(run, root, base)
+        return {"name": path.name, "path": str(path), "metrics": run.metrics}
+
+    monkeypatch.setattr(jobs, "_train_in_process", fake_in_process)
     return root
 
 
@@ -344,7 +399,7 @@ def _wait_job(at: AppTest, key: str, timeout: float = 20.0):
 def test_train_page_trains_in_background_and_saves(fake_training):
     at = open_page("train")
     at.selectbox(key="fv_train_method").set_value("ours").run()
-    at.select_slider(key="fv_train_w_lambda_w").set_value(3.0).run()
+    at.number_input(key="fv_train_w_lambda_w").set_value(3.0).run()
     at.number_input(key="fv_train_epochs").set_value(2).run()
     at.button(key="fv_train_go").click().run()
     assert_clean(at)
@@ -453,7 +508,7 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
     at = open_page("train")
     at.selectbox(key="fv_train_method").set_value("mmd").run()
     assert_clean(at)
-    at.select_slider(key="fv_train_w_lambda_mmd").set_value(0.3).run()
+    at.number_input(key="fv_train_w_lambda_mmd").set_value(0.3).run()
     at.number_input(key="fv_train_epochs").set_value(1).run()
     at.button(key="fv_train_go").click().run()
     snap = _wait_job(at, "fv_train_job")
