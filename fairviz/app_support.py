@@ -41,6 +41,8 @@ __all__ = [
     "sample_interview",
     "resolve_data_source",
     "parse_weights",
+    "group_names",
+    "REPRESENTATION_DISTANCE",
     "read_uploaded_table",
     "audit_columns",
     "auto_n_boot",
@@ -242,6 +244,32 @@ def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Pa
         build_manifest(p, out_csv)
         return str(out_csv)
     raise ValueError(f"unknown data source {kind!r}; choose synthetic, manifest or first_impressions")
+
+
+def group_names(info: dict | None) -> dict:
+    """Legend names of a run's group codes from its ``info["features_meta"]``: the original group
+    values (``group_labels[code]``) with which one is privileged (code 1, as the data modules encode
+    it), e.g. ``{0: "group 0 (unprivileged)", 1: "group 1 (privileged)"}`` for the synthetic data
+    or ``{0: "female (unprivileged)", 1: "male (privileged)"}`` for a manifest. Names are the
+    user's text as written (escape them for HTML where needed)."""
+    meta = (info or {}).get("features_meta") or {}
+    labels = meta.get("group_labels") or [0, 1]
+    has_priv = "privileged" in meta
+    out = {}
+    for code, label in enumerate(labels):
+        base = f"group {label}" if isinstance(label, int) and not isinstance(label, bool) else str(label)
+        if has_priv and len(labels) == 2:
+            base += " (privileged)" if code == 1 else " (unprivileged)"
+        out[code] = base
+    return out
+
+
+#: The one centroid-distance definition of the Representation page (plot and bar chart).
+REPRESENTATION_DISTANCE = (
+    "distance between the two groups' centroids in the full fused code Z (all dimensions, not the "
+    "PCA plane), divided by the root-mean-square distance of the points to their overall mean, so "
+    "runs whose codes differ in scale compare (0 = same centre)"
+)
 
 
 def parse_weights(text: str, *, what: str = "weight") -> list[float]:

@@ -730,13 +730,20 @@ def pca_figure(
     explained=None,
     max_points: int = 3000,
     random_state: int = 0,
+    distance: float | None = None,
+    distance_label: str = "centroid distance in this plane",
+    group_names: Mapping | None = None,
     title: str | None = "Latent representation Z (PCA)",
 ) -> go.Figure:
     """2-D projection of Z: coloured by group (left) and, with ``scores``, by score (right).
 
-    Group centroids (over all points) are big crosses joined by a line labelled with their
-    distance in this plane. More than ``max_points`` points are subsampled for drawing
-    (seeded), never for the centroids.
+    Group centroids (over all points) are big crosses joined by a line labelled
+    ``f"{distance_label} {distance:.3f}"``; `distance` defaults to the centroid distance in this
+    plane (pass the number the page reports elsewhere, e.g. the standardised distance in the full
+    Z, so the plot and the bar chart show one number). `group_names` maps a group value to its
+    legend name (default `theme.group_name`). The score colour scale spans the scores' own range,
+    so a narrow score range still shows its variation. More than ``max_points`` points are
+    subsampled for drawing (seeded), never for the centroids.
     """
     coords = np.asarray(coords, dtype=np.float64)
     g = np.asarray(groups)
@@ -751,13 +758,14 @@ def pca_figure(
     fig = make_subplots(rows=1, cols=cols, horizontal_spacing=0.08, subplot_titles=titles)
     cents = group_centroids(coords, g)
     colors = theme.group_colors(list(cents))
+    names = {lab: theme.group_name((group_names or {}).get(lab, lab)) for lab in cents}
     for lab in cents:
         m = show[g[show] == lab]
         fig.add_trace(
             go.Scatter(
-                x=coords[m, 0], y=coords[m, 1], mode="markers", name=theme.group_name(lab),
+                x=coords[m, 0], y=coords[m, 1], mode="markers", name=names[lab],
                 legendgroup=str(lab), marker=dict(color=theme.with_alpha(colors[lab], 0.6), size=6),
-                hovertemplate="PC1 %{x:.2f}<br>PC2 %{y:.2f}<extra>" + theme.group_name(lab) + "</extra>",
+                hovertemplate="PC1 %{x:.2f}<br>PC2 %{y:.2f}<extra>" + names[lab] + "</extra>",
             ),
             row=1, col=1,
         )
@@ -768,19 +776,20 @@ def pca_figure(
         fig.add_trace(
             go.Scatter(
                 x=coords[show, 0], y=coords[show, 1], mode="markers", name="score", showlegend=False,
-                marker=dict(color=s[show], colorscale=theme.SCORE_COLORSCALE, cmin=0, cmax=1, size=6,
+                marker=dict(color=s[show], colorscale=theme.SCORE_COLORSCALE, cmin=float(s.min()),
+                            cmax=float(s.max()) if s.max() > s.min() else float(s.min()) + 1e-9, size=6,
                             colorbar=dict(title=dict(text="score"), thickness=14, len=0.8)),
                 hovertemplate="PC1 %{x:.2f}<br>PC2 %{y:.2f}<br>score %{marker.color:.3f}<extra></extra>",
             ),
             row=1, col=2,
         )
     c = np.stack(list(cents.values()))
-    dist = centroid_distance(coords, g)
+    dist = centroid_distance(coords, g) if distance is None else float(distance)
     for j in range(1, cols + 1):
         fig.add_trace(
             go.Scatter(
                 x=c[:, 0], y=c[:, 1], mode="lines", line=dict(color="#222222", width=2),
-                name=f"centroid distance {dist:.3f}", legendgroup="centroids", showlegend=(j == 1),
+                name=f"{distance_label} {dist:.3f}", legendgroup="centroids", showlegend=(j == 1),
                 hoverinfo="skip",
             ),
             row=1, col=j,
@@ -790,8 +799,8 @@ def pca_figure(
                 go.Scatter(
                     x=[xy[0]], y=[xy[1]], mode="markers",
                     marker=dict(symbol="x", size=18, color=colors[lab], line=dict(color="#111111", width=2)),
-                    name=f"centroid, {theme.group_name(lab)}", legendgroup=f"c-{lab}", showlegend=(j == 1),
-                    hovertemplate=f"centroid of {theme.group_name(lab)}<br>" + "(%{x:.2f}, %{y:.2f})<extra></extra>",
+                    name=f"centroid, {names[lab]}", legendgroup=f"c-{lab}", showlegend=(j == 1),
+                    hovertemplate=f"centroid of {names[lab]}<br>" + "(%{x:.2f}, %{y:.2f})<extra></extra>",
                 ),
                 row=1, col=j,
             )
@@ -807,7 +816,7 @@ def centroid_distance_figure(
     distances: Mapping[str, float],
     *,
     methods: Mapping[str, str] | None = None,
-    title: str | None = "Distance between group centroids in Z (standardised)",
+    title: str | None = "Distance between the group centroids in the full Z, standardised",
 ) -> go.Figure:
     """Bar chart of one centroid distance per run/method (``{name: distance}``), lower = groups
     closer in the representation."""

@@ -350,7 +350,18 @@ def test_representation_pca_and_distances(models_dir):
     assert d["ours-a4-label-lw1-s0"] < d["vanilla-a4-label-s0"]  # the fake Z encodes the gap
     at.selectbox(key="fv_rep_focus").set_value("vanilla-a4-label-s0").run()
     assert_clean(at)
-    assert "vanilla-a4-label-s0" in plotly_specs(at)[0]["layout"]["title"]["text"]
+    pca = plotly_specs(at)[0]
+    assert "vanilla-a4-label-s0" in pca["layout"]["title"]["text"]
+    # one definition: the plot's distance is the bar chart's number for the same run
+    line = [t["name"] for t in pca["data"] if str(t.get("name", "")).startswith("centroid distance")][0]
+    bars = plotly_specs(at)[1]["data"][0]
+    assert line.endswith(f"{dict(zip(bars['x'], bars['y']))['vanilla-a4-label-s0']:.3f}")
+    assert pca["layout"]["meta"]["centroid_distance"] == pytest.approx(dict(zip(bars["x"], bars["y"]))["vanilla-a4-label-s0"])
+    # the score colours follow the scores' range, not 0-1
+    score_trace = [t for t in pca["data"] if t.get("name") == "score"][0]
+    preds = pd.read_csv(models_dir / "vanilla-a4-label-s0" / "predictions.csv")
+    test = preds[preds["split"] == "test"]["score"]
+    assert score_trace["marker"]["cmin"] == pytest.approx(test.min()) and score_trace["marker"]["cmax"] == pytest.approx(test.max())
 
 
 # ------------------------------------------------------------------------------------ train
