@@ -31,6 +31,7 @@ __all__ = [
     "mark_front",
     "flag_spread",
     "best_pipeline",
+    "repaired_rows",
 ]
 
 POINT_COLUMNS = ("key", "name", "method", "pipeline", "family", "knob", "value", "pcc", "srcc", "spdd",
@@ -171,3 +172,30 @@ def best_pipeline(points: pd.DataFrame, max_spdd: float, *, keep_spread: bool = 
     if ok.empty:
         return None
     return ok.sort_values(["pcc", "spdd", "key"], ascending=[False, True, True]).iloc[0]
+
+
+def repaired_rows(frame: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], theta: float, *,
+                  n_perm: int = 100) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Rows ``<run> + repair`` for a `fairviz.app_support.runs_frame` table: each run's test scores
+    repaired at `theta` by the map fitted on its validation rows (point values; intervals NaN).
+
+    Returns (rows in the columns of `frame`, with ``name`` = ``"<run> + repair θ=<theta>"`` and
+    ``method`` = ``"<method> + repair"``; [(run, reason)] for runs that cannot be repaired, e.g.
+    without a validation split). A `theta` outside [0, 1] raises ValueError.
+    """
+    theta = postprocess.check_strength(theta)
+    rows, skipped = [], []
+    for _, r in frame.iterrows():
+        try:
+            curve = postprocess.repair_curve(predictions[r["name"]], [theta], n_perm=n_perm, seed=int(r["seed"]),
+                                             run=f"run {r['name']!r}")
+        except ValueError as err:
+            skipped.append((r["name"], str(err)))
+            continue
+        c = curve.iloc[0]
+        row = {col: math.nan for col in frame.columns}
+        row.update({k: r[k] for k in ("alpha", "bias_mode", "lambda_w", "seed", "n") if k in frame.columns})
+        row.update(name=f"{r['name']} + repair θ={theta:g}", method=postprocess.repair_label(r["method"]),
+                   pcc=c["pcc"], srcc=c["srcc"], spdd=c["spdd"], speo=c["speo"], spdd_floor=c["spdd_floor"])
+        rows.append(row)
+    return pd.DataFrame(rows, columns=frame.columns), skipped

@@ -254,6 +254,7 @@ def test_compare_table_best_marked_and_curves(models_dir):
     at = open_page("compare")
     chosen = at.multiselect(key="fv_compare_runs").value
     assert len(chosen) == 6 and chosen[0].startswith("vanilla") and chosen[-1].startswith("ours")
+    at.toggle(key="fv_compare_repair").set_value(False).run()
     body = texts(at)
     assert "SPDD ↓ → `ours-a4-label-lw1-s0`" in body  # the fake `ours` run has the smallest gap
     specs = plotly_specs(at)
@@ -263,6 +264,23 @@ def test_compare_table_best_marked_and_curves(models_dir):
     at.multiselect(key="fv_compare_runs").set_value(chosen[:2]).run()
     assert_clean(at)
     assert len(plotly_specs(at)[0]["data"]) == 2
+
+
+def test_compare_adds_each_run_plus_repair(models_dir):
+    from fairviz import postprocess
+
+    at = open_page("compare")
+    assert at.toggle(key="fv_compare_repair").value is True
+    at.slider(key="fv_compare_theta").set_value(0.5).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    row = "mmd-a4-label-lam0.15-s0 + repair θ=0.5"
+    assert row in table.index and table.loc[row, "method"] == "mmd + repair"
+    preds = pd.read_csv(models_dir / "mmd-a4-label-lam0.15-s0" / "predictions.csv")
+    test = postprocess.repaired_test(preds, postprocess.fit_validation_repair(preds), 0.5)
+    from fairviz import metrics as M
+
+    assert table.loc[row, "SPDD ↓"] == f"{M.spdd(test['score'], test['group']):.3f}"
 
 
 # ------------------------------------------------------------------------------------ trade-off
