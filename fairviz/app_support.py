@@ -3,7 +3,8 @@
 - which run is the default "current run", and which runs the Compare / Trade-off /
   Representation pages start with;
 - the runs as one table of metrics (value and interval per metric);
-- the points of a λ_W sweep for the trade-off figure;
+- the legend names of a run's groups and the Representation page's distance definition;
+- weight values typed as text (the Trade-off page's sweep);
 - a sample synthetic interview (video, audio, transcript) written once to the cache;
 - turning the Train page's data-source choice into a `TrainConfig.data` value.
 
@@ -35,7 +36,6 @@ __all__ = [
     "pick_default_run",
     "runs_frame",
     "default_compare_names",
-    "tradeoff_points",
     "metric_value",
     "format_metric",
     "sample_interview",
@@ -149,32 +149,6 @@ def default_compare_names(infos: Sequence[Any], *, alpha: float = 4.0, bias_mode
         if i.method not in chosen or key < chosen[i.method][0]:
             chosen[i.method] = (key, i)
     return [chosen[m][1].name for m in sorted(chosen, key=_method_rank)]
-
-
-def tradeoff_points(infos: Sequence[Any], *, method: str = "ours", alpha: float = 4.0,
-                    bias_mode: str = "label", seed: int | None = None,
-                    include_others: bool = True) -> pd.DataFrame:
-    """Points for `fairviz.figures.tradeoff_figure`: the ``method`` runs at ``alpha`` (one per
-    λ_W; the ``seed`` given, or the lowest seed present per λ_W), plus with ``include_others`` one
-    reference run per other method at the same α (column ``lambda_w`` NaN for those).
-
-    Columns: ``name, method, lambda_w, spdd, pcc, srcc``; sorted by λ_W.
-    """
-    df = runs_frame([i for i in infos if _close(i.alpha, alpha)
-                     and (getattr(i, "bias_mode", bias_mode) == bias_mode)])
-    cols = ["name", "method", "lambda_w", "spdd", "pcc", "srcc"]
-    if df.empty:
-        return pd.DataFrame(columns=cols)
-    main = df[df["method"] == method]
-    if seed is not None:
-        main = main[main["seed"] == seed]
-    main = main.sort_values(["lambda_w", "seed", "name"]).drop_duplicates("lambda_w", keep="first")
-    out = main[cols]
-    if include_others:
-        others = df[df["method"] != method].sort_values(["seed", "name"]).drop_duplicates("method")
-        others = others[cols].assign(lambda_w=np.nan)
-        out = pd.concat([out, others], ignore_index=True) if len(others) else out
-    return out.reset_index(drop=True)
 
 
 def sample_interview(out_dir: str | Path | None = None, *, seed: int = 0) -> dict:

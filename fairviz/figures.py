@@ -53,7 +53,6 @@ __all__ = [
     "dp_curve_figure",
     "add_tau_marker",
     "dp_overlay_figure",
-    "tradeoff_figure",
     "pca_figure",
     "centroid_distance_figure",
     "history_figure",
@@ -627,98 +626,6 @@ def dp_overlay_figure(
     lows, highs = zip(*[_curve_data_range(c) for c in curves.values()])
     fig.update_xaxes(title_text="threshold τ", range=list(score_range(min(lows), max(highs))))
     fig.update_yaxes(title_text="DP(τ)", rangemode="tozero")
-    return fig
-
-
-def tradeoff_figure(
-    points: pd.DataFrame,
-    *,
-    x: str = "spdd",
-    ys: Sequence[str] = ("pcc", "srcc"),
-    label: str = "lambda_w",
-    name: str = "name",
-    selected: str | None = None,
-    title: str | None = "Fairness–accuracy trade-off",
-) -> go.Figure:
-    """SPDD (x, lower is fairer) against PCC and SRCC (y, higher is more accurate), one panel each.
-
-    ``points`` has one row per run with columns ``x``, each of ``ys``, ``label`` (shown next to a
-    point, e.g. λ_W) and ``name`` (the run name, kept in ``customdata`` so a click can select the
-    run). Optional column ``method``: points of other methods are drawn as grey references. The
-    Pareto front of each panel (lower x and higher y) is drawn as a dashed line; ``selected``
-    (a run name) gets a ring.
-    """
-    if len(points) == 0:
-        raise ValueError("tradeoff_figure needs at least one point")
-    for col in (x, *ys, name):
-        if col not in points.columns:
-            raise ValueError(f"trade-off points need a {col!r} column; got {list(points.columns)}")
-    df = points.reset_index(drop=True)
-    pretty = {"spdd": "SPDD (lower is fairer)", "pcc": "PCC (higher is better)", "srcc": "SRCC (higher is better)"}
-    fig = make_subplots(rows=1, cols=len(ys), horizontal_spacing=0.1,
-                        subplot_titles=[f"{x.upper()} vs {y.upper()}" for y in ys])
-    has_method = "method" in df.columns
-    main_method = None
-    if has_method and label in df.columns:
-        swept = df[df[label].notna()]
-        main_method = swept["method"].mode().iat[0] if len(swept) else None
-    for j, y in enumerate(ys, start=1):
-        pts = df[[x, y]].to_numpy(dtype=np.float64)
-        front = pareto_front(pts)
-        if front.size:
-            fig.add_trace(
-                go.Scatter(
-                    x=pts[front, 0], y=pts[front, 1], mode="lines",
-                    line=dict(color=theme.NEUTRAL, width=2, dash="dash"),
-                    name="Pareto front", legendgroup="front", showlegend=(j == 1), hoverinfo="skip",
-                ),
-                row=1, col=j,
-            )
-        is_main = np.ones(len(df), dtype=bool)
-        if has_method and main_method is not None:
-            is_main = (df["method"] == main_method).to_numpy()
-        for mask, color, label_name in (
-            (is_main, theme.method_color(main_method or "ours"), main_method or "runs"),
-            (~is_main, theme.NEUTRAL, "other methods"),
-        ):
-            if not mask.any():
-                continue
-            sub = df[mask]
-            if label in sub.columns and mask is is_main:
-                text = [f"λ={v:g}" if pd.notna(v) else "" for v in sub[label]]
-            elif has_method:
-                text = [str(m) for m in sub["method"]]
-            else:
-                text = None
-            on_front = np.isin(np.flatnonzero(mask), front)
-            fig.add_trace(
-                go.Scatter(
-                    x=sub[x], y=sub[y], mode="markers+text", text=text,
-                    textposition="top center" if mask is is_main else "bottom center",
-                    textfont=dict(size=12),
-                    marker=dict(color=color, size=np.where(on_front, 13, 10),
-                                symbol="circle" if mask is is_main else "diamond",
-                                line=dict(color="white", width=1)),
-                    customdata=sub[name], name=label_name, legendgroup=label_name, showlegend=(j == 1),
-                    hovertemplate="%{customdata}<br>" + x.upper() + " %{x:.3f}<br>" + y.upper()
-                    + " %{y:.3f}<extra></extra>",
-                ),
-                row=1, col=j,
-            )
-        if selected is not None and (df[name] == selected).any():
-            row = df[df[name] == selected].iloc[0]
-            fig.add_trace(
-                go.Scatter(
-                    x=[row[x]], y=[row[y]], mode="markers",
-                    marker=dict(size=22, color="rgba(0,0,0,0)", line=dict(color="#000000", width=2.5)),
-                    name=f"selected: {selected}", legendgroup="selected", showlegend=(j == 1),
-                    hoverinfo="skip",
-                ),
-                row=1, col=j,
-            )
-        fig.update_xaxes(title_text=pretty.get(x, x), row=1, col=j)
-        fig.update_yaxes(title_text=pretty.get(y, y), row=1, col=j)
-    fig.update_layout(template=theme.TEMPLATE_NAME, title=title, height=480)
     return fig
 
 
