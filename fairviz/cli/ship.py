@@ -150,9 +150,10 @@ def _repair_lines(infos) -> list[str]:
 
     lines = [
         "",
-        "Post-processed (`repair.json` in each folder: the barycenter repair fitted on the run's 600",
-        "validation rows, applied at full strength θ = 1 to its test rows; floor p95 = 95th percentile",
-        "of the SPDD with permuted group labels, 1000 permutations):",
+        "Post-processed: each run + the barycenter repair fitted on its validation rows only (`repair.json`",
+        "in the folder; runs saved without one are refitted from their stored validation rows, the same",
+        "map), applied at full strength θ = 1 to its test rows. Floor p95: the 95th percentile of the SPDD",
+        "of the same scores with permuted group labels (1000 permutations).",
         "",
         "| pipeline | PCC | SPDD | SPDD floor p95 | within floor | score std |",
         "|---|---:|---:|---:|:---:|---:|",
