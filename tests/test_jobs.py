@@ -317,3 +317,34 @@ def test_sweep_sets_each_methods_own_weight_and_refines(tmp_path):
     assert all(r["lambda_w"] == TrainConfig().lambda_w for r in snap.results)  # λ_W untouched
     with pytest.raises(ValueError, match="no weight to sweep"):
         reg.start_sweep(TrainConfig(method="vanilla"), [0.1])
+
+
+def test_worker_without_a_config_reports_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    from fairviz.job_worker import PREFIX
+
+    done = subprocess.run([sys.executable, "-m", "fairviz.job_worker", str(tmp_path), "x"], input="",
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    msg = json.loads(done.stdout.strip()[len(PREFIX):])
+    assert "no config on stdin" in msg["error"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_process_job_reports_progress_and_cancels(tmp_path):
+    train_mod = pytest.importorskip("fairviz.train")
+    cfg = dataclasses.replace(_tiny_config(train_mod), epochs=200)
+    reg = JobRegistry(models_root=tmp_path)
+    job = reg.start(cfg, name="long")
+    deadline = time.time() + 300
+    while time.time() < deadline and not reg.status(job).step:
+        time.sleep(0.2)
+    snap = reg.status(job)
+    assert snap.state == RUNNING and snap.step, "no progress from the worker process"
+    assert reg.cancel(job)
+    snap = reg.wait(job, timeout=60)
+    assert snap.state == CANCELLED and snap.results == ()
+    assert not any(p.name.startswith("long") for p in tmp_path.iterdir())
