@@ -50,6 +50,11 @@ else:
     signature = tuple((n, (ui.models_root() / n).stat().st_mtime_ns) for n in names)
     with ui.user_errors("Cannot compute the pipelines"):
         pts = _points(names, repaired, signature)
+        no_val = [n for n in repaired if not (ui.predictions(n)["split"] == "val").any()]
+    if no_val:
+        st.info("No repair curve for " + ", ".join(f"`{n}`" for n in no_val) + ": these runs store no "
+                "validation split to fit the repair on (the test rows must not be used); retrain them "
+                "with this fairviz to add one.")
     best = pipelines.best_pipeline(pts, eps)
     raw = pipelines.best_pipeline(pts, eps, keep_spread=False)
     current = ui.current_run_name()

@@ -335,6 +335,18 @@ def test_tradeoff_user_run_does_not_replace_the_shipped_point(fake_training):
     assert "my-ours-lw0.3" in main["customdata"] and "ours-a4-label-lw0.3-s0" in main["customdata"]
 
 
+def test_tradeoff_run_without_validation_split_has_no_repair_curve(fake_training):
+    from tests._app_runs import make_fake_run
+    from fairviz.runs import save_run
+
+    run = make_fake_run("vanilla", 0.0, 0.12, 0.6, n_val=0)  # an older run: test rows only
+    save_run(run, fake_training / "a4-vanilla")  # the shipped name: the page repairs this one
+    at = open_page("tradeoff")
+    assert "No repair curve for `a4-vanilla`" in " ".join(i.value for i in at.info)
+    names = [t.get("name") for t in plotly_specs(at)[0]["data"]]
+    assert "vanilla + repair (θ 0→1)" not in names and "mmd + repair (θ 0→1)" in names
+
+
 def test_tradeoff_sweep_takes_free_weights(fake_training):
     at = open_page("tradeoff")
     at.selectbox(key="fv_sw_method").set_value("mmd").run()
