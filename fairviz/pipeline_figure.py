@@ -17,10 +17,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from fairviz import theme
+from fairviz.app_support import METHOD_ORDER
 
 __all__ = ["pipeline_figure"]
-
-_METHOD_ORDER = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")
 
 
 def _hover(df: pd.DataFrame) -> list[str]:
@@ -42,7 +41,7 @@ def _hover(df: pd.DataFrame) -> list[str]:
 
 
 def _order(methods) -> list[str]:
-    return sorted(set(methods), key=lambda m: (_METHOD_ORDER.index(m) if m in _METHOD_ORDER else 99, m))
+    return sorted(set(methods), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
 
 
 def pipeline_figure(points: pd.DataFrame, *, best_key: str | None = None, selected: str | None = None,
