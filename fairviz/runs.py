@@ -37,7 +37,7 @@ import pandas as pd
 from fairviz import __version__
 from fairviz.atomic import staged_dir
 from fairviz.paths import models_dir
-from fairviz.postprocess import write_repair
+from fairviz.postprocess import REPAIR_FILE, write_repair
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -49,6 +49,7 @@ PREDICTIONS_FILE = "predictions.csv"
 Z_FILE = "z.safetensors"
 HISTORY_FILE = "history.json"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, PREDICTIONS_FILE, Z_FILE, HISTORY_FILE)
+OPTIONAL_FILES = (REPAIR_FILE,)  # written when the run has validation rows
 PREDICTION_COLUMNS = ("score", "label", "group", "split")
 
 # File names / first bytes of formats that can execute code when loaded (pickle, torch.save zips,
