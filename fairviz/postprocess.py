@@ -50,6 +50,7 @@ STATE_VERSION = 1
 #: theta values of a repair curve: 0 (the run as trained) to 1 (fully repaired), step 0.1.
 DEFAULT_THETAS = tuple(round(0.1 * i, 1) for i in range(11))
 REPAIR_SUFFIX = " + repair"
+MAX_REPAIR_BYTES = 50 * 1024 * 1024  # an exact map of 10^6 validation rows is ~40 MB
 
 
 def repair_label(method: str) -> str:
@@ -113,9 +114,11 @@ def load_repair(folder, predictions: pd.DataFrame | None = None) -> RepairMap:
     folder = Path(folder)
     path = folder / REPAIR_FILE
     if path.is_file():
+        if path.stat().st_size > MAX_REPAIR_BYTES:
+            raise ValueError(f"run {folder.name!r}: {REPAIR_FILE} is too large to be a fairviz repair")
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             raise ValueError(f"run {folder.name!r}: {REPAIR_FILE} is not valid JSON: {err}") from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ValueError(f"run {folder.name!r}: {REPAIR_FILE} is not a fairviz run repair")
@@ -123,7 +126,10 @@ def load_repair(folder, predictions: pd.DataFrame | None = None) -> RepairMap:
             raise ValueError(f"run {folder.name!r}: {REPAIR_FILE} was not fitted on the validation split")
         if not isinstance(state.get("map"), dict):
             raise ValueError(f"run {folder.name!r}: {REPAIR_FILE} holds no map")
-        return RepairMap.from_dict(state["map"])
+        try:
+            return RepairMap.from_dict(state["map"])
+        except (TypeError, OverflowError, ValueError) as err:
+            raise ValueError(f"run {folder.name!r}: {REPAIR_FILE} holds a malformed map: {err}") from None
     if predictions is None:
         from fairviz.runs import read_predictions
 

@@ -120,6 +120,14 @@ def test_stored_repair_reloads_exactly_and_older_runs_are_refitted(tmp_path):
     (tmp_path / pp.REPAIR_FILE).write_text(json.dumps({**state, "fitted_on": "test"}))
     with pytest.raises(ValueError, match="not fitted on the validation split"):
         pp.load_repair(tmp_path, preds)
+    hostile = json.loads(json.dumps(state))
+    hostile["map"]["groups"][0]["n"] = 1e400
+    (tmp_path / pp.REPAIR_FILE).write_text(json.dumps(hostile).replace("Infinity", "1e400"))
+    with pytest.raises(ValueError, match="malformed map"):
+        pp.load_repair(tmp_path, preds)
+    (tmp_path / pp.REPAIR_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        pp.load_repair(tmp_path, preds)
 
 
 def test_save_run_stores_the_validation_repair(tmp_path):
