@@ -3,9 +3,12 @@
 
 compare trains all six methods (or `--methods`) for every seed on the same data and prints the
 paper's table, mean ± std over seeds of PCC, SRCC, SPDD and SPEO (test split, true labels), with
-the SPDD permutation floor; it writes ``compare-a<alpha>-<mode>.csv`` (one row per run),
-``...-summary.csv`` and ``...md`` into `--out`. sweep trains one run per lambda_W value and saves
-each under `--out-root`.
+the SPDD permutation floor, and a row ``<method> + repair`` per method: its runs post-processed
+by the barycenter repair fitted on their validation split (`--repair-strength`, `--no-repair`);
+it writes ``compare-a<alpha>-<mode>.csv`` (one row per run and per repaired run),
+``...-summary.csv`` and ``...md`` into `--out`. sweep trains one run per value of the method's
+weight and saves each under `--out-root`; `--adaptive K` adds up to K runs where the curve jumps;
+it prints the sweep table and the theta curve of the lowest-weight run + repair.
 """
 
 from __future__ import annotations
