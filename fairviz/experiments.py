@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fairviz import postprocess
+from fairviz.pipelines import refine_points
 from fairviz.train import METHOD_NAMES, METHODS, Run, TrainConfig, load_features, train
 
 #: The per-run numbers `compare` collects (all on the test split, true labels).
@@ -276,38 +277,6 @@ def sweep(
                             offset=len(runs), total=total)
         left -= len(new)
     return sorted(runs, key=lambda r: r.config.method_weight())
-
-
-#: How far two neighbouring sweep points may differ before `refine_points` samples between them.
-REFINE_TOLERANCE = {"pcc": 0.03, "spdd": 0.01, "score_std": 0.015}
-
-
-def refine_points(table: pd.DataFrame, *, tolerance: dict | None = None, min_ratio: float = 1.2,
-                  min_step: float = 1e-3) -> list[float]:
-    """New knob values between neighbours of a sweep whose PCC, SPDD or score std differ by more
-    than `tolerance` (default `REFINE_TOLERANCE`), the largest jump first.
-
-    `table` has columns ``weight`` and the tolerance keys (`sweep_table` output). The new value is
-    the geometric mean of the two neighbours (the knob acts on a log scale), or a third of the upper
-    one when the lower is 0. A gap narrower than `min_ratio` (upper / lower) or `min_step` is not
-    split further: the jump is then as sharp as the knob can resolve.
-    """
-    tol = {**REFINE_TOLERANCE, **(tolerance or {})}
-    t = table.dropna(subset=["weight"]).sort_values("weight").drop_duplicates("weight")
-    w = t["weight"].to_numpy(dtype=np.float64)
-    jumps = []
-    for i in range(len(w) - 1):
-        a, b = w[i], w[i + 1]
-        if b - a < min_step or (a > 0 and b / a < min_ratio):
-            continue
-        worst = 0.0
-        for key, limit in tol.items():
-            d = abs(float(t[key].iloc[i + 1]) - float(t[key].iloc[i]))
-            worst = max(worst, d / limit if math.isfinite(d) else 0.0)
-        if worst > 1.0:
-            mid = math.sqrt(a * b) if a > 0 else b / 3.0
-            jumps.append((worst, float(f"{mid:.3g}")))
-    return [m for _, m in sorted(jumps, key=lambda j: -j[0]) if m not in set(w)]
 
 
 def sweep_table(runs: Sequence[Run]) -> pd.DataFrame:

@@ -247,7 +247,7 @@ class JobRegistry:
         ``lambda_mmd`` for mmd: ``dataclasses.replace(config, <field>=v)``), one after the other,
         saving each; returns the job id. ``name`` is a base name, suffixed ``-lw<v>``. With
         ``adaptive`` = k, up to k more runs follow where PCC, SPDD or the score spread jump
-        between neighbouring values (`fairviz.experiments.refine_points`).
+        between neighbouring values (`fairviz.pipelines.refine_points`).
         """
         values = [float(v) for v in lambda_ws]
         if not values:
@@ -404,7 +404,7 @@ class JobRegistry:
             return False
         import pandas as pd
 
-        from fairviz.experiments import refine_points
+        from fairviz.pipelines import refine_points
 
         field, base, left = job.refine
         with self._lock:

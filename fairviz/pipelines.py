@@ -32,6 +32,9 @@ __all__ = [
     "flag_spread",
     "best_pipeline",
     "repaired_rows",
+    "REFINE_TOLERANCE",
+    "refine_points",
+    "unresolved_jumps",
 ]
 
 POINT_COLUMNS = ("key", "name", "method", "pipeline", "family", "knob", "value", "pcc", "srcc", "spdd",
@@ -199,3 +202,48 @@ def repaired_rows(frame: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], 
                    pcc=c["pcc"], srcc=c["srcc"], spdd=c["spdd"], speo=c["speo"], spdd_floor=c["spdd_floor"])
         rows.append(row)
     return pd.DataFrame(rows, columns=frame.columns), skipped
+
+
+#: How far two neighbouring sweep points may differ before `refine_points` samples between them.
+REFINE_TOLERANCE = {"pcc": 0.03, "spdd": 0.01, "score_std": 0.015}
+
+
+def refine_points(table: pd.DataFrame, *, tolerance: dict | None = None, min_ratio: float = 1.2,
+                  min_step: float = 1e-3) -> list[float]:
+    """New knob values between neighbours of a sweep whose PCC, SPDD or score std differ by more
+    than `tolerance` (default `REFINE_TOLERANCE`), the largest jump first.
+
+    `table` has columns ``weight`` and the tolerance keys (`sweep_table` output). The new value is
+    the geometric mean of the two neighbours (the knob acts on a log scale), or a third of the upper
+    one when the lower is 0. A gap narrower than `min_ratio` (upper / lower) or `min_step` is not
+    split further: the jump is then as sharp as the knob can resolve.
+    """
+    tol = {**REFINE_TOLERANCE, **(tolerance or {})}
+    t = table.dropna(subset=["weight"]).sort_values("weight").drop_duplicates("weight")
+    w = t["weight"].to_numpy(dtype=np.float64)
+    jumps = []
+    for i in range(len(w) - 1):
+        a, b = w[i], w[i + 1]
+        if b - a < min_step or (a > 0 and b / a < min_ratio):
+            continue
+        worst = 0.0
+        for key, limit in tol.items():
+            d = abs(float(t[key].iloc[i + 1]) - float(t[key].iloc[i]))
+            worst = max(worst, d / limit if math.isfinite(d) else 0.0)
+        if worst > 1.0:
+            mid = math.sqrt(a * b) if a > 0 else b / 3.0
+            jumps.append((worst, float(f"{mid:.3g}")))
+    return [m for _, m in sorted(jumps, key=lambda j: -j[0]) if m not in set(w)]
+
+
+def unresolved_jumps(points: pd.DataFrame) -> dict[str, list[float]]:
+    """Per method, the weights `refine_points` would still add between its trained runs (one per
+    weight: the lowest seed and name), i.e. where its curve jumps unseen; methods without any omitted."""
+    out = {}
+    trained = points[(points["family"] == "trained") & points["value"].notna()]
+    for method, t in trained.groupby("method", sort=False):
+        table = t.sort_values(["value", "name"]).drop_duplicates("value").rename(columns={"value": "weight"})
+        new = refine_points(table) if len(table) > 1 else []
+        if new:
+            out[str(method)] = new
+    return out

@@ -77,6 +77,10 @@ else:
             + ("have collapsed to a near-constant, " if raw["collapsed"] else "are squeezed together, ")
             + "so its small SPDD says little about fairness. It is not named best."
         )
+    for method, values in pipelines.unresolved_jumps(pts).items():
+        st.warning(f"The `{method}` curve still jumps between neighbouring weights (PCC, SPDD or the score "
+                   f"spread changes a lot): sample it there, e.g. with weights {', '.join(f'{v:g}' for v in values)} "
+                   "(or a sweep with extra adaptive runs, below).")
     collapsed_front = pts[pts["on_front"] & pts["collapsed"]]
     if len(collapsed_front):
         st.warning("Collapsed runs on the Pareto front (near-constant scores; drawn with a red cross): "

@@ -142,3 +142,12 @@ def test_pipeline_figure_draws_front_curves_best_and_collapse(world):
     assert "left is fairer" in fig.layout.xaxis.title.text
     with pytest.raises(ValueError):
         pipeline_figure(pts.iloc[:0])
+
+
+def test_unresolved_jumps_names_the_gaps_of_each_methods_curve(world):
+    _, _, pts = world
+    jumps = P.unresolved_jumps(pts)
+    assert set(jumps) == {"ours"}  # ours jumps (0.3 -> 1 collapses); the others have one weight each
+    assert all(0.3 < v < 1.0 for v in jumps["ours"])
+    smooth = pts[pts["key"] != "ours-1"]
+    assert P.unresolved_jumps(smooth) == {}

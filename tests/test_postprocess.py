@@ -1,6 +1,6 @@
 """Post-processing as a method family (`fairviz.postprocess`): fitted on validation rows only,
 stored as JSON in the run folder, reloaded exactly; clear messages for bad strengths and runs
-without a validation split; adaptive sweep points (`fairviz.experiments.refine_points`)."""
+without a validation split; adaptive sweep points (`fairviz.pipelines.refine_points`)."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def test_save_run_stores_the_validation_repair(tmp_path):
 
 
 def test_refine_points_splits_only_where_the_curve_jumps():
-    from fairviz.experiments import refine_points
+    from fairviz.pipelines import refine_points
 
     table = pd.DataFrame({
         "weight": [0.0, 0.1, 0.3, 1.0, 3.0],

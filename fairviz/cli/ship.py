@@ -65,7 +65,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from fairviz.atomic import write_text
-    from fairviz.experiments import refine_points, sweep_table
+    from fairviz.experiments import sweep_table
+    from fairviz.pipelines import refine_points
     from fairviz.runs import list_runs
     from fairviz.train import load_features
 
