@@ -13,7 +13,6 @@ it prints the sweep table and the theta curve of the lowest-weight run + repair.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
