@@ -66,6 +66,8 @@ else:
             + (f" (θ = {best['value']:g})" if best["knob"] == "theta" else "")
             + f" on run `{best['name']}`: PCC {best['pcc']:.3f}, SPDD {best['spdd']:.4f}, "
             f"score spread {best['score_std']:.3f} ({best['spread_ratio']:.2f}× vanilla's)."
+            + (" **Post-processing wins here**: a trained model followed by the barycenter repair beats "
+               "every in-processing method at this SPDD." if best["family"] == "repair" else "")
         )
     else:
         st.warning(f"No pipeline that keeps at least half of vanilla's score spread reaches SPDD ≤ {eps:g}; "

@@ -301,6 +301,8 @@ def test_tradeoff_front_and_pick(models_dir):
     assert spec["layout"]["meta"]["n_points"] == 9 + 6 * 10
     # the best pipeline for the accepted SPDD is named and starred
     assert "Best pipeline for SPDD ≤ 0.02" in texts(at)
+    best = [t for t in spec["data"] if str(t.get("name", "")).startswith("best: ")][0]["name"]
+    assert ("Post-processing wins here" in texts(at)) == best.endswith("+ repair")
     assert "The `ours` curve still jumps" in " ".join(w.value for w in at.warning)
     assert any(str(n).startswith("best: ") for n in names)
     at.selectbox(key="fv_tradeoff_pick").set_value("ours-a4-label-lw3-s0").run()
