@@ -560,3 +560,17 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
     assert snap.run_name == "mmd-a4-label-lam0.3-s0"
     at.selectbox(key="fv_train_method").set_value("vanilla").run()
     assert "has no fairness weight" in texts(at)
+
+
+def test_representation_says_when_ours_separates_more_than_vanilla(fake_training):
+    from fairviz.runs import save_run
+    from tests._app_runs import make_fake_run
+
+    save_run(make_fake_run("ours", 0.5, 0.3, 0.6), fake_training / "ours-far")  # Z encodes a big gap
+    at = open_page("representation")
+    at.multiselect(key="fv_rep_runs").set_value(["vanilla-a4-label-s0", "ours-far"]).run()
+    assert_clean(at)
+    info = " ".join(i.value for i in at.info)
+    assert "Here `ours` separates the groups more than `vanilla`" in info
+    at.multiselect(key="fv_rep_runs").set_value(["vanilla-a4-label-s0", "ours-a4-label-lw1-s0"]).run()
+    assert "separates the groups more" not in " ".join(i.value for i in at.info)
