@@ -23,17 +23,14 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from fairviz import job_worker
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 TERMINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
@@ -190,7 +187,7 @@ class JobRegistry:
         ``"process"`` (default with the real trainer): each run trains in its own process
         (`fairviz.job_worker`), so a training never slows the server's other sessions through the
         GIL and gives the numbers the CLI gives; cancel stops it at the next step (killed after
-        `CANCEL_GRACE_S` s). ``"thread"`` (default when `train_fn` is injected): in a thread here.
+        `fairviz.job_worker.CANCEL_GRACE_S` s). ``"thread"`` (default when `train_fn` is injected): in a thread here.
     """
 
     def __init__(
@@ -437,7 +434,11 @@ class JobRegistry:
                 raise _Cancelled()
             saved = self._save(run, base)
             return {"name": saved.name, "path": str(saved), "metrics": dict(getattr(run, "metrics", None) or {})}
-        return _train_in_process(config, self.models_root, base, job.cancel, lambda ev: self._on_progress(job, ev))
+        try:
+            return job_worker.run_in_process(config, self.models_root, base, job.cancel,
+                                             lambda ev: self._on_progress(job, ev))
+        except job_worker.WorkerCancelled:
+            raise _Cancelled() from None
 
 
 def save_unique(run: Any, root, base: str, *, save=None, unique=None, sanitize=None) -> Path:
@@ -459,66 +460,6 @@ def save_unique(run: Any, root, base: str, *, save=None, unique=None, sanitize=N
         except FileExistsError as err:  # another server process won the race
             last_err = err
     raise RuntimeError(f"could not find a free run name for {base!r} in {root}: {last_err}")
-
-
-#: Seconds a cancelled worker gets to stop at its next step before it is killed.
-CANCEL_GRACE_S = 20.0
-
-
-def _train_in_process(config: Any, root: Path, base: str, cancel: threading.Event, on_progress) -> dict:
-    """Run one training in `fairviz.job_worker`, relaying its progress; raise on failure/cancel."""
-    from fairviz.job_worker import PREFIX
-
-    pkg_parent = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as err_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fairviz.job_worker", str(root), base],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file, text=True, bufsize=1, env=env,
-        )
-        proc.stdin.write(json.dumps({"config": config.to_dict()}) + "\n")
-        proc.stdin.flush()
-
-        def watch_cancel():
-            while proc.poll() is None:
-                if cancel.wait(0.2):
-                    try:
-                        proc.stdin.write("cancel\n")
-                        proc.stdin.flush()
-                    except (BrokenPipeError, OSError, ValueError):
-                        pass
-                    try:
-                        proc.wait(CANCEL_GRACE_S)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                    return
-
-        threading.Thread(target=watch_cancel, daemon=True).start()
-        result: dict = {}
-        for line in proc.stdout:
-            if not line.startswith(PREFIX):
-                continue
-            msg = json.loads(line[len(PREFIX):])
-            if "progress" in msg:
-                on_progress(msg["progress"])
-            else:
-                result = msg
-        proc.wait()
-        try:
-            proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-        if "saved" in result:
-            return result["saved"]
-        if "cancelled" in result or cancel.is_set():
-            raise _Cancelled()
-        if "error" in result:
-            raise RuntimeError(result["error"])
-        err_file.seek(0)
-        tail = err_file.read()[-2000:].strip().splitlines()
-        raise RuntimeError(f"the training process ended (exit code {proc.returncode}) without a result"
-                           + (f": {tail[-1]}" if tail else ""))
 
 
 class _Cancelled(Exception):

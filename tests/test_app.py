@@ -426,7 +426,7 @@ def fake_training(monkeypatch, tmp_path, models_dir):
         path = jobs.save_unique(run, root, base)
         return {"name": path.name, "path": str(path), "metrics": run.metrics}
 
-    monkeypatch.setattr(jobs, "_train_in_process", fake_in_process)
+    monkeypatch.setattr(jobs.job_worker, "run_in_process", fake_in_process)
     return root
 
 
