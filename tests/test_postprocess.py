@@ -160,3 +160,34 @@ def test_refine_points_splits_only_where_the_curve_jumps():
     assert refine_points(flat) == []
     close = pd.DataFrame({"weight": [0.5, 0.55], "pcc": [0.6, 0.1], "spdd": [0.0, 0.0], "score_std": [0.1, 0.0]})
     assert refine_points(close) == []  # as sharp as the knob resolves
+
+
+def test_ship_models_sweeps_densely_and_refines_where_the_curve_jumps(monkeypatch, tmp_path):
+    """`fairviz ship-models` trains the dense sweep, then adaptive runs inside the collapse gap
+    (training and features faked: only the choice of runs is checked)."""
+    import fairviz.train as T
+    from fairviz.cli import main, ship
+
+    from tests._app_runs import make_fake_run
+
+    trained = []
+
+    def fake_train_save(cfg, features, out, tag, args):
+        trained.append(cfg.name)
+        if not cfg.name.startswith("sweep-"):
+            return []
+        collapsed = cfg.lambda_w >= 0.6  # a cliff between 0.5 and 0.7
+        run = make_fake_run("ours", cfg.lambda_w, 0.0 if collapsed else 0.05, 0.2 if collapsed else 0.6)
+        run.config = cfg
+        if collapsed:
+            run.predictions["score"] = 0.5 + 1e-4 * run.predictions["label"]
+        return [run]
+
+    monkeypatch.setattr(T, "load_features", lambda cfg, progress=None: None)
+    monkeypatch.setattr(ship, "_train_save", fake_train_save)
+    assert main(["ship-models", "--out", str(tmp_path), "--no-progress"]) == 0
+    dense = [f"sweep-a4-lw{v:g}" for v in ship.SWEEP_LAMBDA_WS]
+    assert trained[:6] == [f"a4-{m}" for m in ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")]
+    assert trained[6:6 + len(dense)] == dense
+    extra = [float(n.split("lw")[1]) for n in trained[6 + len(dense):]]
+    assert 0 < len(extra) <= ship.ADAPTIVE_RUNS and any(0.5 < v < 0.7 for v in extra)

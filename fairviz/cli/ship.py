@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=4.0, help="bias strength (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--lambda-ws", type=float, nargs="+", default=list(SWEEP_LAMBDA_WS),
-                   help="lambda_W values of the ours sweep (default 0 0.1 0.3 1 3 10)")
+                   help=f"lambda_W values of the ours sweep (default {' '.join(f'{v:g}' for v in SWEEP_LAMBDA_WS)})")
     p.add_argument("--adaptive", type=int, default=ADAPTIVE_RUNS,
                    help=f"extra sweep runs where the curve jumps (default {ADAPTIVE_RUNS})")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: TrainConfig's)")
@@ -84,17 +84,19 @@ def run(args) -> int:
     sweep = []
     for i, cfg in enumerate(configs):
         sweep += _train_save(cfg, features, out, f"[{i + 1}/{len(configs)}]", args)
-    extra = 0 if args.only else max(0, int(args.adaptive))
-    while extra > 0:  # sample between sweep neighbours where the curve still jumps
-        new = refine_points(sweep_table(sweep))[:extra]
+    left = 0 if args.only else max(0, int(args.adaptive))
+    n_runs = len(configs)
+    while left > 0:  # sample between sweep neighbours where the curve still jumps
+        new = refine_points(sweep_table(sweep))[:left]
         if not new:
             break
         for lw in new:
-            cfg = shipped_configs(args.alpha, args.seed, [lw], **({"epochs": args.epochs} if args.epochs else {}))[-1]
+            cfg = shipped_configs(args.alpha, args.seed, [lw], **extra)[-1]
             sweep += _train_save(cfg, features, out, "[adaptive]", args)
-        extra -= len(new)
+        left -= len(new)
+        n_runs += len(new)
     write_text(out / "README.md", _readme(list_runs(out), args))
-    print(f"{len(configs)} runs in {time.perf_counter() - t0:.0f} s under {out}", file=sys.stderr)
+    print(f"{n_runs} runs in {time.perf_counter() - t0:.0f} s under {out}", file=sys.stderr)
     return 0
 
 
