@@ -191,3 +191,14 @@ def test_ship_models_sweeps_densely_and_refines_where_the_curve_jumps(monkeypatc
     assert trained[6:6 + len(dense)] == dense
     extra = [float(n.split("lw")[1]) for n in trained[6 + len(dense):]]
     assert 0 < len(extra) <= ship.ADAPTIVE_RUNS and any(0.5 < v < 0.7 for v in extra)
+
+
+def test_cli_refuses_bad_repair_strengths_before_training(capsys):
+    from fairviz.cli import main
+
+    assert main(["sweep", "--lambda-w", "0", "1", "--repair-thetas", "0", "2"]) == 2
+    assert "--repair-thetas must be in [0, 1]" in capsys.readouterr().err
+    assert main(["compare", "--seeds", "0", "--repair-strength", "-0.5"]) == 2
+    assert "--repair-strength must be in [0, 1]" in capsys.readouterr().err
+    assert main(["sweep", "--lambda-w", "0", "--adaptive", "-1"]) == 2
+    assert "--adaptive must be >= 0" in capsys.readouterr().err
