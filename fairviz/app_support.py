@@ -102,7 +102,8 @@ def format_metric(metrics: dict, name: str, digits: int = 3) -> str:
 def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
     """One row per run: ``name, method, alpha, bias_mode, lambda_w, seed`` and, per metric in
     (pcc, srcc, spdd, speo), ``<m>``, ``<m>_low``, ``<m>_high``; plus ``spdd_floor`` (the
-    permutation floor stored with the run, NaN if absent) and ``n`` (test rows). Sorted by
+    permutation floor stored with the run, NaN if absent), ``score_std`` (the test scores' std: a
+tiny SPDD with a tiny spread means collapsed scores) and ``n`` (test rows). Sorted by
     method order, α, λ_W, seed.
     """
     rows = []
@@ -123,10 +124,11 @@ def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
         floor = m.get("spdd_floor")
         row["spdd_floor"] = float(floor.get("mean", np.nan)) if isinstance(floor, dict) else (
             float(floor) if isinstance(floor, (int, float)) else float("nan"))
+        row["score_std"] = metric_value(m, "score_std")
         row["n"] = m.get("n", np.nan)
         rows.append(row)
     cols = ["name", "method", "alpha", "bias_mode", "lambda_w", "seed"] + [
-        c for k in METRIC_NAMES for c in (k, f"{k}_low", f"{k}_high")] + ["spdd_floor", "n"]
+        c for k in METRIC_NAMES for c in (k, f"{k}_low", f"{k}_high")] + ["spdd_floor", "score_std", "n"]
     df = pd.DataFrame(rows, columns=cols)
     if len(df):
         df = df.assign(_r=df["method"].map(_method_rank)).sort_values(

@@ -199,7 +199,8 @@ def repaired_rows(frame: pd.DataFrame, predictions: Mapping[str, pd.DataFrame], 
         row = {col: math.nan for col in frame.columns}
         row.update({k: r[k] for k in ("alpha", "bias_mode", "lambda_w", "seed", "n") if k in frame.columns})
         row.update(name=f"{r['name']} + repair θ={theta:g}", method=postprocess.repair_label(r["method"]),
-                   pcc=c["pcc"], srcc=c["srcc"], spdd=c["spdd"], speo=c["speo"], spdd_floor=c["spdd_floor"])
+                   pcc=c["pcc"], srcc=c["srcc"], spdd=c["spdd"], speo=c["speo"], spdd_floor=c["spdd_floor"],
+                   score_std=c["score_std"])
         rows.append(row)
     return pd.DataFrame(rows, columns=frame.columns), skipped
 

@@ -66,6 +66,7 @@ shown = pd.DataFrame(
         **{f"{k.upper()} {'↑' if up else '↓'}": [_cell(r, k) for _, r in sub.iterrows()]
            for k, up in app_support.HIGHER_IS_BETTER.items()},
         "SPDD floor": sub["spdd_floor"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
+        "score spread": sub["score_std"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
     },
     index=sub.index,
 )
@@ -83,7 +84,8 @@ st.caption(
     "Value and 95 % bootstrap interval on each run's test split; the best value per column is "
     "highlighted. Rows '… + repair': the run's test scores after the barycenter repair fitted on its "
     "validation split (values only). SPDD floor: SPDD of the same scores with the group labels "
-    "shuffled — the smallest gap this test split can show. Best: "
+    "shuffled — the smallest gap this test split can show. Score spread: the std of the test "
+    "scores; a small SPDD with a near-zero spread means collapsed scores, not fair ones. Best: "
     + ", ".join(f"{col} → `{run}`" for col, run in best_cols.items() if run is not None)
 )
 

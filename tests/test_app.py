@@ -281,6 +281,7 @@ def test_compare_adds_each_run_plus_repair(models_dir):
     from fairviz import metrics as M
 
     assert table.loc[row, "SPDD ↓"] == f"{M.spdd(test['score'], test['group']):.3f}"
+    assert table.loc[row, "score spread"] == f"{test['score'].std(ddof=0):.3f}"
 
 
 # ------------------------------------------------------------------------------------ trade-off
