@@ -3,7 +3,8 @@
 - which run is the default "current run", and which runs the Compare / Trade-off /
   Representation pages start with;
 - the runs as one table of metrics (value and interval per metric);
-- the points of a λ_W sweep for the trade-off figure;
+- the legend names of a run's groups and the Representation page's distance definition;
+- weight values typed as text (the Trade-off page's sweep);
 - a sample synthetic interview (video, audio, transcript) written once to the cache;
 - turning the Train page's data-source choice into a `TrainConfig.data` value.
 
@@ -36,13 +37,15 @@ __all__ = [
     "pick_default_run",
     "runs_frame",
     "default_compare_names",
-    "tradeoff_points",
     "metric_value",
     "format_metric",
     "metric_caption",
     "ties_with_best",
     "sample_interview",
     "resolve_data_source",
+    "parse_weights",
+    "group_names",
+    "REPRESENTATION_DISTANCE",
     "read_uploaded_table",
     "audit_columns",
     "auto_n_boot",
@@ -141,7 +144,8 @@ def ties_with_best(frame: pd.DataFrame, higher_is_better: dict = HIGHER_IS_BETTE
 def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
     """One row per run: ``name, method, alpha, bias_mode, lambda_w, seed`` and, per metric in
     (pcc, srcc, spdd, speo), ``<m>``, ``<m>_low``, ``<m>_high``; plus ``spdd_floor`` (the
-    permutation floor stored with the run, NaN if absent) and ``n`` (test rows). Sorted by
+    permutation floor stored with the run, NaN if absent), ``score_std`` (the test scores' std: a
+tiny SPDD with a tiny spread means collapsed scores) and ``n`` (test rows). Sorted by
     method order, α, λ_W, seed.
     """
     rows = []
@@ -162,10 +166,11 @@ def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
         floor = m.get("spdd_floor")
         row["spdd_floor"] = float(floor.get("mean", np.nan)) if isinstance(floor, dict) else (
             float(floor) if isinstance(floor, (int, float)) else float("nan"))
+        row["score_std"] = metric_value(m, "score_std")
         row["n"] = m.get("n", np.nan)
         rows.append(row)
     cols = ["name", "method", "alpha", "bias_mode", "lambda_w", "seed"] + [
-        c for k in METRIC_NAMES for c in (k, f"{k}_low", f"{k}_high")] + ["spdd_floor", "n"]
+        c for k in METRIC_NAMES for c in (k, f"{k}_low", f"{k}_high")] + ["spdd_floor", "score_std", "n"]
     df = pd.DataFrame(rows, columns=cols)
     if len(df):
         df = df.assign(_r=df["method"].map(_method_rank)).sort_values(
@@ -188,32 +193,6 @@ def default_compare_names(infos: Sequence[Any], *, alpha: float = 4.0, bias_mode
         if i.method not in chosen or key < chosen[i.method][0]:
             chosen[i.method] = (key, i)
     return [chosen[m][1].name for m in sorted(chosen, key=_method_rank)]
-
-
-def tradeoff_points(infos: Sequence[Any], *, method: str = "ours", alpha: float = 4.0,
-                    bias_mode: str = "label", seed: int | None = None,
-                    include_others: bool = True) -> pd.DataFrame:
-    """Points for `fairviz.figures.tradeoff_figure`: the ``method`` runs at ``alpha`` (one per
-    λ_W; the ``seed`` given, or the lowest seed present per λ_W), plus with ``include_others`` one
-    reference run per other method at the same α (column ``lambda_w`` NaN for those).
-
-    Columns: ``name, method, lambda_w, spdd, pcc, srcc``; sorted by λ_W.
-    """
-    df = runs_frame([i for i in infos if _close(i.alpha, alpha)
-                     and (getattr(i, "bias_mode", bias_mode) == bias_mode)])
-    cols = ["name", "method", "lambda_w", "spdd", "pcc", "srcc"]
-    if df.empty:
-        return pd.DataFrame(columns=cols)
-    main = df[df["method"] == method]
-    if seed is not None:
-        main = main[main["seed"] == seed]
-    main = main.sort_values(["lambda_w", "seed", "name"]).drop_duplicates("lambda_w", keep="first")
-    out = main[cols]
-    if include_others:
-        others = df[df["method"] != method].sort_values(["seed", "name"]).drop_duplicates("method")
-        others = others[cols].assign(lambda_w=np.nan)
-        out = pd.concat([out, others], ignore_index=True) if len(others) else out
-    return out.reset_index(drop=True)
 
 
 def sample_interview(out_dir: str | Path | None = None, *, seed: int = 0) -> dict:
@@ -302,6 +281,50 @@ def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Pa
     except ValueError as err:
         raise ValueError(f"{shown}: {err}") from None
     return str(out_csv)
+
+
+def group_names(info: dict | None) -> dict:
+    """Legend names of a run's group codes from its ``info["features_meta"]``: the original group
+    values (``group_labels[code]``) with which one is privileged (code 1, as the data modules encode
+    it), e.g. ``{0: "group 0 (unprivileged)", 1: "group 1 (privileged)"}`` for the synthetic data
+    or ``{0: "female (unprivileged)", 1: "male (privileged)"}`` for a manifest. Names are the
+    user's text as written (escape them for HTML where needed)."""
+    meta = (info or {}).get("features_meta") or {}
+    labels = meta.get("group_labels") or [0, 1]
+    has_priv = "privileged" in meta
+    out = {}
+    for code, label in enumerate(labels):
+        base = f"group {label}" if isinstance(label, int) and not isinstance(label, bool) else str(label)
+        if has_priv and len(labels) == 2:
+            base += " (privileged)" if code == 1 else " (unprivileged)"
+        out[code] = base
+    return out
+
+
+#: The one centroid-distance definition of the Representation page (plot and bar chart).
+REPRESENTATION_DISTANCE = (
+    "distance between the two groups' centroids in the full fused code Z (all dimensions, not the "
+    "PCA plane), divided by the root-mean-square distance of the points to their overall mean, so "
+    "runs whose codes differ in scale compare (0 = same centre)"
+)
+
+
+def parse_weights(text: str, *, what: str = "weight") -> list[float]:
+    """Knob values typed as text (``"0 0.1, 0.5 1"``: spaces, commas or semicolons) as a sorted
+    list of distinct floats >= 0; ValueError naming the first entry that is not one."""
+    parts = [p for p in str(text or "").replace(",", " ").replace(";", " ").split() if p]
+    if not parts:
+        raise ValueError(f"enter at least one {what} value, e.g. 0 0.1 0.3 0.5 1")
+    out = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise ValueError(f"{p!r} is not a number; enter {what} values separated by spaces") from None
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{what} values must be finite and >= 0; got {p!r}")
+        out.append(v)
+    return sorted(set(out))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ A run folder holds exactly these files:
 ``z.safetensors``      tensor ``z``: (n_test, d_z) fused code of the test rows, in the order of
                        the test rows of predictions.csv
 ``history.json``       per-epoch list of loss terms and validation PCC / SPDD
+``repair.json``        optional: the barycenter repair fitted on the validation rows
+                       (`fairviz.postprocess`); absent when there are no validation rows
 =====================  ==========================================================================
 
 `load_run` checks before it builds anything: all files present (missing ones are named), no
@@ -41,6 +43,7 @@ from fairviz.atomic import staged_dir, usual_mode
 if TYPE_CHECKING:  # train imports torch; runs must load without it until a model is built
     from fairviz.train import Run
 from fairviz.paths import models_dir
+from fairviz.postprocess import REPAIR_FILE, write_repair
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -52,6 +55,7 @@ PREDICTIONS_FILE = "predictions.csv"
 Z_FILE = "z.safetensors"
 HISTORY_FILE = "history.json"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, PREDICTIONS_FILE, Z_FILE, HISTORY_FILE)
+OPTIONAL_FILES = (REPAIR_FILE,)  # written when the run has validation rows
 PREDICTION_COLUMNS = ("score", "label", "group", "split")
 
 # File names / first bytes of formats that can execute code when loaded (pickle, torch.save zips,
@@ -192,6 +196,7 @@ def save_run(run, path=None, *, overwrite: bool = False) -> Path:
         out = preds.loc[:, list(PREDICTION_COLUMNS)]
         # %.17g: every float64 round-trips exactly, so metrics recomputed from the CSV match
         out.to_csv(tmp / PREDICTIONS_FILE, index=False, float_format="%.17g", lineterminator="\n")
+        write_repair(tmp, out)
     return path
 
 

@@ -135,11 +135,24 @@ def load_run(name: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _test_predictions(path: str, mtime_ns: int):
+def _predictions(path: str, mtime_ns: int):
     # Only predictions.csv is needed: no torch import, no network rebuilt (seconds on a cold server).
     from fairviz import runs
 
-    preds = runs.read_predictions(runs.check_run_folder(path))
+    return runs.read_predictions(runs.check_run_folder(path))
+
+
+def predictions(name: str):
+    """All stored predictions (validation and test rows) of run ``name`` (cached; do not mutate)."""
+    path = models_root() / name
+    if not path.is_dir():
+        raise FileNotFoundError(f"run {name!r} is not in {models_root()}")
+    return _predictions(str(path), path.stat().st_mtime_ns)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _test_predictions(path: str, mtime_ns: int):
+    preds = _predictions(path, mtime_ns)
     return preds[preds["split"] == "test"].reset_index(drop=True)
 
 

@@ -254,6 +254,7 @@ def test_compare_table_best_marked_and_curves(models_dir):
     at = open_page("compare")
     chosen = at.multiselect(key="fv_compare_runs").value
     assert len(chosen) == 6 and chosen[0].startswith("vanilla") and chosen[-1].startswith("ours")
+    at.toggle(key="fv_compare_repair").set_value(False).run()
     body = texts(at)
     assert "SPDD ↓ → `ours-a4-label-lw1-s0`" in body  # the fake `ours` run has the smallest gap
     specs = plotly_specs(at)
@@ -265,16 +266,46 @@ def test_compare_table_best_marked_and_curves(models_dir):
     assert len(plotly_specs(at)[0]["data"]) == 2
 
 
+def test_compare_adds_each_run_plus_repair(models_dir):
+    from fairviz import postprocess
+
+    at = open_page("compare")
+    assert at.toggle(key="fv_compare_repair").value is True
+    at.slider(key="fv_compare_theta").set_value(0.5).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    row = "mmd-a4-label-lam0.15-s0 + repair θ=0.5"
+    assert row in table.index and table.loc[row, "method"] == "mmd + repair"
+    preds = pd.read_csv(models_dir / "mmd-a4-label-lam0.15-s0" / "predictions.csv")
+    test = postprocess.repaired_test(preds, postprocess.fit_validation_repair(preds), 0.5)
+    from fairviz import metrics as M
+
+    assert table.loc[row, "SPDD ↓"] == f"{M.spdd(test['score'], test['group']):.3f}"
+    assert table.loc[row, "score spread"] == f"{test['score'].std(ddof=0):.3f}"
+
+
 # ------------------------------------------------------------------------------------ trade-off
 
 
 def test_tradeoff_front_and_pick(models_dir):
     at = open_page("tradeoff")
+    assert "left is fairer" in texts(at) and "up-left is best" in texts(at)
     spec = plotly_specs(at)[0]
+    names = [t.get("name") for t in spec["data"]]
     main = [t for t in spec["data"] if t.get("name") == "ours"]
     assert sorted(main[0]["customdata"]) == sorted(
         ["ours-a4-label-lw0-s0", "ours-a4-label-lw0.3-s0", "ours-a4-label-lw1-s0", "ours-a4-label-lw3-s0"])
-    assert any(t.get("name") == "Pareto front" for t in spec["data"])
+    # every method as trained, and every method + repair (theta curve), under one front
+    for m in ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours"):
+        assert m in names and f"{m} + repair (θ 0→1)" in names, m
+    assert "Pareto front (all pipelines)" in names
+    assert spec["layout"]["meta"]["n_points"] == 9 + 6 * 10
+    # the best pipeline for the accepted SPDD is named and starred
+    assert "Best pipeline for SPDD ≤ 0.02" in texts(at)
+    best = [t for t in spec["data"] if str(t.get("name", "")).startswith("best: ")][0]["name"]
+    assert ("Post-processing wins here" in texts(at)) == best.endswith("+ repair")
+    assert "The `ours` curve still jumps" in " ".join(w.value for w in at.warning)
+    assert any(str(n).startswith("best: ") for n in names)
     at.selectbox(key="fv_tradeoff_pick").set_value("ours-a4-label-lw3-s0").run()
     assert_clean(at)
     assert "ours-a4-label-lw3-s0" in [s.value.strip("`") for s in at.subheader]
@@ -283,6 +314,59 @@ def test_tradeoff_front_and_pick(models_dir):
     at.button(key="fv_to_current").click().run()
     assert_clean(at)
     assert at.sidebar.selectbox[0].value == "ours-a4-label-lw3-s0"
+
+
+def test_tradeoff_accepted_spdd_moves_the_best_pipeline(models_dir):
+    at = open_page("tradeoff")
+    at.number_input(key="fv_to_eps").set_value(0.0).run()
+    assert_clean(at)
+    assert "No pipeline that keeps at least half of vanilla's score spread reaches SPDD ≤ 0" in " ".join(
+        w.value for w in at.warning)
+    at.number_input(key="fv_to_eps").set_value(0.5).run()
+    assert_clean(at)
+    assert "Best pipeline for SPDD ≤ 0.5" in texts(at)
+
+
+def test_tradeoff_user_run_does_not_replace_the_shipped_point(fake_training):
+    """A new run with the same method and λ as a shipped one is drawn next to it, not instead."""
+    from fairviz.runs import save_run
+    from tests._app_runs import make_fake_run
+
+    run = make_fake_run("ours", 0.3, 0.05, 0.62)
+    save_run(run, fake_training / "my-ours-lw0.3")
+    at = open_page("tradeoff")
+    main = [t for t in plotly_specs(at)[0]["data"] if t.get("name") == "ours"][0]
+    assert "my-ours-lw0.3" in main["customdata"] and "ours-a4-label-lw0.3-s0" in main["customdata"]
+
+
+def test_tradeoff_run_without_validation_split_has_no_repair_curve(fake_training):
+    from fairviz.runs import save_run
+    from tests._app_runs import make_fake_run
+
+    run = make_fake_run("vanilla", 0.0, 0.12, 0.6, n_val=0)  # an older run: test rows only
+    save_run(run, fake_training / "a4-vanilla")  # the shipped name: the page repairs this one
+    at = open_page("tradeoff")
+    assert "No repair curve for `a4-vanilla`" in " ".join(i.value for i in at.info)
+    names = [t.get("name") for t in plotly_specs(at)[0]["data"]]
+    assert "vanilla + repair (θ 0→1)" not in names and "mmd + repair (θ 0→1)" in names
+
+
+def test_tradeoff_sweep_takes_free_weights(fake_training):
+    at = open_page("tradeoff")
+    at.selectbox(key="fv_sw_method").set_value("mmd").run()
+    at.text_input(key="fv_sw_values").input("0.05 0.5").run()
+    at.number_input(key="fv_sw_adaptive").set_value(0).run()
+    at.number_input(key="fv_sw_epochs").set_value(1).run()
+    at.button(key="fv_sw_go").click().run()
+    assert_clean(at)
+    snap = _wait_job(at, "fv_sweep_job")
+    assert snap.state == "done", snap.error
+    assert [r["weight"] for r in snap.results] == [0.05, 0.5]
+    assert all(json.loads((fake_training / n / "config.json").read_text())["train"]["lambda_mmd"] in (0.05, 0.5)
+               for n in snap.run_names)
+    at.text_input(key="fv_sw_values").input("0.1 x").run()
+    at.button(key="fv_sw_go").click().run()
+    assert "'x' is not a number" in errors(at)
 
 
 # ------------------------------------------------------------------------------------ representation
@@ -300,7 +384,18 @@ def test_representation_pca_and_distances(models_dir):
     assert d["ours-a4-label-lw1-s0"] < d["vanilla-a4-label-s0"]  # the fake Z encodes the gap
     at.selectbox(key="fv_rep_focus").set_value("vanilla-a4-label-s0").run()
     assert_clean(at)
-    assert "vanilla-a4-label-s0" in plotly_specs(at)[0]["layout"]["title"]["text"]
+    pca = plotly_specs(at)[0]
+    assert "vanilla-a4-label-s0" in pca["layout"]["title"]["text"]
+    # one definition: the plot's distance is the bar chart's number for the same run
+    line = [t["name"] for t in pca["data"] if str(t.get("name", "")).startswith("centroid distance")][0]
+    bars = plotly_specs(at)[1]["data"][0]
+    assert line.endswith(f"{dict(zip(bars['x'], bars['y']))['vanilla-a4-label-s0']:.3f}")
+    assert pca["layout"]["meta"]["centroid_distance"] == pytest.approx(dict(zip(bars["x"], bars["y"]))["vanilla-a4-label-s0"])
+    # the score colours follow the scores' range, not 0-1
+    score_trace = [t for t in pca["data"] if t.get("name") == "score"][0]
+    preds = pd.read_csv(models_dir / "vanilla-a4-label-s0" / "predictions.csv")
+    test = preds[preds["split"] == "test"]["score"]
+    assert score_trace["marker"]["cmin"] == pytest.approx(test.min()) and score_trace["marker"]["cmax"] == pytest.approx(test.max())
 
 
 # ------------------------------------------------------------------------------------ train
@@ -327,7 +422,12 @@ def fake_training(monkeypatch, tmp_path, models_dir):
         run.config = config
         return run
 
-    monkeypatch.setattr(jobs, "_default_train", fake_train)
+    def fake_in_process(config, root, base, cancel, on_progress):  # the worker process, minus the process
+        run = fake_train(config, on_progress, cancel)
+        path = jobs.save_unique(run, root, base)
+        return {"name": path.name, "path": str(path), "metrics": run.metrics}
+
+    monkeypatch.setattr(jobs.job_worker, "run_in_process", fake_in_process)
     return root
 
 
@@ -344,7 +444,7 @@ def _wait_job(at: AppTest, key: str, timeout: float = 20.0):
 def test_train_page_trains_in_background_and_saves(fake_training):
     at = open_page("train")
     at.selectbox(key="fv_train_method").set_value("ours").run()
-    at.select_slider(key="fv_train_w_lambda_w").set_value(3.0).run()
+    at.number_input(key="fv_train_w_lambda_w").set_value(3.0).run()
     at.number_input(key="fv_train_epochs").set_value(2).run()
     at.button(key="fv_train_go").click().run()
     assert_clean(at)
@@ -455,7 +555,7 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
     at = open_page("train")
     at.selectbox(key="fv_train_method").set_value("mmd").run()
     assert_clean(at)
-    at.select_slider(key="fv_train_w_lambda_mmd").set_value(0.3).run()
+    at.number_input(key="fv_train_w_lambda_mmd").set_value(0.3).run()
     at.number_input(key="fv_train_epochs").set_value(1).run()
     at.button(key="fv_train_go").click().run()
     snap = _wait_job(at, "fv_train_job")
@@ -580,3 +680,17 @@ def test_audit_rescales_scores_on_request_and_says_so(rng, deferred_downloads):
     assert "outside the given score range [0, 50]" in errors(at)
     at.number_input(key="fv_audit_range_low").set_value(60.0).run()
     assert "needs LOW < HIGH" in errors(at)
+
+
+def test_representation_says_when_ours_separates_more_than_vanilla(fake_training):
+    from fairviz.runs import save_run
+    from tests._app_runs import make_fake_run
+
+    save_run(make_fake_run("ours", 0.5, 0.3, 0.6), fake_training / "ours-far")  # Z encodes a big gap
+    at = open_page("representation")
+    at.multiselect(key="fv_rep_runs").set_value(["vanilla-a4-label-s0", "ours-far"]).run()
+    assert_clean(at)
+    info = " ".join(i.value for i in at.info)
+    assert "Here `ours` separates the groups more than `vanilla`" in info
+    at.multiselect(key="fv_rep_runs").set_value(["vanilla-a4-label-s0", "ours-a4-label-lw1-s0"]).run()
+    assert "separates the groups more" not in " ".join(i.value for i in at.info)

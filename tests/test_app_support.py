@@ -69,14 +69,16 @@ def test_default_compare_names():
     assert A.default_compare_names(shipped, alpha=4.0)[-1] == "a4-ours"
 
 
-def test_tradeoff_points():
-    pts = A.tradeoff_points(INFOS, method="ours", alpha=4.0)
-    main = pts[pts["lambda_w"].notna()]
-    assert main["name"].tolist() == ["ours-a4-lw0", "ours-a4-lw1", "ours-a4-lw3"]  # one per λ_W, seed 0
-    assert set(pts[pts["lambda_w"].isna()]["name"]) == {"vanilla-a4", "mmd-a4"}
-    assert "ours-a4-sample" not in pts["name"].tolist()
-    assert A.tradeoff_points(INFOS, method="ours", alpha=4.0, include_others=False)["name"].tolist() == main["name"].tolist()
-    assert A.tradeoff_points([], method="ours").empty
+def test_parse_weights_and_group_names():
+    assert A.parse_weights("0.5, 0 1;0.5  3") == [0.0, 0.5, 1.0, 3.0]
+    for bad, msg in (("", "at least one"), ("0.1 x", "'x' is not a number"), ("-1", ">= 0"), ("inf", ">= 0")):
+        with pytest.raises(ValueError, match=msg):
+            A.parse_weights(bad)
+    synth = {"features_meta": {"group_labels": [0, 1], "privileged": 1}}
+    assert A.group_names(synth) == {0: "group 0 (unprivileged)", 1: "group 1 (privileged)"}
+    manifest = {"features_meta": {"group_labels": ["f<x>", "m"], "privileged": "m"}}
+    assert A.group_names(manifest) == {0: "f<x> (unprivileged)", 1: "m (privileged)"}  # as written
+    assert A.group_names({}) == {0: "group 0", 1: "group 1"}
 
 
 def test_read_uploaded_table_and_errors():

@@ -59,7 +59,7 @@ def saved(tmp_path):
 
 def test_save_writes_the_documented_files(saved):
     run, path = saved
-    assert sorted(p.name for p in path.iterdir()) == sorted(R.REQUIRED_FILES)
+    assert sorted(p.name for p in path.iterdir()) == sorted(R.REQUIRED_FILES + R.OPTIONAL_FILES)
     cfg = json.loads((path / "config.json").read_text())
     for key in ("format_version", "fairviz_version", "method", "alpha", "lambda_w", "seed", "bias_mode"):
         assert key in cfg

@@ -67,3 +67,18 @@ def test_shipped_run_loads_and_metrics_match_predictions(name):
     assert _close(m["spdd_floor"], floor)
     assert m["score_std"] == pytest.approx(float(np.std(test["score"])), abs=1e-12)
     assert run.z.shape == (len(test), run.model_config.d_z)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_shipped_run_can_be_repaired_from_its_validation_rows(name):
+    """Every shipped run stores validation rows, so `<method> + repair` is available for it; a stored
+    repair.json (written by save_run since post-processing became a method family) is exactly the
+    map fitted on those rows."""
+    from fairviz import postprocess
+    from fairviz.runs import read_predictions
+
+    preds = read_predictions(MODELS / name)
+    fitted = postprocess.fit_validation_repair(preds, run=name)
+    assert fitted.n_fit_ == int((preds["split"] == "val").sum()) > 0
+    if (MODELS / name / postprocess.REPAIR_FILE).exists():
+        assert postprocess.load_repair(MODELS / name, preds).to_dict() == fitted.to_dict()

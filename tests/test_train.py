@@ -338,13 +338,18 @@ def test_cli_compare_and_sweep(cli_tiny, tmp_path, capsys):
                    "--epochs", "1", "--batch-size", "16", "--n-boot", "10", "--out", str(tmp_path), "--no-progress"])
     assert rc == 0
     md = (tmp_path / "compare-a3-label.md").read_text()
-    assert "| vanilla |" in md and "| ours |" in md and "±" in md
+    assert "| vanilla |" in md and "| ours |" in md and "±" in md and "| ours + repair |" in md
     per_run = pd.read_csv(tmp_path / "compare-a3-label.csv")
-    assert len(per_run) == 4 and set(per_run["seed"]) == {0, 1}
+    assert len(per_run) == 8 and set(per_run["seed"]) == {0, 1}  # each run, and each run + repair
+    assert per_run["theta"].isna().sum() == 4 and set(per_run["theta"].dropna()) == {1.0}
+    assert cli_tiny(["compare", "--alpha", "3", "--seeds", "0", "--repair-strength", "1.5", "--epochs", "1",
+                     "--no-progress"]) == 2
+    assert "--repair-strength must be in [0, 1]" in capsys.readouterr().err
     rc = cli_tiny(["sweep", "--method", "ours", "--alpha", "3", "--lambda-w", "0", "1", "--epochs", "1",
                    "--batch-size", "16", "--n-boot", "10", "--out-root", str(tmp_path / "m"), "--no-progress"])
     assert rc == 0
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["sweep-a3-lw0", "sweep-a3-lw1"]
+    assert "theta curve: sweep-a3-lw0 + barycenter repair" in capsys.readouterr().out
 
 
 def test_saved_info_names_no_local_paths():
