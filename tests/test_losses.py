@@ -8,7 +8,7 @@ import scipy.stats as ss
 import torch
 
 from fairviz import metrics
-from fairviz.losses import mean_gap_loss, mmd_loss, wasserstein_loss
+from fairviz.losses import mean_gap_loss, mmd_loss, scaled_wasserstein_loss, wasserstein_loss
 
 
 def batch(gen, n0, n1, dtype=torch.float64):
@@ -89,6 +89,64 @@ def test_gradcheck(gen):
     z = torch.rand(24, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda q: mean_gap_loss(q, s), (z,))
     assert torch.autograd.gradcheck(lambda q: mmd_loss(q, s, bandwidth=0.3), (z,))
+
+
+# --------------------------------------------------------------------------------------------
+# the scale-free W1 (fairoffset's term)
+
+
+@pytest.mark.parametrize("n0, n1", [(2, 2), (16, 16), (3, 7), (20, 44), (50, 2)])
+def test_scaled_wasserstein_is_w1_of_standardised_scores(gen, n0, n1):
+    p, s = batch(gen, n0, n1)
+    x = p.numpy()
+    z = (x - x.mean()) / x.std()  # population std of the whole batch
+    want = ss.wasserstein_distance(z[s.numpy() == 0], z[s.numpy() == 1])
+    assert float(scaled_wasserstein_loss(p, s, eps=0.0)) == pytest.approx(want, abs=1e-12)
+    assert float(scaled_wasserstein_loss(p, s)) == pytest.approx(want * x.std() / (x.std() + 1e-4), abs=1e-12)
+
+
+def test_scaled_wasserstein_ignores_scale_and_shift(gen):
+    p, s = batch(gen, 20, 30)
+    base = float(scaled_wasserstein_loss(p, s, eps=0.0))
+    for c, t in ((0.01, 0.3), (0.5, -2.0), (7.0, 0.0)):
+        assert float(scaled_wasserstein_loss(c * p + t, s, eps=0.0)) == pytest.approx(base, rel=1e-10)
+    # while plain W1 is linear in the scale: shrinking all scores is a way down for it
+    assert float(wasserstein_loss(0.1 * p, s)) == pytest.approx(0.1 * float(wasserstein_loss(p, s)), rel=1e-12)
+
+
+def test_scaled_wasserstein_has_no_gradient_along_the_score_scale(gen):
+    # d/dc L(m + c (p - m)) at c = 1: -W1 / std for plain W1 in these units, 0 for the scaled one
+    p, s = batch(gen, 24, 40)
+    m = p.mean()
+    c = torch.ones((), dtype=torch.float64, requires_grad=True)
+    q = m + c * (p - m)
+    (g_scaled,) = torch.autograd.grad(scaled_wasserstein_loss(q, s, eps=0.0), c)
+    (g_plain,) = torch.autograd.grad(wasserstein_loss(m + c * (p - m), s), c)
+    assert abs(float(g_scaled)) < 1e-12
+    assert float(g_plain) == pytest.approx(float(wasserstein_loss(p, s)), rel=1e-12)
+
+
+def test_scaled_wasserstein_gradcheck(gen):
+    p = torch.rand(24, generator=gen, dtype=torch.float64, requires_grad=True)
+    s = (torch.arange(24) % 3 == 0).long()
+    assert torch.autograd.gradcheck(lambda q: scaled_wasserstein_loss(q, s), (p,))
+    assert torch.autograd.gradcheck(lambda q: scaled_wasserstein_loss(q[:, None], s, eps=0.0), (p,))
+
+
+def test_scaled_wasserstein_edge_cases(gen):
+    s = torch.tensor([0, 1, 0, 1])
+    const = torch.full((4,), 0.4, requires_grad=True)
+    loss = scaled_wasserstein_loss(const, s)
+    loss.backward()
+    assert float(loss) == 0.0 and torch.isfinite(const.grad).all()
+    p = torch.rand(6, generator=gen, requires_grad=True)
+    loss = scaled_wasserstein_loss(p, torch.ones(6))
+    loss.backward()
+    assert float(loss) == 0.0 and float(p.grad.abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="eps"):
+        scaled_wasserstein_loss(p, torch.ones(6), eps=-1.0)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        scaled_wasserstein_loss(p, torch.tensor([0, 1, 2, 0, 1, 0]))
 
 
 def test_one_group_batch_is_zero_with_a_gradient(gen):

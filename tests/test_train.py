@@ -70,11 +70,12 @@ def _batch_inputs(seed=0, b=32, d=6, shift=1.0):
 
 
 def test_registry_is_the_issue_table():
-    assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours"]
+    assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset"]
     assert METHODS["balancing"].balance_training_rows
     assert [m for m in METHODS if METHODS[m].uses_adversary] == ["adversarial", "ours"]
     assert {m: METHODS[m].weight_field for m in METHODS if METHODS[m].weight_field} == {
-        "l2": "lambda_l2", "mmd": "lambda_mmd", "ours": "lambda_w"}
+        "l2": "lambda_l2", "mmd": "lambda_mmd", "ours": "lambda_w", "fairoffset": "lambda_sw"}
+    assert [m for m in METHODS if METHODS[m].group_offset] == ["fairoffset"]
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,7 @@ def test_registry_is_the_issue_table():
         ("l2", {"l2"}),
         ("mmd", {"mmd"}),
         ("ours", {"w1", "adv"}),
+        ("fairoffset", {"sw1"}),
     ],
 )
 def test_each_method_adds_its_term(method, expected):
@@ -97,24 +99,24 @@ def test_each_method_adds_its_term(method, expected):
         assert value.dim() == 0 and value.item() > 0, name
         value.backward(retain_graph=True)
     # a distribution term reaches the scores (w1, mmd) or Z (l2)
-    if "w1" in terms or "mmd" in terms:
+    if {"w1", "mmd", "sw1"} & set(terms):
         assert score.grad is not None and score.grad.abs().sum() > 0
     if "l2" in terms:
         assert z.grad is not None and z.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("method", ["l2", "mmd", "ours"])
+@pytest.mark.parametrize("method", ["l2", "mmd", "ours", "fairoffset"])
 def test_the_method_weight_scales_the_term_and_zero_switches_it_off(method):
     score, z, s, logits = _batch_inputs()
     inp = LossInputs(score, z, s, logits)
-    key = {"l2": "l2", "mmd": "mmd", "ours": "w1"}[method]
+    key = {"l2": "l2", "mmd": "mmd", "ours": "w1", "fairoffset": "sw1"}[method]
     field = METHODS[method].weight_field
     one = loss_terms(method, inp, TrainConfig(method=method, **{field: 1.0}))[key].item()
     three = loss_terms(method, inp, TrainConfig(method=method, **{field: 3.0}))[key].item()
     assert three == pytest.approx(3 * one, rel=1e-5)
     assert loss_terms(method, inp, TrainConfig(method=method, **{field: 0.0}))[key].item() == 0.0
     # the other methods' weights do not touch this term
-    others = {f: 7.0 for f in ("lambda_w", "lambda_l2", "lambda_mmd") if f != field}
+    others = {f: 7.0 for f in ("lambda_w", "lambda_l2", "lambda_mmd", "lambda_sw") if f != field}
     assert loss_terms(method, inp, TrainConfig(method=method, **{field: 1.0}, **others))[key].item() == one
 
 
@@ -178,10 +180,11 @@ def test_every_method_trains_end_to_end(feats, method):
     h = run.history[-1]
     for key in ("epoch", "loss", "mse", "val_pcc", "val_spdd"):
         assert key in h
-    terms = {"adversarial": ["adv"], "l2": ["l2"], "mmd": ["mmd"], "ours": ["w1", "adv"]}.get(method, [])
+    terms = {"adversarial": ["adv"], "l2": ["l2"], "mmd": ["mmd"], "ours": ["w1", "adv"],
+             "fairoffset": ["sw1"]}.get(method, [])
     for t in terms:
         assert h[t] > 0
-    for t in {"adv", "l2", "mmd", "w1"} - set(terms):
+    for t in {"adv", "l2", "mmd", "w1", "sw1"} - set(terms):
         assert t not in h
     preds = run.predictions
     assert list(preds.columns) == ["score", "label", "group", "split"]
@@ -264,6 +267,13 @@ def test_cancel_stops_training(feats):
         ({"batch_size": 1}, "batch_size"),
         ({"model": {"depth": 3}}, "unknown model config"),
         ({"selection": "val_auc"}, "selection"),
+        ({"lambda_sw": -0.1}, "lambda_sw"),
+        ({"val_labels": "audited"}, "val_labels"),
+        ({"method": "fairoffset", "target_spdd": 0.0}, r"target_spdd must be in \(0, 1\)"),
+        ({"method": "fairoffset", "target_spdd": -0.02}, r"target_spdd must be in \(0, 1\)"),
+        ({"method": "ours", "target_spdd": 1.5}, r"target_spdd must be in \(0, 1\)"),
+        ({"method": "ours", "target_spdd": float("nan")}, "target_spdd must be a number"),
+        ({"method": "vanilla", "target_spdd": 0.02}, "no fairness weight to adjust"),
     ],
 )
 def test_bad_config_is_refused(kw, msg):
@@ -279,6 +289,9 @@ def test_config_roundtrip_and_names():
     assert TrainConfig(method="l2", lambda_l2=2).default_name() == "l2-a4-label-lam2-s0"
     assert TrainConfig(method="mmd").method_weight() == TrainConfig().lambda_mmd
     assert TrainConfig(method="balancing").method_weight() is None
+    assert TrainConfig(method="fairoffset", lambda_sw=2).default_name() == "fairoffset-a4-label-lsw2-s0"
+    cfg = TrainConfig(method="fairoffset", target_spdd=0.02, val_labels="biased")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown train config keys"):
         TrainConfig.from_dict({**cfg.to_dict(), "foo": 1})
 
