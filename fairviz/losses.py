@@ -19,11 +19,6 @@ beyond the ones boolean indexing needs).
   units, comparable with `wasserstein_loss`), its gradient is W1's with the component along the
   score scale removed: ∇W1 − (W1/σ)·∇σ. Unlike the gradient of W1/σ it does not grow like 1/σ
   when the scores are still nearly constant (as at initialisation).
-- `debiased_wasserstein_loss(pred, s)`: the batch W1 minus its finite-sample floor, the mean W1
-  of the same predictions with the group labels randomly permuted. Two groups of 32 drawn from
-  one distribution still differ by a W1 of about σ/√32, so plain W1 charges even a perfectly
-  fair model in proportion to its spread; minus the floor, a fair model is charged ≈ 0 and the
-  term's pull towards a constant score is proportional to the unfairness the batch can show.
 - `mmd_loss(x, s)`: squared maximum mean discrepancy with a mixture of Gaussian kernels whose
   bandwidths come from the batch (median heuristic × {¼, ½, 1, 2, 4}).
 - `mean_gap_loss(z, s)`: squared distance between the two group means of a representation.
@@ -37,7 +32,7 @@ from __future__ import annotations
 import torch
 
 __all__ = [
-    "debiased_wasserstein_loss", "mean_gap_loss", "mmd_loss", "scaled_wasserstein_loss", "shape_wasserstein_loss", "wasserstein_loss", "MMD_SCALES",
+    "mean_gap_loss", "mmd_loss", "scaled_wasserstein_loss", "shape_wasserstein_loss", "wasserstein_loss", "MMD_SCALES",
 ]
 
 MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -148,31 +143,6 @@ def shape_wasserstein_loss(pred: torch.Tensor, s, eps: float = 1e-4) -> torch.Te
     if p.shape[0] < 2:
         return scaled
     return p.detach().std(unbiased=False) * scaled
-
-
-def debiased_wasserstein_loss(
-    pred: torch.Tensor, s, n_perm: int = 4, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """W1 between the groups' predictions minus the mean W1 under `n_perm` random relabellings.
-
-    pred: (B,) or (B, 1); s: (B,) 0/1. The relabellings permute s (so group sizes are kept); they
-    are drawn on the CPU from `generator` (the global torch generator when None), so equal
-    generators give equal permutations on every process. The expectation over relabellings is 0
-    when the two groups' predictions are exchangeable; a single batch can be below 0. 0 with a
-    gradient when the batch holds one group only.
-    """
-    p = _flat_pred(pred)
-    if int(n_perm) < 1:
-        raise ValueError(f"debiased_wasserstein_loss: n_perm must be >= 1, got {n_perm!r}")
-    s_t = torch.as_tensor(s, device=p.device)
-    if s_t.dim() == 2 and s_t.shape[1] == 1:
-        s_t = s_t[:, 0]
-    w = wasserstein_loss(p, s_t)
-    floor = [
-        wasserstein_loss(p, s_t[torch.randperm(p.shape[0], generator=generator).to(p.device)])
-        for _ in range(int(n_perm))
-    ]
-    return w - torch.stack(floor).mean()
 
 
 def _as_rows(x: torch.Tensor, name: str) -> torch.Tensor:

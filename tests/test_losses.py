@@ -8,7 +8,7 @@ import scipy.stats as ss
 import torch
 
 from fairviz import metrics
-from fairviz.losses import mean_gap_loss, mmd_loss, scaled_wasserstein_loss, wasserstein_loss
+from fairviz.losses import mean_gap_loss, mmd_loss, scaled_wasserstein_loss, shape_wasserstein_loss, wasserstein_loss
 
 
 def batch(gen, n0, n1, dtype=torch.float64):
@@ -147,6 +147,38 @@ def test_scaled_wasserstein_edge_cases(gen):
         scaled_wasserstein_loss(p, torch.ones(6), eps=-1.0)
     with pytest.raises(ValueError, match="only 0 and 1"):
         scaled_wasserstein_loss(p, torch.tensor([0, 1, 2, 0, 1, 0]))
+
+
+@pytest.mark.parametrize("n0, n1", [(16, 16), (3, 7), (20, 44)])
+def test_shape_wasserstein_is_w1_with_the_scale_component_of_its_gradient_removed(gen, n0, n1):
+    p, s = batch(gen, n0, n1)
+    q = p.clone().requires_grad_(True)
+    loss = shape_wasserstein_loss(q, s, eps=0.0)
+    assert float(loss) == pytest.approx(float(wasserstein_loss(p, s)), rel=1e-12)
+    (g,) = torch.autograd.grad(loss, q)
+    # reference: ∇W1 − (W1/σ)·∇σ from the two functions' own (gradchecked) gradients
+    q1 = p.clone().requires_grad_(True)
+    w = wasserstein_loss(q1, s)
+    (gw,) = torch.autograd.grad(w, q1)
+    q2 = p.clone().requires_grad_(True)
+    sd = q2.std(unbiased=False)
+    (gs,) = torch.autograd.grad(sd, q2)
+    np.testing.assert_allclose(g.numpy(), (gw - float(w) / float(sd) * gs).numpy(), atol=1e-12)
+    # no component along the scale direction p − mean, none along the shift direction 1
+    u = (p - p.mean()).numpy()
+    assert abs(float(g.numpy() @ u)) < 1e-12 and abs(float(g.sum())) < 1e-12
+    # while plain W1's gradient along the scale is W1 itself: a pull towards a constant score
+    assert float(gw.numpy() @ u) == pytest.approx(float(w), rel=1e-10)
+
+
+def test_shape_wasserstein_gradient_does_not_blow_up_for_nearly_constant_scores(gen):
+    p, s = batch(gen, 32, 32)
+    tiny = (0.5 + 1e-3 * (p - 0.5)).requires_grad_(True)
+    (g_shape,) = torch.autograd.grad(shape_wasserstein_loss(tiny, s), tiny)
+    t2 = tiny.detach().clone().requires_grad_(True)
+    (g_scaled,) = torch.autograd.grad(scaled_wasserstein_loss(t2, s), t2)
+    assert float(g_shape.abs().max()) < 2.0 / 32  # at most W1's own per-row weight (1/n) × 2
+    assert float(g_scaled.abs().max()) > 50 * float(g_shape.abs().max())  # W1/σ's grows like 1/σ
 
 
 def test_one_group_batch_is_zero_with_a_gradient(gen):
