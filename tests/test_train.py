@@ -425,6 +425,7 @@ def test_target_spdd_raises_the_weight_until_validation_spdd_is_reached(feats):
     assert t["reached"] and t["target"] == eps
     assert run.metrics["val_spdd"] <= eps and t["val_spdd"] == run.metrics["val_spdd"]
     assert t["weights"][-1] > 0.05  # the controller raised the weight
+    assert max(t["weights"]) <= METHODS["fairoffset"].weight_max  # ... but not past the measured safe range
     ok = [h for h in run.history if h["val_spdd"] <= eps]
     assert run.metrics["val_pcc"] == max(h["val_pcc"] for h in ok)  # the most accurate epoch within target
     assert t["weight"] == run.history[run.metrics["best_epoch"] - 1]["weight"]
