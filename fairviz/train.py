@@ -1,4 +1,4 @@
-"""Training: the six methods of Kim et al. (2023), one loop, one `Run` result.
+"""Training: the six methods of Kim et al. (2023) and our `fairoffset`, one loop, one `Run` result.
 
     from fairviz.train import TrainConfig, train
     run = train(TrainConfig(method="ours", alpha=4, lambda_w=0.3, seed=0))
@@ -6,8 +6,9 @@
 
 Every method shares the data, the split, the bias injection, the seed, the encoders and the
 budget (epochs x steps per epoch); the methods differ only in the registry entry `METHODS[name]`:
-which extra loss terms are added to the MSE (`loss_terms`, the one place where they are defined)
-and whether the training rows are re-balanced.
+which extra loss terms are added to the MSE (`loss_terms`, the one place where they are defined),
+whether the training rows are re-balanced, and whether a group offset b·S is fitted beside the
+score during training (`group_offset`; the offset is never part of the model).
 
 Data protocol (our reading of the paper, documented in docs/RESULTS.md):
 1. features of the whole dataset (synthetic by default, cached by `fairviz.data.features`);
@@ -18,7 +19,11 @@ Data protocol (our reading of the paper, documented in docs/RESULTS.md):
    `bias_mode="sample"` keeps the true labels but subsamples the training rows so the privileged
    group dominates the high-label band (`inject_bias`). `alpha=1` is unbiased;
 4. model selection: the epoch with the best validation criterion (`selection`, default validation
-   PCC as in the issue) is restored before the test split is scored.
+   PCC as in the issue) is restored before the test split is scored. The criterion reads the true
+   validation labels (`val_labels="true"`, an audited validation set) or validation labels biased
+   like the training split's (`val_labels="biased"`); with `target_spdd` the restored epoch is the
+   best among those whose validation SPDD is at most the target, while the method's weight is
+   adjusted during training (`_next_weight`).
 """
 
 from __future__ import annotations
