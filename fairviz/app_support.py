@@ -25,7 +25,7 @@ import pandas as pd
 
 #: Names tried first for the default current run, in order (then: ours at α=4 in rater-bias mode).
 PREFERRED_RUN_NAMES = ("a4-ours", "ours-a4", "ours-a4-label-lw1-s0")
-METHOD_ORDER = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")
+METHOD_ORDER = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset")
 METRIC_NAMES = ("pcc", "srcc", "spdd", "speo")
 #: Direction of "better" for each metric column (for marking the best value per column).
 HIGHER_IS_BETTER = {"pcc": True, "srcc": True, "spdd": False, "speo": False}

@@ -9,6 +9,16 @@ beyond the ones boolean indexing needs).
   common levels are the union of both groups' levels {i/n0} ∪ {j/n1}, which makes the loss the
   exact W1 between the two empirical distributions (= `fairviz.metrics.spdd` on the batch);
   ``n_quantiles=K`` uses the K mid-point levels (k + ½)/K instead (cheaper for big batches).
+- `scaled_wasserstein_loss(pred, s)`: W1 divided by the batch's score std, i.e. W1 between the
+  groups' *standardised* scores. W1 in score units is linear in the spread of the scores while
+  the MSE is quadratic in it, so a W1 penalty is cheapest to pay by shrinking every score
+  towards one constant (and past some weight the constant is the optimum). Divided by the std
+  the term is the same for c·pred + t (c > 0): it can only be lowered by changing the *shape*
+  of the groups' distributions, never by shrinking them.
+- `shape_wasserstein_loss(pred, s)`: the training form of the same idea. Its value is W1 (score
+  units, comparable with `wasserstein_loss`), its gradient is W1's with the component along the
+  score scale removed: ∇W1 − (W1/σ)·∇σ. Unlike the gradient of W1/σ it does not grow like 1/σ
+  when the scores are still nearly constant (as at initialisation).
 - `mmd_loss(x, s)`: squared maximum mean discrepancy with a mixture of Gaussian kernels whose
   bandwidths come from the batch (median heuristic × {¼, ½, 1, 2, 4}).
 - `mean_gap_loss(z, s)`: squared distance between the two group means of a representation.
@@ -21,7 +31,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["mean_gap_loss", "mmd_loss", "wasserstein_loss", "MMD_SCALES"]
+__all__ = [
+    "mean_gap_loss", "mmd_loss", "scaled_wasserstein_loss", "shape_wasserstein_loss", "wasserstein_loss", "MMD_SCALES",
+]
 
 MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -98,6 +110,39 @@ def wasserstein_loss(pred: torch.Tensor, s, n_quantiles: int | None = None) -> t
     ia = torch.div(k2 * na + 2 * K - 1, 2 * K, rounding_mode="floor") - 1  # ceil(u·na) − 1
     ib = torch.div(k2 * nb + 2 * K - 1, 2 * K, rounding_mode="floor") - 1
     return (a[ia] - b[ib]).abs().mean()
+
+
+def scaled_wasserstein_loss(pred: torch.Tensor, s, eps: float = 1e-4) -> torch.Tensor:
+    """W1 between the groups' predictions over the batch std of all predictions (scalar, unitless).
+
+    pred: (B,) or (B, 1); s: (B,) 0/1. Equals the exact W1 between the two groups' standardised
+    scores (pred − mean) / std, with std the population std of the whole batch (both groups) plus
+    `eps` (so a constant batch gives 0, not NaN). Invariant to pred → c·pred + t for c > 0 up to
+    `eps`, so its gradient has no component along the score scale. 0 with a gradient when the
+    batch holds one group only.
+    """
+    p = _flat_pred(pred)
+    if not eps >= 0:
+        raise ValueError(f"scaled_wasserstein_loss: eps must be >= 0, got {eps!r}")
+    w = wasserstein_loss(p, s)
+    if p.shape[0] < 2:
+        return w
+    return w / (p.std(unbiased=False) + eps)
+
+
+def shape_wasserstein_loss(pred: torch.Tensor, s, eps: float = 1e-4) -> torch.Tensor:
+    """W1 between the groups' predictions, with no gradient along the score scale (scalar tensor).
+
+    Value: σ·W1/(σ + eps) ≈ `wasserstein_loss(pred, s)` (σ the batch's population std). Gradient:
+    that of σ₀·`scaled_wasserstein_loss` with σ₀ = σ held fixed, i.e. ∇W1 − (W1/σ)·∇σ up to
+    `eps`: the penalty moves the groups' distributions towards each other but never pays for
+    fairness by shrinking every score towards a constant.
+    """
+    p = _flat_pred(pred)
+    scaled = scaled_wasserstein_loss(p, s, eps)
+    if p.shape[0] < 2:
+        return scaled
+    return p.detach().std(unbiased=False) * scaled
 
 
 def _as_rows(x: torch.Tensor, name: str) -> torch.Tensor:

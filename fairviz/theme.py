@@ -42,7 +42,7 @@ TOL_MUTED = ("#332288", "#88CCEE", "#117733", "#999933", "#882255", "#44AA99", "
 #: Okabe–Ito first, then Tol's muted colours: 15 distinct colours before they repeat.
 GROUP_PALETTE = OKABE_ITO + TOL_MUTED
 
-#: One fixed colour per training method (the six methods of `fairviz.train.METHODS`).
+#: One fixed colour per training method (the methods of `fairviz.train.METHODS`).
 METHOD_COLORS = {
     "vanilla": "#6E6E6E",
     "balancing": "#E69F00",
@@ -50,6 +50,7 @@ METHOD_COLORS = {
     "l2": "#009E73",
     "mmd": "#CC79A7",
     "ours": "#0072B2",
+    "fairoffset": "#D55E00",
 }
 
 #: Colour scale for continuous values (scores): perceptually uniform and colour-blind safe.

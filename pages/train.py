@@ -11,6 +11,11 @@ WEIGHT_LABELS = {
     "lambda_w": "λ_W: weight of the Wasserstein term",
     "lambda_l2": "λ: weight of the mean-gap (L2) term",
     "lambda_mmd": "λ: weight of the MMD term",
+    "lambda_sw": "λ: weight of the scale-free W1 term",
+}
+VAL_LABELS = {
+    "true": "an audited validation set (true labels)",
+    "biased": "validation labels biased like training",
 }
 SOURCES = {
     "synthetic": "Built-in synthetic interviews",
@@ -18,7 +23,7 @@ SOURCES = {
     "first_impressions": "ChaLearn First Impressions V2 folder",
 }
 
-ui.page_header("Train", "Train a scoring model with one of six methods; training runs in the background.")
+ui.page_header("Train", "Train a scoring model with one of the methods; training runs in the background.")
 defaults = TrainConfig()
 reg = ui.job_registry()
 ui.widget_defaults(
@@ -27,8 +32,9 @@ ui.widget_defaults(
         "fv_train_alpha": float(defaults.alpha), "fv_train_epochs": int(defaults.epochs),
         "fv_train_seed": int(defaults.seed), "fv_train_name": "", "fv_train_bs": int(defaults.batch_size),
         "fv_train_lr": float(defaults.lr), "fv_train_n": 0, "fv_train_adv": float(defaults.adv_weight),
+        "fv_train_target": 0.0, "fv_train_sel": defaults.val_labels,
     },
-    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES)},
+    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_sel": list(VAL_LABELS)},
 )
 
 tab_new, tab_load = st.tabs(["Train a new run", "Load an existing run"])
@@ -80,6 +86,14 @@ with tab_new:
             n_samples = a1.number_input("Synthetic candidates (0 = default dataset)", 0, 200_000, step=100,
                                         key="fv_train_n", disabled=source != "synthetic")
             adv_weight = a2.number_input("Adversary weight", 0.0, 100.0, key="fv_train_adv")
+            target = a1.number_input(
+                "Target SPDD (0 = off)", 0.0, 1.0, step=0.005, format="%.3f", key="fv_train_target",
+                disabled=not weight_field,
+                help="Training adjusts the weight itself until the validation SPDD is at most this, and keeps "
+                     "the most accurate such epoch; the weight reached is stored in the run.",
+            )
+            val_labels = a2.radio("Pick the best epoch with", list(VAL_LABELS), format_func=VAL_LABELS.get,
+                                  key="fv_train_sel")
 
     mine = ui.job_status(st.session_state.get(JOB_KEY))
     busy = mine is not None and not mine.done
@@ -92,6 +106,7 @@ with tab_new:
                 **({weight_field: float(weight)} if weight_field else {}),
                 adv_weight=float(adv_weight), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                 seed=int(seed), data=data, n_samples=int(n_samples) or None if source == "synthetic" else None,
+                target_spdd=float(target) if weight_field and target > 0 else None, val_labels=val_labels,
             )
             if not busy:  # a click that raced the button's disabling must not start a second job
                 st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)

@@ -462,6 +462,19 @@ def test_train_page_trains_in_background_and_saves(fake_training):
     assert snap2.run_name != snap.run_name and (fake_training / snap2.run_name).exists()
 
 
+def test_train_page_target_spdd_and_selection_protocol(fake_training):
+    at = open_page("train")
+    at.selectbox(key="fv_train_method").set_value("fairoffset").run()
+    at.number_input(key="fv_train_target").set_value(0.02).run()
+    at.radio(key="fv_train_sel").set_value("biased").run()
+    at.number_input(key="fv_train_epochs").set_value(1).run()
+    at.button(key="fv_train_go").click().run()
+    assert_clean(at)
+    snap = _wait_job(at, "fv_train_job")
+    cfg = json.loads((fake_training / snap.run_name / "config.json").read_text())["train"]
+    assert (cfg["method"], cfg["target_spdd"], cfg["val_labels"]) == ("fairoffset", 0.02, "biased")
+
+
 def test_train_page_bad_data_source_is_an_error(fake_training, tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRVIZ_DATA_ROOT", str(tmp_path))
     at = open_page("train")

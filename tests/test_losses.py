@@ -8,7 +8,7 @@ import scipy.stats as ss
 import torch
 
 from fairviz import metrics
-from fairviz.losses import mean_gap_loss, mmd_loss, wasserstein_loss
+from fairviz.losses import mean_gap_loss, mmd_loss, scaled_wasserstein_loss, shape_wasserstein_loss, wasserstein_loss
 
 
 def batch(gen, n0, n1, dtype=torch.float64):
@@ -91,6 +91,96 @@ def test_gradcheck(gen):
     assert torch.autograd.gradcheck(lambda q: mmd_loss(q, s, bandwidth=0.3), (z,))
 
 
+# --------------------------------------------------------------------------------------------
+# the scale-free W1 (fairoffset's term)
+
+
+@pytest.mark.parametrize("n0, n1", [(2, 2), (16, 16), (3, 7), (20, 44), (50, 2)])
+def test_scaled_wasserstein_is_w1_of_standardised_scores(gen, n0, n1):
+    p, s = batch(gen, n0, n1)
+    x = p.numpy()
+    z = (x - x.mean()) / x.std()  # population std of the whole batch
+    want = ss.wasserstein_distance(z[s.numpy() == 0], z[s.numpy() == 1])
+    assert float(scaled_wasserstein_loss(p, s, eps=0.0)) == pytest.approx(want, abs=1e-12)
+    assert float(scaled_wasserstein_loss(p, s)) == pytest.approx(want * x.std() / (x.std() + 1e-4), abs=1e-12)
+
+
+def test_scaled_wasserstein_ignores_scale_and_shift(gen):
+    p, s = batch(gen, 20, 30)
+    base = float(scaled_wasserstein_loss(p, s, eps=0.0))
+    for c, t in ((0.01, 0.3), (0.5, -2.0), (7.0, 0.0)):
+        assert float(scaled_wasserstein_loss(c * p + t, s, eps=0.0)) == pytest.approx(base, rel=1e-10)
+    # while plain W1 is linear in the scale: shrinking all scores is a way down for it
+    assert float(wasserstein_loss(0.1 * p, s)) == pytest.approx(0.1 * float(wasserstein_loss(p, s)), rel=1e-12)
+
+
+def test_scaled_wasserstein_has_no_gradient_along_the_score_scale(gen):
+    # d/dc L(m + c (p - m)) at c = 1: -W1 / std for plain W1 in these units, 0 for the scaled one
+    p, s = batch(gen, 24, 40)
+    m = p.mean()
+    c = torch.ones((), dtype=torch.float64, requires_grad=True)
+    q = m + c * (p - m)
+    (g_scaled,) = torch.autograd.grad(scaled_wasserstein_loss(q, s, eps=0.0), c)
+    (g_plain,) = torch.autograd.grad(wasserstein_loss(m + c * (p - m), s), c)
+    assert abs(float(g_scaled)) < 1e-12
+    assert float(g_plain) == pytest.approx(float(wasserstein_loss(p, s)), rel=1e-12)
+
+
+def test_scaled_wasserstein_gradcheck(gen):
+    p = torch.rand(24, generator=gen, dtype=torch.float64, requires_grad=True)
+    s = (torch.arange(24) % 3 == 0).long()
+    assert torch.autograd.gradcheck(lambda q: scaled_wasserstein_loss(q, s), (p,))
+    assert torch.autograd.gradcheck(lambda q: scaled_wasserstein_loss(q[:, None], s, eps=0.0), (p,))
+
+
+def test_scaled_wasserstein_edge_cases(gen):
+    s = torch.tensor([0, 1, 0, 1])
+    const = torch.full((4,), 0.4, requires_grad=True)
+    loss = scaled_wasserstein_loss(const, s)
+    loss.backward()
+    assert float(loss) == 0.0 and torch.isfinite(const.grad).all()
+    p = torch.rand(6, generator=gen, requires_grad=True)
+    loss = scaled_wasserstein_loss(p, torch.ones(6))
+    loss.backward()
+    assert float(loss) == 0.0 and float(p.grad.abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="eps"):
+        scaled_wasserstein_loss(p, torch.ones(6), eps=-1.0)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        scaled_wasserstein_loss(p, torch.tensor([0, 1, 2, 0, 1, 0]))
+
+
+@pytest.mark.parametrize("n0, n1", [(16, 16), (3, 7), (20, 44)])
+def test_shape_wasserstein_is_w1_with_the_scale_component_of_its_gradient_removed(gen, n0, n1):
+    p, s = batch(gen, n0, n1)
+    q = p.clone().requires_grad_(True)
+    loss = shape_wasserstein_loss(q, s, eps=0.0)
+    assert float(loss) == pytest.approx(float(wasserstein_loss(p, s)), rel=1e-12)
+    (g,) = torch.autograd.grad(loss, q)
+    # reference: ∇W1 − (W1/σ)·∇σ from the two functions' own (gradchecked) gradients
+    q1 = p.clone().requires_grad_(True)
+    w = wasserstein_loss(q1, s)
+    (gw,) = torch.autograd.grad(w, q1)
+    q2 = p.clone().requires_grad_(True)
+    sd = q2.std(unbiased=False)
+    (gs,) = torch.autograd.grad(sd, q2)
+    np.testing.assert_allclose(g.numpy(), (gw - float(w) / float(sd) * gs).numpy(), atol=1e-12)
+    # no component along the scale direction p − mean, none along the shift direction 1
+    u = (p - p.mean()).numpy()
+    assert abs(float(g.numpy() @ u)) < 1e-12 and abs(float(g.sum())) < 1e-12
+    # while plain W1's gradient along the scale is W1 itself: a pull towards a constant score
+    assert float(gw.numpy() @ u) == pytest.approx(float(w), rel=1e-10)
+
+
+def test_shape_wasserstein_gradient_does_not_blow_up_for_nearly_constant_scores(gen):
+    p, s = batch(gen, 32, 32)
+    tiny = (0.5 + 1e-3 * (p - 0.5)).requires_grad_(True)
+    (g_shape,) = torch.autograd.grad(shape_wasserstein_loss(tiny, s), tiny)
+    t2 = tiny.detach().clone().requires_grad_(True)
+    (g_scaled,) = torch.autograd.grad(scaled_wasserstein_loss(t2, s), t2)
+    assert float(g_shape.abs().max()) < 2.0 / 32  # at most W1's own per-row weight (1/n) × 2
+    assert float(g_scaled.abs().max()) > 50 * float(g_shape.abs().max())  # W1/σ's grows like 1/σ
+
+
 def test_one_group_batch_is_zero_with_a_gradient(gen):
     p = torch.rand(10, generator=gen, requires_grad=True)
     z = torch.rand(10, 4, generator=gen, requires_grad=True)
@@ -152,3 +242,36 @@ def test_runs_on_cuda(gen):
     z = torch.rand(80, 4, device="cuda", requires_grad=True)
     (mmd_loss(z, s.cuda()) + mean_gap_loss(z, s.cuda())).backward()
     assert torch.isfinite(z.grad).all()
+
+
+def _fit_linear(term, lam: float, seed: int = 0, steps: int = 400):
+    """A linear scorer trained by Adam on batches of 64 from fair data (S independent of X, y):
+    returns the std of its scores and their correlation with y on all 2,000 rows."""
+    g = torch.Generator().manual_seed(seed)
+    n, d = 2000, 5
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    s = torch.randint(0, 2, (n,), generator=g)
+    y = 0.5 + x @ torch.full((d,), 0.05, dtype=torch.float64) + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)
+    w = torch.zeros(d, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=0.01)
+    for _ in range(steps):
+        idx = torch.randint(0, n, (64,), generator=g)
+        p = b + x[idx] @ w
+        loss = ((p - y[idx]) ** 2).mean() + (lam * term(p, s[idx]) if term is not None else 0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    p = (b + x @ w).detach().numpy()
+    return float(p.std()), float(np.corrcoef(p, y.numpy())[0, 1])
+
+
+def test_no_collapse_where_plain_w1_collapses():
+    # On fair data the batch W1 is all finite-sample floor (≈ σ/√32 per batch), a cost linear in
+    # the score scale: plain W1 shrinks the scores towards a constant; the shape term does not.
+    std0, r0 = _fit_linear(None, 0.0)
+    std_w1, _ = _fit_linear(wasserstein_loss, 1.0)
+    std_shape, r_shape = _fit_linear(shape_wasserstein_loss, 1.0)
+    assert r0 > 0.85
+    assert std_w1 < 0.3 * std0
+    assert std_shape > 0.9 * std0 and r_shape > r0 - 0.02

@@ -70,11 +70,12 @@ def _batch_inputs(seed=0, b=32, d=6, shift=1.0):
 
 
 def test_registry_is_the_issue_table():
-    assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours"]
+    assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset"]
     assert METHODS["balancing"].balance_training_rows
     assert [m for m in METHODS if METHODS[m].uses_adversary] == ["adversarial", "ours"]
     assert {m: METHODS[m].weight_field for m in METHODS if METHODS[m].weight_field} == {
-        "l2": "lambda_l2", "mmd": "lambda_mmd", "ours": "lambda_w"}
+        "l2": "lambda_l2", "mmd": "lambda_mmd", "ours": "lambda_w", "fairoffset": "lambda_sw"}
+    assert [m for m in METHODS if METHODS[m].group_offset] == ["fairoffset"]
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,7 @@ def test_registry_is_the_issue_table():
         ("l2", {"l2"}),
         ("mmd", {"mmd"}),
         ("ours", {"w1", "adv"}),
+        ("fairoffset", {"sw1"}),
     ],
 )
 def test_each_method_adds_its_term(method, expected):
@@ -97,24 +99,24 @@ def test_each_method_adds_its_term(method, expected):
         assert value.dim() == 0 and value.item() > 0, name
         value.backward(retain_graph=True)
     # a distribution term reaches the scores (w1, mmd) or Z (l2)
-    if "w1" in terms or "mmd" in terms:
+    if {"w1", "mmd", "sw1"} & set(terms):
         assert score.grad is not None and score.grad.abs().sum() > 0
     if "l2" in terms:
         assert z.grad is not None and z.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("method", ["l2", "mmd", "ours"])
+@pytest.mark.parametrize("method", ["l2", "mmd", "ours", "fairoffset"])
 def test_the_method_weight_scales_the_term_and_zero_switches_it_off(method):
     score, z, s, logits = _batch_inputs()
     inp = LossInputs(score, z, s, logits)
-    key = {"l2": "l2", "mmd": "mmd", "ours": "w1"}[method]
+    key = {"l2": "l2", "mmd": "mmd", "ours": "w1", "fairoffset": "sw1"}[method]
     field = METHODS[method].weight_field
     one = loss_terms(method, inp, TrainConfig(method=method, **{field: 1.0}))[key].item()
     three = loss_terms(method, inp, TrainConfig(method=method, **{field: 3.0}))[key].item()
     assert three == pytest.approx(3 * one, rel=1e-5)
     assert loss_terms(method, inp, TrainConfig(method=method, **{field: 0.0}))[key].item() == 0.0
     # the other methods' weights do not touch this term
-    others = {f: 7.0 for f in ("lambda_w", "lambda_l2", "lambda_mmd") if f != field}
+    others = {f: 7.0 for f in ("lambda_w", "lambda_l2", "lambda_mmd", "lambda_sw") if f != field}
     assert loss_terms(method, inp, TrainConfig(method=method, **{field: 1.0}, **others))[key].item() == one
 
 
@@ -178,10 +180,11 @@ def test_every_method_trains_end_to_end(feats, method):
     h = run.history[-1]
     for key in ("epoch", "loss", "mse", "val_pcc", "val_spdd"):
         assert key in h
-    terms = {"adversarial": ["adv"], "l2": ["l2"], "mmd": ["mmd"], "ours": ["w1", "adv"]}.get(method, [])
+    terms = {"adversarial": ["adv"], "l2": ["l2"], "mmd": ["mmd"], "ours": ["w1", "adv"],
+             "fairoffset": ["sw1"]}.get(method, [])
     for t in terms:
         assert h[t] > 0
-    for t in {"adv", "l2", "mmd", "w1"} - set(terms):
+    for t in {"adv", "l2", "mmd", "w1", "sw1"} - set(terms):
         assert t not in h
     preds = run.predictions
     assert list(preds.columns) == ["score", "label", "group", "split"]
@@ -266,6 +269,13 @@ def test_cancel_stops_training(feats):
         ({"batch_size": 1}, "batch_size"),
         ({"model": {"depth": 3}}, "unknown model config"),
         ({"selection": "val_auc"}, "selection"),
+        ({"lambda_sw": -0.1}, "lambda_sw"),
+        ({"val_labels": "audited"}, "val_labels"),
+        ({"method": "fairoffset", "target_spdd": 0.0}, r"target_spdd must be in \(0, 1\)"),
+        ({"method": "fairoffset", "target_spdd": -0.02}, r"target_spdd must be in \(0, 1\)"),
+        ({"method": "ours", "target_spdd": 1.5}, r"target_spdd must be in \(0, 1\)"),
+        ({"method": "ours", "target_spdd": float("nan")}, "target_spdd must be a number"),
+        ({"method": "vanilla", "target_spdd": 0.02}, "no fairness weight to adjust"),
     ],
 )
 def test_bad_config_is_refused(kw, msg):
@@ -281,6 +291,9 @@ def test_config_roundtrip_and_names():
     assert TrainConfig(method="l2", lambda_l2=2).default_name() == "l2-a4-label-lam2-s0"
     assert TrainConfig(method="mmd").method_weight() == TrainConfig().lambda_mmd
     assert TrainConfig(method="balancing").method_weight() is None
+    assert TrainConfig(method="fairoffset", lambda_sw=2).default_name() == "fairoffset-a4-label-lsw2-s0"
+    cfg = TrainConfig(method="fairoffset", target_spdd=0.02, val_labels="biased")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown train config keys"):
         TrainConfig.from_dict({**cfg.to_dict(), "foo": 1})
 
@@ -358,3 +371,89 @@ def test_saved_info_names_no_local_paths():
     meta = {"cache_path": "/root/.cache/x", "cache_hit": True, "n": 3,
             "text_model": {"path": "/venv/model", "name": "mini"}, "params": {"seed": 0}}
     assert _public_meta(meta) == {"n": 3, "text_model": {"name": "mini"}, "params": {"seed": 0}}
+
+
+# --------------------------------------------------------------------------------------------
+# model selection protocols, the group offset, the target SPDD
+
+
+@pytest.mark.parametrize("mode", ["label", "sample"])
+def test_selection_reads_true_or_biased_validation_labels(feats, mode):
+    true = prepared_from_features(feats, tiny_config(bias_mode=mode, alpha=4))
+    np.testing.assert_array_equal(true.sel_pos, np.arange(len(true.val_idx)))
+    np.testing.assert_array_equal(true.sel_label, feats.label[true.val_idx].astype(float))
+    biased = prepared_from_features(feats, tiny_config(bias_mode=mode, alpha=4, val_labels="biased"))
+    np.testing.assert_array_equal(biased.val_idx, true.val_idx)  # the validation rows themselves are kept
+    g = feats.group[biased.val_idx][biased.sel_pos]
+    gap = biased.sel_label[g == 1].mean() - biased.sel_label[g == 0].mean()
+    true_gap = true.sel_label[feats.group[true.val_idx] == 1].mean() - true.sel_label[feats.group[true.val_idx] == 0].mean()
+    assert gap > true_gap + 0.05  # biased like the training split: the privileged group rated higher
+    if mode == "label":
+        np.testing.assert_array_equal(biased.sel_pos, true.sel_pos)
+        np.testing.assert_allclose(np.sort(biased.sel_label), np.sort(true.sel_label))
+    else:
+        assert len(biased.sel_pos) < len(true.sel_pos)
+        np.testing.assert_array_equal(biased.sel_label, true.sel_label[biased.sel_pos])
+    # alpha = 1: nothing to bias, both protocols read the same labels
+    plain = prepared_from_features(feats, tiny_config(bias_mode=mode, alpha=1, val_labels="biased"))
+    np.testing.assert_array_equal(plain.sel_label, feats.label[plain.val_idx].astype(float))
+
+
+def test_biased_selection_is_used_and_named_in_the_run(feats, tmp_path):
+    from fairviz.runs import load_run, save_run
+
+    run = train(tiny_config("vanilla", alpha=4, epochs=3, val_labels="biased"), features=feats)
+    crit = [h["val_pcc_selection"] for h in run.history]
+    assert run.metrics["best_epoch"] == int(np.nanargmax(crit)) + 1
+    assert all(h["val_pcc_selection"] != h["val_pcc"] for h in run.history)
+    back = load_run(save_run(run, tmp_path / "r"))
+    assert back.config.val_labels == "biased"
+    assert "val_pcc_selection" not in train(tiny_config("vanilla", epochs=1), features=feats).history[0]
+
+
+def test_group_offset_absorbs_the_raters_shift_and_is_not_part_of_the_model(feats):
+    run = train(tiny_config("fairoffset", alpha=4, epochs=4, lambda_sw=0.0), features=feats)
+    offsets = [h["group_offset"] for h in run.history]
+    assert offsets[-1] > 0.02 and offsets == sorted(offsets)  # privileged rated higher: b grows > 0
+    assert run.info["group_offset"] == offsets[run.metrics["best_epoch"] - 1]
+    assert not any("offset" in k for k in run.state_dict)
+    data = prepared_from_features(feats, run.config)
+    scores, _ = predict(run.model(), data, data.test_idx, resolve_device("cpu"))
+    np.testing.assert_array_equal(np.clip(scores, 0, 1), run.test_predictions()["score"].to_numpy())
+    assert "group_offset" not in train(tiny_config("ours", epochs=1), features=feats).history[0]
+
+
+def test_target_spdd_raises_the_weight_until_validation_spdd_is_reached(feats):
+    eps = 0.02
+    free = train(tiny_config("fairoffset", alpha=4, epochs=6, lambda_sw=0.0), features=feats)
+    assert max(h["val_spdd"] for h in free.history[2:]) > 1.5 * eps  # without a target it drifts above
+    run = train(tiny_config("fairoffset", alpha=4, epochs=6, lambda_sw=0.05, target_spdd=eps), features=feats)
+    t = run.info["target_spdd"]
+    assert t["reached"] and t["target"] == eps
+    assert run.metrics["val_spdd"] <= eps and t["val_spdd"] == run.metrics["val_spdd"]
+    assert t["weights"][-1] > 0.05  # the controller raised the weight
+    assert max(t["weights"]) <= METHODS["fairoffset"].weight_max  # ... but not past the measured safe range
+    ok = [h for h in run.history if h["val_spdd"] <= eps]
+    assert run.metrics["val_pcc"] == max(h["val_pcc"] for h in ok)  # the most accurate epoch within target
+    assert t["weight"] == run.history[run.metrics["best_epoch"] - 1]["weight"]
+
+
+def test_cli_target_spdd_and_val_labels(cli_tiny, tmp_path, capsys):
+    from fairviz.runs import load_run
+
+    out = tmp_path / "fo"
+    rc = cli_tiny(["train", "--method", "fairoffset", "--target-spdd", "0.05", "--val-labels", "biased",
+                   "--epochs", "2", "--batch-size", "16", "--n-boot", "10", "--out", str(out), "--no-progress"])
+    assert rc == 0
+    assert "target SPDD 0.05 on validation" in capsys.readouterr().out
+    run = load_run(out)
+    assert run.config.target_spdd == 0.05 and run.config.val_labels == "biased"
+    assert run.info["target_spdd"]["target"] == 0.05
+    for bad, msg in (("0", "target_spdd must be in (0, 1)"), ("-0.1", "target_spdd must be in (0, 1)")):
+        rc = cli_tiny(["train", "--method", "fairoffset", "--target-spdd", bad, "--epochs", "1",
+                       "--out", str(tmp_path / "x"), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith("error: ") and msg in err and "Traceback" not in err
+    rc = cli_tiny(["train", "--method", "vanilla", "--target-spdd", "0.02", "--epochs", "1",
+                   "--out", str(tmp_path / "y"), "--no-progress"])
+    assert rc == 2 and "no fairness weight to adjust" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """`python -m fairviz compare --alpha 4 --seeds 0 1 2 [--out DIR]` and
 `python -m fairviz sweep --method ours --alpha 4 --lambda-w 0 0.1 0.3 1 3 10 [--out-root models]`.
 
-compare trains all six methods (or `--methods`) for every seed on the same data and prints the
+compare trains every method (or `--methods`) for every seed on the same data and prints the
 paper's table, mean ± std over seeds of PCC, SRCC, SPDD and SPEO (test split, true labels), with
 the SPDD permutation floor, and a row ``<method> + repair`` per method: its runs post-processed
 by the barycenter repair fitted on their validation split (`--repair-strength`, `--no-repair`);
@@ -31,7 +31,7 @@ def add_parser(subparsers) -> None:
     add_train_options(p, method=False, seed=False)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     p.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=list(METHOD_CHOICES),
-                   help="methods to compare (default: all six)")
+                   help="methods to compare (default: all)")
     p.add_argument("--lambda-w", type=float, default=None,
                    help=f"lambda_W, weight of the W1 term of ours (default {DEFAULTS['lambda_w']:g})")
     p.add_argument("--out", default=None, help="folder for the CSV and Markdown tables (default: current folder)")
@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
     add_train_options(s)
     s.set_defaults(method=DEFAULTS["method"])
     s.add_argument("--lambda-w", type=float, nargs="+", required=True,
-                   help="values of the method's weight (lambda_W for ours, lambda_l2 / lambda_mmd for l2 / mmd), e.g. 0 0.1 0.3 1 3 10")
+                   help="values of the method's weight (lambda_W for ours, lambda_l2 / lambda_mmd / lambda_sw for l2 / mmd / fairoffset), e.g. 0 0.1 0.3 1 3 10")
     s.add_argument("--out-root", default=None, help="folder for the run folders (default: models/)")
     s.add_argument("--prefix", default=None, help="run name prefix (default sweep-a<alpha>); runs are <prefix>-lw<value>")
     s.add_argument("--overwrite", action="store_true", help="replace existing run folders of the same names")
@@ -129,7 +129,7 @@ def run_sweep(args) -> int:
         raise ValueError(f"--adaptive must be >= 0; got {args.adaptive}")
     set_threads(args)
     kw = config_kwargs(args)
-    for k in ("method", "alpha", "lambda_w", "lambda_l2", "lambda_mmd"):
+    for k in ("method", "alpha", "lambda_w", "lambda_l2", "lambda_mmd", "lambda_sw"):
         kw.pop(k, None)
     root = Path(args.out_root) if args.out_root else models_dir()
     prefix = args.prefix or f"sweep-a{args.alpha:g}"

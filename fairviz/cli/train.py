@@ -17,11 +17,12 @@ from pathlib import Path
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
 # against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()).
-METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")
+METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset")
 BIAS_MODE_CHOICES = ("label", "sample")
+VAL_LABEL_CHOICES = ("true", "biased")
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
-    "lambda_l2": 1.0, "lambda_mmd": 0.15,
+    "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.3, "val_labels": "true",
     "seed": 0, "epochs": 12, "batch_size": 64, "lr": 2e-3, "data": "synthetic", "device": "auto",
     "n_boot": 200,
 }
@@ -38,6 +39,14 @@ def add_train_options(parser: argparse.ArgumentParser, *, method: bool = True, s
     parser.add_argument("--adv-weight", type=float, default=None, help=f"adversary weight (adversarial, ours; default {d['adv_weight']:g})")
     parser.add_argument("--lambda-l2", type=float, default=None, help=f"weight of the l2 baseline's mean-gap term (default {d['lambda_l2']:g})")
     parser.add_argument("--lambda-mmd", type=float, default=None, help=f"weight of the mmd baseline's MMD term (default {d['lambda_mmd']:g})")
+    parser.add_argument("--lambda-sw", type=float, default=None,
+                        help=f"weight of fairoffset's scale-free W1 term (default {d['lambda_sw']:g})")
+    parser.add_argument("--target-spdd", type=float, default=None, metavar="EPS",
+                        help="adjust the method's weight during training until validation SPDD <= EPS, and keep the "
+                             "most accurate such epoch (the weight reached is stored in the run)")
+    parser.add_argument("--val-labels", choices=VAL_LABEL_CHOICES, default=None,
+                        help="labels model selection reads: true = an audited validation set (default); "
+                             "biased = validation labels biased like the training split's")
     if seed:
         parser.add_argument("--seed", type=int, default=None, help=f"seed of init, split, bias and batches (default {d['seed']})")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs (default {d['epochs']})")
@@ -55,7 +64,9 @@ def config_kwargs(args) -> dict:
     """TrainConfig keyword arguments from parsed options (those present on `args`)."""
     keys = {
         "method": "method", "alpha": "alpha", "bias_mode": "bias_mode", "lambda_w": "lambda_w",
-        "adv_weight": "adv_weight", "lambda_l2": "lambda_l2", "lambda_mmd": "lambda_mmd", "seed": "seed", "epochs": "epochs", "batch_size": "batch_size",
+        "adv_weight": "adv_weight", "lambda_l2": "lambda_l2", "lambda_mmd": "lambda_mmd", "lambda_sw": "lambda_sw",
+        "target_spdd": "target_spdd", "val_labels": "val_labels",
+        "seed": "seed", "epochs": "epochs", "batch_size": "batch_size",
         "lr": "lr", "data": "data", "n_samples": "n_samples", "text_model": "text_model",
         "device": "device", "n_boot": "n_boot",
     }
@@ -128,6 +139,11 @@ def summary_lines(run, path=None) -> list[str]:
         + (f" (floor {floor:.3f})" if floor is not None else "")
         + f"  SPEO {v('speo')}  score std {m.get('score_std', float('nan')):.3f}  | best epoch {m.get('best_epoch')}, {run.info.get('train_seconds', 0):.0f} s",
     ]
+    target = run.info.get("target_spdd")
+    if target:
+        lines.append(f"  target SPDD {target['target']:g} on validation: "
+                     + ("reached" if target["reached"] else "NOT reached (kept the fairest epoch)")
+                     + f", weight {target['weight']:.4g}, validation SPDD {target['val_spdd']:.4f}")
     if path is not None:
         lines.append(f"  saved to {path}")
     return lines
@@ -138,7 +154,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "train",
         help="train one fair multimodal scoring model and save it as a run folder",
         description=(
-            "Train the multimodal model (video CNN+LSTM, MFCC LSTM, frozen BERT) with one of six "
+            "Train the multimodal model (video CNN+LSTM, MFCC LSTM, frozen BERT) with one of the "
             "methods on data whose training split is biased with strength alpha; validation and "
             "test keep the true labels. Prints test PCC, SRCC, SPDD (with its permutation floor), "
             "SPEO and saves the run."

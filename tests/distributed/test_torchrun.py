@@ -38,7 +38,7 @@ def _run(cmd, tmp_path) -> None:
 def both_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     results = {}
-    for method in ("ours", "mmd", "vanilla"):
+    for method in ("ours", "mmd", "vanilla", "fairoffset"):
         single, multi = tmp / f"single-{method}.json", tmp / f"multi-{method}.json"
         _run([sys.executable, str(WORKER), str(single), "32", method], tmp)
         _run([*_torchrun(), "--standalone", "--nproc-per-node", "2", str(WORKER), str(multi), "16", method], tmp)
@@ -46,7 +46,7 @@ def both_runs(tmp_path_factory):
     return results
 
 
-@pytest.mark.parametrize("method", ["ours", "mmd", "vanilla"])
+@pytest.mark.parametrize("method", ["ours", "mmd", "vanilla", "fairoffset"])
 def test_two_processes_equal_one_with_doubled_batch(both_runs, method):
     single, multi = both_runs[method]
     assert single["world_size"] == 1 and multi["world_size"] == 2

@@ -22,7 +22,7 @@ def main() -> None:
     model = dict(video_channels=[4], video_hidden=4, audio_proj=4, audio_hidden=4, text_hidden=4,
                  regressor_hidden=8, adversary_hidden=8, dropout=0.0)
     cfg = TrainConfig(method=method, epochs=2, batch_size=batch_size, model=model, n_boot=20,
-                      n_perm=3, lr=5e-3, lambda_w=1.0, adv_weight=0.5, device="cpu")
+                      n_perm=3, lr=5e-3, lambda_w=1.0, lambda_sw=1.0, adv_weight=0.5, device="cpu")
     steps = []
     run = train(cfg, progress=lambda e: steps.append(e["losses"]) if e["stage"] == "step" else None,
                 features=tiny_features(n=192))
