@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fairviz.cli.ship import SWEEP_LAMBDA_WS
+from fairviz.cli.ship import FAIROFFSET_LAMBDA_SWS, SWEEP_LAMBDA_WS
 from fairviz.paths import REPO_ROOT
 from fairviz.runs import list_runs, load_run
 from fairviz.train import METHOD_NAMES, compute_metrics, spdd_floor
 
 MODELS = REPO_ROOT / "models"
-EXPECTED = [f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
+EXPECTED = ([f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
+            + [f"fsweep-a4-lsw{v:g}" for v in FAIROFFSET_LAMBDA_SWS])
 
 
 def test_every_shipped_run_is_present_and_valid():

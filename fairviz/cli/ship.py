@@ -4,8 +4,11 @@ Rebuilds the runs the app shows on first start, all at alpha = 4 in rater-bias m
 the default synthetic data:
 
 - ``a4-<method>`` for the six methods (vanilla, balancing, adversarial, l2, mmd, ours);
+- ``a4-<method>`` includes ``a4-fairoffset``, the collapse-free method at its default weight;
 - ``sweep-a4-lw<value>`` for the `ours` lambda_W sweep 0, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 2, 3, 10,
-  plus up to 4 adaptive values where PCC, SPDD or the score spread still jump between neighbours.
+  plus up to 4 adaptive values where PCC, SPDD or the score spread still jump between neighbours;
+- ``fsweep-a4-lsw<value>`` for the `fairoffset` lambda_sw knob at 0, 0.1, 0.5, 1 (with
+  ``a4-fairoffset`` at 0.3: its whole range; larger weights break its training).
 
 Every run folder also holds ``repair.json``, the barycenter repair fitted on its validation split,
 so the app shows each method + repair (the theta curves) next to the trained methods. Each run
@@ -25,10 +28,12 @@ from fairviz.cli.train import METHOD_CHOICES, TqdmProgress, set_threads
 # dense below 1, where the W1 term collapses the scores; `--adaptive` refines where it still jumps
 SWEEP_LAMBDA_WS = (0.0, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 3.0, 10.0)
 ADAPTIVE_RUNS = 4
+FAIROFFSET_LAMBDA_SWS = (0.0, 0.1, 0.5, 1.0)
 
 
 def shipped_configs(alpha: float = 4.0, seed: int = 0, lambda_ws=SWEEP_LAMBDA_WS, **cfg) -> list:
-    """The TrainConfigs of the shipped runs, named ``a4-<method>`` and ``sweep-a4-lw<value>``."""
+    """The TrainConfigs of the shipped runs, named ``a4-<method>``, ``sweep-a4-lw<value>`` and (with
+    the default ours sweep) ``fsweep-a4-lsw<value>``."""
     from fairviz.train import TrainConfig
 
     a = f"a{alpha:g}"
@@ -37,6 +42,11 @@ def shipped_configs(alpha: float = 4.0, seed: int = 0, lambda_ws=SWEEP_LAMBDA_WS
         TrainConfig(method="ours", alpha=alpha, seed=seed, bias_mode="label", lambda_w=float(lw),
                     name=f"sweep-{a}-lw{lw:g}", **cfg)
         for lw in lambda_ws
+    ]
+    out += [
+        TrainConfig(method="fairoffset", alpha=alpha, seed=seed, bias_mode="label", lambda_sw=float(v),
+                    name=f"fsweep-{a}-lsw{v:g}", **cfg)
+        for v in (FAIROFFSET_LAMBDA_SWS if tuple(lambda_ws) == SWEEP_LAMBDA_WS else ())
     ]
     return out
 
@@ -91,7 +101,8 @@ def run(args) -> int:
         if not new:
             break
         for lw in new:
-            cfg = shipped_configs(args.alpha, args.seed, [lw], **extra)[-1]
+            cfg = next(c for c in shipped_configs(args.alpha, args.seed, [lw], **extra) if c.method == "ours"
+                       and c.name.startswith("sweep-"))
             sweep += _train_save(cfg, features, out, "[adaptive]", args)
         left -= len(new)
         n_runs += len(new)
