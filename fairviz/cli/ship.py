@@ -5,9 +5,9 @@ the default synthetic data:
 
 - ``a4-<method>`` for the six methods (vanilla, balancing, adversarial, l2, mmd, ours);
 - ``a4-<method>`` includes ``a4-fairoffset``, the collapse-free method at its default weight;
-- ``sweep-a4-lw<value>`` for the `ours` lambda_W sweep 0, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 2, 3, 10,
+- ``sweep-a4-lw<value>`` for the `ours` lambda_W sweep 0, 0.1, 0.3, 0.5, 0.7, 1, 3, 10,
   plus up to 4 adaptive values where PCC, SPDD or the score spread still jump between neighbours;
-- ``fsweep-a4-lsw<value>`` for the `fairoffset` lambda_sw knob at 0, 0.1, 0.5, 1 (with
+- ``fsweep-a4-lsw<value>`` for the `fairoffset` lambda_sw knob at 0.1, 0.5, 1 (with
   ``a4-fairoffset`` at 0.3: its whole range; larger weights break its training).
 
 Every run folder also holds ``repair.json``, the barycenter repair fitted on its validation split,
@@ -26,9 +26,9 @@ from pathlib import Path
 from fairviz.cli.train import METHOD_CHOICES, TqdmProgress, set_threads
 
 # dense below 1, where the W1 term collapses the scores; `--adaptive` refines where it still jumps
-SWEEP_LAMBDA_WS = (0.0, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 3.0, 10.0)
+SWEEP_LAMBDA_WS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0, 3.0, 10.0)
 ADAPTIVE_RUNS = 4
-FAIROFFSET_LAMBDA_SWS = (0.0, 0.1, 0.5, 1.0)
+FAIROFFSET_LAMBDA_SWS = (0.1, 0.5, 1.0)
 
 
 def shipped_configs(alpha: float = 4.0, seed: int = 0, lambda_ws=SWEEP_LAMBDA_WS, **cfg) -> list:
