@@ -152,3 +152,131 @@ def mean_gap_loss(z: torch.Tensor, s) -> torch.Tensor:
     if a.shape[0] == 0 or b.shape[0] == 0:
         return _zero(Z)
     return (a.mean(0) - b.mean(0)).pow(2).sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# k groups
+#
+# Groups ``s`` are non-negative integer codes 0..k-1 per row (bool and 0/1 work too). Only the
+# groups present in the batch count: an absent group is skipped, and a batch with fewer than two
+# groups gives 0 with a gradient. For k = 2 every term below is the binary term above (same
+# value up to float rounding, same gradient): the k-group SPDD and the pooled form are W1
+# between the two groups, the pairwise MMD and mean gap have one pair.
+#   spdd_loss        ∫ (max − min) of the groups' selection rates (the paper's SPDD)
+#   w1_pooled_loss   each group's W1 to the batch's pooled scores
+#   mmd_k_loss       squared MMD, mean over pairs of groups
+#   mean_gap_k_loss  squared distance of group means of Z, mean over pairs of groups
+
+__all__ += ["spdd_loss", "w1_pooled_loss", "mmd_k_loss", "mean_gap_k_loss"]
+
+
+def _codes(x: torch.Tensor, s, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes (B,) int64 on x's device, present (G,) the group codes that occur, ascending)."""
+    s_t = torch.as_tensor(s, device=x.device)
+    if s_t.dim() == 2 and s_t.shape[1] == 1:
+        s_t = s_t[:, 0]
+    if s_t.dim() != 1 or s_t.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"{name}: s must be one group code per row ({x.shape[0]} rows), got shape {tuple(s_t.shape)}"
+        )
+    if s_t.dtype != torch.bool and (s_t.is_floating_point() or s_t.is_complex()):
+        if bool((s_t != torch.round(s_t.real)).any()):
+            raise ValueError(f"{name}: s must hold integer group codes 0, 1, 2, ...")
+    codes = s_t.long()
+    if codes.numel() and int(codes.min()) < 0:
+        raise ValueError(f"{name}: s must hold group codes >= 0 (rows with an unknown group must be left out)")
+    return codes, torch.unique(codes)
+
+
+def _group_cdfs(p: torch.Tensor, codes: torch.Tensor, present: torch.Tensor):
+    """Pooled sorted scores and each present group's empirical CDF between them.
+
+    Returns (widths (N-1,) = gaps between consecutive sorted scores, carrying the gradient;
+    cdf (N-1, G) = share of group g at or below the j-th sorted score, constant pieces).
+    """
+    z, order = torch.sort(p)
+    onehot = (codes[order][:, None] == present[None, :]).to(p.dtype)  # (N, G)
+    cdf = torch.cumsum(onehot, 0)[:-1] / onehot.sum(0)  # (N-1, G)
+    return torch.diff(z), cdf
+
+
+def spdd_loss(pred: torch.Tensor, s) -> torch.Tensor:
+    """The paper's SPDD for k groups on a batch: ∫ (max_g − min_g) P(Ŷ > τ | S = g) dτ (scalar).
+
+    pred: (B,) or (B, 1) scores; s: (B,) group codes. Exact for the empirical distributions:
+    between two consecutive pooled scores every selection rate is constant, so the integral is
+    Σ_j (z_{j+1} − z_j)·(max_g F_g − min_g F_g) over the sorted scores z (F_g = 1 − rate). The
+    gradient flows through the sort into the gaps (almost everywhere the exact derivative).
+    Equals `fairviz.metrics.spdd` on the batch's present groups; W1 for two groups.
+    """
+    p = _flat_pred(pred)
+    codes, present = _codes(p, s, "spdd_loss")
+    if present.numel() < 2:
+        return _zero(p)
+    widths, cdf = _group_cdfs(p, codes, present)
+    gap = cdf.max(1).values - cdf.min(1).values
+    return (widths * gap).sum()
+
+
+def w1_pooled_loss(pred: torch.Tensor, s) -> torch.Tensor:
+    """(2 / G) · Σ_g W1(group g's scores, the batch's pooled scores) over the G present groups.
+
+    The pooled distribution holds every row of the batch. The factor 2/G makes two groups give
+    exactly W1 between them (W1(g, pooled) = share of the other group × W1, and the shares add
+    to 1); for k groups it is twice the mean distance of a group to the pool.
+    """
+    p = _flat_pred(pred)
+    codes, present = _codes(p, s, "w1_pooled_loss")
+    G = present.numel()
+    if G < 2:
+        return _zero(p)
+    widths, cdf = _group_cdfs(p, codes, present)
+    n = p.shape[0]
+    pooled = torch.arange(1, n, device=p.device, dtype=p.dtype) / n  # (N-1,)
+    return (2.0 / G) * (widths[:, None] * (cdf - pooled[:, None]).abs()).sum()
+
+
+def _pair_means(K: torch.Tensor, codes: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """(G, G) block means of a (B, B) matrix: entry (g, h) = mean of K over rows g × columns h."""
+    onehot = (codes[:, None] == present[None, :]).to(K.dtype)  # (B, G)
+    counts = onehot.sum(0)
+    return (onehot.T @ K @ onehot) / (counts[:, None] * counts[None, :])
+
+
+def mmd_k_loss(x: torch.Tensor, s, scales=MMD_SCALES, bandwidth: float | None = None) -> torch.Tensor:
+    """Mean over the pairs of present groups of the squared MMD between their rows (≥ 0).
+
+    Same kernel and bandwidth rule as `mmd_loss` (the bandwidth is one for the whole batch, so
+    every pair is measured with the same kernel). x: (B,) or (B, d).
+    """
+    X = _as_rows(x, "mmd_k_loss")
+    codes, present = _codes(X, s, "mmd_k_loss")
+    G = present.numel()
+    if G < 2:
+        return _zero(X)
+    if bandwidth is not None:
+        if not float(bandwidth) > 0:
+            raise ValueError(f"mmd_k_loss: bandwidth must be positive, got {bandwidth!r}")
+        h = torch.tensor(float(bandwidth), device=X.device, dtype=X.dtype)
+    else:
+        h = _median_sq_dist(X)
+    d2 = (X[:, None, :] - X[None, :, :]).pow(2).sum(-1)
+    K = torch.stack([torch.exp(-d2 / (2.0 * c * h)) for c in scales]).mean(0)
+    M = _pair_means(K, codes, present)  # (G, G)
+    diag = torch.diagonal(M)
+    mmd2 = diag[:, None] + diag[None, :] - 2.0 * M  # (G, G), zero diagonal
+    iu = torch.triu_indices(G, G, offset=1, device=X.device)
+    return mmd2[iu[0], iu[1]].mean()
+
+
+def mean_gap_k_loss(z: torch.Tensor, s) -> torch.Tensor:
+    """Mean over the pairs of present groups of ‖mean(z | g) − mean(z | h)‖² (z (B, d) or (B,))."""
+    Z = _as_rows(z, "mean_gap_k_loss")
+    codes, present = _codes(Z, s, "mean_gap_k_loss")
+    G = present.numel()
+    if G < 2:
+        return _zero(Z)
+    onehot = (codes[:, None] == present[None, :]).to(Z.dtype)  # (B, G)
+    means = (onehot.T @ Z) / onehot.sum(0)[:, None]  # (G, d)
+    iu = torch.triu_indices(G, G, offset=1, device=Z.device)
+    return (means[iu[0]] - means[iu[1]]).pow(2).sum(1).mean()
