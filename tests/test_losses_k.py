@@ -172,3 +172,60 @@ def test_terms_shrink_when_groups_align():
     for name, fn in _fns().items():
         assert abs(float(fn(p, s))) < 1e-12, name
     assert float(spdd_loss(p + 0.3 * (s == 1).double(), s)) == pytest.approx(0.3, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# robust objectives without group labels
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.2, 0.37, 1.0])
+def test_cvar_matches_its_variational_form(alpha):
+    from scipy.optimize import minimize_scalar
+
+    from fairviz.losses import cvar_loss
+
+    ell = torch.rand(23, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x = ell.numpy()
+    ref = minimize_scalar(lambda e: e + np.maximum(x - e, 0).mean() / alpha, bounds=(0, 1), method="bounded",
+                          options={"xatol": 1e-12})
+    assert float(cvar_loss(ell, alpha)) == pytest.approx(ref.fun, abs=1e-8)
+    if alpha * 23 == int(alpha * 23) or alpha == 1.0:
+        assert float(cvar_loss(ell, alpha)) == pytest.approx(np.sort(x)[::-1][: int(alpha * 23)].mean(), abs=1e-12)
+    q = ell.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: cvar_loss(v, alpha), (q,), eps=1e-7, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha_min", [0.1, 0.2, 0.5])
+def test_chi2_dro_matches_scipy_and_bounds_every_large_group(alpha_min):
+    from scipy.optimize import minimize_scalar
+
+    from fairviz.losses import chi2_dro_constant, chi2_dro_loss
+
+    gen = torch.Generator().manual_seed(5)
+    ell = torch.rand(40, generator=gen, dtype=torch.float64) ** 3
+    x = ell.numpy()
+    C = chi2_dro_constant(alpha_min)
+    assert C == pytest.approx(np.sqrt(2 * (1 / alpha_min - 1) ** 2 + 1))
+    ref = minimize_scalar(lambda e: C * np.sqrt(np.mean(np.maximum(x - e, 0) ** 2)) + e,
+                          bounds=(-50, 1), method="bounded", options={"xatol": 1e-12})
+    val = float(chi2_dro_loss(ell, alpha_min))
+    assert val == pytest.approx(ref.fun, abs=1e-6)
+    # the risk bounds the mean loss of every subgroup of share >= alpha_min (the worst such
+    # subgroup is the top-loss share), and is >= the mean
+    worst = np.sort(x)[::-1][: int(np.ceil(alpha_min * 40))].mean()
+    assert val >= worst - 1e-9 and val >= x.mean()
+    q = ell.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: chi2_dro_loss(v, alpha_min), (q,), eps=1e-7, atol=1e-5)
+
+
+def test_robust_losses_bad_input():
+    from fairviz.losses import chi2_dro_loss, cvar_loss
+
+    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+        cvar_loss(torch.rand(4), 0.0)
+    with pytest.raises(ValueError, match="alpha_min"):
+        chi2_dro_loss(torch.rand(4), 1.5)
+    with pytest.raises(ValueError, match="1-D"):
+        cvar_loss(torch.rand(4, 2), 0.5)
+    ell = torch.rand(5, dtype=torch.float64)
+    assert float(chi2_dro_loss(ell, 1.0)) == float(ell.mean())
