@@ -120,7 +120,7 @@ def summarize(
 
     Rows follow the registry order. A std over one seed is NaN.
     """
-    order = [m for m in METHOD_NAMES if m in set(per_run["method"])]
+    order = [m for m in METHODS if m in set(per_run["method"])]
     g = per_run.groupby("method", sort=False)
     out = pd.DataFrame(index=pd.Index(order, name="method"))
     for key in metrics:

@@ -17,7 +17,7 @@ from pathlib import Path
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
 # against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()).
-METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")
+METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "dro", "arl")
 BIAS_MODE_CHOICES = ("label", "sample")
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
