@@ -45,6 +45,9 @@ def check_config(cfg) -> None:
             f"s_fraction (share of training rows whose group is known) must be in (0, 1]; got {frac!r}"
             " (for no group labels at all use a method that needs none: dro or arl)"
         )
+    shares = (cfg.data_params or {}).get("group_shares") if cfg.data == "synthetic" else None
+    if shares is not None and len(shares) > 2 and cfg.bias_mode == "sample":
+        raise ValueError("sampling bias (bias_mode 'sample') is defined for two groups; use bias_mode 'label' for k groups")
     if not (isinstance(cfg.dro_alpha, (int, float)) and 0 < cfg.dro_alpha <= 1):
         raise ValueError(f"dro_alpha (smallest protected group share) must be in (0, 1]; got {cfg.dro_alpha!r}")
 
@@ -159,3 +162,46 @@ def terms_arl(inp, cfg) -> dict:
     f = torch.sigmoid(inp.adv_logits[:, 0])
     lam = 1.0 + per.shape[0] * f / f.sum()
     return {"arl": ((grad_reverse(lam, 1.0) - 1.0) * per).mean()}
+
+
+# ---------------------------------------------------------------------------------------------
+# what the k-group experiment reports
+
+
+def kgroup_summary(scores, groups, labels, *, tau: float = 0.5, smallest: int | None = None) -> dict:
+    """Test-split numbers for k groups: SPDD (∫ max − min), PCC overall and per group, the
+    selection rates at ``tau`` and the ``smallest`` group's gap there.
+
+    scores, labels: (n,) floats; groups: (n,) codes. ``smallest``: the group code to single out
+    (None: the group with the fewest rows here; on a balanced test split pass the group that is
+    smallest in the data). ``small_gap`` = its selection rate minus the pooled rate of all other
+    rows at ``tau``; ``dp_tau`` = max − min of the groups' rates at ``tau``.
+    """
+    from fairviz.metrics import pcc, spdd
+
+    scores, labels, groups = np.asarray(scores, float), np.asarray(labels, float), np.asarray(groups)
+    codes = np.unique(groups)
+    if smallest is None:
+        smallest = int(codes[np.argmin([np.sum(groups == g) for g in codes])])
+    per_pcc = {int(g): float(pcc(scores[groups == g], labels[groups == g])) for g in codes}
+    rates = {int(g): float(np.mean(scores[groups == g] > tau)) for g in codes}
+    return {
+        "spdd": float(spdd(scores, groups)),
+        "pcc": float(pcc(scores, labels)),
+        "worst_group_pcc": min(per_pcc.values()),
+        "group_pcc": per_pcc,
+        "rates": rates,
+        "dp_tau": max(rates.values()) - min(rates.values()),
+        "small_gap": rates[smallest] - float(np.mean(scores[groups != smallest] > tau)),
+        "score_std": float(np.std(scores)),
+    }
+
+
+#: The synthetic sensitive attributes the Train page offers: key -> (label, data_params).
+SYNTHETIC_ATTRIBUTES = {
+    "binary": ("binary S (2 groups, balanced)", {}),
+    "k4": ("4 groups (shares 10 / 20 / 30 / 40 %, group 0 small and least favoured)",
+           {"group_shares": [0.1, 0.2, 0.3, 0.4]}),
+}
+#: Shares of training rows with a known group that the Train page offers.
+S_FRACTIONS = (0.05, 0.1, 0.2, 0.5, 1.0)

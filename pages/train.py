@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fairviz import app_support, jobs
+from fairviz import app_support, jobs, kgroups
 from fairviz.train import METHODS, TrainConfig
 from pages import _common as ui
 
@@ -28,8 +28,11 @@ ui.widget_defaults(
         "fv_train_alpha": float(defaults.alpha), "fv_train_epochs": int(defaults.epochs),
         "fv_train_seed": int(defaults.seed), "fv_train_name": "", "fv_train_bs": int(defaults.batch_size),
         "fv_train_lr": float(defaults.lr), "fv_train_n": 0, "fv_train_adv": float(defaults.adv_weight),
+        "fv_train_attr": "binary", "fv_train_sfrac": 1.0, "fv_train_w1form": defaults.w1_form,
     },
-    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES)},
+    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES),
+             "fv_train_attr": list(kgroups.SYNTHETIC_ATTRIBUTES), "fv_train_sfrac": list(kgroups.S_FRACTIONS),
+             "fv_train_w1form": list(kgroups.W1_FORMS)},
 )
 
 tab_new, tab_load = st.tabs(["Train a new run", "Load an existing run"])
@@ -45,8 +48,21 @@ with tab_new:
                 key="fv_train_path",
                 placeholder="/data/interviews/manifest.csv" if source == "manifest" else "/data/first-impressions-v2",
             )
+        attr = "binary"
+        if source == "synthetic":
+            attr = st.radio("Sensitive attribute S", list(kgroups.SYNTHETIC_ATTRIBUTES), key="fv_train_attr",
+                            format_func=lambda k: kgroups.SYNTHETIC_ATTRIBUTES[k][0])
         method = st.selectbox("Method", list(METHODS), key="fv_train_method")
         st.caption(f"**{method}** adds to the MSE loss: {METHODS[method].description}.")
+        needs_s = METHODS[method].needs_s and not METHODS[method].balance_training_rows
+        s_fraction = st.select_slider(
+            "Training rows whose group S the training may use", options=list(kgroups.S_FRACTIONS),
+            key="fv_train_sfrac", format_func=lambda v: f"{v:.0%}", disabled=not needs_s,
+            help="Fairness terms and the adversary see the rows with a known group only; "
+                 "test metrics always use S. Methods dro and arl never read S.",
+        )
+        if not METHODS[method].needs_s:
+            st.caption(f"**{method}** never reads S in training; the test split is still audited with S.")
         bias_mode = st.radio(
             "How the training data is biased", ["label", "sample"], horizontal=True, key="fv_train_bias",
             format_func={"label": "rater bias (biased labels, the paper's Ỹ)",
@@ -81,6 +97,9 @@ with tab_new:
             n_samples = a1.number_input("Synthetic candidates (0 = default dataset)", 0, 200_000, step=100,
                                         key="fv_train_n", disabled=source != "synthetic")
             adv_weight = a2.number_input("Adversary weight", 0.0, 100.0, key="fv_train_adv")
+            w1_form = a1.selectbox("W1 term with k > 2 groups", list(kgroups.W1_FORMS), key="fv_train_w1form",
+                                   help="spdd: ∫ max − min of the groups' selection rates; pooled: each "
+                                        "group's W1 to the batch's pooled scores")
 
     mine = ui.job_status(st.session_state.get(JOB_KEY))
     busy = mine is not None and not mine.done
@@ -93,6 +112,8 @@ with tab_new:
                 **({weight_field: float(weight)} if weight_field else {}),
                 adv_weight=float(adv_weight), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                 seed=int(seed), data=data, n_samples=int(n_samples) or None if source == "synthetic" else None,
+                data_params=dict(kgroups.SYNTHETIC_ATTRIBUTES[attr][1]), w1_form=w1_form,
+                s_fraction=float(s_fraction) if needs_s else 1.0,
             )
             if not busy:  # a click that raced the button's disabling must not start a second job
                 st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)

@@ -461,3 +461,25 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
     assert snap.run_name == "mmd-a4-label-lam0.3-s0"
     at.selectbox(key="fv_train_method").set_value("vanilla").run()
     assert "has no fairness weight" in texts(at)
+
+
+def test_train_page_k_groups_and_partly_known_s(fake_training):
+    """The attribute (binary / 4 groups) and the share of rows with a known S reach TrainConfig;
+    a no-S method disables the share."""
+    import json
+
+    at = open_page("train")
+    at.radio(key="fv_train_attr").set_value("k4").run()
+    at.selectbox(key="fv_train_method").set_value("ours").run()
+    at.select_slider(key="fv_train_sfrac").set_value(0.1).run()
+    at.number_input(key="fv_train_epochs").set_value(1).run()
+    at.button(key="fv_train_go").click().run()
+    assert_clean(at)
+    snap = _wait_job(at, "fv_train_job")
+    assert snap.state == "done", snap.error
+    cfg = json.loads((fake_training / snap.run_name / "config.json").read_text())
+    cfg = cfg["train"]
+    assert cfg["data_params"] == {"group_shares": [0.1, 0.2, 0.3, 0.4]} and cfg["s_fraction"] == 0.1
+    at.selectbox(key="fv_train_method").set_value("dro").run()
+    assert at.select_slider(key="fv_train_sfrac").disabled
+    assert any("never reads S" in c.value for c in at.caption)

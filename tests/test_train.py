@@ -303,6 +303,9 @@ def test_cli_defaults_match_train_config():
 
     assert cli_train.METHOD_CHOICES == tuple(METHODS)
     assert cli_train.BIAS_MODE_CHOICES == BIAS_MODES
+    from fairviz.kgroups import W1_FORMS
+
+    assert cli_train.W1_FORM_CHOICES == W1_FORMS
     d = TrainConfig()
     for key, value in cli_train.DEFAULTS.items():
         assert getattr(d, key) == value, key

@@ -230,3 +230,51 @@ def test_one_group_and_a_group_missing_from_training(kfeats):
 def test_sample_bias_with_k_groups_is_refused(kfeats):
     with pytest.raises(ValueError, match="exactly two groups"):
         prepared_from_features(kfeats, tiny_config(bias_mode="sample"))
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_k_groups_and_s_fraction(monkeypatch, tmp_path, capsys):
+    import fairviz.train as T
+    from fairviz.cli import main
+    from fairviz.runs import load_run
+
+    seen = {}
+
+    def fake_load(cfg, progress=None):
+        seen["data_params"] = cfg.data_params
+        return tiny_features_k()
+
+    monkeypatch.setattr(T, "load_features", fake_load)
+    out = tmp_path / "k4"
+    rc = main(["train", "--method", "ours", "--group-shares", "0.15", "0.25", "0.25", "0.35", "--s-fraction", "0.5",
+               "--w1-form", "pooled", "--epochs", "1", "--batch-size", "16", "--n-boot", "5", "--out", str(out),
+               "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    assert seen["data_params"] == {"group_shares": [0.15, 0.25, 0.25, 0.35]}
+    run = load_run(out)
+    assert (run.config.s_fraction, run.config.w1_form, run.model_config.n_groups) == (0.5, "pooled", 4)
+    for bad, msg in ((["--s-fraction", "0"], "s_fraction"), (["--s-fraction", "1.2"], "s_fraction"),
+                     (["--method", "dro", "--dro-alpha", "2"], "dro_alpha")):
+        assert main(["train", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "x"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and msg in err and "Traceback" not in err
+
+
+def test_kgroup_summary_against_direct_computation():
+    rng = np.random.default_rng(0)
+    g = np.repeat([0, 1, 2], [30, 40, 50])
+    y = rng.uniform(size=120)
+    s = np.clip(y + 0.1 * g + 0.1 * rng.normal(size=120), 0, 1)
+    out = kgroups.kgroup_summary(s, g, y, tau=0.5)
+    assert out["rates"] == {k: float(np.mean(s[g == k] > 0.5)) for k in range(3)}
+    assert out["small_gap"] == pytest.approx(np.mean(s[g == 0] > 0.5) - np.mean(s[g != 0] > 0.5))
+    assert out["worst_group_pcc"] == pytest.approx(min(np.corrcoef(s[g == k], y[g == k])[0, 1] for k in range(3)))
+    assert out["dp_tau"] == pytest.approx(max(out["rates"].values()) - min(out["rates"].values()))
+
+
+def test_sample_bias_with_k_synthetic_groups_is_refused_at_config_time():
+    with pytest.raises(ValueError, match="use bias_mode 'label' for k groups"):
+        TrainConfig(bias_mode="sample", data_params={"group_shares": [1, 1, 1]})
