@@ -278,3 +278,18 @@ def test_kgroup_summary_against_direct_computation():
 def test_sample_bias_with_k_synthetic_groups_is_refused_at_config_time():
     with pytest.raises(ValueError, match="use bias_mode 'label' for k groups"):
         TrainConfig(bias_mode="sample", data_params={"group_shares": [1, 1, 1]})
+
+
+def test_batches_hold_every_group_including_the_small_one():
+    """`_batches` on 4 groups with a 3 % group: every batch holds all 4; with S partly known,
+    every batch holds known rows of every group (unknown rows are one more stratum)."""
+    from fairviz.train import _batches
+
+    g = np.repeat([0, 1, 2, 3], [30, 270, 300, 400])
+    cfg = TrainConfig(seed=2)
+    for epoch in range(3):
+        for b in _batches(g, np.arange(len(g)), len(g), cfg, epoch, 64):
+            assert set(g[b]) == {0, 1, 2, 3}
+    visible = kgroups.visible_groups(g, 0.2, seed=2)
+    for b in _batches(visible, np.arange(len(g)), len(g), cfg, 0, 64):
+        assert set(visible[b]) == {-1, 0, 1, 2, 3}
