@@ -152,8 +152,8 @@ def summarize(
     trained methods. A std over one seed is NaN.
     """
     present = set(per_run["method"])
-    order = [m for m in METHOD_NAMES if m in present]
-    order += [postprocess.repair_label(m) for m in METHOD_NAMES if postprocess.repair_label(m) in present]
+    order = [m for m in METHODS if m in present]
+    order += [postprocess.repair_label(m) for m in METHODS if postprocess.repair_label(m) in present]
     g = per_run.groupby("method", sort=False)
     out = pd.DataFrame(index=pd.Index(order, name="method"))
     for key in metrics:

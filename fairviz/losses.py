@@ -197,3 +197,213 @@ def mean_gap_loss(z: torch.Tensor, s) -> torch.Tensor:
     if a.shape[0] == 0 or b.shape[0] == 0:
         return _zero(Z)
     return (a.mean(0) - b.mean(0)).pow(2).sum()
+
+
+# ---------------------------------------------------------------------------------------------
+# k groups
+#
+# Groups ``s`` are non-negative integer codes 0..k-1 per row (bool and 0/1 work too). Only the
+# groups present in the batch count: an absent group is skipped, and a batch with fewer than two
+# groups gives 0 with a gradient. For k = 2 every term below is the binary term above (same
+# value up to float rounding, same gradient): the k-group SPDD and the pooled form are W1
+# between the two groups, the pairwise MMD and mean gap have one pair.
+#   spdd_loss        ∫ (max − min) of the groups' selection rates (the paper's SPDD)
+#   w1_pooled_loss   each group's W1 to the batch's pooled scores
+#   mmd_k_loss       squared MMD, mean over pairs of groups
+#   mean_gap_k_loss  squared distance of group means of Z, mean over pairs of groups
+
+__all__ += ["spdd_loss", "w1_pooled_loss", "mmd_k_loss", "mean_gap_k_loss"]
+
+
+def _codes(x: torch.Tensor, s, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes (B,) int64 on x's device, present (G,) the group codes that occur, ascending)."""
+    s_t = torch.as_tensor(s, device=x.device)
+    if s_t.dim() == 2 and s_t.shape[1] == 1:
+        s_t = s_t[:, 0]
+    if s_t.dim() != 1 or s_t.shape[0] != x.shape[0]:
+        raise ValueError(
+            f"{name}: s must be one group code per row ({x.shape[0]} rows), got shape {tuple(s_t.shape)}"
+        )
+    if s_t.dtype != torch.bool and (s_t.is_floating_point() or s_t.is_complex()):
+        if bool((s_t != torch.round(s_t.real)).any()):
+            raise ValueError(f"{name}: s must hold integer group codes 0, 1, 2, ...")
+    codes = s_t.long()
+    if codes.numel() and int(codes.min()) < 0:
+        raise ValueError(f"{name}: s must hold group codes >= 0 (rows with an unknown group must be left out)")
+    return codes, torch.unique(codes)
+
+
+def _group_cdfs(p: torch.Tensor, codes: torch.Tensor, present: torch.Tensor):
+    """Pooled sorted scores and each present group's empirical CDF between them.
+
+    Returns (widths (N-1,) = gaps between consecutive sorted scores, carrying the gradient;
+    cdf (N-1, G) = share of group g at or below the j-th sorted score, constant pieces).
+    """
+    z, order = torch.sort(p)
+    onehot = (codes[order][:, None] == present[None, :]).to(p.dtype)  # (N, G)
+    cdf = torch.cumsum(onehot, 0)[:-1] / onehot.sum(0)  # (N-1, G)
+    return torch.diff(z), cdf
+
+
+def spdd_loss(pred: torch.Tensor, s) -> torch.Tensor:
+    """The paper's SPDD for k groups on a batch: ∫ (max_g − min_g) P(Ŷ > τ | S = g) dτ (scalar).
+
+    pred: (B,) or (B, 1) scores; s: (B,) group codes. Exact for the empirical distributions:
+    between two consecutive pooled scores every selection rate is constant, so the integral is
+    Σ_j (z_{j+1} − z_j)·(max_g F_g − min_g F_g) over the sorted scores z (F_g = 1 − rate). The
+    gradient flows through the sort into the gaps (almost everywhere the exact derivative).
+    Equals `fairviz.metrics.spdd` on the batch's present groups; W1 for two groups.
+    """
+    p = _flat_pred(pred)
+    codes, present = _codes(p, s, "spdd_loss")
+    if present.numel() < 2:
+        return _zero(p)
+    widths, cdf = _group_cdfs(p, codes, present)
+    gap = cdf.max(1).values - cdf.min(1).values
+    return (widths * gap).sum()
+
+
+def w1_pooled_loss(pred: torch.Tensor, s) -> torch.Tensor:
+    """(2 / G) · Σ_g W1(group g's scores, the batch's pooled scores) over the G present groups.
+
+    The pooled distribution holds every row of the batch. The factor 2/G makes two groups give
+    exactly W1 between them (W1(g, pooled) = share of the other group × W1, and the shares add
+    to 1); for k groups it is twice the mean distance of a group to the pool.
+    """
+    p = _flat_pred(pred)
+    codes, present = _codes(p, s, "w1_pooled_loss")
+    G = present.numel()
+    if G < 2:
+        return _zero(p)
+    widths, cdf = _group_cdfs(p, codes, present)
+    n = p.shape[0]
+    pooled = torch.arange(1, n, device=p.device, dtype=p.dtype) / n  # (N-1,)
+    return (2.0 / G) * (widths[:, None] * (cdf - pooled[:, None]).abs()).sum()
+
+
+def _pair_means(K: torch.Tensor, codes: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """(G, G) block means of a (B, B) matrix: entry (g, h) = mean of K over rows g × columns h."""
+    onehot = (codes[:, None] == present[None, :]).to(K.dtype)  # (B, G)
+    counts = onehot.sum(0)
+    return (onehot.T @ K @ onehot) / (counts[:, None] * counts[None, :])
+
+
+def mmd_k_loss(x: torch.Tensor, s, scales=MMD_SCALES, bandwidth: float | None = None) -> torch.Tensor:
+    """Mean over the pairs of present groups of the squared MMD between their rows (≥ 0).
+
+    Same kernel and bandwidth rule as `mmd_loss` (the bandwidth is one for the whole batch, so
+    every pair is measured with the same kernel). x: (B,) or (B, d).
+    """
+    X = _as_rows(x, "mmd_k_loss")
+    codes, present = _codes(X, s, "mmd_k_loss")
+    G = present.numel()
+    if G < 2:
+        return _zero(X)
+    if bandwidth is not None:
+        if not float(bandwidth) > 0:
+            raise ValueError(f"mmd_k_loss: bandwidth must be positive, got {bandwidth!r}")
+        h = torch.tensor(float(bandwidth), device=X.device, dtype=X.dtype)
+    else:
+        h = _median_sq_dist(X)
+    d2 = (X[:, None, :] - X[None, :, :]).pow(2).sum(-1)
+    K = torch.stack([torch.exp(-d2 / (2.0 * c * h)) for c in scales]).mean(0)
+    M = _pair_means(K, codes, present)  # (G, G)
+    diag = torch.diagonal(M)
+    mmd2 = diag[:, None] + diag[None, :] - 2.0 * M  # (G, G), zero diagonal
+    iu = torch.triu_indices(G, G, offset=1, device=X.device)
+    return mmd2[iu[0], iu[1]].mean()
+
+
+def mean_gap_k_loss(z: torch.Tensor, s) -> torch.Tensor:
+    """Mean over the pairs of present groups of ‖mean(z | g) − mean(z | h)‖² (z (B, d) or (B,))."""
+    Z = _as_rows(z, "mean_gap_k_loss")
+    codes, present = _codes(Z, s, "mean_gap_k_loss")
+    G = present.numel()
+    if G < 2:
+        return _zero(Z)
+    onehot = (codes[:, None] == present[None, :]).to(Z.dtype)  # (B, G)
+    means = (onehot.T @ Z) / onehot.sum(0)[:, None]  # (G, d)
+    iu = torch.triu_indices(G, G, offset=1, device=Z.device)
+    return (means[iu[0]] - means[iu[1]]).pow(2).sum(1).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# No group labels: robust objectives over per-example losses
+#   cvar_loss       mean of the worst alpha share of the losses (CVaR DRO)
+#   chi2_dro_loss   Hashimoto et al. (ICML 2018): the χ² DRO risk that bounds the loss of every
+#                   group holding at least a share alpha_min of the data, whatever the groups are
+
+__all__ += ["cvar_loss", "chi2_dro_loss", "chi2_dro_constant"]
+
+
+def _per_example(losses: torch.Tensor, name: str) -> torch.Tensor:
+    if not torch.is_tensor(losses) or losses.dim() != 1:
+        raise ValueError(f"{name}: losses must be a 1-D tensor of per-example losses")
+    return losses
+
+
+def _check_share(alpha: float, name: str, what: str) -> float:
+    alpha = float(alpha)
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"{name}: {what} must be in (0, 1], got {alpha!r}")
+    return alpha
+
+
+def cvar_loss(losses: torch.Tensor, alpha: float) -> torch.Tensor:
+    """CVaR_alpha of per-example losses (B,): inf_η η + E[(ℓ − η)_+] / alpha (scalar).
+
+    The exact value for the batch's empirical distribution: the mean of the ⌊alpha·B⌋ largest
+    losses plus the fractional weight of the next one. alpha = 1 gives the mean.
+    """
+    ell = _per_example(losses, "cvar_loss")
+    alpha = _check_share(alpha, "cvar_loss", "alpha")
+    B = ell.shape[0]
+    if B == 0:
+        return _zero(ell)
+    top = torch.sort(ell, descending=True).values
+    mass = alpha * B  # rows of weight 1 / (alpha·B) each, the last one partly
+    w = torch.clamp(mass - torch.arange(B, device=ell.device, dtype=ell.dtype), 0.0, 1.0)
+    return (top * w).sum() / mass
+
+
+def chi2_dro_constant(alpha_min: float) -> float:
+    """C = sqrt(2 (1/alpha_min − 1)² + 1) of Hashimoto et al. (2018), eq. (6)."""
+    a = _check_share(alpha_min, "chi2_dro_constant", "alpha_min")
+    return (2.0 * (1.0 / a - 1.0) ** 2 + 1.0) ** 0.5
+
+
+def chi2_dro_loss(losses: torch.Tensor, alpha_min: float) -> torch.Tensor:
+    """inf_η C·sqrt(E[(ℓ − η)_+²]) + η over per-example losses (B,) (Hashimoto et al. 2018).
+
+    η is solved for the batch (bisection on the derivative of this convex function of η, no
+    gradient); by the envelope theorem the gradient at the optimal η is the gradient with η
+    held fixed. alpha_min = 1 gives the mean loss (C = 1; the infimum is then only approached).
+    """
+    ell = _per_example(losses, "chi2_dro_loss")
+    C = chi2_dro_constant(alpha_min)
+    if ell.shape[0] == 0:
+        return _zero(ell)
+    if C == 1.0:
+        return ell.mean()
+    with torch.no_grad():
+        x = ell.detach().double()
+        # d/dη = 1 − C·E[(ℓ−η)+] / sqrt(E[(ℓ−η)+²]) rises from 1 − C (η → −∞) to 1 (η → max ℓ);
+        # η = min ℓ − t with t ≥ 4·range / (C − 1) is already on the negative side
+        spread = float(x.max() - x.min()) + 1e-6
+        lo, hi = float(x.min()) - spread * (4.0 + 4.0 / (C - 1.0)), float(x.max())
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            r = torch.clamp(x - mid, min=0.0)
+            ms = r.pow(2).mean()
+            slope = 1.0 - C * r.mean() / ms.sqrt() if ms > 0 else 1.0
+            if slope < 0:
+                lo = mid
+            else:
+                hi = mid
+        eta = 0.5 * (lo + hi)
+        ties = int((x == x.max()).sum())
+    if 1.0 - C * (ties / x.shape[0]) ** 0.5 <= 0:
+        # the slope is already <= 0 just below the largest loss: η* = max ℓ and the risk is the
+        # largest loss itself (small batches with a large C)
+        return ell.max()
+    return C * torch.sqrt(torch.clamp(ell - eta, min=0.0).pow(2).mean()) + eta

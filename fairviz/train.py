@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from fairviz import __version__, distributed
+from fairviz import __version__, distributed, kgroups
 from fairviz.model.heads import grl_lambda
 from fairviz.model.network import FairMultimodalNet, ModelConfig
 
@@ -97,6 +97,9 @@ class TrainConfig:
     model: dict = field(default_factory=dict)  # ModelConfig overrides, e.g. {"video_hidden": 8}
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     name: str | None = None  # run name (None: derived from method, alpha, mode, lambda_w, seed)
+    w1_form: str = "spdd"  # k > 2 groups: W1 term as SPDD ∫(max − min) ("spdd") or W1 to the pooled batch ("pooled")
+    s_fraction: float = 1.0  # share of training rows whose group S the training may use, in (0, 1]
+    dro_alpha: float = 0.2  # dro: the smallest group share the chi-square DRO risk protects, in (0, 1]
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -129,6 +132,9 @@ class TrainConfig:
         if not 0 < self.bias_split < 1:
             raise ValueError(f"bias_split must be in (0, 1); got {self.bias_split}")
         ModelConfig.from_dict(dict(self.model))  # unknown keys fail now, not after loading data
+        kgroups.check_config(self)
+        if self.s_fraction < 1 and METHODS[self.method].balance_training_rows:
+            raise ValueError(f"{self.method} re-balances by group and needs S for every training row (s_fraction 1)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -148,7 +154,7 @@ class TrainConfig:
         field_ = METHODS[self.method].weight_field
         tag = {"lambda_w": "lw", "lambda_sw": "lsw", None: ""}.get(field_, "lam")
         lw = f"-{tag}{getattr(self, field_):g}" if field_ else ""
-        return f"{self.method}-a{self.alpha:g}-{self.bias_mode}{lw}-s{self.seed}"
+        return f"{self.method}-a{self.alpha:g}-{self.bias_mode}{lw}-s{self.seed}{kgroups.name_suffix(self)}"
 
     def method_weight(self) -> float | None:
         """The weight of this method's distribution term (lambda_w / lambda_l2 / lambda_mmd /
@@ -184,10 +190,14 @@ class LossInputs:
     z: torch.Tensor  # (B, d_z) fused code
     s: torch.Tensor  # (B,) int64 sensitive attribute
     adv_logits: torch.Tensor | None  # (B, 2) adversary logits behind gradient reversal, or None
+    y: torch.Tensor | None = None  # (B,) training targets
+    n_groups: int = 2  # groups of the attribute (k-group loss forms when > 2)
 
 
 def _adversary_ce(inp: LossInputs, cfg: TrainConfig) -> torch.Tensor:
     # minimised by the adversary (learns to predict S); reversed for the encoders (hide S)
+    if inp.s.shape[0] == 0:  # no labelled row in this batch (s_fraction < 1)
+        return (inp.adv_logits * 0.0).sum()
     return cfg.adv_weight * nn.functional.cross_entropy(inp.adv_logits, inp.s)
 
 
@@ -200,21 +210,16 @@ def _terms_adversarial(inp: LossInputs, cfg: TrainConfig) -> dict:
 
 
 def _terms_l2(inp: LossInputs, cfg: TrainConfig) -> dict:
-    from fairviz.losses import mean_gap_loss
-
-    return {"l2": cfg.lambda_l2 * mean_gap_loss(inp.z, inp.s)}
+    return {"l2": cfg.lambda_l2 * kgroups.gap_term(inp.z, inp.s, inp.n_groups)}
 
 
 def _terms_mmd(inp: LossInputs, cfg: TrainConfig) -> dict:
-    from fairviz.losses import mmd_loss
-
-    return {"mmd": cfg.lambda_mmd * mmd_loss(inp.score, inp.s, bandwidth=cfg.mmd_bandwidth)}
+    return {"mmd": cfg.lambda_mmd * kgroups.mmd_term(inp.score, inp.s, inp.n_groups, cfg.mmd_bandwidth)}
 
 
 def _terms_ours(inp: LossInputs, cfg: TrainConfig) -> dict:
-    from fairviz.losses import wasserstein_loss
-
-    return {"w1": cfg.lambda_w * wasserstein_loss(inp.score, inp.s), "adv": _adversary_ce(inp, cfg)}
+    w1 = kgroups.w1_term(inp.score, inp.s, inp.n_groups, cfg.w1_form)
+    return {"w1": cfg.lambda_w * w1, "adv": _adversary_ce(inp, cfg)}
 
 
 def _terms_fairoffset(inp: LossInputs, cfg: TrainConfig) -> dict:
@@ -234,6 +239,9 @@ class Method:
     weight_field: str | None = None  # the TrainConfig field weighting its distribution term
     group_offset: bool = False  # fit score + b·S to the training labels; score alone is the model
     weight_max: float | None = None  # the largest weight the target controller may reach
+    needs_s: bool = True  # False: training never reads S (not in the loss, not for batching)
+    adversary_sees_label: bool = False  # the adversary reads (Z detached, y) instead of Z (ARL)
+    compared: bool = True  # in the default comparison and the shipped runs
 
     @property
     def uses_lambda_w(self) -> bool:
@@ -286,13 +294,31 @@ METHODS: dict[str, Method] = {
             # floor, while at 3 and 10 the term's batch noise drowns the MSE (docs/RESULTS.md)
             weight_max=1.0,
         ),
+        Method(
+            "dro",
+            "chi-square DRO risk of the squared errors (Hashimoto et al. 2018) minus the MSE; no S in training",
+            kgroups.terms_dro,
+            needs_s=False,
+            compared=False,
+        ),
+        Method(
+            "arl",
+            "adversarially reweighted MSE (Lahoti et al. 2020) minus the MSE; no S in training",
+            kgroups.terms_arl,
+            uses_adversary=True,
+            needs_s=False,
+            adversary_sees_label=True,
+            compared=False,
+        ),
     ]
 }
-METHOD_NAMES = tuple(METHODS)
+METHOD_NAMES = tuple(m for m in METHODS if METHODS[m].compared)  # the paper's six and fairoffset
 
 
 def loss_terms(method: str, inp: LossInputs, cfg: TrainConfig) -> dict:
     """The named extra loss terms of `method` for one batch (empty for vanilla and balancing)."""
+    if cfg.s_fraction < 1 and METHODS[method].needs_s:
+        inp = kgroups.labelled(inp)  # fairness terms see the rows whose group is known
     return METHODS[method].loss_terms(inp, cfg)
 
 
@@ -332,6 +358,7 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
 
     label = np.asarray(features.label, dtype=np.float64)
     group = np.asarray(features.group, dtype=np.int64)
+    kgroups.check_groups(group, {})  # two or more groups, coded 0..k-1
     if splits is None:
         if getattr(features, "split", None) is not None:
             split = np.asarray(features.split).astype(str)
@@ -367,6 +394,7 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
         if len(np.unique(group[idx])) < 2:
             raise ValueError(f"the {name} split holds one group only; use more samples")
     sel_pos, sel_label = _selection_rows(label[val_idx], group[val_idx], cfg)
+    kgroups.check_groups(group, {"train": train_idx, "val": val_idx, "test": test_idx})
     info = {
         "n": int(len(label)),
         "n_train": int(len(train_idx)),
@@ -564,8 +592,10 @@ def fit(
     _seed_everything(cfg.seed)
     t_start = time.perf_counter()
 
+    n_groups = int(data.group.max()) + 1
     mcfg = ModelConfig.from_dict(
-        {**dict(cfg.model), "n_mfcc": int(data.mfcc.shape[-1]), "text_dim": int(data.text.shape[-1])}
+        {**dict(cfg.model), "n_mfcc": int(data.mfcc.shape[-1]), "text_dim": int(data.text.shape[-1]),
+         "n_groups": n_groups, "adversary_label_input": method.adversary_sees_label}
     )
     net = FairMultimodalNet(mcfg)
     train_rows = data.train_idx
@@ -585,14 +615,16 @@ def fit(
     opt = torch.optim.Adam(groups_)
     train_groups = data.group[train_rows]
     y_train = torch.as_tensor(data.train_label, dtype=torch.float32)
-    s_train = torch.as_tensor(train_groups, dtype=torch.long)
+    # the groups training may see: UNKNOWN (-1) for rows whose S is hidden (s_fraction, no-S methods)
+    visible = kgroups.visible_groups(train_groups, cfg.s_fraction, cfg.seed, method.needs_s)
+    s_train = torch.as_tensor(visible, dtype=torch.long)
     if method.balance_training_rows:
         pool = balanced_oversample(data.train_label, train_groups, cfg.balance_bins, seed=cfg.seed)
     else:
         pool = np.arange(len(train_rows))
     n_rows = len(train_rows)
     global_batch = cfg.batch_size * ctx.world_size
-    steps_per_epoch = len(_batches(train_groups, pool, n_rows, cfg, 0, global_batch))
+    steps_per_epoch = len(_batches(visible, pool, n_rows, cfg, 0, global_batch))
     total_steps = max(1, cfg.epochs * steps_per_epoch)
     # cosine decay from lr to lr_final_ratio * lr over the whole budget (both param groups)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -617,7 +649,7 @@ def fit(
         t_epoch = time.perf_counter()
         sums: dict[str, float] = {}
         correct = seen = 0
-        batches = _batches(train_groups, pool, n_rows, cfg, epoch, global_batch)
+        batches = _batches(visible, pool, n_rows, cfg, epoch, global_batch)
         for step, pos in enumerate(batches):
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled(f"training cancelled at epoch {epoch + 1}, step {step + 1}")
@@ -625,16 +657,21 @@ def fit(
             video, mfcc, text = data.batch(train_rows[pos], device)
             score, z = model(video, mfcc, text)  # (B,), (B, d_z)
             lambd = grl_lambda(step_global / total_steps, cfg.gamma)
-            adv_logits = net.adversary(z, lambd) if method.uses_adversary else None
+            y_local = y_train[pos].to(device)
+            if method.adversary_sees_label:
+                adv_logits = net.adversary(kgroups.arl_input(z, y_local), 0.0)
+            else:
+                adv_logits = net.adversary(z, lambd) if method.uses_adversary else None
             # every loss term sees the whole global batch (a no-op in a single process)
             score, z = distributed.gather(score, ctx), distributed.gather(z, ctx)
             if adv_logits is not None:
                 adv_logits = distributed.gather(adv_logits, ctx)
-            y = distributed.gather(y_train[pos].to(device), ctx)
+            y = distributed.gather(y_local, ctx)
             s = distributed.gather(s_train[pos].to(device), ctx)
-            fitted = score if offset is None else score + offset * s.to(score.dtype)
+            # the offset acts on the known groups only (S hidden: code -1, no offset)
+            fitted = score if offset is None else score + offset * s.clamp(min=0).to(score.dtype)
             mse = nn.functional.mse_loss(fitted, y)
-            terms = loss_terms(cfg.method, LossInputs(score, z, s, adv_logits), step_cfg)
+            terms = loss_terms(cfg.method, LossInputs(score, z, s, adv_logits, y, n_groups), step_cfg)
             loss = mse + sum(terms.values(), torch.zeros((), device=device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -652,9 +689,10 @@ def fit(
             losses = {"loss": loss.item(), "mse": mse.item(), **{k: v.item() for k, v in terms.items()}}
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
-            if adv_logits is not None:
-                correct += int((adv_logits.argmax(1) == s).sum())
-                seen += len(s)
+            if adv_logits is not None and method.needs_s:
+                known = s != kgroups.UNKNOWN
+                correct += int((adv_logits.argmax(1) == s)[known].sum())
+                seen += int(known.sum())
             _emit(
                 progress,
                 {

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fairviz import app_support, jobs
+from fairviz import app_support, jobs, kgroups
 from fairviz.train import METHODS, TrainConfig
 from pages import _common as ui
 
@@ -33,8 +33,11 @@ ui.widget_defaults(
         "fv_train_seed": int(defaults.seed), "fv_train_name": "", "fv_train_bs": int(defaults.batch_size),
         "fv_train_lr": float(defaults.lr), "fv_train_n": 0, "fv_train_adv": float(defaults.adv_weight),
         "fv_train_target": 0.0, "fv_train_sel": defaults.val_labels,
+        "fv_train_attr": "binary", "fv_train_sfrac": 1.0, "fv_train_w1form": defaults.w1_form,
     },
-    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_sel": list(VAL_LABELS)},
+    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_sel": list(VAL_LABELS),
+             "fv_train_attr": list(kgroups.SYNTHETIC_ATTRIBUTES), "fv_train_sfrac": list(kgroups.S_FRACTIONS),
+             "fv_train_w1form": list(kgroups.W1_FORMS)},
 )
 
 tab_new, tab_load = st.tabs(["Train a new run", "Load an existing run"])
@@ -50,8 +53,21 @@ with tab_new:
                 key="fv_train_path",
                 placeholder="interviews/manifest.csv" if source == "manifest" else "first-impressions-v2",
             )
+        attr = "binary"
+        if source == "synthetic":
+            attr = st.radio("Sensitive attribute S", list(kgroups.SYNTHETIC_ATTRIBUTES), key="fv_train_attr",
+                            format_func=lambda k: kgroups.SYNTHETIC_ATTRIBUTES[k][0])
         method = st.selectbox("Method", list(METHODS), key="fv_train_method")
         st.caption(f"**{method}** adds to the MSE loss: {METHODS[method].description}.")
+        needs_s = METHODS[method].needs_s and not METHODS[method].balance_training_rows
+        s_fraction = st.select_slider(
+            "Training rows whose group S the training may use", options=list(kgroups.S_FRACTIONS),
+            key="fv_train_sfrac", format_func=lambda v: f"{v:.0%}", disabled=not needs_s,
+            help="Fairness terms and the adversary see the rows with a known group only; "
+                 "test metrics always use S. Methods dro and arl never read S.",
+        )
+        if not METHODS[method].needs_s:
+            st.caption(f"**{method}** never reads S in training; the test split is still audited with S.")
         bias_mode = st.radio(
             "How the training data is biased", ["label", "sample"], horizontal=True, key="fv_train_bias",
             format_func={"label": "rater bias (biased labels, the paper's Ỹ)",
@@ -94,6 +110,9 @@ with tab_new:
             )
             val_labels = a2.radio("Pick the best epoch with", list(VAL_LABELS), format_func=VAL_LABELS.get,
                                   key="fv_train_sel")
+            w1_form = a2.selectbox("W1 term with k > 2 groups", list(kgroups.W1_FORMS), key="fv_train_w1form",
+                                   help="spdd: ∫ max − min of the groups' selection rates; pooled: each "
+                                        "group's W1 to the batch's pooled scores")
 
     mine = ui.job_status(st.session_state.get(JOB_KEY))
     busy = mine is not None and not mine.done
@@ -107,6 +126,8 @@ with tab_new:
                 adv_weight=float(adv_weight), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                 seed=int(seed), data=data, n_samples=int(n_samples) or None if source == "synthetic" else None,
                 target_spdd=float(target) if weight_field and target > 0 else None, val_labels=val_labels,
+                data_params=dict(kgroups.SYNTHETIC_ATTRIBUTES[attr][1]), w1_form=w1_form,
+                s_fraction=float(s_fraction) if needs_s else 1.0,
             )
             if not busy:  # a click that raced the button's disabling must not start a second job
                 st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)

@@ -669,7 +669,7 @@ def test_metrics_csv_names_its_attribute(rng):
     labels = [b.label for b in at.get("download_button")]
     assert "Metrics by race (CSV)" in labels, labels
     frame = metrics_frame({"spdd": {"value": 0.1, "ci_low": 0.05, "ci_high": 0.2}}, attribute="sex × race")
-    assert list(frame.columns) == ["attribute", "metric", "value", "ci_low", "ci_high"]
+    assert list(frame.columns) == ["attribute", "metric", "value", "ci_low", "ci_high", "upper", "p_value"]
     assert frame["attribute"].tolist() == ["sex × race"]
     noted = metrics_frame({"spdd": {"value": 0.1}}, attribute="sex", note="Scores rescaled from [0, 100]")
     assert noted["note"].tolist() == ["Scores rescaled from [0, 100]"]
@@ -707,3 +707,24 @@ def test_representation_says_when_ours_separates_more_than_vanilla(fake_training
     assert "Here `ours` separates the groups more than `vanilla`" in info
     at.multiselect(key="fv_rep_runs").set_value(["vanilla-a4-label-s0", "ours-a4-label-lw1-s0"]).run()
     assert "separates the groups more" not in " ".join(i.value for i in at.info)
+
+def test_train_page_k_groups_and_partly_known_s(fake_training):
+    """The attribute (binary / 4 groups) and the share of rows with a known S reach TrainConfig;
+    a no-S method disables the share."""
+    import json
+
+    at = open_page("train")
+    at.radio(key="fv_train_attr").set_value("k4").run()
+    at.selectbox(key="fv_train_method").set_value("ours").run()
+    at.select_slider(key="fv_train_sfrac").set_value(0.1).run()
+    at.number_input(key="fv_train_epochs").set_value(1).run()
+    at.button(key="fv_train_go").click().run()
+    assert_clean(at)
+    snap = _wait_job(at, "fv_train_job")
+    assert snap.state == "done", snap.error
+    cfg = json.loads((fake_training / snap.run_name / "config.json").read_text())
+    cfg = cfg["train"]
+    assert cfg["data_params"] == {"group_shares": [0.1, 0.2, 0.3, 0.4]} and cfg["s_fraction"] == 0.1
+    at.selectbox(key="fv_train_method").set_value("dro").run()
+    assert at.select_slider(key="fv_train_sfrac").disabled
+    assert any("never reads S" in c.value for c in at.caption)

@@ -155,8 +155,7 @@ def test_bias_outputs_are_well_formed(rows, alpha, split):
         ([0.1, 0.9], [0, 1], {"alpha": float("nan")}, "alpha"),
         ([0.1, 0.9], [0, 1], {"alpha": 2, "split": 0.0}, "split"),
         ([0.1, 0.9], [0, 1], {"alpha": 2, "split": 1.0}, "split"),
-        ([0.1, 0.9], [1, 1], {"alpha": 2}, "exactly two groups"),
-        ([0.1, 0.5, 0.9], [0, 1, 2], {"alpha": 2}, "exactly two groups"),
+        ([0.1, 0.9], [1, 1], {"alpha": 2}, "two groups"),
         ([0.1, 0.9], ["a", "b"], {"alpha": 2}, "privileged"),
         ([0.1, 0.9, 0.3], [0, 1], {"alpha": 2}, "rows"),
         ([0.1, float("nan")], [0, 1], {"alpha": 2}, "NaN"),
@@ -253,3 +252,29 @@ def test_balanced_splits_errors_on_one_group_and_mismatch():
     # every band holds a single group -> nothing can be balanced
     with pytest.raises(ValueError, match="test split is empty"):
         balanced_splits([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], bands=2)
+
+
+def test_sample_bias_stays_binary():
+    with pytest.raises(ValueError, match="exactly two groups"):
+        inject_bias([0.1, 0.5, 0.9], [0, 1, 2], 2)
+
+
+def test_label_bias_k_groups():
+    """k = 4 groups of different sizes: the multiset of labels is kept, the top band's selection
+    rate of the most favoured group is alpha x the least favoured's, and the rates rise along the
+    group order; alpha = 1 leaves the rates about equal; privileged is refused."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    g = rng.choice(4, n, p=[0.1, 0.2, 0.3, 0.4])
+    y = np.clip(0.5 + 0.18 * rng.standard_normal(n), 0, 1)
+    threshold = np.quantile(y, 0.5)
+    for alpha in (1.0, 2.0, 4.0):
+        yb = inject_label_bias(y, g, alpha, seed=1)
+        assert np.array_equal(np.sort(yb), np.sort(y))
+        rates = np.array([np.mean(yb[g == c] > threshold) for c in range(4)])
+        assert rates[3] / rates[0] == pytest.approx(alpha, rel=0.05)
+        if alpha > 1:
+            assert np.all(np.diff(rates) > 0)
+        assert np.array_equal(yb, inject_label_bias(y, g, alpha, seed=1))  # deterministic
+    with pytest.raises(ValueError, match="leave privileged unset"):
+        inject_label_bias(y, g, 2.0, privileged=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fairviz.cli.ship import FAIROFFSET_LAMBDA_SWS, SWEEP_LAMBDA_WS
+from fairviz.cli.ship import SWEEP_LAMBDA_WS
 from fairviz.paths import REPO_ROOT
 from fairviz.runs import list_runs, load_run
 from fairviz.train import METHOD_NAMES, compute_metrics, spdd_floor

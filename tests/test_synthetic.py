@@ -338,3 +338,36 @@ def test_bench_results_section_update_keeps_other_sections(tmp_path):
     text = results.read_text()
     assert "second" in text and "first" not in text and "keep me" in text
     assert text.count("<!-- bench_data_generate:start -->") == 1
+
+
+def test_k_groups_with_shares():
+    """group_shares: k groups in about the asked proportions, proxies ordered along the group
+    codes, a per-group text bank, labels independent of the group; bad shares are refused."""
+    kw = dict(frames=2, size=16, audio_seconds=0.1)
+    d = make_synthetic(400, seed=1, group_shares=[1, 2, 3, 4], **kw)
+    counts = np.bincount(d.group, minlength=4)
+    assert counts.sum() == 400 and set(d.group.tolist()) == {0, 1, 2, 3}
+    assert np.abs(counts / 400 - [0.1, 0.2, 0.3, 0.4]).max() < 0.05  # binomial sd <= 0.025
+    assert d.params["group_shares"] == [0.1, 0.2, 0.3, 0.4]
+    # the video appearance proxy (mean red of the background corner) moves monotonically with g
+    corner = d.video[:, :, :3, :3, 0].reshape(400, -1).mean(1)
+    per_group = [corner[d.group == g].mean() for g in range(4)]
+    assert all(a > b for a, b in zip(per_group, per_group[1:]))
+    full = make_synthetic(60, seed=1, group_shares=[1, 1, 1], text_shortcut=1.0, **kw)
+    for t, g in zip(full.text, full.group):
+        assert ["Amberly", "Brennock", "Castelmar"][g] in t
+    same = make_synthetic(60, seed=1, group_shares=[1, 1, 1], **kw)
+    assert np.array_equal(same.group, full.group) and np.array_equal(same.label, full.label)
+    for bad in ([1.0], [1, 0, 2], [1, -1], "ab", [1] * 9):
+        with pytest.raises(ValueError, match="group_shares"):
+            make_synthetic(10, group_shares=bad, **kw)
+
+
+def test_binary_default_unchanged_by_the_k_group_path():
+    """Without group_shares the data are the binary balanced pairs, as before (pinned values)."""
+    d = make_synthetic(6, seed=0, frames=2, size=16, audio_seconds=0.1)
+    two = make_synthetic(6, seed=0, frames=2, size=16, audio_seconds=0.1, group_shares=None)
+    assert "group_shares" not in d.params
+    for key in ARRAYS:
+        assert np.array_equal(getattr(d, key), getattr(two, key))
+    assert sorted(np.bincount(d.group).tolist()) == [3, 3]

@@ -70,9 +70,11 @@ def _batch_inputs(seed=0, b=32, d=6, shift=1.0):
 
 
 def test_registry_is_the_issue_table():
-    assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset"]
+    assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset", "dro", "arl"]
+    assert [m for m in METHODS if METHODS[m].compared] == [
+        "vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset"]
     assert METHODS["balancing"].balance_training_rows
-    assert [m for m in METHODS if METHODS[m].uses_adversary] == ["adversarial", "ours"]
+    assert [m for m in METHODS if METHODS[m].uses_adversary] == ["adversarial", "ours", "arl"]
     assert {m: METHODS[m].weight_field for m in METHODS if METHODS[m].weight_field} == {
         "l2": "lambda_l2", "mmd": "lambda_mmd", "ours": "lambda_w", "fairoffset": "lambda_sw"}
     assert [m for m in METHODS if METHODS[m].group_offset] == ["fairoffset"]
@@ -312,10 +314,13 @@ def test_cuda_request_without_cuda_is_clear():
 
 def test_cli_defaults_match_train_config():
     from fairviz.cli import train as cli_train
-    from fairviz.train import BIAS_MODES, METHOD_NAMES
+    from fairviz.train import BIAS_MODES, METHODS
 
-    assert cli_train.METHOD_CHOICES == METHOD_NAMES
+    assert cli_train.METHOD_CHOICES == tuple(METHODS)
     assert cli_train.BIAS_MODE_CHOICES == BIAS_MODES
+    from fairviz.kgroups import W1_FORMS
+
+    assert cli_train.W1_FORM_CHOICES == W1_FORMS
     d = TrainConfig()
     for key, value in cli_train.DEFAULTS.items():
         assert getattr(d, key) == value, key

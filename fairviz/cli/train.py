@@ -17,9 +17,10 @@ from pathlib import Path
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
 # against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()).
-METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset")
+METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset", "dro", "arl")
 BIAS_MODE_CHOICES = ("label", "sample")
 VAL_LABEL_CHOICES = ("true", "biased")
+W1_FORM_CHOICES = ("spdd", "pooled")
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
     "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.3, "val_labels": "true",
@@ -58,6 +59,16 @@ def add_train_options(parser: argparse.ArgumentParser, *, method: bool = True, s
     parser.add_argument("--device", default=None, help="auto (CUDA when present; default), cpu, cuda, cuda:1, ...")
     parser.add_argument("--n-boot", type=int, default=None, help=f"bootstrap resamples for the test CIs (default {d['n_boot']})")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--group-shares", type=float, nargs="+", default=None, metavar="SHARE",
+                        help="synthetic data with k = 2..8 groups of these shares, e.g. 0.1 0.2 0.3 0.4 "
+                             "(default: the binary attribute)")
+    parser.add_argument("--s-fraction", type=float, default=None,
+                        help="share of training rows whose group the training may use, in (0, 1] (default 1)")
+    parser.add_argument("--w1-form", choices=W1_FORM_CHOICES, default=None,
+                        help="k > 2 groups: the W1 term of ours as spdd (max - min of selection rates, default) "
+                             "or pooled (each group's W1 to the batch)")
+    parser.add_argument("--dro-alpha", type=float, default=None,
+                        help="dro: smallest group share the robust risk protects, in (0, 1] (default 0.2)")
 
 
 def config_kwargs(args) -> dict:
@@ -68,9 +79,13 @@ def config_kwargs(args) -> dict:
         "target_spdd": "target_spdd", "val_labels": "val_labels",
         "seed": "seed", "epochs": "epochs", "batch_size": "batch_size",
         "lr": "lr", "data": "data", "n_samples": "n_samples", "text_model": "text_model",
-        "device": "device", "n_boot": "n_boot",
+        "device": "device", "n_boot": "n_boot", "s_fraction": "s_fraction", "w1_form": "w1_form",
+        "dro_alpha": "dro_alpha",
     }
-    return {k: getattr(args, a) for k, a in keys.items() if getattr(args, a, None) is not None}
+    out = {k: getattr(args, a) for k, a in keys.items() if getattr(args, a, None) is not None}
+    if getattr(args, "group_shares", None):
+        out["data_params"] = {"group_shares": list(args.group_shares)}
+    return out
 
 
 def set_threads(args) -> None:

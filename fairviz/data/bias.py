@@ -19,6 +19,15 @@ privileged in the high band; alpha = 1 -> balanced).
   the low band then holds 1:alpha when the groups are equally large and ``split = 0.5`` (otherwise
   it holds whatever the group counts leave).
 
+**More than two groups** (:func:`inject_label_bias` only; sampling bias stays binary): privilege
+follows the sorted group values, lowest = least favoured, highest = most favoured, with group of
+rank r (0..k-1) ranked by ``label + delta * r / (k-1)`` — an offset growing evenly along the
+group order. ``delta`` is found by bisection so that, in the top band, the most favoured group's
+selection rate (its rows in the band / its rows) is alpha times the least favoured group's; the
+groups between fall between. For two equally large groups this is the binary rule (a top-band
+share of alpha/(alpha+1) is a selection-rate ratio of alpha); the binary code path is kept as it
+is for any two groups.
+
 Test and validation rows must keep their true labels: apply these to the training rows only
 (see :func:`fairviz.data.splits.balanced_splits`). Both functions are deterministic for a seed
 (the seed only picks which rows are dropped, or breaks ties).
@@ -34,7 +43,7 @@ import numpy as np
 __all__ = ["inject_bias", "inject_label_bias", "band_shares"]
 
 
-def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any):
+def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any, many: bool = False):
     y = np.asarray(labels, dtype=np.float64)
     g = np.asarray(groups)
     if y.ndim != 1:
@@ -61,6 +70,14 @@ def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any)
     if not (0.0 < split < 1.0):
         raise ValueError(f"split must be strictly between 0 and 1 (a quantile of the labels), got {split}")
     values = np.unique(g)
+    if many and len(values) > 2:
+        if privileged is not None:
+            raise ValueError(
+                "with more than two groups privilege follows the sorted group values; leave privileged unset"
+            )
+        return y, g, alpha, split
+    if privileged is None:
+        privileged = 1
     if len(values) != 2:
         raise ValueError(
             f"bias injection needs exactly two groups, found {len(values)}: {values[:10].tolist()}"
@@ -140,7 +157,7 @@ def inject_label_bias(
     groups: Any,
     alpha: float,
     *,
-    privileged: Any = 1,
+    privileged: Any = None,
     split: float = 0.5,
     seed: int = 0,
 ) -> np.ndarray:
@@ -148,7 +165,8 @@ def inject_label_bias(
     the paper's biased training labels).
 
     Args:
-        labels, groups, alpha, privileged, split: as in :func:`inject_bias`.
+        labels, groups, alpha, privileged, split: as in :func:`inject_bias` (privileged None = 1);
+            more than two groups: see the module docstring (privileged must stay None).
         seed: breaks ties between equal ranking keys (deterministic for a seed).
 
     Returns:
@@ -160,7 +178,10 @@ def inject_label_bias(
         alpha = 1 the privileged share of the top band is brought to 1/2 (a no-op when it already
         is, up to rounding).
     """
-    y, priv, alpha, _threshold, high = _validate(labels, groups, alpha, privileged, split)
+    checked = _validate(labels, groups, alpha, privileged, split, many=True)
+    if len(checked) == 4:
+        return _label_bias_k(*checked, seed=seed)
+    y, priv, alpha, _threshold, high = checked
     n = len(y)
     k = int(high.sum())  # size of the top band
     tie = np.random.default_rng(seed).random(n)
@@ -197,4 +218,40 @@ def inject_label_bias(
     order = ranking(delta)
     out = np.empty(n, dtype=np.float64)
     out[order] = np.sort(y)[::-1]
+    return out
+
+
+def _label_bias_k(y: np.ndarray, g: np.ndarray, alpha: float, split: float, *, seed: int) -> np.ndarray:
+    """Rater bias for k > 2 groups (module docstring): graded offsets along the group order."""
+    _, codes = np.unique(g, return_inverse=True)
+    k = int(codes.max()) + 1
+    counts = np.bincount(codes, minlength=k).astype(np.float64)
+    n = len(y)
+    top_n = int((y > float(np.quantile(y, split))).sum())
+    if top_n == 0 or top_n == n:
+        return y.copy()
+    tie = np.random.default_rng(seed).random(n)
+    rank = codes / (k - 1.0)
+
+    def ranking(delta: float) -> np.ndarray:
+        return np.lexsort((tie, -(y + delta * rank)))
+
+    def excess(delta: float) -> float:
+        """Most favoured group's top-band selection rate minus alpha times the least favoured's."""
+        top = np.bincount(codes[ranking(delta)[:top_n]], minlength=k) / counts
+        return float(top[-1] - alpha * top[0])
+
+    span = float(y.max() - y.min()) + 1.0
+    lo, hi = -span, span  # excess rises with delta
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if excess(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-9 * span:
+            break
+    delta = lo if abs(excess(lo)) <= abs(excess(hi)) else hi
+    out = np.empty(n, dtype=np.float64)
+    out[ranking(delta)] = np.sort(y)[::-1]
     return out

@@ -87,7 +87,8 @@ class FeatureSet:
         mfcc: float32 ``(n, steps, n_mfcc)`` MFCC sequences.
         text: float32 ``(n, d)`` pooled sentence embeddings.
         label: float32 ``(n,)`` target score (in [0, 1] for the shipped data sets).
-        group: int64 ``(n,)`` sensitive attribute, {0, 1}; 1 = privileged. What the codes stand
+        group: int64 ``(n,)`` sensitive attribute, {0, 1}; 1 = privileged (k groups: 0..k-1, with
+            ``meta["group_labels"]`` listing k labels). What the codes stand
             for is in ``meta["group_labels"]`` (``group_labels[code]`` = original value).
         ids: ``n`` candidate ids (str).
         split: ``(n,)`` str array ("train"/"val"/"test") when the source fixes a split, else None.
@@ -133,10 +134,13 @@ class FeatureSet:
             raise ValueError(f"FeatureSet arrays disagree on the number of rows: {sizes}")
         if self.label.ndim != 1 or self.group.ndim != 1:
             raise ValueError("label and group must be 1-D")
-        bad = ~np.isin(self.group, (0, 1))
+        # codes 0/1, or 0..k-1 when meta["group_labels"] names k > 2 groups
+        k = max(2, len((self.meta or {}).get("group_labels") or ()))
+        bad = (self.group < 0) | (self.group >= k)
         if bad.any():
+            allowed = "0/1" if k == 2 else f"0..{k - 1} (meta group_labels)"
             raise ValueError(
-                f"group must hold 0/1 codes; {int(bad.sum())} rows do not "
+                f"group must hold {allowed} codes; {int(bad.sum())} rows do not "
                 f"(first at index {int(np.flatnonzero(bad)[0])})"
             )
 
@@ -469,8 +473,8 @@ def extract_features(
         "source": "synthetic",
         "params": _jsonable(getattr(interviews, "params", {}) or {}),
         "n": n,
-        "group_labels": [0, 1],
-        "privileged": 1,
+        "group_labels": list(range(max(2, int(np.max(interviews.group)) + 1))),
+        "privileged": max(1, int(np.max(interviews.group))),
         **_feature_meta(n_mfcc, mfcc_steps, info, text.shape[1], mfcc),
     }
     return FeatureSet(

@@ -46,6 +46,12 @@ parameter           default  meaning
 ``rater_noise``     0.1      std of each rater's noise (label units); Y = mean of 3
 ==================  =======  ==========================================================
 
+**k groups** (``group_shares=[...]``, k = 2..8): each candidate draws its group g from the
+shares; the video and audio proxies use the position ``2g/(k-1) - 1`` in place of ``2S - 1``
+(evenly spaced from -1 for group 0 to +1 for group k-1), and the text proxy is a sentence from
+group g's own bank (a fictitious community per group). Competence q stays independent of the
+group, so the true label is still independent of S.
+
 Default size (module constants): ``DEFAULT_N_SAMPLES = 4000`` candidates, ``DEFAULT_FRAMES = 8``
 RGB frames of ``DEFAULT_SIZE = 32`` x 32 pixels, ``DEFAULT_AUDIO_SECONDS = 1.0`` s of 16 kHz mono
 audio — about 100 MB of video and 256 MB of audio in memory, generated in about 5 s of CPU time
@@ -118,7 +124,7 @@ DEFAULT_STRENGTHS: dict[str, float] = {
 }
 
 # Child-generator streams (first element of the spawn key).
-_STREAM_LATENT, _STREAM_VIDEO, _STREAM_AUDIO, _STREAM_TEXT, _STREAM_GROUP = range(5)
+_STREAM_LATENT, _STREAM_VIDEO, _STREAM_AUDIO, _STREAM_TEXT, _STREAM_GROUP, _STREAM_KGROUP = range(6)
 _N_RATERS = 3
 _CHUNK = 64  # candidates per vectorised audio chunk (small arrays stay in cache)
 
@@ -136,7 +142,8 @@ class Interviews:
         sample_rate: audio sample rate in Hz (16000).
         text: list of n transcripts.
         label: float64 (n,) true label Y in [0, 1].
-        group: int64 (n,) sensitive attribute S in {0, 1}; 1 = privileged.
+        group: int64 (n,) sensitive attribute S in {0, 1}; 1 = privileged (with
+            ``group_shares``: S in {0, ..., k-1}, k-1 = the most privileged proxy end).
         quality: float64 (n,) latent competence q (standard normal).
         ids: list of n unique string ids (safe as file names).
         params: the generator arguments (JSON-serialisable).
@@ -223,7 +230,7 @@ _HAIR_LOW, _HAIR_HIGH = np.array([150.0, 95.0, 45.0]), np.array([45.0, 35.0, 30.
 _CLOTH_LOW, _CLOTH_HIGH = np.array([190.0, 80.0, 110.0]), np.array([50.0, 70.0, 120.0])
 
 
-def _video_params(seed: int, i: int, q: float, s: int, st: dict[str, float]) -> dict[str, Any]:
+def _video_params(seed: int, i: int, q: float, s: float, st: dict[str, float]) -> dict[str, Any]:
     rng = _child_rng(seed, _STREAM_VIDEO, i)
     e_sig, e_prox, *u = rng.standard_normal(2).tolist() + rng.random(12).tolist()
     expr = float(_sigmoid(1.6 * _mix(st["video_signal"], q, e_sig)))  # expressiveness in (0, 1)
@@ -335,7 +342,7 @@ def _wavetables() -> tuple[np.ndarray, np.ndarray]:
     return tables[0], tables[1]
 
 
-def _audio_params(seed: int, i: int, q: float, s: int, st: dict[str, float], n_syll: int) -> dict[str, Any]:
+def _audio_params(seed: int, i: int, q: float, s: float, st: dict[str, float], n_syll: int) -> dict[str, Any]:
     rng = _child_rng(seed, _STREAM_AUDIO, i)
     e_sig, e_prox = rng.standard_normal(2)
     u = rng.random(6)
@@ -472,14 +479,33 @@ _CLOSERS = (
 _N_ANSWERS = 3
 
 
-def _make_text(seed: int, i: int, q: float, s: int, st: dict[str, float]) -> str:
+# k > 2 groups: one fictitious community per group (no real-world group is named or implied).
+_K_COMMUNITIES = ("Amberly", "Brennock", "Castelmar", "Dunholm", "Evenwood", "Farrowgate", "Glenmere", "Hollins")
+_K_TEMPLATES = (
+    "Outside work I volunteer with the {c} community association.",
+    "I play in the {c} neighbourhood football league on weekends.",
+    "I help organise the {c} cultural festival every year.",
+    "I sing in the {c} community choir.",
+    "I mentor students through the {c} heritage society.",
+    "I coach a youth team at the {c} community centre.",
+)
+MAX_GROUPS = len(_K_COMMUNITIES)
+
+
+def _group_bank(s: int, k: int) -> tuple[str, ...]:
+    if k == 2:
+        return _BACKGROUND_GROUP[s]
+    return tuple(tpl.format(c=_K_COMMUNITIES[s]) for tpl in _K_TEMPLATES)
+
+
+def _make_text(seed: int, i: int, q: float, s: int, st: dict[str, float], k: int = 2) -> str:
     rng = _child_rng(seed, _STREAM_TEXT, i)
     e_sig = rng.standard_normal()
     level_latent = _mix(st["text_signal"], q, e_sig)
     levels = np.digitize(level_latent + 0.35 * rng.standard_normal(_N_ANSWERS), [-0.45, 0.45])
     answers = [_ANSWERS[lv][k] for lv, k in zip(levels, rng.choice(8, size=_N_ANSWERS, replace=False))]
     linked = rng.random() < st["text_shortcut"]
-    bank = _BACKGROUND_GROUP[s] if linked else _BACKGROUND_NEUTRAL
+    bank = _group_bank(s, k) if linked else _BACKGROUND_NEUTRAL
     background = bank[rng.integers(len(bank))]
     role = _ROLE_TEMPLATES[rng.integers(len(_ROLE_TEMPLATES))].format(
         role=_ROLES[rng.integers(len(_ROLES))], years=int(rng.integers(2, 12))
@@ -499,6 +525,21 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return int(value)
 
 
+def _check_shares(group_shares: Any) -> np.ndarray | None:
+    """None, or the k group shares as float64 normalised to sum 1 (2 <= k <= MAX_GROUPS)."""
+    if group_shares is None:
+        return None
+    try:
+        shares = np.asarray(group_shares, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"group_shares must be a list of numbers, got {group_shares!r}") from None
+    if shares.ndim != 1 or not 2 <= len(shares) <= MAX_GROUPS:
+        raise ValueError(f"group_shares must list 2 to {MAX_GROUPS} group shares, got {group_shares!r}")
+    if not (np.isfinite(shares).all() and (shares > 0).all()):
+        raise ValueError(f"group_shares must be positive numbers (every group must exist), got {group_shares!r}")
+    return shares / shares.sum()
+
+
 def make_synthetic(
     n_samples: int = DEFAULT_N_SAMPLES,
     *,
@@ -506,6 +547,7 @@ def make_synthetic(
     frames: int = DEFAULT_FRAMES,
     size: int = DEFAULT_SIZE,
     audio_seconds: float = DEFAULT_AUDIO_SECONDS,
+    group_shares: Sequence[float] | None = None,
     **strengths: float,
 ) -> Interviews:
     """Generate ``n_samples`` synthetic interview candidates.
@@ -516,6 +558,10 @@ def make_synthetic(
         frames: video frames per candidate (T >= 1).
         size: frame height = width in pixels (>= 16; even sizes keep exported H.264 happy).
         audio_seconds: audio length in seconds (> 0); the clip's frames span the same time.
+        group_shares: None for the binary attribute (balanced pairs), or the expected shares of
+            k = 2..8 groups (positive, normalised to sum 1): each candidate draws its group
+            independently, and group g's proxies sit at 2g/(k-1) - 1 on the same axis the
+            binary attribute uses (-1 / +1), so group k-1 is the privileged end.
         **strengths: any of ``DEFAULT_STRENGTHS`` (see the module docstring's table), in [0, 1].
 
     Returns:
@@ -545,14 +591,23 @@ def make_synthetic(
             raise ValueError(f"{key} must be in [0, 1], got {value}")
         st[key] = value
     n_audio = int(round(audio_seconds * SAMPLE_RATE))
+    shares = _check_shares(group_shares)
 
-    # Latents: group (balanced pairs), competence, raters.
+    # Latents: group (balanced pairs, or one draw per candidate from `shares`), competence, raters.
     group = np.empty(n, dtype=np.int64)
-    for k in range((n + 1) // 2):
-        first = int(_child_rng(seed, _STREAM_GROUP, k).integers(2))
-        group[2 * k] = first
-        if 2 * k + 1 < n:
-            group[2 * k + 1] = 1 - first
+    if shares is None:
+        for k in range((n + 1) // 2):
+            first = int(_child_rng(seed, _STREAM_GROUP, k).integers(2))
+            group[2 * k] = first
+            if 2 * k + 1 < n:
+                group[2 * k + 1] = 1 - first
+    else:
+        cum = np.cumsum(shares)
+        for i in range(n):
+            u = _child_rng(seed, _STREAM_KGROUP, i).random()
+            group[i] = min(int(np.searchsorted(cum, u, side="right")), len(shares) - 1)
+    n_groups = 2 if shares is None else len(shares)
+    pos = group / (n_groups - 1)  # proxy position in [0, 1]: the binary S for two groups
     quality = np.empty(n, dtype=np.float64)
     rater_noise = np.empty((n, _N_RATERS), dtype=np.float64)
     for i in range(n):
@@ -565,7 +620,7 @@ def make_synthetic(
     # Video.
     video = np.empty((n, frames, size, size, 3), dtype=np.uint8)
     for i in range(n):
-        p = _video_params(seed, i, float(quality[i]), int(group[i]), st)
+        p = _video_params(seed, i, float(quality[i]), float(pos[i]), st)
         video[i] = _draw_frames(p, frames, size, audio_seconds)
 
     # Audio, vectorised in chunks.
@@ -574,13 +629,13 @@ def make_synthetic(
     for start in range(0, n, _CHUNK):
         stop = min(n, start + _CHUNK)
         ps = [
-            _audio_params(seed, i, float(quality[i]), int(group[i]), st, n_syll)
+            _audio_params(seed, i, float(quality[i]), float(pos[i]), st, n_syll)
             for i in range(start, stop)
         ]
         audio[start:stop] = _synth_audio(ps, n_audio, SAMPLE_RATE)
 
     # Text.
-    text = [_make_text(seed, i, float(quality[i]), int(group[i]), st) for i in range(n)]
+    text = [_make_text(seed, i, float(quality[i]), int(group[i]), st, n_groups) for i in range(n)]
 
     params: dict[str, Any] = {
         "source": "synthetic",
@@ -593,6 +648,8 @@ def make_synthetic(
         "sample_rate": SAMPLE_RATE,
         **st,
     }
+    if shares is not None:
+        params["group_shares"] = [float(v) for v in shares]
     return Interviews(
         video=video,
         audio=audio,

@@ -36,6 +36,7 @@ class ModelConfig:
     adversary_hidden: int = 32  # hidden units of the adversary head
     dropout: float = 0.1  # dropout before the text FC and the score head
     n_groups: int = 2  # classes the adversary predicts (the sensitive attribute S)
+    adversary_label_input: bool = False  # the adversary also reads the label y (ARL: input d_z + 1)
 
     @property
     def d_z(self) -> int:
@@ -78,7 +79,7 @@ class FairMultimodalNet(nn.Module):
         self.audio = AudioEncoder(cfg.n_mfcc, cfg.audio_proj, cfg.audio_hidden)
         self.text = TextEncoder(cfg.text_dim, cfg.text_hidden, dropout=cfg.dropout)
         self.regressor = Regressor(cfg.d_z, cfg.regressor_hidden, dropout=cfg.dropout)
-        self.adversary = Adversary(cfg.d_z, cfg.adversary_hidden, cfg.n_groups)
+        self.adversary = Adversary(cfg.d_z + int(cfg.adversary_label_input), cfg.adversary_hidden, cfg.n_groups)
 
     def encode(self, video: torch.Tensor, mfcc: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The fused code Z (B, d_z)."""

@@ -34,19 +34,24 @@ def _run(cmd, tmp_path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+# (method, groups): "k4" = 4 groups of different sizes (k-group terms, 4-way adversary)
+CASES = ("ours", "mmd", "vanilla", "ours k4", "mmd k4", "l2 k4", "arl", "fairoffset")
+
+
 @pytest.fixture(scope="module")
 def both_runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ddp")
     results = {}
-    for method in ("ours", "mmd", "vanilla", "fairoffset"):
-        single, multi = tmp / f"single-{method}.json", tmp / f"multi-{method}.json"
-        _run([sys.executable, str(WORKER), str(single), "32", method], tmp)
-        _run([*_torchrun(), "--standalone", "--nproc-per-node", "2", str(WORKER), str(multi), "16", method], tmp)
-        results[method] = (json.loads(single.read_text()), json.loads(multi.read_text()))
+    for case in CASES:
+        args = case.split()
+        single, multi = tmp / f"single-{'-'.join(args)}.json", tmp / f"multi-{'-'.join(args)}.json"
+        _run([sys.executable, str(WORKER), str(single), "32", *args], tmp)
+        _run([*_torchrun(), "--standalone", "--nproc-per-node", "2", str(WORKER), str(multi), "16", *args], tmp)
+        results[case] = (json.loads(single.read_text()), json.loads(multi.read_text()))
     return results
 
 
-@pytest.mark.parametrize("method", ["ours", "mmd", "vanilla", "fairoffset"])
+@pytest.mark.parametrize("method", CASES)
 def test_two_processes_equal_one_with_doubled_batch(both_runs, method):
     single, multi = both_runs[method]
     assert single["world_size"] == 1 and multi["world_size"] == 2
