@@ -7,7 +7,7 @@ APT_PACKAGES := ffmpeg chromium chromium-driver
 # pytest arguments, e.g. `make test PYTEST_ARGS="-k metrics"`
 PYTEST_ARGS ?=
 
-.PHONY: run test fuzz screenshots install install-test apt models bench clean-venv
+.PHONY: run test lint fuzz screenshots install install-test apt models bench clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,12 @@ run: install
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 # pytest exits 5 when it collects nothing; make fails on any non-zero exit, so that cannot pass.
-test: install-test
+test: install-test lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff's settings live in pyproject.toml ([tool.ruff]).
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
 
 # Property tests with fresh random examples (the suite's own run is repeatable); run by hand,
 # e.g. `make fuzz FUZZ_ROUNDS=20`. Each round draws new examples.
@@ -63,6 +67,7 @@ bench: install-test
 	$(PY) bench/bench_metrics.py
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_train.py
+	$(PY) bench/bench_monitor.py
 
 clean-venv:
 	rm -rf $(VENV)

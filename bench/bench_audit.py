@@ -87,8 +87,10 @@ def main(argv=None) -> int:
     )
     for with_labels, n_boot, inter_on, reps in configs:
         y = labels if with_labels else None
-        out, w, c, runs = timed(lambda: audit_attributes(scores, attrs, y, n_boot=n_boot, random_state=0,
-                                                         intersections=inter_on), reps)
+        def run(y=y, n_boot=n_boot, inter_on=inter_on):
+            return audit_attributes(scores, attrs, y, n_boot=n_boot, random_state=0, intersections=inter_on)
+
+        out, w, c, runs = timed(run, reps)
         if with_labels:
             res = out
         what = "3 attributes + intersection" if inter_on else "3 attributes, no intersection"

@@ -94,7 +94,6 @@ def bench_features(load_repeats: int = 3) -> str:
     preprocesses; the cached load is timed in this process and in a fresh Python process
     (imports included), which is what a user sees.
     """
-    import json
     import shutil
     import subprocess
     import tempfile
@@ -107,7 +106,6 @@ def bench_features(load_repeats: int = 3) -> str:
     os.environ["FAIRVIZ_CACHE"] = str(tmp)
     try:
         from fairviz.data import features as F
-        from fairviz.data import synthetic
         from fairviz.data.torch_data import GroupStratifiedBatchSampler, InterviewDataset
 
         spans: dict[str, list[float]] = {}  # stage -> [wall start, wall end, cpu start, cpu end]

@@ -3,7 +3,8 @@
 - which run is the default "current run", and which runs the Compare / Trade-off /
   Representation pages start with;
 - the runs as one table of metrics (value and interval per metric);
-- the points of a λ_W sweep for the trade-off figure;
+- the legend names of a run's groups and the Representation page's distance definition;
+- weight values typed as text (the Trade-off page's sweep);
 - a sample synthetic interview (video, audio, transcript) written once to the cache;
 - turning the Train page's data-source choice into a `TrainConfig.data` value.
 
@@ -14,6 +15,7 @@ Inputs are `fairviz.runs.RunInfo` objects (``name``, ``method``, ``alpha``, ``la
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,11 +37,15 @@ __all__ = [
     "pick_default_run",
     "runs_frame",
     "default_compare_names",
-    "tradeoff_points",
     "metric_value",
     "format_metric",
+    "metric_caption",
+    "ties_with_best",
     "sample_interview",
     "resolve_data_source",
+    "parse_weights",
+    "group_names",
+    "REPRESENTATION_DISTANCE",
     "read_uploaded_table",
     "audit_columns",
     "auto_n_boot",
@@ -96,10 +102,50 @@ def format_metric(metrics: dict, name: str, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def metric_caption(metrics: dict, name: str, n: int | None = None) -> str:
+    """The caption under a metric card: for the distances (SPDD, SPEO) the sentence of
+    `fairviz.uncertainty.describe` (what the value, test and bound mean); for PCC / SRCC
+    ``95 % CI [lo, hi]``; then ``n = …``. "needs a label column" when the metric is absent."""
+    from fairviz.uncertainty import describe
+
+    v = metric_value(metrics, name)
+    if not math.isfinite(v):
+        return "needs a label column"
+    parts = []
+    m = metrics.get(name)
+    if name in ("spdd", "speo") and isinstance(m, dict):
+        if math.isfinite(metric_value(metrics, name, "ci_high")) or math.isfinite(metric_value(metrics, name, "p_value")):
+            parts.append(describe(name.upper(), {**m, "level": metrics.get("level", 0.95)}))
+    else:
+        lo, hi = metric_value(metrics, name, "ci_low"), metric_value(metrics, name, "ci_high")
+        if math.isfinite(lo) and math.isfinite(hi):
+            parts.append(f"95 % CI [{lo:.3f}, {hi:.3f}]")
+    if n:
+        parts.append(f"n = {n:,}")
+    return " · ".join(parts)
+
+
+def ties_with_best(frame: pd.DataFrame, higher_is_better: dict = HIGHER_IS_BETTER) -> dict[str, list]:
+    """Per metric column of a `runs_frame` (indexed by run), the runs whose interval overlaps
+    the best run's (`fairviz.uncertainty.best_and_ties`): the data cannot tell them apart, so
+    "best per column" is not decided by noise. {column: [index labels]} (empty: a clear best)."""
+    from fairviz.uncertainty import best_and_ties
+
+    out = {}
+    for k, higher in higher_is_better.items():
+        if k not in frame.columns:
+            continue
+        _, ties = best_and_ties(pd.to_numeric(frame[k], errors="coerce"), pd.to_numeric(frame[f"{k}_low"], errors="coerce"),
+                                pd.to_numeric(frame[f"{k}_high"], errors="coerce"), higher)
+        out[k] = [label for label, tie in zip(frame.index, ties) if tie]
+    return out
+
+
 def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
     """One row per run: ``name, method, alpha, bias_mode, lambda_w, seed`` and, per metric in
     (pcc, srcc, spdd, speo), ``<m>``, ``<m>_low``, ``<m>_high``; plus ``spdd_floor`` (the
-    permutation floor stored with the run, NaN if absent) and ``n`` (test rows). Sorted by
+    permutation floor stored with the run, NaN if absent), ``score_std`` (the test scores' std: a
+tiny SPDD with a tiny spread means collapsed scores) and ``n`` (test rows). Sorted by
     method order, α, λ_W, seed.
     """
     rows = []
@@ -120,10 +166,11 @@ def runs_frame(infos: Iterable[Any]) -> pd.DataFrame:
         floor = m.get("spdd_floor")
         row["spdd_floor"] = float(floor.get("mean", np.nan)) if isinstance(floor, dict) else (
             float(floor) if isinstance(floor, (int, float)) else float("nan"))
+        row["score_std"] = metric_value(m, "score_std")
         row["n"] = m.get("n", np.nan)
         rows.append(row)
     cols = ["name", "method", "alpha", "bias_mode", "lambda_w", "seed"] + [
-        c for k in METRIC_NAMES for c in (k, f"{k}_low", f"{k}_high")] + ["spdd_floor", "n"]
+        c for k in METRIC_NAMES for c in (k, f"{k}_low", f"{k}_high")] + ["spdd_floor", "score_std", "n"]
     df = pd.DataFrame(rows, columns=cols)
     if len(df):
         df = df.assign(_r=df["method"].map(_method_rank)).sort_values(
@@ -146,32 +193,6 @@ def default_compare_names(infos: Sequence[Any], *, alpha: float = 4.0, bias_mode
         if i.method not in chosen or key < chosen[i.method][0]:
             chosen[i.method] = (key, i)
     return [chosen[m][1].name for m in sorted(chosen, key=_method_rank)]
-
-
-def tradeoff_points(infos: Sequence[Any], *, method: str = "ours", alpha: float = 4.0,
-                    bias_mode: str = "label", seed: int | None = None,
-                    include_others: bool = True) -> pd.DataFrame:
-    """Points for `fairviz.figures.tradeoff_figure`: the ``method`` runs at ``alpha`` (one per
-    λ_W; the ``seed`` given, or the lowest seed present per λ_W), plus with ``include_others`` one
-    reference run per other method at the same α (column ``lambda_w`` NaN for those).
-
-    Columns: ``name, method, lambda_w, spdd, pcc, srcc``; sorted by λ_W.
-    """
-    df = runs_frame([i for i in infos if _close(i.alpha, alpha)
-                     and (getattr(i, "bias_mode", bias_mode) == bias_mode)])
-    cols = ["name", "method", "lambda_w", "spdd", "pcc", "srcc"]
-    if df.empty:
-        return pd.DataFrame(columns=cols)
-    main = df[df["method"] == method]
-    if seed is not None:
-        main = main[main["seed"] == seed]
-    main = main.sort_values(["lambda_w", "seed", "name"]).drop_duplicates("lambda_w", keep="first")
-    out = main[cols]
-    if include_others:
-        others = df[df["method"] != method].sort_values(["seed", "name"]).drop_duplicates("method")
-        others = others[cols].assign(lambda_w=np.nan)
-        out = pd.concat([out, others], ignore_index=True) if len(others) else out
-    return out.reset_index(drop=True)
 
 
 def sample_interview(out_dir: str | Path | None = None, *, seed: int = 0) -> dict:
@@ -208,51 +229,119 @@ def sample_interview(out_dir: str | Path | None = None, *, seed: int = 0) -> dic
     }
 
 
-def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Path | None = None) -> str:
+def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Path | None = None,
+                        root: str | Path | None = None) -> str:
     """The `TrainConfig.data` value for a Train-page choice.
 
     ``kind``: ``"synthetic"`` → ``"synthetic"``; ``"manifest"`` → the CSV path (must exist);
     ``"first_impressions"`` → a manifest built from that folder with
     `fairviz.data.first_impressions.build_manifest`, written to ``out_dir`` (default: the cache).
-    Raises ValueError / FileNotFoundError with what to fix.
+    ``path`` is what the browser user typed: a path inside ``root`` (default
+    `fairviz.paths.data_root()`, the operator's ``FAIRVIZ_DATA_ROOT``); without a root the two
+    server-side sources are off. ``..`` and symbolic links are refused, and messages name paths
+    relative to the root. Raises ValueError / FileNotFoundError with what to fix.
     """
+    from fairviz.paths import DATA_ROOT_ENV, data_root, under_data_root
+
     if kind == "synthetic":
         return "synthetic"
+    if kind not in ("manifest", "first_impressions"):
+        raise ValueError(f"unknown data source {kind!r}; choose synthetic, manifest or first_impressions")
+    root = Path(root).resolve() if root is not None else data_root()
+    if root is None or not root.is_dir():
+        raise ValueError(f"training on server files is off: the server's operator has not set {DATA_ROOT_ENV} "
+                         "(the folder under which users may name data); use the synthetic data, or "
+                         "`python -m fairviz train` on the server")
     if not path or not str(path).strip():
-        raise ValueError("enter the path of the manifest CSV or of the First Impressions folder")
-    p = Path(str(path).strip()).expanduser()
+        raise ValueError("enter the path of the manifest CSV or of the First Impressions folder, inside the data folder")
+    what = "manifest CSV" if kind == "manifest" else "First Impressions folder"
+    try:
+        p = under_data_root(str(path), root)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{what} not found: {err}") from None
+    shown = str(p.relative_to(root))
     if kind == "manifest":
         if not p.is_file():
-            raise FileNotFoundError(f"manifest CSV not found: {p}")
+            raise FileNotFoundError(f"manifest CSV not found: {shown!r} is not a file")
         if p.suffix.lower() != ".csv":
             raise ValueError(f"a manifest must be a .csv file with columns video, label, group; got {p.name}")
-        return str(p.resolve())
-    if kind == "first_impressions":
-        if not p.is_dir():
-            raise FileNotFoundError(f"First Impressions folder not found: {p}")
-        import hashlib
+        return str(p)
+    if not p.is_dir():
+        raise FileNotFoundError(f"First Impressions folder not found: {shown!r} is not a folder")
+    import hashlib
 
-        from fairviz.data.first_impressions import build_manifest
-        from fairviz.paths import cache_dir
+    from fairviz.data.first_impressions import build_manifest
+    from fairviz.paths import cache_dir
 
-        key = hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:12]
-        out = Path(out_dir) if out_dir is not None else cache_dir() / "manifests"
-        out_csv = out / f"first-impressions-{key}.csv"
+    key = hashlib.sha256(str(p).encode()).hexdigest()[:12]
+    out = Path(out_dir) if out_dir is not None else cache_dir() / "manifests"
+    out_csv = out / f"first-impressions-{key}.csv"
+    try:
         build_manifest(p, out_csv)
-        return str(out_csv)
-    raise ValueError(f"unknown data source {kind!r}; choose synthetic, manifest or first_impressions")
+    except ValueError as err:
+        raise ValueError(f"{shown}: {err}") from None
+    return str(out_csv)
+
+
+def group_names(info: dict | None) -> dict:
+    """Legend names of a run's group codes from its ``info["features_meta"]``: the original group
+    values (``group_labels[code]``) with which one is privileged (code 1, as the data modules encode
+    it), e.g. ``{0: "group 0 (unprivileged)", 1: "group 1 (privileged)"}`` for the synthetic data
+    or ``{0: "female (unprivileged)", 1: "male (privileged)"}`` for a manifest. Names are the
+    user's text as written (escape them for HTML where needed)."""
+    meta = (info or {}).get("features_meta") or {}
+    labels = meta.get("group_labels") or [0, 1]
+    has_priv = "privileged" in meta
+    out = {}
+    for code, label in enumerate(labels):
+        base = f"group {label}" if isinstance(label, int) and not isinstance(label, bool) else str(label)
+        if has_priv and len(labels) == 2:
+            base += " (privileged)" if code == 1 else " (unprivileged)"
+        out[code] = base
+    return out
+
+
+#: The one centroid-distance definition of the Representation page (plot and bar chart).
+REPRESENTATION_DISTANCE = (
+    "distance between the two groups' centroids in the full fused code Z (all dimensions, not the "
+    "PCA plane), divided by the root-mean-square distance of the points to their overall mean, so "
+    "runs whose codes differ in scale compare (0 = same centre)"
+)
+
+
+def parse_weights(text: str, *, what: str = "weight") -> list[float]:
+    """Knob values typed as text (``"0 0.1, 0.5 1"``: spaces, commas or semicolons) as a sorted
+    list of distinct floats >= 0; ValueError naming the first entry that is not one."""
+    parts = [p for p in str(text or "").replace(",", " ").replace(";", " ").split() if p]
+    if not parts:
+        raise ValueError(f"enter at least one {what} value, e.g. 0 0.1 0.3 0.5 1")
+    out = []
+    for p in parts:
+        try:
+            v = float(p)
+        except ValueError:
+            raise ValueError(f"{p!r} is not a number; enter {what} values separated by spaces") from None
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{what} values must be finite and >= 0; got {p!r}")
+        out.append(v)
+    return sorted(set(out))
 
 
 # ---------------------------------------------------------------------------------------------
 # uploaded score tables
 
 UPLOAD_SUFFIXES = (".csv", ".parquet")
+#: Rows one uploaded table may hold, and rows × groups of one grouping, on the shared server.
+APP_MAX_ROWS = 2_000_000
+APP_MAX_CELLS = 20_000_000
 
 
-def read_uploaded_table(data: bytes, filename: str) -> pd.DataFrame:
+def read_uploaded_table(data: bytes, filename: str, *, max_rows: int = APP_MAX_ROWS) -> pd.DataFrame:
     """An uploaded CSV / Parquet file (its bytes) as a DataFrame; ValueError saying what is wrong
-    (empty file, unknown type, unreadable content, no rows)."""
-    import io
+    (empty file, unknown type, unreadable content, no rows, duplicate column names, more than
+    ``max_rows`` rows: the count is read before the table is built, `fairviz.tabular.read_frame`).
+    Only an empty cell is missing."""
+    from fairviz.tabular import DuplicateColumnsError, TooLargeError, read_frame
 
     name = str(filename or "")
     suffix = Path(name).suffix.lower()
@@ -261,13 +350,12 @@ def read_uploaded_table(data: bytes, filename: str) -> pd.DataFrame:
     if not data:
         raise ValueError(f"{name} is empty (0 bytes)")
     try:
-        if suffix == ".csv":
-            df = pd.read_csv(io.BytesIO(data))
-        else:
-            df = pd.read_parquet(io.BytesIO(data))
+        df = read_frame(data, suffix, name, max_rows)
+    except (TooLargeError, DuplicateColumnsError):
+        raise
     except pd.errors.EmptyDataError:
         raise ValueError(f"{name} has no columns: is it empty?") from None
-    except (ValueError, OSError, UnicodeDecodeError) as err:
+    except (ValueError, OSError, EOFError) as err:
         kind = "CSV" if suffix == ".csv" else "Parquet"
         raise ValueError(f"{name} is not a readable {kind} file: {err}") from None
     if len(df.columns) < 2:
@@ -277,6 +365,13 @@ def read_uploaded_table(data: bytes, filename: str) -> pd.DataFrame:
         raise ValueError(f"{name} has a header but no rows")
     df.columns = [str(c) for c in df.columns]
     return df
+
+
+def file_slug(text: str, limit: int = 60) -> str:
+    """``text`` as part of a download's file name: letters, digits, ``.`` and ``-`` kept, any
+    other run of characters becomes ``_`` (e.g. ``sex × race`` → ``sex_race``)."""
+    slug = re.sub(r"[^\w.-]+", "_", str(text), flags=re.ASCII).strip("._")
+    return slug[:limit] or "attribute"
 
 
 def _numeric_column(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
@@ -292,14 +387,19 @@ def _numeric_column(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], label_col: str | None = None):
+def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], label_col: str | None = None,
+                  missing_values: Sequence[str] = ()):
     """``(scores, {group column: values}, labels or None)`` from a table, checked.
 
     Scores and labels must be numbers in [0, 1] without NaN (errors name the column, the count
-    and the first offending row); group values are passed on as they are (missing values are
-    counted and excluded by `fairviz.groups.audit_attributes`).
+    and the first offending row); group values are passed on as they are, except that those in
+    ``missing_values`` (the user's own list; case and surrounding spaces ignored) become None.
+    Missing values are counted and excluded by `fairviz.groups.audit_attributes`. A group column
+    with more than `fairviz.tabular.MAX_GROUPS` groups, or more than `APP_MAX_CELLS` rows × groups,
+    is refused.
     """
     from fairviz import metrics
+    from fairviz.tabular import MAX_GROUPS, check_audit_size
 
     group_cols = list(group_cols)
     if not group_cols:
@@ -331,7 +431,18 @@ def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], l
                                 None if labels is None else labels[known])
     except ValueError as err:
         raise ValueError(f"group column {group_cols[0]!r}: {err}") from None
-    attributes = {c: df[c].to_numpy() for c in group_cols}
+    tokens = {str(t).strip().lower() for t in missing_values} - {""}
+    attributes = {}
+    for c in group_cols:
+        values = df[c]
+        if tokens:
+            values = values.astype(object).where(~values.astype(str).str.strip().str.lower().isin(tokens), None)
+        try:
+            n_groups = values.nunique()
+        except TypeError:  # lists from a Parquet file: audit_attributes says what is wrong
+            n_groups = 0
+        check_audit_size(len(df), n_groups, f"group column {c!r}", max_groups=MAX_GROUPS, max_cells=APP_MAX_CELLS)
+        attributes[c] = values.to_numpy()
     return scores, attributes, labels
 
 

@@ -1,27 +1,48 @@
 """Atomic writes: a reader sees the old file/folder or the new one, never a half-written one.
 
 Everything is written to a temporary sibling first, flushed, then moved into place with
-`os.replace` (atomic on POSIX within one filesystem). A process killed mid-write leaves its
-hidden temporary behind; the next write into the same folder removes such leftovers once they
-are `STALE_AFTER_S` old (no save takes that long, so a save in progress is never touched).
+`os.replace` (atomic on POSIX within one filesystem). Temporaries are named with `TMP_PREFIX`
+(``.fairviz-tmp-``), a prefix no other program uses; a temporary folder also holds the marker
+file `MARKER` until it is renamed into place. A process killed mid-write leaves its temporary
+behind; the next write into the same folder removes such leftovers once they are
+`STALE_AFTER_S` old (no save takes that long, so a save in progress is never touched), and
+only those: a folder without the marker, or any name without the prefix, is never removed.
+
+Files and folders are created with the usual modes (0666 / 0777 less the umask), like any
+other file a user saves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
 STALE_AFTER_S = 6 * 3600
+#: Start of every temporary name fairviz writes (files end in ``.tmp``).
+TMP_PREFIX = ".fairviz-tmp-"
+#: File inside a temporary folder that marks it as fairviz's own, until it is committed.
+MARKER = ".fairviz-staging"
+
+
+def _is_ours(e: os.DirEntry) -> bool:
+    """A leftover fairviz wrote: a prefixed ``.tmp`` file, or a prefixed folder holding the marker
+    (links are never followed)."""
+    if not e.name.startswith(TMP_PREFIX):
+        return False
+    if e.is_dir(follow_symlinks=False):
+        marker = os.path.join(e.path, MARKER)
+        return os.path.isfile(marker) and not os.path.islink(marker)
+    return e.name.endswith(".tmp") and e.is_file(follow_symlinks=False)
 
 
 def sweep_stale(folder: str | os.PathLike, *, now: float | None = None) -> list[Path]:
-    """Remove temporaries of killed writes in `folder` (``.tmp-*`` folders, ``.*.tmp`` files)
-    last modified more than `STALE_AFTER_S` seconds ago; returns what was removed."""
+    """Remove temporaries of killed writes in `folder` (see the module docstring) last modified
+    more than `STALE_AFTER_S` seconds ago; returns what was removed."""
     cutoff = (time.time() if now is None else now) - STALE_AFTER_S
     removed = []
     try:
@@ -29,11 +50,9 @@ def sweep_stale(folder: str | os.PathLike, *, now: float | None = None) -> list[
     except OSError:
         return removed
     for e in entries:
-        staging = e.name.startswith(".tmp-") and e.is_dir(follow_symlinks=False)
-        partial = e.name.startswith(".") and e.name.endswith(".tmp") and e.is_file(follow_symlinks=False)
         try:
-            if (staging or partial) and e.stat(follow_symlinks=False).st_mtime < cutoff:
-                if staging:
+            if _is_ours(e) and e.stat(follow_symlinks=False).st_mtime < cutoff:
+                if e.is_dir(follow_symlinks=False):
                     shutil.rmtree(e.path)
                 else:
                     os.unlink(e.path)
@@ -43,12 +62,42 @@ def sweep_stale(folder: str | os.PathLike, *, now: float | None = None) -> list[
     return removed
 
 
+def current_umask() -> int:
+    """The process's umask (from /proc on Linux, which does not change it; else set and reset)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(path: str | os.PathLike) -> None:
+    """Give a file written by a library that forces 0600 (e.g. safetensors) the mode any saved
+    file gets: 0666 less the umask."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
+def _temp_name(final: Path, suffix: str = "") -> Path:
+    return final.with_name(f"{TMP_PREFIX}{final.name}.{secrets.token_hex(4)}{suffix}")
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` to `path` atomically; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    while True:
+        tmp = _temp_name(path, ".tmp")
+        try:  # mode 0666 less the umask, as for any file the user saves
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -79,9 +128,17 @@ def staged_dir(final: str | os.PathLike, *, replace: bool = False) -> Iterator[P
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale(final.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.", dir=final.parent))
+    while True:
+        tmp = _temp_name(final)
+        try:
+            tmp.mkdir(0o777)  # less the umask
+            break
+        except FileExistsError:
+            continue
     try:
+        (tmp / MARKER).write_bytes(b"")
         yield tmp
+        (tmp / MARKER).unlink()
         _commit_dir(tmp, final, replace=replace)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -100,11 +157,15 @@ def _commit_dir(tmp: Path, final: Path, *, replace: bool) -> None:
     if not replace:
         raise FileExistsError(f"{final} already exists; choose another name")
     if _exchange(tmp, final):  # one atomic swap: `final` is never missing, even if killed here
-        shutil.rmtree(tmp, ignore_errors=True)  # now holds the old content
+        with contextlib.suppress(OSError):  # now holds the old content: ours to sweep if killed
+            (tmp / MARKER).write_bytes(b"")
+        shutil.rmtree(tmp, ignore_errors=True)
         return
     # fallback (no renameat2): a process killed between these two renames leaves no `final`
-    old = final.with_name(f".tmp-old-{final.name}.{os.getpid()}")
+    old = final.with_name(f"{TMP_PREFIX}old-{final.name}.{os.getpid()}")
     os.rename(final, old)
+    with contextlib.suppress(OSError):
+        (old / MARKER).write_bytes(b"")
     os.rename(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
 

@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from fairviz import postprocess
+from fairviz.pipelines import refine_points
 from fairviz.train import METHOD_NAMES, METHODS, Run, TrainConfig, load_features, train
 
 #: The per-run numbers `compare` collects (all on the test split, true labels).
@@ -50,8 +52,28 @@ def run_record(run: Run) -> dict:
         "seed": cfg.seed,
     }
     rec.update({k: val(k) for k in RUN_COLUMNS})
+    floor = m.get("spdd_floor")
+    rec["spdd_floor_p95"] = float(floor.get("p95", float("nan"))) if isinstance(floor, dict) else float("nan")
     rec["score_std"] = val("score_std")
+    rec["theta"] = float("nan")  # no post-processing
     rec["seconds"] = float(run.info.get("train_seconds", float("nan")))
+    return rec
+
+
+def repaired_record(run: Run, theta: float = 1.0) -> dict:
+    """`run_record` of ``<method> + repair``: the run's test scores repaired at strength `theta` by
+    the barycenter map fitted on its validation rows only (`fairviz.postprocess`).
+
+    The permutation floor uses the run's own ``n_perm`` and seed. Grid-50 columns are NaN.
+    """
+    rec = run_record(run)
+    rmap = postprocess.fit_validation_repair(run.predictions, run=f"run {run.name!r}")
+    test = postprocess.repaired_test(run.predictions, rmap, theta)
+    m = postprocess.pipeline_metrics(test["score"], test["label"], test["group"],
+                                     n_perm=run.config.n_perm, seed=run.config.seed)
+    rec.update({k: m[k] for k in ("pcc", "srcc", "spdd", "speo", "spdd_floor", "spdd_floor_p95", "score_std")})
+    rec.update(method=postprocess.repair_label(run.config.method), name=f"{run.name}+repair{theta:g}",
+               theta=float(theta), spdd_grid50=float("nan"), speo_grid50=float("nan"))
     return rec
 
 
@@ -85,9 +107,13 @@ def compare_runs(
     progress: Callable[[dict], Any] | None = None,
     features=None,
     on_run: Callable[[Run, pd.DataFrame], Any] | None = None,
+    repair_strength: float | None = 1.0,
     **cfg,
 ) -> pd.DataFrame:
     """Train every method for every seed; one row of test metrics per run (see `run_record`).
+
+    With `repair_strength` theta (default 1; None for none), every run also gets a row
+    ``<method> + repair`` (see `repaired_record`): post-processing as a method family of its own.
 
     `cfg` are further TrainConfig fields (bias_mode, epochs, lambda_w, lambda_l2, ...), the same
     for every run. With `out_root`, each run is also saved there as ``<method>-a<alpha>-...-s<seed>``.
@@ -97,6 +123,8 @@ def compare_runs(
     """
     seeds = [int(s) for s in seeds]
     methods = list(methods)
+    if repair_strength is not None:
+        repair_strength = postprocess.check_strength(repair_strength)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
@@ -108,6 +136,8 @@ def compare_runs(
     rows = []
     for run in _train_each(configs, features, progress, out_root, overwrite):
         rows.append(run_record(run))
+        if repair_strength is not None:
+            rows.append(repaired_record(run, repair_strength))
         if on_run is not None:
             on_run(run, pd.DataFrame(rows))
     return pd.DataFrame(rows)
@@ -118,9 +148,12 @@ def summarize(
 ) -> pd.DataFrame:
     """Mean and sample std over seeds per method: columns ``<metric>_mean``, ``<metric>_std``, ``n_seeds``.
 
-    Rows follow the registry order. A std over one seed is NaN.
+    Rows follow the registry order, the repaired pipelines (``<method> + repair``) after the
+    trained methods. A std over one seed is NaN.
     """
-    order = [m for m in METHOD_NAMES if m in set(per_run["method"])]
+    present = set(per_run["method"])
+    order = [m for m in METHOD_NAMES if m in present]
+    order += [postprocess.repair_label(m) for m in METHOD_NAMES if postprocess.repair_label(m) in present]
     g = per_run.groupby("method", sort=False)
     out = pd.DataFrame(index=pd.Index(order, name="method"))
     for key in metrics:
@@ -199,12 +232,16 @@ def sweep(
     names: Callable[[float], str] | None = None,
     progress: Callable[[dict], Any] | None = None,
     features=None,
+    adaptive: int = 0,
     **cfg,
 ) -> list[Run]:
     """One run per value of the method's weight (same seed, data and budget); saved under
     `out_root` if given. The values go to the method's own weight: lambda_w for `ours`,
     lambda_l2 for `l2`, lambda_mmd for `mmd`.
 
+    With `adaptive` = k > 0, up to k more runs are added where the curve moves fast between two
+    neighbouring values (see `refine_points`), a round at a time, so a cliff (e.g. the scores
+    collapsing) is bracketed instead of jumped over. Runs are returned sorted by weight.
     `names(value)` picks each run's name (default: TrainConfig.default_name()).
     """
     if method not in METHODS:
@@ -213,16 +250,33 @@ def sweep(
     if field_ is None:
         raise ValueError(f"method {method!r} has no weight to sweep; use one of "
                          f"{[m for m in METHODS if METHODS[m].weight_field]}")
-    lambda_ws = [float(x) for x in lambda_ws]
+    lambda_ws = sorted({float(x) for x in lambda_ws})
     if not lambda_ws:
         raise ValueError("sweep needs at least one weight value")
-    configs = [
-        _config(method=method, alpha=alpha, **{field_: lw}, **({**cfg, "name": names(lw)} if names else cfg))
-        for lw in lambda_ws
-    ]
+    bad = [v for v in lambda_ws if not (math.isfinite(v) and v >= 0)]
+    if bad:
+        raise ValueError(f"weight values must be finite and >= 0; got {bad}")
+    if int(adaptive) < 0:
+        raise ValueError(f"adaptive must be >= 0 (extra runs); got {adaptive}")
+
+    def configs_for(values):
+        return [_config(method=method, alpha=alpha, **{field_: lw}, **({**cfg, "name": names(lw)} if names else cfg))
+                for lw in values]
+
+    first = configs_for(lambda_ws)
     if features is None:
-        features = _shared_features(configs[0], progress)
-    return list(_train_each(configs, features, progress, out_root, overwrite))
+        features = _shared_features(first[0], progress)
+    total = len(lambda_ws) + int(adaptive)
+    runs = list(_train_each(first, features, progress, out_root, overwrite, total=total))
+    left = int(adaptive)
+    while left > 0:
+        new = refine_points(sweep_table(runs))[:left]
+        if not new:
+            break
+        runs += _train_each(configs_for(new), features, progress, out_root, overwrite,
+                            offset=len(runs), total=total)
+        left -= len(new)
+    return sorted(runs, key=lambda r: r.config.method_weight())
 
 
 def sweep_table(runs: Sequence[Run]) -> pd.DataFrame:
@@ -236,15 +290,15 @@ def sweep_table(runs: Sequence[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _train_each(configs, features, progress, out_root, overwrite):
+def _train_each(configs, features, progress, out_root, overwrite, *, offset: int = 0, total: int | None = None):
     """Train (and save, when `out_root` is set) each config in turn, yielding its Run; progress
-    events gain `run`, `run_index` and `n_runs`."""
+    events gain `run`, `run_index` (from `offset`) and `n_runs` (`total`, default len(configs))."""
     for i, c in enumerate(configs):
         name = c.name or c.default_name()
 
-        def inner(event, _i=i, _name=name):
+        def inner(event, _i=offset + i, _name=name):
             if progress is not None:
-                progress({**event, "run": _name, "run_index": _i, "n_runs": len(configs)})
+                progress({**event, "run": _name, "run_index": _i, "n_runs": total or len(configs)})
 
         run = train(c, progress=inner, features=features)
         _save(run, out_root, overwrite)

@@ -53,7 +53,6 @@ __all__ = [
     "dp_curve_figure",
     "add_tau_marker",
     "dp_overlay_figure",
-    "tradeoff_figure",
     "pca_figure",
     "centroid_distance_figure",
     "history_figure",
@@ -630,98 +629,6 @@ def dp_overlay_figure(
     return fig
 
 
-def tradeoff_figure(
-    points: pd.DataFrame,
-    *,
-    x: str = "spdd",
-    ys: Sequence[str] = ("pcc", "srcc"),
-    label: str = "lambda_w",
-    name: str = "name",
-    selected: str | None = None,
-    title: str | None = "Fairness–accuracy trade-off",
-) -> go.Figure:
-    """SPDD (x, lower is fairer) against PCC and SRCC (y, higher is more accurate), one panel each.
-
-    ``points`` has one row per run with columns ``x``, each of ``ys``, ``label`` (shown next to a
-    point, e.g. λ_W) and ``name`` (the run name, kept in ``customdata`` so a click can select the
-    run). Optional column ``method``: points of other methods are drawn as grey references. The
-    Pareto front of each panel (lower x and higher y) is drawn as a dashed line; ``selected``
-    (a run name) gets a ring.
-    """
-    if len(points) == 0:
-        raise ValueError("tradeoff_figure needs at least one point")
-    for col in (x, *ys, name):
-        if col not in points.columns:
-            raise ValueError(f"trade-off points need a {col!r} column; got {list(points.columns)}")
-    df = points.reset_index(drop=True)
-    pretty = {"spdd": "SPDD (lower is fairer)", "pcc": "PCC (higher is better)", "srcc": "SRCC (higher is better)"}
-    fig = make_subplots(rows=1, cols=len(ys), horizontal_spacing=0.1,
-                        subplot_titles=[f"{x.upper()} vs {y.upper()}" for y in ys])
-    has_method = "method" in df.columns
-    main_method = None
-    if has_method and label in df.columns:
-        swept = df[df[label].notna()]
-        main_method = swept["method"].mode().iat[0] if len(swept) else None
-    for j, y in enumerate(ys, start=1):
-        pts = df[[x, y]].to_numpy(dtype=np.float64)
-        front = pareto_front(pts)
-        if front.size:
-            fig.add_trace(
-                go.Scatter(
-                    x=pts[front, 0], y=pts[front, 1], mode="lines",
-                    line=dict(color=theme.NEUTRAL, width=2, dash="dash"),
-                    name="Pareto front", legendgroup="front", showlegend=(j == 1), hoverinfo="skip",
-                ),
-                row=1, col=j,
-            )
-        is_main = np.ones(len(df), dtype=bool)
-        if has_method and main_method is not None:
-            is_main = (df["method"] == main_method).to_numpy()
-        for mask, color, label_name in (
-            (is_main, theme.method_color(main_method or "ours"), main_method or "runs"),
-            (~is_main, theme.NEUTRAL, "other methods"),
-        ):
-            if not mask.any():
-                continue
-            sub = df[mask]
-            if label in sub.columns and mask is is_main:
-                text = [f"λ={v:g}" if pd.notna(v) else "" for v in sub[label]]
-            elif has_method:
-                text = [str(m) for m in sub["method"]]
-            else:
-                text = None
-            on_front = np.isin(np.flatnonzero(mask), front)
-            fig.add_trace(
-                go.Scatter(
-                    x=sub[x], y=sub[y], mode="markers+text", text=text,
-                    textposition="top center" if mask is is_main else "bottom center",
-                    textfont=dict(size=12),
-                    marker=dict(color=color, size=np.where(on_front, 13, 10),
-                                symbol="circle" if mask is is_main else "diamond",
-                                line=dict(color="white", width=1)),
-                    customdata=sub[name], name=label_name, legendgroup=label_name, showlegend=(j == 1),
-                    hovertemplate="%{customdata}<br>" + x.upper() + " %{x:.3f}<br>" + y.upper()
-                    + " %{y:.3f}<extra></extra>",
-                ),
-                row=1, col=j,
-            )
-        if selected is not None and (df[name] == selected).any():
-            row = df[df[name] == selected].iloc[0]
-            fig.add_trace(
-                go.Scatter(
-                    x=[row[x]], y=[row[y]], mode="markers",
-                    marker=dict(size=22, color="rgba(0,0,0,0)", line=dict(color="#000000", width=2.5)),
-                    name=f"selected: {selected}", legendgroup="selected", showlegend=(j == 1),
-                    hoverinfo="skip",
-                ),
-                row=1, col=j,
-            )
-        fig.update_xaxes(title_text=pretty.get(x, x), row=1, col=j)
-        fig.update_yaxes(title_text=pretty.get(y, y), row=1, col=j)
-    fig.update_layout(template=theme.TEMPLATE_NAME, title=title, height=480)
-    return fig
-
-
 def pca_figure(
     coords,
     groups,
@@ -730,13 +637,20 @@ def pca_figure(
     explained=None,
     max_points: int = 3000,
     random_state: int = 0,
+    distance: float | None = None,
+    distance_label: str = "centroid distance in this plane",
+    group_names: Mapping | None = None,
     title: str | None = "Latent representation Z (PCA)",
 ) -> go.Figure:
     """2-D projection of Z: coloured by group (left) and, with ``scores``, by score (right).
 
-    Group centroids (over all points) are big crosses joined by a line labelled with their
-    distance in this plane. More than ``max_points`` points are subsampled for drawing
-    (seeded), never for the centroids.
+    Group centroids (over all points) are big crosses joined by a line labelled
+    ``f"{distance_label} {distance:.3f}"``; `distance` defaults to the centroid distance in this
+    plane (pass the number the page reports elsewhere, e.g. the standardised distance in the full
+    Z, so the plot and the bar chart show one number). `group_names` maps a group value to its
+    legend name (default `theme.group_name`). The score colour scale spans the scores' own range,
+    so a narrow score range still shows its variation. More than ``max_points`` points are
+    subsampled for drawing (seeded), never for the centroids.
     """
     coords = np.asarray(coords, dtype=np.float64)
     g = np.asarray(groups)
@@ -751,13 +665,14 @@ def pca_figure(
     fig = make_subplots(rows=1, cols=cols, horizontal_spacing=0.08, subplot_titles=titles)
     cents = group_centroids(coords, g)
     colors = theme.group_colors(list(cents))
+    names = {lab: theme.group_name((group_names or {}).get(lab, lab)) for lab in cents}
     for lab in cents:
         m = show[g[show] == lab]
         fig.add_trace(
             go.Scatter(
-                x=coords[m, 0], y=coords[m, 1], mode="markers", name=theme.group_name(lab),
+                x=coords[m, 0], y=coords[m, 1], mode="markers", name=names[lab],
                 legendgroup=str(lab), marker=dict(color=theme.with_alpha(colors[lab], 0.6), size=6),
-                hovertemplate="PC1 %{x:.2f}<br>PC2 %{y:.2f}<extra>" + theme.group_name(lab) + "</extra>",
+                hovertemplate="PC1 %{x:.2f}<br>PC2 %{y:.2f}<extra>" + names[lab] + "</extra>",
             ),
             row=1, col=1,
         )
@@ -768,19 +683,20 @@ def pca_figure(
         fig.add_trace(
             go.Scatter(
                 x=coords[show, 0], y=coords[show, 1], mode="markers", name="score", showlegend=False,
-                marker=dict(color=s[show], colorscale=theme.SCORE_COLORSCALE, cmin=0, cmax=1, size=6,
+                marker=dict(color=s[show], colorscale=theme.SCORE_COLORSCALE, cmin=float(s.min()),
+                            cmax=float(s.max()) if s.max() > s.min() else float(s.min()) + 1e-9, size=6,
                             colorbar=dict(title=dict(text="score"), thickness=14, len=0.8)),
                 hovertemplate="PC1 %{x:.2f}<br>PC2 %{y:.2f}<br>score %{marker.color:.3f}<extra></extra>",
             ),
             row=1, col=2,
         )
     c = np.stack(list(cents.values()))
-    dist = centroid_distance(coords, g)
+    dist = centroid_distance(coords, g) if distance is None else float(distance)
     for j in range(1, cols + 1):
         fig.add_trace(
             go.Scatter(
                 x=c[:, 0], y=c[:, 1], mode="lines", line=dict(color="#222222", width=2),
-                name=f"centroid distance {dist:.3f}", legendgroup="centroids", showlegend=(j == 1),
+                name=f"{distance_label} {dist:.3f}", legendgroup="centroids", showlegend=(j == 1),
                 hoverinfo="skip",
             ),
             row=1, col=j,
@@ -790,8 +706,8 @@ def pca_figure(
                 go.Scatter(
                     x=[xy[0]], y=[xy[1]], mode="markers",
                     marker=dict(symbol="x", size=18, color=colors[lab], line=dict(color="#111111", width=2)),
-                    name=f"centroid, {theme.group_name(lab)}", legendgroup=f"c-{lab}", showlegend=(j == 1),
-                    hovertemplate=f"centroid of {theme.group_name(lab)}<br>" + "(%{x:.2f}, %{y:.2f})<extra></extra>",
+                    name=f"centroid, {names[lab]}", legendgroup=f"c-{lab}", showlegend=(j == 1),
+                    hovertemplate=f"centroid of {names[lab]}<br>" + "(%{x:.2f}, %{y:.2f})<extra></extra>",
                 ),
                 row=1, col=j,
             )
@@ -807,7 +723,7 @@ def centroid_distance_figure(
     distances: Mapping[str, float],
     *,
     methods: Mapping[str, str] | None = None,
-    title: str | None = "Distance between group centroids in Z (standardised)",
+    title: str | None = "Distance between the group centroids in the full Z, standardised",
 ) -> go.Figure:
     """Bar chart of one centroid distance per run/method (``{name: distance}``), lower = groups
     closer in the representation."""

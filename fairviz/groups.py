@@ -24,8 +24,9 @@
   Fisher test per group against the highest group (`fairviz.significance`), and optionally the
   four-fifths check at a threshold τ and a permutation test of SPDD.
 
-Rows whose attribute is missing or unknown (NaN, None, "", "unknown", case and surrounding spaces
-ignored) are excluded from that attribute's numbers and counted (``n_missing``); never dropped
+Rows whose attribute is missing (NaN, None, an empty or blank cell) are excluded; text such as
+"NA", "None" or "unknown" is a group like any other (North America, a category code) unless the
+caller lists it in ``missing_values`` (case and surrounding spaces ignored). They are excluded from that attribute's numbers and counted (``n_missing``); never dropped
 silently. Groups under 2 % of the known rows are flagged (``small_groups``) and, with
 ``exclude_small=True``, left out of the impact ratios while their counts stay in the tables (LL144).
 """
@@ -53,8 +54,9 @@ __all__ = [
     "audit_attributes",
 ]
 
-#: Attribute values (after str().strip().lower()) that mean "unknown"; NaN/None/pd.NA always do.
-MISSING_VALUES = ("", "unknown", "nan", "none", "n/a")
+#: Attribute values (after str().strip().lower()) that mean "missing" unless the caller says
+#: otherwise: only the empty cell. NaN/None/pd.NA always do.
+MISSING_VALUES = ("",)
 #: Joins attribute values into an intersectional group label, e.g. "F × Black".
 INTERSECTION_SEPARATOR = " × "
 
@@ -182,7 +184,7 @@ def prepare_groups(
     cols = _attribute_columns(attributes)
     if n is None:
         n = len(next(iter(cols.values())))
-    missing = {str(m).strip().lower() for m in missing_values}
+    missing = {str(m).strip().lower() for m in missing_values} | {""}  # an empty cell is always missing
     out: dict[str, GroupColumn] = {}
     for name, values in cols.items():
         out[name] = _encode_attribute(name, values, n, missing)
@@ -461,6 +463,8 @@ def audit_attributes(
     n_perm: int = 0,
     missing_values: Iterable[str] = MISSING_VALUES,
     separator: str = INTERSECTION_SEPARATOR,
+    max_groups: int | None = None,
+    max_cells: int | None = None,
 ) -> MultiAuditResult:
     """Audit scores by each attribute and by their intersection(s).
 
@@ -469,7 +473,9 @@ def audit_attributes(
     to `fairviz.metrics.audit` (bootstrap percentile CIs within groups). `tau`: also run the
     four-fifths check at this threshold. `n_perm` > 0: also a permutation test of SPDD (the
     chance level for these group sizes). An attribute with fewer than two known groups is
-    skipped (listed in ``skipped`` with the reason); if every one is, ValueError.
+    skipped (listed in ``skipped`` with the reason); if every one is, ValueError. So is a
+    grouping (e.g. an intersection) with more than ``max_groups`` groups or more than
+    ``max_cells`` known rows × groups (None: no limit), before anything is computed for it.
 
     Speed: one global sort of the scores serves every attribute's W1 computations; the
     bootstrap in `metrics.audit` dominates (use a smaller `n_boot` for a quick look).
@@ -502,6 +508,13 @@ def audit_attributes(
         if len(present) < 2:
             skipped[name] = (f"only {len(present)} known group(s) "
                              f"({col.n_missing} of {n} rows missing/unknown); need two to compare")
+            continue
+        if max_groups is not None and len(present) > max_groups:
+            skipped[name] = f"{len(present):,} groups, more than {max_groups} (too many to compare)"
+            continue
+        if max_cells is not None and int(known.sum()) * len(present) > max_cells:
+            skipped[name] = (f"{int(known.sum()):,} rows × {len(present):,} groups is more than an audit here "
+                             f"may hold ({max_cells:,})")
             continue
         # Integer codes go to metrics (its fast path; no hashing of label objects), and the
         # results are keyed by the labels again: code k <-> col.labels[k], same sorted order.

@@ -3,9 +3,10 @@
 A Streamlit script is stopped and rerun on every widget change, so a training loop inside a
 page restarts whenever the user touches anything. Instead the app keeps one `JobRegistry` (in
 ``st.cache_resource``, shared by all browser sessions) and stores only a job id in the session.
-Each job runs `fairviz.train.train` in a thread; the training function reports through its
-``progress`` callback (copied into a thread-safe snapshot the page polls) and stops when the
-job's ``cancel`` event is set. A finished run is saved with `fairviz.runs.save_run` under a name
+Each run of a job trains in its own process (`fairviz.job_worker`, so one user's training does
+not slow every other session of the server, and the numbers equal the CLI's); a thread here
+relays its progress events into a thread-safe snapshot the page polls, and the job's ``cancel``
+event stops the worker at its next step. A finished run is saved with `fairviz.runs.save_run` under a name
 made unique with `fairviz.runs.unique_run_name`, so two sessions training the same config get
 two folders, never one overwritten.
 
@@ -28,6 +29,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from fairviz import job_worker
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 TERMINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
@@ -157,6 +160,7 @@ class _Job:
     run_index: int = 0
     results: list = dataclasses.field(default_factory=list)
     error: str | None = None
+    refine: tuple | None = None  # (weight field, base name, extra runs left) of an adaptive sweep
     created: float = dataclasses.field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -179,6 +183,11 @@ class JobRegistry:
         ``save(run, path) -> Path``; default `fairviz.runs.save_run` (refuses to overwrite).
     unique_name_fn, sanitize_fn:
         default `fairviz.runs.unique_run_name` and `fairviz.runs.sanitize_run_name`.
+    isolation:
+        ``"process"`` (default with the real trainer): each run trains in its own process
+        (`fairviz.job_worker`), so a training never slows the server's other sessions through the
+        GIL and gives the numbers the CLI gives; cancel stops it at the next step (killed after
+        `fairviz.job_worker.CANCEL_GRACE_S` s). ``"thread"`` (default when `train_fn` is injected): in a thread here.
     """
 
     def __init__(
@@ -190,9 +199,16 @@ class JobRegistry:
         save_fn: Callable | None = None,
         unique_name_fn: Callable[[Path, str], str] | None = None,
         sanitize_fn: Callable[[str], str] | None = None,
+        isolation: str | None = None,
     ) -> None:
         if int(max_concurrent) < 1:
             raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent}")
+        isolation = isolation or ("thread" if train_fn is not None or save_fn is not None else "process")
+        if isolation not in ("process", "thread"):
+            raise ValueError(f"isolation must be 'process' or 'thread'; got {isolation!r}")
+        if isolation == "process" and (train_fn is not None or save_fn is not None):
+            raise ValueError("injected train/save functions run in a thread: pass isolation='thread'")
+        self.isolation = isolation
         self.max_concurrent = int(max_concurrent)
         self._models_root = Path(models_root) if models_root is not None else None
         self._train_fn = train_fn
@@ -218,27 +234,39 @@ class JobRegistry:
         """Start training ``config`` in the background; returns the job id at once.
 
         ``name`` is the base run name (default `default_run_name(config)`); the saved folder
-        gets a unique variant of it if the name is taken.
+        gets a unique variant of it if the name is taken. A name that cannot be a folder name
+        (``!!!``, ``tmp-x``, ``...``) is a ValueError now, before any training.
         """
+        if name is not None:
+            (self._sanitize_fn or _default_sanitize)(name)
         return self._launch("train", [config], [name], label=name or default_run_name(config))
 
-    def start_sweep(self, config: Any, lambda_ws: Sequence[float], *, name: str | None = None) -> str:
-        """Train one run per λ_W value (``dataclasses.replace(config, lambda_w=λ)``), one after the
-        other, saving each; returns the job id. ``name`` is a base name, suffixed ``-lw<λ>``.
+    def start_sweep(self, config: Any, lambda_ws: Sequence[float], *, name: str | None = None,
+                    adaptive: int = 0) -> str:
+        """Train one run per value of the method's own weight (λ_W for ours, ``lambda_l2`` for l2,
+        ``lambda_mmd`` for mmd: ``dataclasses.replace(config, <field>=v)``), one after the other,
+        saving each; returns the job id. ``name`` is a base name, suffixed ``-lw<v>``. With
+        ``adaptive`` = k, up to k more runs follow where PCC, SPDD or the score spread jump
+        between neighbouring values (`fairviz.pipelines.refine_points`).
         """
+        if name is not None:
+            (self._sanitize_fn or _default_sanitize)(name)  # refuse a bad name before any training
         values = [float(v) for v in lambda_ws]
         if not values:
-            raise ValueError("a sweep needs at least one λ_W value")
+            raise ValueError("a sweep needs at least one weight value")
         bad = [v for v in values if not (v >= 0 and v == v and v != float("inf"))]
         if bad:
-            raise ValueError(f"λ_W values must be finite and ≥ 0, got {bad}")
+            raise ValueError(f"weight values must be finite and ≥ 0, got {bad}")
+        if int(adaptive) < 0:
+            raise ValueError(f"adaptive must be ≥ 0 (extra runs), got {adaptive}")
         if not dataclasses.is_dataclass(config):
             raise ValueError("start_sweep needs a dataclass config (fairviz.train.TrainConfig)")
-        overrides = {"name": None} if any(f.name == "name" for f in dataclasses.fields(config)) else {}
-        configs = [dataclasses.replace(config, lambda_w=v, **overrides) for v in values]
+        field = _weight_field(config)
+        configs = [_with_weight(config, field, v) for v in values]
         names = [f"{name}-lw{v:g}" if name else None for v in values]
-        label = name or f"sweep {getattr(config, 'method', '')} λ_W ∈ {{{', '.join(f'{v:g}' for v in values)}}}"
-        return self._launch("sweep", configs, names, label=label)
+        label = name or f"sweep {getattr(config, 'method', '')} {field} ∈ {{{', '.join(f'{v:g}' for v in values)}}}"
+        return self._launch("sweep", configs, names, label=label,
+                            refine=(field, name, int(adaptive)))
 
     def status(self, job_id: str) -> JobSnapshot:
         """A snapshot of the job; ValueError for an unknown id."""
@@ -293,9 +321,9 @@ class JobRegistry:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _launch(self, kind: str, configs: list, names: list, *, label: str) -> str:
+    def _launch(self, kind: str, configs: list, names: list, *, label: str, refine: tuple | None = None) -> str:
         job = _Job(id=uuid.uuid4().hex[:12], kind=kind, label=label, configs=configs, names=names,
-                   cancel=threading.Event())
+                   cancel=threading.Event(), refine=refine)
         thread = threading.Thread(target=self._run, args=(job,), name=f"fairviz-job-{job.id}", daemon=True)
         job.thread = thread
         with self._lock:
@@ -311,7 +339,7 @@ class JobRegistry:
             epoch=p.get("epoch"), epochs=p.get("epochs"), step=p.get("step"), steps=p.get("steps"),
             losses=dict(p.get("losses") or {}), val_pcc=p.get("val_pcc"), val_spdd=p.get("val_spdd"),
             history=tuple(dict(h) for h in job.history), run_index=job.run_index,
-            total_runs=len(job.configs), results=tuple(dict(r) for r in job.results), error=job.error,
+            total_runs=len(job.configs) + (job.refine[2] if job.refine else 0), results=tuple(dict(r) for r in job.results), error=job.error,
             created=job.created, started=job.started, finished=job.finished,
         )
 
@@ -347,23 +375,21 @@ class JobRegistry:
                 self._set(job, state=CANCELLED, finished=time.time())
                 return
             self._set(job, state=RUNNING, started=time.time())
-            train = self._train_fn or _default_train
-            for i, (config, name) in enumerate(zip(job.configs, job.names)):
+            i = 0
+            while i < len(job.configs) or self._refine(job):
+                config, name = job.configs[i], job.names[i]
                 with self._lock:
                     job.run_index = i
                     job.progress = {}
                     job.history = []
-                run = train(config, progress=lambda ev, _j=job: self._on_progress(_j, ev), cancel=job.cancel)
-                if job.cancel.is_set():
-                    raise _Cancelled()
-                saved = self._save(run, name or default_run_name(config))
+                saved = self._train_and_save(job, config, name or default_run_name(config))
                 with self._lock:
                     job.results.append({
-                        "name": saved.name,
-                        "path": str(saved),
+                        **saved,
                         "lambda_w": getattr(config, "lambda_w", None),
-                        "metrics": dict(getattr(run, "metrics", None) or {}),
+                        "weight": getattr(config, job.refine[0] if job.refine else "lambda_w", None),
                     })
+                i += 1
             self._set(job, state=DONE, finished=time.time())
         except BaseException as exc:  # noqa: BLE001 - a job must never die silently
             if job.cancel.is_set() or _is_cancellation(exc):
@@ -374,27 +400,71 @@ class JobRegistry:
         finally:
             self._slots.release()
 
+    def _refine(self, job: _Job) -> bool:
+        """Queue the next adaptive runs of a sweep (where its curve jumps); False when none."""
+        if job.refine is None or job.refine[2] <= 0 or job.cancel.is_set():
+            return False
+        import pandas as pd
+
+        from fairviz.pipelines import refine_points
+
+        field, base, left = job.refine
+        with self._lock:
+            rows = [{"weight": r["weight"], **{k: _value(r["metrics"].get(k)) for k in ("pcc", "spdd", "score_std")}}
+                    for r in job.results]
+        new = refine_points(pd.DataFrame(rows, columns=["weight", "pcc", "spdd", "score_std"]))[:left]
+        with self._lock:
+            job.refine = (field, base, left - len(new) if new else 0)
+            for v in new:
+                job.configs.append(_with_weight(job.configs[0], field, v))
+                job.names.append(f"{base}-lw{v:g}" if base else None)
+        return bool(new)
+
     def _save(self, run: Any, base: str) -> Path:
-        """Save under a name not yet taken; retry if another process takes it first."""
-        root = self.models_root
-        root.mkdir(parents=True, exist_ok=True)
-        unique = self._unique_name_fn or _default_unique_name
-        sanitize = self._sanitize_fn or _default_sanitize
-        save = self._save_fn or _default_save
-        base = sanitize(base)
-        last_err: Exception | None = None
+        """Save under a name not yet taken (one save at a time in this process)."""
         with self._save_lock:
-            for _ in range(20):
-                name = unique(root, base)
-                path = root / name
-                try:
-                    _set_run_name(run, name)
-                    out = save(run, path)
-                    return Path(out) if out is not None else path
-                except FileExistsError as err:  # another server process won the race
-                    last_err = err
-                    continue
-        raise RuntimeError(f"could not find a free run name for {base!r} in {root}: {last_err}")
+            return save_unique(run, self.models_root, base, save=self._save_fn, unique=self._unique_name_fn,
+                               sanitize=self._sanitize_fn)
+
+    def _train_and_save(self, job: _Job, config: Any, base: str) -> dict:
+        """Train `config` and save the run; returns ``{"name", "path", "metrics"}``.
+
+        In process isolation the training runs in `fairviz.job_worker` (its own interpreter);
+        otherwise (injected train functions, e.g. test fakes) in this thread.
+        """
+        if self.isolation == "thread":
+            train = self._train_fn or _default_train
+            run = train(config, progress=lambda ev: self._on_progress(job, ev), cancel=job.cancel)
+            if job.cancel.is_set():
+                raise _Cancelled()
+            saved = self._save(run, base)
+            return {"name": saved.name, "path": str(saved), "metrics": dict(getattr(run, "metrics", None) or {})}
+        try:
+            return job_worker.run_in_process(config, self.models_root, base, job.cancel,
+                                             lambda ev: self._on_progress(job, ev))
+        except job_worker.WorkerCancelled:
+            raise _Cancelled() from None
+
+
+def save_unique(run: Any, root, base: str, *, save=None, unique=None, sanitize=None) -> Path:
+    """Save `run` under ``root/<free name>`` (`unique_run_name` of `base`); if another process takes
+    the name between the choice and the write, choose again (up to 20 times). Returns the folder."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    unique = unique or _default_unique_name
+    save = save or _default_save
+    base = (sanitize or _default_sanitize)(base)
+    last_err: Exception | None = None
+    for _ in range(20):
+        name = unique(root, base)
+        path = root / name
+        try:
+            _set_run_name(run, name)
+            out = save(run, path)
+            return Path(out) if out is not None else path
+        except FileExistsError as err:  # another server process won the race
+            last_err = err
+    raise RuntimeError(f"could not find a free run name for {base!r} in {root}: {last_err}")
 
 
 class _Cancelled(Exception):
@@ -403,6 +473,38 @@ class _Cancelled(Exception):
 
 def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, _Cancelled) or type(exc).__name__ == "TrainingCancelled"
+
+
+def _value(metric: Any) -> float:
+    """A stored metric (``{"value": x, ...}`` or a bare number) as a float; NaN when absent."""
+    if isinstance(metric, dict):
+        metric = metric.get("value")
+    try:
+        return float(metric)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _weight_field(config: Any) -> str:
+    """The config field holding its method's own weight (λ_W for ours, λ for l2 / mmd)."""
+    method = getattr(config, "method", None)
+    try:
+        from fairviz.train import METHODS
+    except ImportError:  # pragma: no cover - torch missing
+        METHODS = {}
+    spec = METHODS.get(method)
+    if spec is None:
+        return "lambda_w"  # a config of another trainer (tests use fakes): its field is lambda_w
+    if spec.weight_field is None:
+        raise ValueError(f"method {method!r} has no weight to sweep; choose one of "
+                         f"{[m for m, s in METHODS.items() if s.weight_field]}")
+    return spec.weight_field
+
+
+def _with_weight(config: Any, field: str, value: float) -> Any:
+    """`config` with its weight `field` set to `value` and no fixed run name."""
+    overrides = {"name": None} if any(f.name == "name" for f in dataclasses.fields(config)) else {}
+    return dataclasses.replace(config, **{field: float(value)}, **overrides)
 
 
 def _set_run_name(run: Any, name: str) -> None:

@@ -40,6 +40,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fairviz.uncertainty import SCHEMA_VERSION, audit_distances
+
 __all__ = [
     "AuditResult",
     "DPCurve",
@@ -464,7 +466,7 @@ def _range_sums(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Concatenation of arange(lo[i], hi[i]) (int64)."""
     if len(lo) <= 8:  # the usual case (the two ends, a crossing or two): fewer numpy calls
-        return np.concatenate([np.arange(l, h, dtype=np.int64) for l, h in zip(lo.tolist(), hi.tolist())])
+        return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in zip(lo.tolist(), hi.tolist())])
     sizes = hi - lo
     keep = sizes > 0
     lo, sizes = lo[keep], sizes[keep]
@@ -1269,7 +1271,6 @@ class _GenericBoot:
         seq = np.full(-(-n // 8) * 8, -1, dtype=np.intp)
         seq[:n] = d.codes
         self.gen = _Counts(seq, d.counts)
-        G = d.n_groups
         if "spdd" in self.stats:
             order = np.argsort(d.x, kind="stable")
             self.sp_order = order
@@ -1410,6 +1411,10 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap CI ``(low, high)`` for "spdd", "speo", "pcc" or "srcc".
 
+    For the distances (SPDD, SPEO) this interval is biased upward and never contains a fair
+    model's 0; `audit` shows the test-inversion interval and upper bound of
+    `fairviz.uncertainty` instead (docs/STATISTICS.md).
+
     Rows are resampled with replacement within each group (group sizes stay fixed); the data
     are sorted once and each resample is a vector of multinomial counts over the sorted rows.
     ``random_state`` (int, None, SeedSequence or Generator) fixes the draws; results do not
@@ -1436,13 +1441,18 @@ def _json_float(v: float | None):
 
 @dataclass(frozen=True)
 class MetricValue:
-    """A point estimate with its bootstrap percentile CI (NaN when not computed)."""
+    """A point estimate with its CI (NaN when not computed): the bootstrap percentile CI for
+    PCC / SRCC; for the distances SPDD / SPEO the test-inversion CI of
+    `fairviz.uncertainty.DistanceUncertainty` (``detail``: upper bound, p-value, chance level)."""
 
     value: float
     ci_low: float
     ci_high: float
+    detail: Any = None  # fairviz.uncertainty.DistanceUncertainty for SPDD / SPEO
 
     def to_dict(self) -> dict:
+        if self.detail is not None:
+            return self.detail.to_dict()
         return {"value": _json_float(self.value), "ci_low": _json_float(self.ci_low),
                 "ci_high": _json_float(self.ci_high)}
 
@@ -1466,7 +1476,7 @@ class AuditResult:
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict (NaN becomes None; group keys become strings)."""
-        out: dict[str, Any] = {"n": int(self.n), "spdd": self.spdd.to_dict()}
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "n": int(self.n), "spdd": self.spdd.to_dict()}
         for name in ("speo", "pcc", "srcc"):
             mv = getattr(self, name)
             if mv is not None:
@@ -1495,13 +1505,17 @@ class AuditResult:
         return pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high"])
 
 
-def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.95, random_state=0) -> AuditResult:
-    """Audit scores (and optionally labels) by group: every metric with a bootstrap CI.
+def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.95, random_state=0,
+          n_perm: int | None = None) -> AuditResult:
+    """Audit scores (and optionally labels) by group: every metric with a CI.
 
     scores: (n,) in [0, 1]; groups: (n,) hashable, ≥ 2 groups; labels: (n,) in [0, 1] or None.
     SPDD (exact, with CI), its grid=50 variant and its split by favoured group; with labels
     also SPEO (exact + grid=50), PCC and SRCC with CIs. ``n_boot=0`` skips the bootstrap (CIs
-    are NaN). CIs are percentile intervals at ``level`` from resampling within groups.
+    are NaN). PCC / SRCC: percentile intervals at ``level`` from resampling within groups.
+    SPDD / SPEO (distances, biased upward): the intervals, upper bounds and permutation test
+    of `fairviz.uncertainty` (``n_perm`` group-label shuffles; None: a work budget, and none
+    when ``n_boot=0``).
     """
     n_boot, lv = _check_boot_args(n_boot, level, allow_zero=True)
     d = _prepare(scores, groups, labels)
@@ -1513,8 +1527,14 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
         values["pcc"] = _corr(d.x, d.y) if d.n >= 2 else math.nan
         values["srcc"] = _corr(_midranks(d.x), _midranks(d.y)) if d.n >= 2 else math.nan
     reps = _replicates(d, stats, n_boot, random_state) if n_boot > 0 else {}
+    if n_perm is None and n_boot == 0:
+        n_perm = 0
+    dist = audit_distances(d.x, d.codes, d.y, values, reps, level=lv, n_perm=n_perm, random_state=random_state)
 
     def mv(name: str) -> MetricValue:
+        if name in dist:
+            u = dist[name]
+            return MetricValue(values[name], u.ci_low, u.ci_high, u)
         lo, hi = _percentile_ci(reps[name], lv) if name in reps else (math.nan, math.nan)
         return MetricValue(values[name], lo, hi)
 

@@ -15,9 +15,10 @@ it atomically and the app offers the same bytes as a download. Contents:
    every attribute, the trade-off curve over θ, a held-out check of a fitted `RepairMap`;
 5. methods: which numbers are exact and which are estimates, with the method of each interval.
 
-Every user-provided string (file and column names, group values, free text) is HTML-escaped;
-plotly serialises figure data with ``<``/``>`` escaped, and string group labels are escaped before
-they reach a figure, so a CSV cannot inject script.
+Every user-provided string (file and column names, group values, free text) is HTML-escaped once
+in tables and text; figures escape it for Plotly (`fairviz.theme.plotly_text`), and plotly
+serialises figure data with ``<``/``>`` escaped, so a CSV cannot inject script and a group such as
+``<40`` is shown as written everywhere.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from fairviz import theme
 
 __all__ = ["build_report", "auto_n_perm", "data_fingerprint"]
 
@@ -74,6 +77,18 @@ def _ci(mv: Any, digits: int = 4) -> str:
     return f"{_num(mv.value, digits)} <span class='ci'>[{_num(mv.ci_low, digits)}, {_num(mv.ci_high, digits)}]</span>"
 
 
+_DISTANCE_CI_NOTE = "exact; CI: lower end 0 unless the permutation test rejects (docs/STATISTICS.md)"
+
+
+def _in_words(name: str, mv: Any, level: float) -> str:
+    """`fairviz.uncertainty.describe` of a distance, escaped ("—" without its uncertainty)."""
+    from fairviz.uncertainty import describe
+
+    if mv is None or getattr(mv, "detail", None) is None:
+        return "—"
+    return esc(describe(name, {**mv.detail.to_dict(), "level": level}))
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, cls: str = "") -> str:
     """Cells are already-safe HTML fragments (escape user text before passing it)."""
     head = "".join(f"<th>{h}</th>" for h in header)
@@ -81,15 +96,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, cls: str = "
     return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _display_label(g: Any) -> Any:
-    """Group label as it goes into a figure: strings escaped (plotly renders a subset of HTML)."""
-    return html.escape(g, quote=True) if isinstance(g, str) else g
-
-
 def _group_cell(g: Any) -> str:
-    from fairviz import theme
-
-    return esc(theme.group_name(g))
+    """A group label as a table cell: its plain text, HTML-escaped once (figures escape for
+    Plotly themselves, through `theme.group_name`)."""
+    return esc(theme.group_label(g))
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -158,9 +168,22 @@ def data_fingerprint(scores: np.ndarray, attributes: Mapping[str, Any], labels: 
     return h.hexdigest()
 
 
-def auto_n_perm(n: int, n_groups: int, *, budget: float = 1.5e8, low: int = 50, high: int = 1000) -> int:
-    """Permutations for a permutation test within a work budget (rows × groups × permutations)."""
-    return int(np.clip(budget / max(1, n * max(1, n_groups - 1)), low, high))
+#: Cost per row of SPDD's permutations through `fairviz.permute` relative to the generic path
+#: (bench/RESULTS.md): two groups, and 3 to 16 groups.
+FAST_PERM_COST = {2: 0.1, "more": 0.5}
+
+
+def auto_n_perm(n: int, n_groups: int, *, budget: float = 1.5e8, low: int = 50, high: int = 1000,
+                metric: str = "spdd") -> int:
+    """Permutations for a permutation test within a work budget (rows × groups × permutations;
+    SPDD's fast path counts `FAST_PERM_COST` per row). The smallest p-value is 1 / (result + 1)."""
+    from fairviz.significance import FAST_PERM_MAX_GROUPS
+
+    factor = 1.0
+    if metric == "spdd" and n_groups <= FAST_PERM_MAX_GROUPS:
+        factor = FAST_PERM_COST[2] if n_groups == 2 else FAST_PERM_COST["more"]
+    cost = n * max(1, n_groups - 1) * factor
+    return int(np.clip(budget / max(1.0, cost), low, high))
 
 
 # ------------------------------------------------------------------------------ figures
@@ -227,8 +250,8 @@ def build_report(
     """
     from fairviz import __version__, figures, metrics
     from fairviz.groups import audit_attributes, prepare_groups
-    from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
     from fairviz.repair import RepairMap, repair_tradeoff
+    from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
     from fairviz.significance import dp_band, permutation_test
 
     say = progress or (lambda stage: None)
@@ -261,28 +284,28 @@ def build_report(
         col = columns[name]
         known = col.known
         xk = scores[known]
-        gk = col.values(known_only=True)
-        disp = np.array([_display_label(g) for g in col.labels], dtype=object)[col.codes[known]]
+        disp = col.values(known_only=True)  # labels as written: figures escape them for Plotly
         k_perm = n_perm if n_perm is not None else auto_n_perm(len(xk), len(col.labels))
         perm = permutation_test(xk, col.codes[known], metric="spdd", n_perm=k_perm, random_state=random_state)
         perms[name] = perm
         perm_speo = None
         if y is not None:
             # SPEO's statistic costs about four times SPDD's per permutation: a quarter budget
-            k_speo = n_perm if n_perm is not None else auto_n_perm(len(xk), len(col.labels), budget=0.4e8)
+            k_speo = n_perm if n_perm is not None else auto_n_perm(len(xk), len(col.labels), budget=0.4e8,
+                                                                   metric="speo")
             perm_speo = permutation_test(xk, col.codes[known], y[known], metric="speo",
                                          n_perm=k_speo, random_state=random_state)
         curve = metrics.dp_curve(xk, disp)
         band = dp_band(curve, [res.group_counts[g] for g in col.labels], n_boot=max(int(n_boot), 200),
                        level=level, random_state=random_state)
         dp_fig = figures.dp_curve_figure(curve, tau=tau, spdd=res.spdd_max_min,
-                                         title=f"DP(τ) by {esc(name)}: gap in selection rate at every threshold")
+                                         title=f"DP(τ) by {theme.plotly_text(name)}: gap in selection rate at every threshold")
         add_dp_band(dp_fig, band)
-        dist_fig = figures.score_distribution_figure(xk, disp, title=f"Score distribution by {esc(name)}")
+        dist_fig = figures.score_distribution_figure(xk, disp, title=f"Score distribution by {theme.plotly_text(name)}")
         anchor = f"attr{idx}"
         toc.append((anchor, name))
         sections.append(_attribute_section(anchor, res, perm, perm_speo, fig_html(dp_fig), fig_html(dist_fig),
-                                           fig_html(permutation_figure(perm, title=f"SPDD by {esc(name)} against its chance level")),
+                                           fig_html(permutation_figure(perm, title=f"SPDD by {theme.plotly_text(name)} against its chance level")),
                                            y is not None, alpha, tau, level, multi.n_boot))
 
     # -------------------------------------------------------------- repair
@@ -359,9 +382,9 @@ def _data_section(n, names, attrs, columns, multi, source_name, digest, digest_n
                           esc(", ".join(str(g) for g in (res.small_groups if res else ()))) or "—", status])
     extra = f"<p class='note'>{esc(source)}</p>" if source else ""
     return ("<section id='data'><h2>Data</h2>" + _table(["", ""], rows) + extra +
-            "<h3>Attributes</h3><p class='note'>Rows whose attribute is missing or unknown (empty, NaN, "
-            "None, “unknown”) are left out of that attribute's numbers and counted here. Groups under 2 % "
-            "of the known rows are flagged small (NYC LL144 allows leaving them out of impact ratios; their "
+            "<h3>Attributes</h3><p class='note'>Rows whose attribute is missing (an empty cell, NaN; "
+            "other values only when the caller names them) are left out of that attribute's numbers "
+            "and counted here. Groups under 2 % of the known rows are flagged small (NYC LL144 allows leaving them out of impact ratios; their "
             "counts are always shown).</p>" +
             _table(["attribute", "rows used", "missing / unknown", "groups", "small groups (< 2 %)", "status"],
                    attr_rows) + "</section>")
@@ -421,7 +444,8 @@ def _attribute_section(anchor, res, perm, perm_speo, dp_div, dist_div, perm_div,
                     [[_group_cell(g), _int(c), _num(100 * c / max(res.n, 1), 1) + " %", _num(res.w1_to_pooled[g])]
                      for g, c in res.group_counts.items()])
     a = res.audit
-    metric_rows = [["SPDD = ∫(max−min) DP(τ) dτ", _ci(a.spdd), "exact; CI: bootstrap"],
+    metric_rows = [["SPDD = ∫(max−min) DP(τ) dτ", _ci(a.spdd), _DISTANCE_CI_NOTE],
+                   ["SPDD in words", _in_words("SPDD", a.spdd, level), "see Methods"],
                    ["SPDD, largest pairwise W1", _num(res.spdd) + f" <span class='ci'>({_group_cell(res.spdd_pair[0])} vs "
                     f"{_group_cell(res.spdd_pair[1])})</span>", "exact"],
                    ["SPDD, mean W1 to pooled", _num(res.spdd_mean_to_pooled), "exact"],
@@ -430,7 +454,8 @@ def _attribute_section(anchor, res, perm, perm_speo, dp_div, dist_div, perm_div,
                    ["Chance level of SPDD (median; 95 %)", f"{_num(perm.null_quantiles.get(0.5))}; {_num(perm.null_quantiles.get(0.95))}",
                     "permutation null"]]
     if has_labels:
-        metric_rows += [["SPEO", _ci(a.speo), "exact; CI: bootstrap"]]
+        metric_rows += [["SPEO", _ci(a.speo), _DISTANCE_CI_NOTE],
+                        ["SPEO in words", _in_words("SPEO", a.speo, level), "see Methods"]]
         if perm_speo is not None:
             metric_rows += [["Permutation p-value (SPEO); chance level (95 %)",
                              f"{_pval(perm_speo.p_value)}; {_num(perm_speo.null_quantiles.get(0.95))}",
@@ -509,14 +534,14 @@ def _repair_section(scores, y, attrs, columns, multi, names, fig_html, random_st
             acc_rows.append([label_txt, _num(metrics.pcc(v, yr)), _num(metrics.srcc(v, yr)), _num(metrics.speo(v, yr, g))])
         acc = "<h3>Accuracy against the labels</h3>" + _table(["scores", "PCC", "SRCC", f"SPEO by {esc(finest)}"], acc_rows)
     trade = repair_tradeoff(x, g, yr, strengths=np.linspace(0.0, 1.0, 6), repair_map=rmap)
-    trade_div = fig_html(repair_tradeoff_figure(trade, title=f"Repair by {esc(finest)}: SPDD and accuracy against θ"))
+    trade_div = fig_html(repair_tradeoff_figure(trade, title=f"Repair by {theme.plotly_text(finest)}: SPDD and accuracy against θ"))
     # the distributions of the first attribute before/after the full repair
     first = col.attributes[0]
     g_first = columns[first].values(known_only=False)[rows]
-    disp = np.array([_display_label(v) for v in g_first], dtype=object)
+    disp = np.asarray(g_first, dtype=object)
     dist_div = fig_html(figures.score_distribution_figure(
         full, disp, reference_scores=x, reference_name="before repair",
-        title=f"Scores by {esc(first)} after the full repair (θ = 1); dotted: before"))
+        title=f"Scores by {theme.plotly_text(first)} after the full repair (θ = 1); dotted: before"))
     # held-out: fit on a random half, apply to the other half
     rng = np.random.default_rng(random_state)
     fit = rng.random(len(x)) < 0.5
@@ -549,8 +574,14 @@ def _methods_section(multi, perms, level, alpha) -> str:
          "computed from one sort of the scores; no threshold grid"],
         ["Pairwise W1, largest pairwise W1, mean W1 to pooled", "exact", "merged empirical CDFs of sorted samples"],
         ["SPEO, PCC, SRCC, SPDD on the 50-point grid", "exact", "on the given labels"],
-        ["Intervals on SPDD, SPEO, PCC, SRCC", "estimate",
+        ["Intervals on PCC, SRCC", "estimate",
          f"percentile bootstrap, {multi.n_boot} resamples within each group, level {level:.0%}"],
+        ["Intervals and upper bounds on SPDD, SPEO (distances)", "estimate",
+         f"upper bound: the {level:.0%} quantile of {multi.n_boot} resamples within each group; interval: "
+         "lower end 0 unless a permutation test rejects “no difference”, otherwise the smaller of "
+         "value − the null's upper quantile and the basic bootstrap end. A distance measured on a sample is "
+         "biased upward, so a percentile interval would never contain a fair model's 0; coverage measured "
+         "in docs/STATISTICS.md. “Once chance is taken out”: √(value² − chance mean²)."],
         ["Band around DP(τ)", "estimate",
          f"pointwise percentile bootstrap within groups at each τ (the resampled count above τ is binomial), level {level:.0%}"],
         ["p-values of the rate tables", "estimate / exact",

@@ -14,6 +14,8 @@ A run folder holds exactly these files:
 ``z.safetensors``      tensor ``z``: (n_test, d_z) fused code of the test rows, in the order of
                        the test rows of predictions.csv
 ``history.json``       per-epoch list of loss terms and validation PCC / SPDD
+``repair.json``        optional: the barycenter repair fitted on the validation rows
+                       (`fairviz.postprocess`); absent when there are no validation rows
 =====================  ==========================================================================
 
 `load_run` checks before it builds anything: all files present (missing ones are named), no
@@ -25,16 +27,23 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fairviz import __version__
-from fairviz.atomic import staged_dir
+from fairviz.atomic import staged_dir, usual_mode
+
+if TYPE_CHECKING:  # train imports torch; runs must load without it until a model is built
+    from fairviz.train import Run
 from fairviz.paths import models_dir
+from fairviz.postprocess import REPAIR_FILE, write_repair
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -46,6 +55,7 @@ PREDICTIONS_FILE = "predictions.csv"
 Z_FILE = "z.safetensors"
 HISTORY_FILE = "history.json"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, PREDICTIONS_FILE, Z_FILE, HISTORY_FILE)
+OPTIONAL_FILES = (REPAIR_FILE,)  # written when the run has validation rows
 PREDICTION_COLUMNS = ("score", "label", "group", "split")
 
 # File names / first bytes of formats that can execute code when loaded (pickle, torch.save zips,
@@ -54,6 +64,9 @@ _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib"
 _MAX_JSON_BYTES = 50 * 1024 * 1024
 
 _NAME_OK = re.compile(r"[A-Za-z0-9._-]+")
+_WORD_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_METRIC_KEYS = ("pcc", "srcc", "spdd", "speo", "spdd_floor", "val_pcc", "val_spdd")
+_COUNT_KEYS = ("n", "n_boot", "random_state", "best_epoch")
 MAX_NAME_LENGTH = 100
 
 
@@ -160,6 +173,8 @@ def save_run(run, path=None, *, overwrite: bool = False) -> Path:
     _check_folder_name(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; pass overwrite=True or choose another name")
+    if overwrite:
+        check_replaceable(path)
     preds = run.predictions
     missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
     if missing:
@@ -173,13 +188,33 @@ def save_run(run, path=None, *, overwrite: bool = False) -> Path:
     with staged_dir(path, replace=overwrite) as tmp:
         save_torch(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "fairviz": __version__})
         save_numpy({"z": z}, str(tmp / Z_FILE))
+        for name in (WEIGHTS_FILE, Z_FILE):  # safetensors writes 0600; like any saved file instead
+            usual_mode(tmp / name)
         (tmp / CONFIG_FILE).write_text(_json_dumps(run_config_dict(run)), encoding="utf-8")
         (tmp / METRICS_FILE).write_text(_json_dumps(run.metrics), encoding="utf-8")
         (tmp / HISTORY_FILE).write_text(_json_dumps(run.history), encoding="utf-8")
         out = preds.loc[:, list(PREDICTION_COLUMNS)]
         # %.17g: every float64 round-trips exactly, so metrics recomputed from the CSV match
         out.to_csv(tmp / PREDICTIONS_FILE, index=False, float_format="%.17g", lineterminator="\n")
+        write_repair(tmp, out)
     return path
+
+
+def check_replaceable(path) -> None:
+    """Raise ValueError unless `path` is missing or is a fairviz run folder that an overwrite may
+    replace: a real folder (not a link) whose config.json is a fairviz run config. Anything else
+    (a folder of runs, a user's folder, ``some/folder/.``) is refused, so an overwrite never
+    deletes what fairviz did not write."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink() or not path.is_dir():
+        raise ValueError(f"refusing to overwrite {path}: it is not a fairviz run folder (not a plain folder)")
+    try:
+        read_run_config(path)
+    except (ValueError, OSError):
+        raise ValueError(f"refusing to overwrite {path}: it is not a fairviz run folder (no readable "
+                         f"{CONFIG_FILE} of a run); choose another name") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,27 +233,54 @@ def _is_pickle_bearing(p: Path) -> bool:
     return (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head == b"PK\x03\x04"
 
 
+#: Entries one run folder may hold (a run has six files; a folder with more is not a run).
+_MAX_ENTRIES = 1000
+
+
+def _regular_files(path: Path) -> list[Path]:
+    """Every regular file under `path`, at any depth, refusing (ValueError) a symbolic link or
+    more than `_MAX_ENTRIES` entries; nothing is opened or followed, so a link to /usr or
+    /proc/kmsg is refused without being read (special files such as a FIFO are skipped)."""
+    files, stack, seen = [], [path], 0
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                seen += 1
+                if seen > _MAX_ENTRIES:
+                    raise ValueError(f"refusing run {path.name!r}: it holds more than {_MAX_ENTRIES} entries")
+                rel = os.path.relpath(e.path, path)
+                mode = e.stat(follow_symlinks=False).st_mode
+                if stat.S_ISLNK(mode):
+                    raise ValueError(f"refusing run {path.name!r}: {rel} is a symbolic link")
+                if stat.S_ISDIR(mode):
+                    stack.append(Path(e.path))
+                elif stat.S_ISREG(mode):
+                    files.append(Path(e.path))
+                # special files (FIFO, socket, device) are left alone: never opened
+    return files
+
+
 def check_run_folder(path) -> Path:
-    """Raise ValueError unless `path` is a complete run folder holding no pickle-bearing file."""
+    """Raise ValueError unless `path` is a complete run folder holding no pickle-bearing file and
+    no symbolic link (at any depth; the folder itself neither)."""
     path = Path(path)
+    if path.is_symlink():
+        raise ValueError(f"refusing run {path.name!r}: the folder is a symbolic link")
     if not path.exists():
         raise FileNotFoundError(f"no run folder at {path}")
     if not path.is_dir():
         raise ValueError(f"{path} is not a run folder (not a directory)")
-    bad = sorted(
-        str(p.relative_to(path)) for p in path.rglob("*") if p.is_file() and _is_pickle_bearing(p)
-    )
+    files = _regular_files(path)
+    bad = sorted(str(p.relative_to(path)) for p in files if _is_pickle_bearing(p))
     if bad:
         raise ValueError(
             f"refusing run {path.name!r}: it holds pickle-bearing file(s) {bad}; fairviz never "
             "unpickles (pickles can run code). Remove them if you trust the folder."
         )
-    missing = [n for n in REQUIRED_FILES if not (path / n).is_file()]
+    top = {p.name for p in files if p.parent == path}
+    missing = [n for n in REQUIRED_FILES if n not in top]
     if missing:
         raise ValueError(f"run {path.name!r} is incomplete: missing {', '.join(missing)}")
-    for p in path.iterdir():
-        if p.is_symlink():
-            raise ValueError(f"refusing run {path.name!r}: {p.name} is a symbolic link")
     return path
 
 
@@ -248,7 +310,45 @@ def read_run_config(path) -> dict:
     for key in ("method", "alpha", "lambda_w", "seed", "bias_mode", "train", "model"):
         if key not in cfg:
             raise ValueError(f"run config {path / CONFIG_FILE} lacks {key!r}")
+    for key in ("method", "bias_mode"):  # shown on pages: plain identifiers only, never markup
+        if not isinstance(cfg[key], str) or not _WORD_OK.fullmatch(cfg[key]):
+            raise ValueError(f"run config {path / CONFIG_FILE}: {key} must be a word such as 'ours' or 'label'")
+    for key in ("alpha", "lambda_w", "seed"):
+        if not _is_number(cfg[key]):
+            raise ValueError(f"run config {path / CONFIG_FILE}: {key} must be a number")
+    for key, kind in (("train", dict), ("model", dict), ("info", dict), ("name", str)):
+        if cfg.get(key) is not None and not isinstance(cfg[key], kind):
+            raise ValueError(f"run config {path / CONFIG_FILE}: {key} must be a JSON "
+                             f"{'object' if kind is dict else 'string'}")
     return cfg
+
+
+def _is_number(v, *, integer: bool = False) -> bool:
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    return ok and not isinstance(v, bool) and (integer or math.isfinite(v))
+
+
+_METRIC_WORDS = ("ci_method", "summary")
+
+
+def check_metrics(metrics, where: str = METRICS_FILE) -> dict:
+    """`metrics` if it has the shape pages read (ValueError otherwise): an object whose metrics
+    (pcc, srcc, spdd, speo, spdd_floor, val_pcc, val_spdd) are a number, null, or an object of
+    numbers/nulls (plus the words of `fairviz.uncertainty`: ``ci_method`` and ``summary`` may be
+    strings), and whose counts (n, n_boot, random_state, best_epoch) are integers or null."""
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{where} must be a JSON object")
+    for key in _METRIC_KEYS:
+        v = metrics.get(key)
+        parts = [p for k, p in v.items() if k not in _METRIC_WORDS] if isinstance(v, dict) else [v]
+        words = [v[k] for k in _METRIC_WORDS if k in v] if isinstance(v, dict) else []
+        if not all(p is None or _is_number(p) for p in parts) or not all(isinstance(w, str) for w in words):
+            raise ValueError(f"{where}: {key} must be a number or an object of numbers")
+    for key in _COUNT_KEYS:
+        v = metrics.get(key)
+        if v is not None and not _is_number(v, integer=True):
+            raise ValueError(f"{where}: {key} must be an integer")
+    return metrics
 
 
 def _read_safetensors(path: Path, what: str) -> dict:
@@ -272,7 +372,7 @@ def _check_safetensors_header(path: Path, what: str) -> None:
         raise ValueError(f"{what} {path.name} is not a valid safetensors file: {err}") from None
 
 
-def load_run(path) -> "Run":
+def load_run(path) -> Run:
     """Restore a saved run (weights, predictions, Z, metrics, history) without retraining.
 
     Raises ValueError with an actionable message for an incomplete folder (names the missing
@@ -338,10 +438,10 @@ def load_run(path) -> "Run":
             f"run {path.name!r}: Z has shape {z.shape}, expected ({n_test}, {model_cfg.d_z}) "
             "(test rows x d_z)"
         )
-    metrics = _read_json(path / METRICS_FILE, "metrics file")
+    metrics = check_metrics(_read_json(path / METRICS_FILE, "metrics file"), f"run {path.name!r}: {METRICS_FILE}")
     history = _read_json(path / HISTORY_FILE, "history file")
-    if not isinstance(metrics, dict) or not isinstance(history, list):
-        raise ValueError(f"run {path.name!r}: metrics.json must be an object, history.json a list")
+    if not isinstance(history, list):
+        raise ValueError(f"run {path.name!r}: history.json must be a list")
     return Run(
         name=name,
         config=train_cfg,
@@ -413,7 +513,7 @@ def run_info(path) -> RunInfo:
     does not load weights)."""
     path = check_run_folder(path)
     cfg = read_run_config(path)
-    metrics = _read_json(path / METRICS_FILE, "metrics file")
+    metrics = check_metrics(_read_json(path / METRICS_FILE, "metrics file"), f"run {path.name!r}: {METRICS_FILE}")
     for name, what in ((WEIGHTS_FILE, "weights file"), (Z_FILE, "Z file")):
         _check_safetensors_header(path / name, what)
     try:
@@ -425,7 +525,7 @@ def run_info(path) -> RunInfo:
             lambda_w=float(cfg["lambda_w"]),
             seed=int(cfg["seed"]),
             bias_mode=str(cfg["bias_mode"]),
-            metrics=metrics if isinstance(metrics, dict) else {},
+            metrics=metrics,
             created=path.stat().st_mtime,
         )
     except (TypeError, ValueError, OverflowError) as err:  # Overflow: "seed": 1e400
@@ -435,15 +535,16 @@ def run_info(path) -> RunInfo:
 def list_runs(root=None) -> RunList:
     """Valid runs under `root` (default ``models_dir()``), sorted by name.
 
-    Hidden and ``.tmp-*`` folders (runs being written) are ignored; a folder that is not a valid
-    run is skipped and reported in the result's ``.skipped`` list as (path, reason).
+    Hidden folders (e.g. runs being written) are ignored; a folder that is not a valid run
+    (including a link, which is not followed) is skipped and reported in the result's
+    ``.skipped`` list as (path, reason).
     """
     root = Path(root) if root is not None else models_dir()
     if not root.is_dir():
         return RunList()
     infos, skipped = [], []
     for p in sorted(root.iterdir()):
-        if not p.is_dir() or p.name.startswith("."):
+        if p.name.startswith(".") or not (p.is_dir() or p.is_symlink()):
             continue
         try:
             infos.append(run_info(p))

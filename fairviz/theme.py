@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from fairviz.safety import isolate_bidi
+
 TEMPLATE_NAME = "fairviz"
 
 # Okabe & Ito (2008), "Color Universal Design". Yellow (#F0E442) is left out: too pale on white.
@@ -147,13 +149,27 @@ def with_alpha(hex_color: str, alpha: float) -> str:
     return f"rgba({r}, {g}, {b}, {alpha:g})"
 
 
-def group_name(label) -> str:
-    """How a group label is shown in legends: `group 0`, `group 1`, or the label itself.
-
-    ``<`` and ``>`` become ``&lt;``/``&gt;``: Plotly reads a subset of HTML in trace names, so a
-    label from a user's file must not be able to add tags (links) to a chart. (Labels that
-    arrive already escaped, as `fairviz.report` passes them, are left as they are.)
-    """
+def group_label(label) -> str:
+    """A group label as plain text (tables, messages, CSV): `group 0`, `group 1`, or the label
+    itself exactly as written (no escaping: the caller's medium escapes it)."""
     if isinstance(label, (int,)) or (hasattr(label, "dtype") and getattr(label.dtype, "kind", "") in "iu"):
         return f"group {int(label)}"
-    return str(label).replace("<", "&lt;").replace(">", "&gt;")
+    return str(label)
+
+
+def plotly_text(text) -> str:
+    """``text`` safe to show verbatim in a Plotly name, title or hover label.
+
+    Plotly reads a subset of HTML and entities in these strings and fills ``%{...}`` in hover
+    templates, so ``&``, ``<``, ``>`` and ``%`` become numeric/named entities that it turns back
+    into the same characters on screen (a user's ``<40`` is shown as ``<40``, never as a tag).
+    """
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("%", "&#37;"))
+
+
+def group_name(label) -> str:
+    """How a group label is shown in a Plotly figure: `group_label`, escaped by `plotly_text`, with
+    right-to-left text isolated (`fairviz.safety.isolate_bidi`) so it cannot reorder what follows.
+    For tables and text use `group_label` (this escaping must not leak there)."""
+    return isolate_bidi(plotly_text(group_label(label)))

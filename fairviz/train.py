@@ -846,6 +846,7 @@ def _finish(cfg, net, mcfg, data, device, history, best_epoch) -> Run:
         "best_epoch": best_epoch,
         "fairviz_version": __version__,
         "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),  # float sums differ across thread counts
         "train_label_mean_gap": _mean_gap(data.train_label, data.group[data.train_idx]),
     }
     return Run(

@@ -16,11 +16,15 @@ import streamlit as st
 
 from fairviz import app_support, figures, jobs, theme
 from fairviz.paths import models_dir
+from fairviz.safety import isolate_bidi
+from fairviz.tabular import MAX_GROUPS
 
 #: Exceptions that mean "the input is wrong" (fairviz raises these with a message saying what to
 #: fix); they become an `st.error`, never a traceback. Parser/Unicode/Arrow errors subclass
 #: ValueError.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, MemoryError)
+OUT_OF_MEMORY = ("out of memory: this data is too large for the server; sample it, or audit it with the "
+                 "command line (`python -m fairviz audit`) on a machine with more memory")
 
 CURRENT_RUN_KEY = "fv_current_run"
 _APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"
@@ -38,8 +42,10 @@ _MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
 
 def md(text) -> str:
     """``text`` with every markdown-special character escaped, so a file, column or group name
-    is shown as written (never as a link, image, formula or formatting)."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", " ")
+    is shown as written (never as a link, image, formula or formatting); right-to-left text is
+    isolated so that it cannot reorder the rest of the line."""
+    text = isolate_bidi(text)
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text).replace("\n", " ")
 
 
 def code(text) -> str:
@@ -58,6 +64,8 @@ def user_errors(context: str | None = None, *, stop: bool = True) -> Iterator[No
         yield
     except USER_ERRORS as err:
         msg = str(err) or type(err).__name__
+        if isinstance(err, MemoryError):
+            msg = OUT_OF_MEMORY
         if isinstance(err, FileNotFoundError) and not str(err):
             msg = "file not found"
         st.error(f"**{md(context)}:** {md(msg)}" if context else md(msg), icon=":material/error:")
@@ -127,11 +135,24 @@ def load_run(name: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _test_predictions(path: str, mtime_ns: int):
+def _predictions(path: str, mtime_ns: int):
     # Only predictions.csv is needed: no torch import, no network rebuilt (seconds on a cold server).
     from fairviz import runs
 
-    preds = runs.read_predictions(runs.check_run_folder(path))
+    return runs.read_predictions(runs.check_run_folder(path))
+
+
+def predictions(name: str):
+    """All stored predictions (validation and test rows) of run ``name`` (cached; do not mutate)."""
+    path = models_root() / name
+    if not path.is_dir():
+        raise FileNotFoundError(f"run {name!r} is not in {models_root()}")
+    return _predictions(str(path), path.stat().st_mtime_ns)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _test_predictions(path: str, mtime_ns: int):
+    preds = _predictions(path, mtime_ns)
     return preds[preds["split"] == "test"].reset_index(drop=True)
 
 
@@ -193,7 +214,7 @@ def no_runs_message() -> None:
     if bad:
         with st.expander(f"{len(bad)} folder(s) in the models folder are not readable runs"):
             for path, reason in bad:
-                st.write(f"`{Path(path).name}`: {reason}")
+                st.markdown(f"{code(Path(path).name)}: {md(reason)}")
 
 
 def _on_pick_run() -> None:
@@ -305,18 +326,8 @@ def show_figure(fig, *, key: str | None = None, **kwargs):
 
 
 def interval_text(metrics: dict, name: str, n: int | None = None) -> str:
-    """``95 % CI [lo, hi] · n = …`` for a metric of an audit dict ("needs a label column" if absent)."""
-    v = app_support.metric_value(metrics, name)
-    if v != v:
-        return "needs a label column"
-    lo = app_support.metric_value(metrics, name, "ci_low")
-    hi = app_support.metric_value(metrics, name, "ci_high")
-    parts = []
-    if lo == lo and hi == hi:
-        parts.append(f"95 % CI [{lo:.3f}, {hi:.3f}]")
-    if n:
-        parts.append(f"n = {n:,}")
-    return " · ".join(parts)
+    """What a metric's numbers mean, in words (`fairviz.app_support.metric_caption`)."""
+    return app_support.metric_caption(metrics, name, n)
 
 
 def metric_card(label: str, metrics: dict, name: str, *, help: str | None = None, n: int | None = None,
@@ -344,7 +355,7 @@ def draw_job(snap: jobs.JobSnapshot, *, live: bool) -> None:
     state_icon = {jobs.QUEUED: ":material/hourglass_top:", jobs.RUNNING: ":material/sync:",
                   jobs.DONE: ":material/check_circle:", jobs.FAILED: ":material/error:",
                   jobs.CANCELLED: ":material/stop_circle:"}
-    head = f"{state_icon.get(snap.state, '')} **{snap.label}** — {snap.state}"
+    head = f"{state_icon.get(snap.state, '')} **{md(snap.label)}** — {snap.state}"
     if snap.total_runs > 1:
         head += f" · run {min(snap.run_index + 1, snap.total_runs)} of {snap.total_runs}"
     st.markdown(head)
@@ -372,12 +383,12 @@ def draw_job(snap: jobs.JobSnapshot, *, live: bool) -> None:
             reg.cancel(snap.id)
             st.toast("Cancelling… the job stops at its next step.")
     if snap.state == jobs.FAILED:
-        st.error(f"Training failed: {snap.error}", icon=":material/error:")
+        st.error(f"Training failed: {md(snap.error)}", icon=":material/error:")
     elif snap.state == jobs.CANCELLED:
         st.warning("Training was cancelled; nothing was saved." if not snap.results
                    else f"Cancelled; kept the finished runs: {', '.join(snap.run_names)}.")
     elif snap.state == jobs.DONE:
-        st.success(f"Saved: {', '.join(f'`{n}`' for n in snap.run_names)} in `{models_root()}`.",
+        st.success(f"Saved: {', '.join(code(n) for n in snap.run_names)} in `{models_root()}`.",
                    icon=":material/check_circle:")
 
 
@@ -433,16 +444,23 @@ def read_table(digest: str, name: str, _data: bytes):
 
 
 @st.cache_resource(show_spinner=False, max_entries=4, ttl=UPLOAD_TTL_S)
-def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None):
-    """(scores, {attribute: values}, labels or None) from the chosen columns, checked."""
-    return app_support.audit_columns(_table, score_col, list(group_cols), label_col)
+def table_columns(digest: str, _table, score_col: str, group_cols: tuple, label_col: str | None,
+                  score_range: tuple | None = None, missing_values: tuple = ()):
+    """(scores, {attribute: values}, labels or None) from the chosen columns, checked; with
+    ``score_range`` (low, high) the scores are first rescaled from that range into [0, 1]."""
+    from fairviz.score_range import rescale_column
+
+    if score_range is not None:
+        _table = rescale_column(_table, score_col, *score_range)
+    return app_support.audit_columns(_table, score_col, list(group_cols), label_col, missing_values)
 
 
 @st.cache_resource(show_spinner="Auditing…", max_entries=8, ttl=UPLOAD_TTL_S)
 def audit_attributes(data_key: str, _scores, _attributes, _labels, n_boot: int):
     from fairviz.groups import audit_attributes as run_audit
 
-    return run_audit(_scores, _attributes, _labels, n_boot=n_boot, random_state=0)
+    return run_audit(_scores, _attributes, _labels, n_boot=n_boot, random_state=0,
+                     max_groups=MAX_GROUPS, max_cells=app_support.APP_MAX_CELLS)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
@@ -455,24 +473,46 @@ def view_audit(data_key: str, view: str, _scores, _attributes, _labels, n_boot: 
     return audit(np.asarray(_scores)[col.known], col.values(known_only=True), y, n_boot=n_boot, random_state=0)
 
 
-@st.cache_resource(show_spinner="Permutation test…", max_entries=8, ttl=UPLOAD_TTL_S)
-def permutation_for(data_key: str, view: str, _x, _g):
-    """Permutation test of SPDD (shuffled group labels) within a fixed work budget."""
+@st.cache_resource(show_spinner=False)
+def _permutation_store() -> dict:
+    """Permutation tests already run on this server, by data key and view (a few seconds each)."""
+    return {}
+
+
+def permutation_for(data_key: str, view: str, x, g, progress=None):
+    """Permutation test of SPDD (shuffled group labels) within a fixed work budget: 1,000
+    shuffles for two groups up to about 1.5M rows (`fairviz.permute`), fewer for more groups.
+    Run once per data and view; ``progress(done, total)`` is called from this thread (not from
+    a cached function, so a progress bar can follow it)."""
     from fairviz.report import auto_n_perm
     from fairviz.significance import permutation_test
 
-    n_groups = len(pd.unique(np.asarray(_g)))
-    # a work budget of about half a second on 2 cores (the report uses a 10x larger one)
-    n_perm = auto_n_perm(len(_x), n_groups, budget=1.5e7, low=20)
-    return permutation_test(_x, _g, metric="spdd", n_perm=n_perm, random_state=0)
+    store = _permutation_store()
+    key = (data_key, view)
+    if key not in store:
+        n_groups = len(pd.unique(np.asarray(g)))
+        n_perm = auto_n_perm(len(x), n_groups, budget=1.5e8, low=20)
+        result = permutation_test(x, g, metric="spdd", n_perm=n_perm, random_state=0, progress=progress)
+        while len(store) >= 8:  # the last few only
+            store.pop(next(iter(store)))
+        store[key] = result
+    return store[key]
 
 
-def metrics_frame(metrics: dict) -> pd.DataFrame:
-    """metric, value, ci_low, ci_high for the four metrics (CSV download)."""
-    rows = [{"metric": k, "value": app_support.metric_value(metrics, k),
+def metrics_frame(metrics: dict, attribute: str | None = None, note: str | None = None) -> pd.DataFrame:
+    """attribute, metric, value, ci_low, ci_high, upper, p_value (the last two for SPDD / SPEO)
+    for the four metrics (CSV download); the attribute column names the grouping the numbers are
+    for; ``note`` (e.g. that the scores were rescaled) goes in a last column."""
+    rows = [{**({} if attribute is None else {"attribute": attribute}), "metric": k,
+             "value": app_support.metric_value(metrics, k),
              "ci_low": app_support.metric_value(metrics, k, "ci_low"),
-             "ci_high": app_support.metric_value(metrics, k, "ci_high")} for k in app_support.METRIC_NAMES]
-    return pd.DataFrame(rows).dropna(subset=["value"])
+             "ci_high": app_support.metric_value(metrics, k, "ci_high"),
+             "upper": app_support.metric_value(metrics, k, "upper"),
+             "p_value": app_support.metric_value(metrics, k, "p_value")} for k in app_support.METRIC_NAMES]
+    frame = pd.DataFrame(rows).dropna(subset=["value"])
+    if note:
+        frame["note"] = note
+    return frame
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
@@ -528,12 +568,13 @@ def rate_tests_display(t: pd.DataFrame, rate_name: str = "selection rate") -> pd
         return f"{text} ({row['test']})"
 
     return pd.DataFrame({
-        "group": [theme.group_name(g) for g in t["group"]],
+        "group": [theme.group_label(g) for g in t["group"]],
         "n": t["n"],
         "share": t["share"],
         rate_name: t["rate"],
         "impact ratio": t["impact_ratio"],
         "p-value vs highest": [_p(r) for _, r in t.iterrows()],
+        "under four-fifths (< 0.8)": t["four_fifths_fail"],
         "small group (< 2 %)": t["small_group"],
     })
 
@@ -591,22 +632,26 @@ def _report_store() -> dict:
 
 
 def report_builder(data_key, scores, attributes, labels, *, source_text: str, file_name: str,
-                   source_name: str | None = None, source_bytes: bytes | None = None, tau: float = 0.5,
-                   n_boot: int = 200):
+                   source_name: str | None = None, source_bytes: bytes | None = None,
+                   tau: float | Callable[[], float] = 0.5, n_boot: int = 200):
     """A callable that builds the self-contained HTML audit report when the download button is
     clicked (`fairviz.report.build_report`, the same as `python -m fairviz report`), or None if
-    that module is missing. Built once per data and τ, then served from memory."""
+    that module is missing. Built once per data and τ, then served from memory.
+
+    ``tau`` may be a callable, read at the click: the τ slider lives in a fragment whose reruns
+    do not redraw this button, so a τ captured when the button was drawn could be stale."""
     try:
         from fairviz.report import build_report
     except ImportError:
         return None
     store = _report_store()
-    key = (data_key, round(float(tau), 4), int(n_boot))
 
     def _html() -> bytes:
+        t = float(tau() if callable(tau) else tau)
+        key = (data_key, round(t, 4), int(n_boot))
         if key not in store:
             html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
-                                source=source_text, title=f"fairviz audit: {file_name}", tau=float(tau),
+                                source=source_text, title=f"fairviz audit: {file_name}", tau=t,
                                 n_boot=int(n_boot))
             while len(store) >= 4:  # keep the last few reports only (a few MB each)
                 store.pop(next(iter(store)))

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from fairviz import app_support, figures, theme
+from fairviz import score_range as scale
+from fairviz.safety import csv_text
+from fairviz.tabular import parse_missing_values
 from pages import _common as ui
 
 NONE = "(none)"
@@ -23,13 +27,15 @@ ui.page_header(
 # ---------------------------------------------------------------------------------------------
 # 1. what to audit
 
-ui.widget_defaults({"fv_audit_source": "run", "fv_audit_tau": 0.5, "fv_audit_theta": 1.0},
+ui.widget_defaults({"fv_audit_source": "run", "fv_audit_tau": 0.5, "fv_audit_theta": 1.0, "fv_audit_rescale": False,
+                   "fv_audit_range_low": 0.0, "fv_audit_range_high": 100.0},
                    options={"fv_audit_source": ["run", "upload"]})
 source = st.radio("Scores to audit", ["run", "upload"], horizontal=True, key="fv_audit_source",
                   format_func={"run": "the current run (test split)",
                                "upload": "upload any model's scores (CSV / Parquet)"}.get)
 
 labels = None
+score_range = None
 if source == "run":
     info = ui.current_run_info()
     if info is None:
@@ -77,15 +83,31 @@ else:
     label_guess = guess({"label", "labels", "y", "y_true", "target", "truth"}, NONE)
     label_col = c3.selectbox("Label column (optional)", label_opts,
                              index=label_opts.index(label_guess) if label_guess in label_opts else 0, key="fv_audit_label")
+    missing = parse_missing_values(st.text_input(
+        "Group values that mean 'missing' (comma-separated; an empty cell always does)", key="fv_audit_missing",
+        placeholder="e.g. NA, unknown", help="By default 'NA', 'None' or 'unknown' are groups like any other."))
     if not group_cols:
         st.error("Choose at least one group column (the sensitive attribute, e.g. sex or race).", icon=":material/error:")
         st.stop()
+    rng_cols = st.columns([2, 1, 1])
+    rescale = rng_cols[0].toggle(
+        "Scores are on another scale: rescale them into [0, 1]", key="fv_audit_rescale",
+        help="For scores such as 0–100: each score becomes (score − low) / (high − low). Every output of this "
+             "page says so.")
+    score_range = None
+    if rescale:
+        score_range = (float(rng_cols[1].number_input("lowest possible score", key="fv_audit_range_low")),
+                       float(rng_cols[2].number_input("highest possible score", key="fv_audit_range_high")))
     with ui.user_errors("These columns cannot be audited"):
         scores, attributes, labels = ui.table_columns(digest, table, score_col, tuple(group_cols),
-                                                      None if label_col == NONE else label_col)
-    data_key = f"upload:{digest}:{score_col}:{'|'.join(group_cols)}:{label_col}"
+                                                      None if label_col == NONE else label_col, score_range, missing)
+    data_key = (f"upload:{digest}:{score_col}:{'|'.join(group_cols)}:{label_col}:{score_range}"
+                f":{'|'.join(missing)}")
     source_text = f"{ui.code(up.name)} — score {ui.code(score_col)}, groups {', '.join(ui.code(g) for g in group_cols)}" + (
         f", label {ui.code(label_col)}" if label_col != NONE else ", no label")
+    if score_range:
+        source_text += ". " + scale.note(*score_range)
+        st.info(scale.note(*score_range), icon=":material/straighten:")
     file_name = up.name.rsplit(".", 1)[0]
 
 with ui.user_errors("These scores cannot be audited"):
@@ -125,9 +147,9 @@ for col, (label, key) in zip(cards, [("SPDD ↓", "spdd"), ("SPEO ↓", "speo"),
 with cards[4]:
     st.metric("Groups", f"{len(view.groups)}", border=True,
               help="Rows per group; groups under 2 % of the rows are flagged (LL144 small groups).")
-    st.caption(" · ".join(f"{ui.md(theme.group_name(g))}: {c:,}" + (" ⚠ small" if g in view.small_groups else "")
+    st.caption(" · ".join(f"{ui.md(theme.group_label(g))}: {c:,}" + (" ⚠ small" if g in view.small_groups else "")
                           for g, c in view.group_counts.items())
-               + (f" · {view.n_missing:,} rows with unknown group excluded" if view.n_missing else ""))
+               + f" · {view.n_missing:,} rows with unknown group excluded")
 ci_note = st.empty()
 if len(view.groups) > 2:
     st.caption(f"{len(view.groups)} groups: SPDD is the area under max − min of the selection rates "
@@ -140,12 +162,16 @@ if view.small_groups:
 # 3. DP(τ) with the τ slider (a fragment: moving τ reruns only this part, and reads the cached curve)
 
 curve = ui.dp_curve_for(data_key, view_name, scores, attributes)
+# the τ on screen, shared with the report download (drawn outside the τ fragment)
+tau_box = st.session_state.setdefault("fv_audit_tau_box", {})
+tau_box["tau"] = float(st.session_state.get("fv_audit_tau", 0.5))
 
 
 @st.fragment
 def threshold_view() -> None:
     st.subheader("DP(τ): the gap in selection rate at every threshold")
     tau = st.slider("Threshold τ (selected when score > τ)", 0.0, 1.0, step=0.01, key="fv_audit_tau")
+    tau_box["tau"] = float(tau)
     fig = ui.dp_base_figure(data_key, view_name, curve)
     figures.add_tau_marker(fig, curve, tau)
     ui.show_figure(fig, key="fv_audit_dp")
@@ -165,7 +191,9 @@ def threshold_view() -> None:
             st.error("Four-fifths rule fails at this τ for " + ", ".join(f"**{ui.md(g)}** ({r:.2f})" for g, r in
                      zip(fails["group"], fails["impact ratio"])) + ".", icon=":material/gavel:")
         else:
-            st.success("Four-fifths rule holds at this τ (every impact ratio ≥ 0.8).", icon=":material/check_circle:")
+            st.success(f"Four-fifths rule holds for the selection rates at τ = {tau:.2f} (the table on the left: "
+                       "every impact ratio ≥ 0.8). The LL144 scoring-rate table below is a separate check.",
+                       icon=":material/check_circle:")
         st.caption("Impact ratio = the group's selection rate ÷ the highest group's. p-value: two-proportion "
                    "z-test (Fisher's exact for small counts) against the highest group. Shaded on the "
                    "curve: every τ where some group's ratio is under 0.8. Moving τ only reads the "
@@ -181,8 +209,14 @@ st.subheader("Score distributions")
 ui.show_figure(ui.distribution_figure(data_key, view_name, scores, attributes), key="fv_audit_dist")
 
 st.subheader("NYC Local Law 144 scoring rates")
-st.dataframe(ui.rate_tests_display(view.scoring_rates, "scoring rate"), hide_index=True, width="stretch",
+ll144 = ui.rate_tests_display(view.scoring_rates, "scoring rate")
+st.dataframe(ll144, hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("share", "scoring rate", "impact ratio")})
+ll144_fails = ll144[ll144["under four-fifths (< 0.8)"]]
+if len(ll144_fails):
+    st.error("Four-fifths rule fails for the LL144 scoring rates of " + ", ".join(
+        f"**{ui.md(g)}** ({r:.2f})" for g, r in zip(ll144_fails["group"], ll144_fails["impact ratio"])) + ".",
+        icon=":material/gavel:")
 st.caption("Scoring rate: share of the group scoring above the median score of all rows; impact ratio "
            "against the group with the highest scoring rate.")
 
@@ -241,8 +275,12 @@ else:
                 st.rerun()
 for key, slot in ci_slots.items():
     text = ui.interval_text(metrics_dict, key, view.n) if (n_boot or stored) else f"n = {view.n:,}"
-    if key == "spdd":
-        perm = ui.permutation_for(data_key, view_name, x_view, g_view)
+    if key == "spdd" and not math.isfinite(app_support.metric_value(metrics_dict, "spdd", "p_value")):
+        # the caption's sentence has no test yet (no intervals computed): the budgeted one
+        bar = st.empty()
+        perm = ui.permutation_for(data_key, view_name, x_view, g_view, progress=lambda done, total, bar=bar: bar.progress(
+            done / total, text=f"Permutation test: {done:,} of {total:,} shuffles"))
+        bar.empty()
         floor_p = 1.0 / (perm.n_perm + 1)
         p_text = f"p ≤ {floor_p:.2g}" if perm.p_value <= floor_p + 1e-12 else f"p = {perm.p_value:.2g}"
         text += (f" · by chance alone ≤ {perm.chance_level:.3f} (95 % of {perm.n_perm} group-label "
@@ -254,17 +292,19 @@ for key, slot in ci_slots.items():
 
 st.subheader("Downloads")
 d1, d2, d3 = st.columns(3)
-frame = ui.metrics_frame(metrics_dict)
-d1.download_button("Metrics (CSV)", frame.to_csv(index=False), file_name=f"{file_name}-metrics.csv", mime="text/csv",
+frame = ui.metrics_frame(metrics_dict, attribute=view_name, note=scale.note(*score_range) if score_range else None)
+d1.download_button(f"Metrics by {ui.md(view_name)} (CSV)", csv_text(frame),
+                   file_name=f"{file_name}-{app_support.file_slug(view_name)}-metrics.csv", mime="text/csv",
                    key="fv_audit_dl_csv", icon=":material/table:")
-full = {**multi.to_dict(), "intervals": {"attribute": view_name, "n_boot": n_boot, "metrics": metrics_dict}}
+full = {**multi.to_dict(), "intervals": {"attribute": view_name, "n_boot": n_boot, "metrics": metrics_dict},
+        "score_range": scale.to_dict(*score_range) if score_range else None}
 d2.download_button("Full audit (JSON)", json.dumps(full, indent=2, default=str),
                    file_name=f"{file_name}-audit.json", mime="application/json", key="fv_audit_dl_json",
                    icon=":material/data_object:")
 report = ui.report_builder(
     data_key, scores, attributes, labels, source_text=source_text.replace("`", ""), file_name=file_name,
     source_name=None if source == "run" else up.name, source_bytes=None if source == "run" else data,
-    tau=st.session_state.get("fv_audit_tau", 0.5),
+    tau=lambda: tau_box["tau"],
     n_boot=app_support.auto_n_boot(len(scores), has_labels, budget_s=15.0, high=200),
 )
 if report is None:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from fairviz import app_support, figures
+from fairviz import app_support, figures, pipelines
 from fairviz.train import METHODS
 from pages import _common as ui
 
@@ -24,8 +24,30 @@ if not chosen:
     st.info("Pick at least one run above.")
     st.stop()
 
+
+@st.cache_data(show_spinner="Repairing…", max_entries=16)
+def _repaired(rows: pd.DataFrame, theta: float, signature: tuple):
+    return pipelines.repaired_rows(rows, {n: ui.predictions(n) for n in rows["name"]}, theta)
+
+
+ui.widget_defaults({"fv_compare_repair": True, "fv_compare_theta": 1.0})
+r1, r2 = st.columns([1, 2])
+with_repair = r1.toggle("Add each run + repair", key="fv_compare_repair",
+                        help="Post-processing as a method of its own: each run's test scores moved towards the "
+                             "Wasserstein barycenter of the groups, by a map fitted on the run's validation split only.")
+theta = r2.slider("Repair strength θ (0 = as trained, 1 = fully repaired)", 0.0, 1.0, step=0.05,
+                  key="fv_compare_theta", disabled=not with_repair)
+
 sub = table.set_index("name").loc[chosen]
+if with_repair:
+    with ui.user_errors("Cannot repair the runs"):
+        extra, skipped = _repaired(table[table["name"].isin(chosen)], float(theta),
+                                   tuple((n, (ui.models_root() / n).stat().st_mtime_ns) for n in chosen))
+        for name, reason in skipped:
+            st.warning(f"`{name}` has no repaired row: {reason}")
+        sub = pd.concat([sub, extra.set_index("name")])
 best = figures.best_per_column(sub, app_support.HIGHER_IS_BETTER)
+ties = app_support.ties_with_best(sub)
 
 
 def _cell(row, k):
@@ -45,24 +67,32 @@ shown = pd.DataFrame(
         **{f"{k.upper()} {'↑' if up else '↓'}": [_cell(r, k) for _, r in sub.iterrows()]
            for k, up in app_support.HIGHER_IS_BETTER.items()},
         "SPDD floor": sub["spdd_floor"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
+        "score spread": sub["score_std"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
     },
     index=sub.index,
 )
 shown.index.name = "run"
 best_cols = {f"{k.upper()} {'↑' if up else '↓'}": best.get(k) for k, up in app_support.HIGHER_IS_BETTER.items()}
+tie_cols = {f"{k.upper()} {'↑' if up else '↓'}": ties.get(k, []) for k, up in app_support.HIGHER_IS_BETTER.items()}
 
 
 def _mark(col):
-    target = best_cols.get(col.name)
-    return ["font-weight: 700; background-color: #DCEBF7" if idx == target else "" for idx in col.index]
+    target, tied = best_cols.get(col.name), tie_cols.get(col.name, [])
+    return ["font-weight: 700; background-color: #DCEBF7" if idx == target else
+            ("background-color: #EEF5FB" if idx in tied else "") for idx in col.index]
 
 
 st.dataframe(shown.style.apply(_mark, axis=0), width="stretch")
 st.caption(
-    "Value and 95 % bootstrap interval on each run's test split; the best value per column is "
-    "highlighted. SPDD floor: SPDD of the same scores with the group labels shuffled — the "
-    "smallest gap this test split can show. Best: "
-    + ", ".join(f"{col} → `{run}`" for col, run in best_cols.items() if run is not None)
+    "Value and 95 % interval on each run's test split (SPDD / SPEO: lower end 0 unless a permutation "
+    "test tells the groups apart); the best value per column is highlighted, and runs whose interval "
+    "overlaps the best one's are shaded lightly: the test data cannot separate them. Rows '… + repair': "
+    "the run's test scores after the barycenter repair fitted on its validation split (values only). "
+    "SPDD floor: SPDD of the same scores with the group labels shuffled — the smallest gap this test "
+    "split can show. Score spread: the std of the test scores; a small SPDD with a near-zero spread "
+    "means collapsed scores, not fair ones. Best: "
+    + ", ".join(f"{col} → `{run}`" + (f" (tied with {len(tie_cols[col])})" if tie_cols[col] else "")
+                for col, run in best_cols.items() if run is not None)
 )
 
 with ui.user_errors("Cannot read the runs' predictions"):

@@ -1,5 +1,7 @@
 """Home: what fairviz measures, the current run, and what the model sees."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from fairviz import app_support
@@ -46,7 +48,7 @@ with left:
         if ui.skipped_runs():
             with st.expander(f"{len(ui.skipped_runs())} folder(s) in the runs folder could not be read"):
                 for path, reason in ui.skipped_runs():
-                    st.write(f"`{path}`: {reason}")
+                    st.markdown(f"{ui.code(Path(path).name)}: {ui.md(reason)}")
 
 with right:
     st.subheader("What the model sees")

@@ -7,7 +7,6 @@ from fairviz.train import METHODS, TrainConfig
 from pages import _common as ui
 
 JOB_KEY = "fv_train_job"
-LAMBDA_CHOICES = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0]
 WEIGHT_LABELS = {
     "lambda_w": "λ_W: weight of the Wasserstein term",
     "lambda_l2": "λ: weight of the mean-gap (L2) term",
@@ -47,9 +46,9 @@ with tab_new:
         path = None
         if source != "synthetic":
             path = st.text_input(
-                "Path on the server" if source == "manifest" else "Folder on the server",
+                ("Path" if source == "manifest" else "Folder") + " inside the server's data folder (FAIRVIZ_DATA_ROOT)",
                 key="fv_train_path",
-                placeholder="/data/interviews/manifest.csv" if source == "manifest" else "/data/first-impressions-v2",
+                placeholder="interviews/manifest.csv" if source == "manifest" else "first-impressions-v2",
             )
         method = st.selectbox("Method", list(METHODS), key="fv_train_method")
         st.caption(f"**{method}** adds to the MSE loss: {METHODS[method].description}.")
@@ -66,12 +65,12 @@ with tab_new:
         if weight_field:
             weight_key = f"fv_train_w_{weight_field}"
             weight_default = float(getattr(defaults, weight_field))
-            weight_options = sorted(set(LAMBDA_CHOICES) | {weight_default})
-            ui.widget_defaults({weight_key: weight_default}, options={weight_key: weight_options})
-            weight = st.select_slider(
+            ui.widget_defaults({weight_key: weight_default})
+            weight = st.number_input(
                 f"{WEIGHT_LABELS.get(weight_field, weight_field)} (0 = off; large values collapse the scores)",
-                options=weight_options, key=weight_key, format_func=lambda v: f"{v:g}",
-                help=f"TrainConfig.{weight_field}; default {weight_default:g}",
+                min_value=0.0, max_value=1000.0, step=0.05, format="%.4g", key=weight_key,
+                help=f"Any number ≥ 0 (TrainConfig.{weight_field}; default {weight_default:g}). The Trade-off "
+                     "page shows where the scores collapse.",
             )
         else:
             st.caption(f"The **{method}** method has no fairness weight to set.")

@@ -22,7 +22,7 @@ st = pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from tests._app_runs import make_fake_models, make_fake_run  # noqa: E402
-from tests._plotly_json import figure_json  # noqa: E402
+from tests._plotly_json import figure_json, plotly_shown  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 90  # seconds; the first run imports torch
@@ -254,6 +254,7 @@ def test_compare_table_best_marked_and_curves(models_dir):
     at = open_page("compare")
     chosen = at.multiselect(key="fv_compare_runs").value
     assert len(chosen) == 6 and chosen[0].startswith("vanilla") and chosen[-1].startswith("ours")
+    at.toggle(key="fv_compare_repair").set_value(False).run()
     body = texts(at)
     assert "SPDD ↓ → `ours-a4-label-lw1-s0`" in body  # the fake `ours` run has the smallest gap
     specs = plotly_specs(at)
@@ -265,16 +266,46 @@ def test_compare_table_best_marked_and_curves(models_dir):
     assert len(plotly_specs(at)[0]["data"]) == 2
 
 
+def test_compare_adds_each_run_plus_repair(models_dir):
+    from fairviz import postprocess
+
+    at = open_page("compare")
+    assert at.toggle(key="fv_compare_repair").value is True
+    at.slider(key="fv_compare_theta").set_value(0.5).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    row = "mmd-a4-label-lam0.15-s0 + repair θ=0.5"
+    assert row in table.index and table.loc[row, "method"] == "mmd + repair"
+    preds = pd.read_csv(models_dir / "mmd-a4-label-lam0.15-s0" / "predictions.csv")
+    test = postprocess.repaired_test(preds, postprocess.fit_validation_repair(preds), 0.5)
+    from fairviz import metrics as M
+
+    assert table.loc[row, "SPDD ↓"] == f"{M.spdd(test['score'], test['group']):.3f}"
+    assert table.loc[row, "score spread"] == f"{test['score'].std(ddof=0):.3f}"
+
+
 # ------------------------------------------------------------------------------------ trade-off
 
 
 def test_tradeoff_front_and_pick(models_dir):
     at = open_page("tradeoff")
+    assert "left is fairer" in texts(at) and "up-left is best" in texts(at)
     spec = plotly_specs(at)[0]
+    names = [t.get("name") for t in spec["data"]]
     main = [t for t in spec["data"] if t.get("name") == "ours"]
     assert sorted(main[0]["customdata"]) == sorted(
         ["ours-a4-label-lw0-s0", "ours-a4-label-lw0.3-s0", "ours-a4-label-lw1-s0", "ours-a4-label-lw3-s0"])
-    assert any(t.get("name") == "Pareto front" for t in spec["data"])
+    # every method as trained, and every method + repair (theta curve), under one front
+    for m in ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours"):
+        assert m in names and f"{m} + repair (θ 0→1)" in names, m
+    assert "Pareto front (all pipelines)" in names
+    assert spec["layout"]["meta"]["n_points"] == 9 + 6 * 10
+    # the best pipeline for the accepted SPDD is named and starred
+    assert "Best pipeline for SPDD ≤ 0.02" in texts(at)
+    best = [t for t in spec["data"] if str(t.get("name", "")).startswith("best: ")][0]["name"]
+    assert ("Post-processing wins here" in texts(at)) == best.endswith("+ repair")
+    assert "The `ours` curve still jumps" in " ".join(w.value for w in at.warning)
+    assert any(str(n).startswith("best: ") for n in names)
     at.selectbox(key="fv_tradeoff_pick").set_value("ours-a4-label-lw3-s0").run()
     assert_clean(at)
     assert "ours-a4-label-lw3-s0" in [s.value.strip("`") for s in at.subheader]
@@ -283,6 +314,59 @@ def test_tradeoff_front_and_pick(models_dir):
     at.button(key="fv_to_current").click().run()
     assert_clean(at)
     assert at.sidebar.selectbox[0].value == "ours-a4-label-lw3-s0"
+
+
+def test_tradeoff_accepted_spdd_moves_the_best_pipeline(models_dir):
+    at = open_page("tradeoff")
+    at.number_input(key="fv_to_eps").set_value(0.0).run()
+    assert_clean(at)
+    assert "No pipeline that keeps at least half of vanilla's score spread reaches SPDD ≤ 0" in " ".join(
+        w.value for w in at.warning)
+    at.number_input(key="fv_to_eps").set_value(0.5).run()
+    assert_clean(at)
+    assert "Best pipeline for SPDD ≤ 0.5" in texts(at)
+
+
+def test_tradeoff_user_run_does_not_replace_the_shipped_point(fake_training):
+    """A new run with the same method and λ as a shipped one is drawn next to it, not instead."""
+    from fairviz.runs import save_run
+    from tests._app_runs import make_fake_run
+
+    run = make_fake_run("ours", 0.3, 0.05, 0.62)
+    save_run(run, fake_training / "my-ours-lw0.3")
+    at = open_page("tradeoff")
+    main = [t for t in plotly_specs(at)[0]["data"] if t.get("name") == "ours"][0]
+    assert "my-ours-lw0.3" in main["customdata"] and "ours-a4-label-lw0.3-s0" in main["customdata"]
+
+
+def test_tradeoff_run_without_validation_split_has_no_repair_curve(fake_training):
+    from fairviz.runs import save_run
+    from tests._app_runs import make_fake_run
+
+    run = make_fake_run("vanilla", 0.0, 0.12, 0.6, n_val=0)  # an older run: test rows only
+    save_run(run, fake_training / "a4-vanilla")  # the shipped name: the page repairs this one
+    at = open_page("tradeoff")
+    assert "No repair curve for `a4-vanilla`" in " ".join(i.value for i in at.info)
+    names = [t.get("name") for t in plotly_specs(at)[0]["data"]]
+    assert "vanilla + repair (θ 0→1)" not in names and "mmd + repair (θ 0→1)" in names
+
+
+def test_tradeoff_sweep_takes_free_weights(fake_training):
+    at = open_page("tradeoff")
+    at.selectbox(key="fv_sw_method").set_value("mmd").run()
+    at.text_input(key="fv_sw_values").input("0.05 0.5").run()
+    at.number_input(key="fv_sw_adaptive").set_value(0).run()
+    at.number_input(key="fv_sw_epochs").set_value(1).run()
+    at.button(key="fv_sw_go").click().run()
+    assert_clean(at)
+    snap = _wait_job(at, "fv_sweep_job")
+    assert snap.state == "done", snap.error
+    assert [r["weight"] for r in snap.results] == [0.05, 0.5]
+    assert all(json.loads((fake_training / n / "config.json").read_text())["train"]["lambda_mmd"] in (0.05, 0.5)
+               for n in snap.run_names)
+    at.text_input(key="fv_sw_values").input("0.1 x").run()
+    at.button(key="fv_sw_go").click().run()
+    assert "'x' is not a number" in errors(at)
 
 
 # ------------------------------------------------------------------------------------ representation
@@ -300,7 +384,18 @@ def test_representation_pca_and_distances(models_dir):
     assert d["ours-a4-label-lw1-s0"] < d["vanilla-a4-label-s0"]  # the fake Z encodes the gap
     at.selectbox(key="fv_rep_focus").set_value("vanilla-a4-label-s0").run()
     assert_clean(at)
-    assert "vanilla-a4-label-s0" in plotly_specs(at)[0]["layout"]["title"]["text"]
+    pca = plotly_specs(at)[0]
+    assert "vanilla-a4-label-s0" in pca["layout"]["title"]["text"]
+    # one definition: the plot's distance is the bar chart's number for the same run
+    line = [t["name"] for t in pca["data"] if str(t.get("name", "")).startswith("centroid distance")][0]
+    bars = plotly_specs(at)[1]["data"][0]
+    assert line.endswith(f"{dict(zip(bars['x'], bars['y']))['vanilla-a4-label-s0']:.3f}")
+    assert pca["layout"]["meta"]["centroid_distance"] == pytest.approx(dict(zip(bars["x"], bars["y"]))["vanilla-a4-label-s0"])
+    # the score colours follow the scores' range, not 0-1
+    score_trace = [t for t in pca["data"] if t.get("name") == "score"][0]
+    preds = pd.read_csv(models_dir / "vanilla-a4-label-s0" / "predictions.csv")
+    test = preds[preds["split"] == "test"]["score"]
+    assert score_trace["marker"]["cmin"] == pytest.approx(test.min()) and score_trace["marker"]["cmax"] == pytest.approx(test.max())
 
 
 # ------------------------------------------------------------------------------------ train
@@ -327,7 +422,12 @@ def fake_training(monkeypatch, tmp_path, models_dir):
         run.config = config
         return run
 
-    monkeypatch.setattr(jobs, "_default_train", fake_train)
+    def fake_in_process(config, root, base, cancel, on_progress):  # the worker process, minus the process
+        run = fake_train(config, on_progress, cancel)
+        path = jobs.save_unique(run, root, base)
+        return {"name": path.name, "path": str(path), "metrics": run.metrics}
+
+    monkeypatch.setattr(jobs.job_worker, "run_in_process", fake_in_process)
     return root
 
 
@@ -344,7 +444,7 @@ def _wait_job(at: AppTest, key: str, timeout: float = 20.0):
 def test_train_page_trains_in_background_and_saves(fake_training):
     at = open_page("train")
     at.selectbox(key="fv_train_method").set_value("ours").run()
-    at.select_slider(key="fv_train_w_lambda_w").set_value(3.0).run()
+    at.number_input(key="fv_train_w_lambda_w").set_value(3.0).run()
     at.number_input(key="fv_train_epochs").set_value(2).run()
     at.button(key="fv_train_go").click().run()
     assert_clean(at)
@@ -375,7 +475,8 @@ def test_train_page_target_spdd_and_selection_protocol(fake_training):
     assert (cfg["method"], cfg["target_spdd"], cfg["val_labels"]) == ("fairoffset", 0.02, "biased")
 
 
-def test_train_page_bad_data_source_is_an_error(fake_training):
+def test_train_page_bad_data_source_is_an_error(fake_training, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAIRVIZ_DATA_ROOT", str(tmp_path))
     at = open_page("train")
     at.radio(key="fv_train_source").set_value("manifest").run()
     at.text_input(key="fv_train_path").input("/nowhere/manifest.csv").run()
@@ -415,6 +516,7 @@ def test_audit_million_rows_is_exact_and_drawn_small(rng):
     for spec in at.get("plotly_chart"):
         assert len(spec.proto.spec) < 600_000  # downsampled drawing
     assert "Intervals are not computed automatically" in texts(at)
+    assert "95 % of 1000 group-label shuffles), p ≤ 0.001" in texts(at)  # two groups: the fast permutations
     t0 = time.perf_counter()
     at.slider(key="fv_audit_tau").set_value(0.62).run()
     assert time.perf_counter() - t0 < 5  # moving τ recomputes nothing heavy
@@ -466,7 +568,7 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
     at = open_page("train")
     at.selectbox(key="fv_train_method").set_value("mmd").run()
     assert_clean(at)
-    at.select_slider(key="fv_train_w_lambda_mmd").set_value(0.3).run()
+    at.number_input(key="fv_train_w_lambda_mmd").set_value(0.3).run()
     at.number_input(key="fv_train_epochs").set_value(1).run()
     at.button(key="fv_train_go").click().run()
     snap = _wait_job(at, "fv_train_job")
@@ -474,3 +576,134 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
     assert snap.run_name == "mmd-a4-label-lam0.3-s0"
     at.selectbox(key="fv_train_method").set_value("vanilla").run()
     assert "has no fairness weight" in texts(at)
+
+
+# ------------------------------------------------------------------------------------ audit: text as written
+
+
+@pytest.fixture
+def deferred_downloads(monkeypatch):
+    """file name -> the callables deferred `st.download_button`s registered, oldest first
+    (AppTest cannot click a download; the test calls the callable as the server would)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    seen: dict = {}
+    original = MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        seen.setdefault(file_name, []).append(data_callable)
+        return original(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    return seen
+
+
+AWKWARD = ["<40", ">55", "A&B \"q\" 's'"]
+
+
+def test_group_names_with_markup_characters_shown_exactly(rng, deferred_downloads):
+    n = 3000
+    g = rng.choice(AWKWARD, n)
+    score = np.clip(rng.random(n) * 0.8 + 0.2 * (g == "<40"), 0, 1)
+    at = _upload(open_page("audit"), "s.csv", _csv(pd.DataFrame({"score": score, "age": g})))
+    assert_clean(at)
+    tables = [d.value for d in at.dataframe if "group" in d.value.columns]
+    assert len(tables) >= 2  # the table at τ and the LL144 table
+    for t in tables:
+        assert sorted(t["group"]) == sorted(AWKWARD), t["group"].tolist()
+    assert "&lt;" not in texts(at) and "&amp;" not in texts(at)
+    for spec in plotly_specs(at):
+        for trace in spec["data"]:
+            name = str(trace.get("name", ""))
+            assert "<" not in name.replace("<br>", "")  # nothing plotly could read as a tag
+    legend = " ".join(plotly_shown(str(t.get("name", ""))) for s in plotly_specs(at) for t in s["data"])
+    for name in AWKWARD:
+        assert name in legend, (name, legend[:500])
+    html = deferred_downloads["s-audit.html"][-1]().decode()
+    for name in AWKWARD:
+        cell = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+        assert f"<td>{cell.replace(chr(39), '&#x27;')}</td>" in html, name
+    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html
+
+
+def test_report_download_uses_the_tau_on_screen(rng, deferred_downloads):
+    n = 2000
+    df = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n)})
+    at = _upload(open_page("audit"), "s.csv", _csv(df))
+    drawn = deferred_downloads["s-audit.html"][-1]
+    at.slider(key="fv_audit_tau").set_value(0.3).run()
+    assert_clean(at)
+    # In the browser moving τ reruns only the τ fragment, so the button drawn before stays the
+    # live one (AppTest reruns the whole page): its callable must read the τ now on screen.
+    html = drawn().decode()
+    assert "Four-fifths check at τ = 0.30" in html and "τ = 0.50" not in html
+
+
+def test_ll144_table_flags_impact_ratios_under_four_fifths(rng):
+    # above the overall median: F 0.40 of its rows, M 0.60 -> impact ratio 0.67
+    n = 5000
+    g = np.where(np.arange(n) % 2, "F", "M")
+    top = np.where(g == "F", rng.random(n) < 0.4, rng.random(n) < 0.6)
+    score = np.where(top, 0.6 + 0.4 * rng.random(n), 0.4 * rng.random(n))
+    at = _upload(open_page("audit"), "s.csv", _csv(pd.DataFrame({"score": score, "sex": g})))
+    assert_clean(at)
+    at.slider(key="fv_audit_tau").set_value(0.05).run()  # nearly everyone selected: the τ check holds
+    ll144 = next(d.value for d in at.dataframe if "scoring rate" in d.value.columns)
+    flagged = dict(zip(ll144["group"], ll144["under four-fifths (< 0.8)"]))
+    ratio = dict(zip(ll144["group"], ll144["impact ratio"]))
+    assert ratio["F"] < 0.8 and flagged == {"F": True, "M": False}
+    assert "Four-fifths rule fails for the LL144 scoring rates of **F** (0.6" in errors(at)
+    ok = " ".join(s.value for s in at.success)
+    assert "selection rates at τ = 0.05" in ok and "LL144 scoring-rate table below is a separate check" in ok
+
+
+def test_metrics_csv_names_its_attribute(rng):
+    from pages._common import metrics_frame
+
+    n = 1000
+    df = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n), "race": rng.choice(["a", "b"], n)})
+    at = _upload(open_page("audit"), "s.csv", _csv(df))
+    at.multiselect(key="fv_audit_groups").set_value(["sex", "race"]).run()
+    at.radio(key="fv_audit_view").set_value("race").run()
+    assert_clean(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Metrics by race (CSV)" in labels, labels
+    frame = metrics_frame({"spdd": {"value": 0.1, "ci_low": 0.05, "ci_high": 0.2}}, attribute="sex × race")
+    assert list(frame.columns) == ["attribute", "metric", "value", "ci_low", "ci_high"]
+    assert frame["attribute"].tolist() == ["sex × race"]
+    noted = metrics_frame({"spdd": {"value": 0.1}}, attribute="sex", note="Scores rescaled from [0, 100]")
+    assert noted["note"].tolist() == ["Scores rescaled from [0, 100]"]
+
+
+def test_audit_rescales_scores_on_request_and_says_so(rng, deferred_downloads):
+    from fairviz import metrics
+
+    n = 2000
+    g = rng.choice(["F", "M"], n)
+    score = np.clip(rng.random(n) + 0.1 * (g == "M"), 0, 1)
+    at = _upload(open_page("audit"), "pct.csv", _csv(pd.DataFrame({"score": score * 100, "sex": g})))
+    assert "outside [0, 1]" in errors(at)
+    at.toggle(key="fv_audit_rescale").set_value(True).run()
+    assert_clean(at)
+    assert metric(at, "SPDD ↓") == f"{metrics.spdd(score, g):.3f}"
+    note = "Scores rescaled from [0, 100] to [0, 1]"
+    assert note in texts(at)
+    assert note in deferred_downloads["pct-audit.html"][-1]().decode()
+    at.number_input(key="fv_audit_range_high").set_value(50.0).run()
+    assert "outside the given score range [0, 50]" in errors(at)
+    at.number_input(key="fv_audit_range_low").set_value(60.0).run()
+    assert "needs LOW < HIGH" in errors(at)
+
+
+def test_representation_says_when_ours_separates_more_than_vanilla(fake_training):
+    from fairviz.runs import save_run
+    from tests._app_runs import make_fake_run
+
+    save_run(make_fake_run("ours", 0.5, 0.3, 0.6), fake_training / "ours-far")  # Z encodes a big gap
+    at = open_page("representation")
+    at.multiselect(key="fv_rep_runs").set_value(["vanilla-a4-label-s0", "ours-far"]).run()
+    assert_clean(at)
+    info = " ".join(i.value for i in at.info)
+    assert "Here `ours` separates the groups more than `vanilla`" in info
+    at.multiselect(key="fv_rep_runs").set_value(["vanilla-a4-label-s0", "ours-a4-label-lw1-s0"]).run()
+    assert "separates the groups more" not in " ".join(i.value for i in at.info)

@@ -69,14 +69,16 @@ def test_default_compare_names():
     assert A.default_compare_names(shipped, alpha=4.0)[-1] == "a4-ours"
 
 
-def test_tradeoff_points():
-    pts = A.tradeoff_points(INFOS, method="ours", alpha=4.0)
-    main = pts[pts["lambda_w"].notna()]
-    assert main["name"].tolist() == ["ours-a4-lw0", "ours-a4-lw1", "ours-a4-lw3"]  # one per λ_W, seed 0
-    assert set(pts[pts["lambda_w"].isna()]["name"]) == {"vanilla-a4", "mmd-a4"}
-    assert "ours-a4-sample" not in pts["name"].tolist()
-    assert A.tradeoff_points(INFOS, method="ours", alpha=4.0, include_others=False)["name"].tolist() == main["name"].tolist()
-    assert A.tradeoff_points([], method="ours").empty
+def test_parse_weights_and_group_names():
+    assert A.parse_weights("0.5, 0 1;0.5  3") == [0.0, 0.5, 1.0, 3.0]
+    for bad, msg in (("", "at least one"), ("0.1 x", "'x' is not a number"), ("-1", ">= 0"), ("inf", ">= 0")):
+        with pytest.raises(ValueError, match=msg):
+            A.parse_weights(bad)
+    synth = {"features_meta": {"group_labels": [0, 1], "privileged": 1}}
+    assert A.group_names(synth) == {0: "group 0 (unprivileged)", 1: "group 1 (privileged)"}
+    manifest = {"features_meta": {"group_labels": ["f<x>", "m"], "privileged": "m"}}
+    assert A.group_names(manifest) == {0: "f<x> (unprivileged)", 1: "m (privileged)"}  # as written
+    assert A.group_names({}) == {0: "group 0", 1: "group 1"}
 
 
 def test_read_uploaded_table_and_errors():
@@ -134,13 +136,14 @@ def test_resolve_data_source(tmp_path):
     assert A.resolve_data_source("synthetic") == "synthetic"
     csv = tmp_path / "m.csv"
     csv.write_text("video,label,group\n")
-    assert A.resolve_data_source("manifest", str(csv)) == str(csv.resolve())
+    root = tmp_path.resolve()  # paths are typed relative to the operator's data root
+    assert A.resolve_data_source("manifest", "m.csv", root=root) == str(root / "m.csv")
     with pytest.raises(FileNotFoundError, match="manifest CSV not found"):
-        A.resolve_data_source("manifest", str(tmp_path / "none.csv"))
+        A.resolve_data_source("manifest", "none.csv", root=root)
     with pytest.raises(ValueError, match="enter the path"):
-        A.resolve_data_source("manifest", "  ")
+        A.resolve_data_source("manifest", "  ", root=root)
     with pytest.raises(FileNotFoundError, match="First Impressions folder not found"):
-        A.resolve_data_source("first_impressions", str(tmp_path / "nope"))
+        A.resolve_data_source("first_impressions", "nope", root=root)
     with pytest.raises(ValueError, match="unknown data source"):
         A.resolve_data_source("youtube", "x")
 
@@ -152,3 +155,9 @@ def test_sample_interview_written_once(tmp_path):
     mtime = a["video"].stat().st_mtime_ns
     b = A.sample_interview(out)
     assert b == a and b["video"].stat().st_mtime_ns == mtime
+
+
+def test_ties_with_best_marks_overlapping_intervals():
+    frame = pd.DataFrame({"spdd": [0.010, 0.012, 0.1], "spdd_low": [0.0, 0.0, 0.08], "spdd_high": [0.02, 0.03, 0.12]},
+                         index=["a", "b", "c"])
+    assert A.ties_with_best(frame, {"spdd": False}) == {"spdd": ["b"]}

@@ -42,6 +42,7 @@ PAGES = {  # url path -> screenshot name
     "": "home",
     "train": "train",
     "audit": "audit",
+    "monitor": "monitor",
     "compare": "compare",
     "tradeoff": "tradeoff",
     "representation": "representation",
@@ -59,7 +60,7 @@ def _models_for_test(tmp: Path) -> Path:
     shipped = REPO / "models"
     has_runs = shipped.is_dir() and any((p / "config.json").exists() for p in shipped.iterdir() if p.is_dir())
     if has_runs:
-        shutil.copytree(shipped, root, ignore=shutil.ignore_patterns(".tmp-*"))
+        shutil.copytree(shipped, root, ignore=shutil.ignore_patterns(".fairviz-tmp-*"))
     else:
         from tests._app_runs import make_fake_models
 
@@ -189,7 +190,7 @@ def test_direct_link_on_a_fresh_server_uses_the_app_navigation(server, page):
 
 
 def test_every_page_renders_without_exceptions(server, page):
-    expected_charts = {"": 0, "train": 0, "audit": 2, "compare": 2, "tradeoff": 2, "representation": 2}
+    expected_charts = {"": 0, "train": 0, "audit": 2, "monitor": 2, "compare": 2, "tradeoff": 2, "representation": 2}
     for path, name in PAGES.items():
         goto(page, server, path)
         if expected_charts[path]:

@@ -45,9 +45,12 @@ def test_json_keys_and_values_match_audit(table, capsys, tmp_path):
         assert code == 0, err
         d = json.loads(out)
         for k in ("spdd", "speo", "pcc", "srcc"):
-            assert set(d[k]) == {"value", "ci_low", "ci_high"}
-        assert d["groups"] == {"f": int((df.gender == "f").sum()), "m": int((df.gender == "m").sum())}
+            assert {"value", "ci_low", "ci_high"} <= set(d[k])
         ref = metrics.audit(df.score, df.gender, df.y, n_boot=50, random_state=3)
+        for k in ("spdd", "speo"):
+            assert d[k]["ci_method"] == "test-inversion" and d[k]["summary"].startswith(k.upper())
+            assert d[k]["upper"] == pytest.approx(getattr(ref, k).detail.upper, abs=1e-15)
+        assert d["groups"] == {"f": int((df.gender == "f").sum()), "m": int((df.gender == "m").sum())}
         assert d["spdd"]["value"] == pytest.approx(ref.spdd.value, abs=1e-15)
         assert d["spdd"]["ci_low"] == pytest.approx(ref.spdd.ci_low, abs=1e-15)
         assert d["srcc"]["value"] == pytest.approx(ref.srcc.value, abs=1e-15)
@@ -140,3 +143,73 @@ def test_tabular_helpers(tmp_path, rng):
     assert y is None
     with pytest.raises(ValueError, match="expected a pandas DataFrame"):
         select_columns({"s": [0.1]}, "s", "g")
+
+
+@pytest.fixture
+def two_attributes(tmp_path, rng):
+    n = 600
+    df = pd.DataFrame({
+        "score": rng.random(n),
+        "sex": rng.choice(["f", "m"], n),
+        "age_band": rng.choice(["<40", "40-55", ">55"], n),
+        "y": rng.random(n),
+    })
+    df["score"] = np.clip(df.score + 0.1 * (df.sex == "m"), 0, 1)
+    path = tmp_path / "two.csv"
+    df.to_csv(path, index=False)
+    return df, path
+
+
+def test_repeated_group_audits_each_attribute_and_the_intersection(two_attributes, capsys):
+    df, path = two_attributes
+    code, out, err = run_cli(capsys, path, "--score", "score", "--group", "sex", "--group", "age_band",
+                             "--label", "y", "--json", "--n-boot", "0")
+    assert code == 0, err
+    d = json.loads(out)
+    inter = df.sex + " × " + df.age_band
+    assert list(d["attributes"]) == ["sex", "age_band", "sex × age_band"]
+    for name, groups in (("sex", df.sex), ("age_band", df.age_band), ("sex × age_band", inter)):
+        a = d["attributes"][name]
+        assert a["spdd"]["value"] == pytest.approx(metrics.spdd(df.score, groups), abs=1e-15)
+        assert a["speo"]["value"] == pytest.approx(metrics.speo(df.score, df.y, groups), abs=1e-15)
+        assert a["groups"] == groups.value_counts().to_dict()
+        assert len(a["scoring_rates"]) == groups.nunique()
+    assert d["spdd"] == d["attributes"]["sex"]["spdd"]  # top level: the first attribute, as before
+    assert d["source"]["groups"] == ["sex", "age_band"] and d["score_range"] is None
+    code, out, _ = run_cli(capsys, path, "--score", "score", "--group", "sex", "--group", "age_band", "--n-boot", "0")
+    assert code == 0
+    for header in ("by 'sex':", "by 'age_band':", "by 'sex × age_band':", "m × <40 ("):
+        assert header in out
+
+
+def test_score_range_rescales_and_says_so(two_attributes, capsys, tmp_path):
+    df, _ = two_attributes
+    path = tmp_path / "pct.csv"
+    df.assign(score=df.score * 80 + 10).to_csv(path, index=False)  # on [10, 90]
+    code, _, err = run_cli(capsys, path, "--score", "score", "--group", "sex")
+    assert code == 2 and "outside [0, 1]" in err
+    code, out, err = run_cli(capsys, path, "--score", "score", "--group", "sex", "--score-range", "10", "90",
+                             "--json", "--n-boot", "0")
+    assert code == 0, err
+    d = json.loads(out)
+    rescaled = (df.score * 80 + 10 - 10) / 80
+    assert d["spdd"]["value"] == pytest.approx(metrics.spdd(rescaled, df.sex), abs=1e-12)
+    assert d["score_range"]["low"] == 10 and d["score_range"]["high"] == 90
+    assert "rescaled from [10, 90]" in d["score_range"]["note"]
+    code, out, _ = run_cli(capsys, path, "--score", "score", "--group", "sex", "--score-range", "10", "90", "--n-boot", "0")
+    assert code == 0 and "Scores rescaled from [10, 90] to [0, 1]" in out
+
+
+@pytest.mark.parametrize("low, high, fragment", [
+    ("5", "5", "needs LOW < HIGH; got LOW = 5, HIGH = 5"),
+    ("90", "10", "needs LOW < HIGH"),
+    ("0", "50", "value(s) outside the given score range [0, 50]"),
+    ("0", "inf", "must be finite"),
+])
+def test_bad_score_range_is_one_line(two_attributes, capsys, tmp_path, low, high, fragment):
+    df, _ = two_attributes
+    path = tmp_path / "pct.csv"
+    df.assign(score=df.score * 100).to_csv(path, index=False)
+    code, out, err = run_cli(capsys, path, "--score", "score", "--group", "sex", "--score-range", low, high)
+    assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert fragment in err, err

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fairviz.atomic import TMP_PREFIX
 from fairviz.data import features as F
 from fairviz.data.synthetic import make_synthetic
 
@@ -256,7 +257,7 @@ F.load_synthetic_features(8, seed=6, mfcc_steps=8, frames=2, size=16, audio_seco
         if proc.poll() is None:
             proc.kill()
     leftovers = list((fresh_cache / "features").iterdir())
-    assert leftovers and all(p.name.startswith(".tmp-") for p in leftovers)  # only staging
+    assert leftovers and all(p.name.startswith(TMP_PREFIX) for p in leftovers)  # only staging
     for p in leftovers:  # pretend the crash was two days ago: the next writer tidies up
         os.utime(p, (time.time() - 2 * 86400,) * 2)
     fs = F.load_synthetic_features(8, seed=6, mfcc_steps=8, **SMALL)

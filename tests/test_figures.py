@@ -106,7 +106,7 @@ def test_impact_ratio_violations_match_brute_force(rng):
         inside = any(a <= tau < b for a, b in ranges)
         assert inside == brute, tau
     # ranges are sorted, disjoint and not adjacent (merged)
-    for (a0, b0), (a1, b1) in zip(ranges, ranges[1:]):
+    for (_a0, b0), (a1, _b1) in zip(ranges, ranges[1:]):
         assert b0 < a1
     assert F.impact_ratio_violations(dp_curve([0.1, 0.2, 0.1, 0.2], [0, 0, 1, 1])) == []
 
@@ -277,31 +277,6 @@ def test_dp_overlay_figure(rng):
     assert f"{spdd(s, g):.3f}" in fig.data[0].name
     with pytest.raises(ValueError):
         F.dp_overlay_figure({})
-
-
-def test_tradeoff_figure_front_and_selection():
-    pts = pd.DataFrame({
-        "name": ["l0", "l1", "l3", "l10", "van"],
-        "method": ["ours"] * 4 + ["vanilla"],
-        "lambda_w": [0, 1, 3, 10, np.nan],
-        "spdd": [0.14, 0.02, 0.01, 0.005, 0.15],
-        "pcc": [0.41, 0.45, 0.30, 0.05, 0.40],
-        "srcc": [0.36, 0.41, 0.28, 0.04, 0.35],
-    })
-    fig = F.tradeoff_figure(pts, selected="l1")
-    js = _fig_json(fig)
-    fronts = [t for t in js["data"] if t["name"] == "Pareto front"]
-    assert len(fronts) == 2
-    assert fronts[0]["x"] == [0.005, 0.01, 0.02] and fronts[0]["y"] == [0.05, 0.30, 0.45]
-    main = [t for t in js["data"] if t["name"] == "ours"]
-    assert main[0]["customdata"] == ["l0", "l1", "l3", "l10"]
-    assert "λ=1" in main[0]["text"]
-    others = [t for t in js["data"] if t["name"] == "other methods"]
-    assert others[0]["customdata"] == ["van"]
-    sel = [t for t in js["data"] if t["name"].startswith("selected")]
-    assert sel and sel[0]["x"] == [0.02]
-    with pytest.raises(ValueError, match="srcc"):
-        F.tradeoff_figure(pts.drop(columns="srcc"))
 
 
 def test_pca_figure_centroids_and_subsampling(rng):

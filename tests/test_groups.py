@@ -69,7 +69,7 @@ def test_pairwise_and_to_pooled_match_scipy(rng):
 # ---------------------------------------------------------------------------- encoding
 def test_prepare_groups_missing_and_intersection(rng):
     _, df = attribute_frame(rng, 200)
-    cols = prepare_groups(df[["sex", "race"]])
+    cols = prepare_groups(df[["sex", "race"]], missing_values=("unknown",))
     assert list(cols) == ["sex", "race", "sex × race"]
     sex, race, both = cols["sex"], cols["race"], cols["sex × race"]
     assert isinstance(sex, GroupColumn)
@@ -103,6 +103,9 @@ def test_prepare_groups_inputs():
 def test_missing_values_are_configurable():
     cols = prepare_groups({"a": ["x", "N/A", "refused", "y"]}, missing_values=("refused",))
     assert cols["a"].labels == ("N/A", "x", "y") and cols["a"].n_missing == 1
+    # by default only an empty cell is missing: "NA", "None", "unknown" are groups
+    cols = prepare_groups({"a": ["NA", "None", "unknown", " ", None]})
+    assert cols["a"].labels == ("NA", "None", "unknown") and cols["a"].n_missing == 2
 
 
 # ------------------------------------------------------------------------------- audit
@@ -114,7 +117,7 @@ def metrics():
 def test_audit_attributes_structure(rng, metrics):
     s, df = attribute_frame(rng)
     y = np.clip(s + rng.normal(0, 0.1, len(s)), 0, 1)
-    res = audit_attributes(s, df[["sex", "race"]], y, n_boot=50, tau=0.5, random_state=1)
+    res = audit_attributes(s, df[["sex", "race"]], y, n_boot=50, tau=0.5, random_state=1, missing_values=("unknown",))
     assert isinstance(res, MultiAuditResult)
     assert list(res.results) == ["sex", "race", "sex × race"] and res.attributes == ("sex", "race")
     sex = res["sex"]
@@ -166,7 +169,7 @@ def test_three_groups_spdd_variants(rng, metrics):
 
 def test_missing_rows_are_excluded_and_counted(rng, metrics):
     s, df = attribute_frame(rng, 500)
-    res = audit_attributes(s, df[["sex"]], n_boot=10)
+    res = audit_attributes(s, df[["sex"]], n_boot=10, missing_values=("unknown",))
     sex = res["sex"]
     assert sex.n + sex.n_missing == 500
     assert sum(sex.group_counts.values()) == sex.n
@@ -174,7 +177,6 @@ def test_missing_rows_are_excluded_and_counted(rng, metrics):
 
 
 def test_small_groups_excluded_from_ratios_keep_counts(rng, metrics):
-    n = 2000
     g = np.r_[np.repeat(["A"], 1000), np.repeat(["B"], 980), np.repeat(["tiny"], 20)]
     s = np.r_[rng.uniform(0, 0.8, 1000), rng.uniform(0.1, 1, 980), rng.uniform(0.9, 1, 20)]
     res = audit_attributes(s, {"g": g}, n_boot=10, exclude_small=True)["g"]
@@ -187,7 +189,7 @@ def test_small_groups_excluded_from_ratios_keep_counts(rng, metrics):
 def test_attribute_with_one_known_group_is_skipped(rng, metrics):
     s = rng.random(100)
     res = audit_attributes(s, {"sex": rng.choice(["F", "M"], 100), "race": ["unknown"] * 99 + ["X"]},
-                           n_boot=10)
+                           n_boot=10, missing_values=("unknown",))
     assert "race" in res.skipped and "race" not in res.results and "sex × race" in res.skipped
     with pytest.raises(ValueError, match="two known groups"):
         audit_attributes(s, {"race": ["X"] * 100}, n_boot=10)
@@ -220,10 +222,10 @@ def test_million_rows_three_attributes_is_fast(rng, metrics):
 def test_exact_only_audit_matches_metrics_audit(rng, metrics):
     s, df = attribute_frame(rng, 1500)
     y = np.clip(s + rng.normal(0, 0.1, len(s)), 0, 1)
-    res = audit_attributes(s, df[["sex", "race"]], y, n_boot=0)
+    res = audit_attributes(s, df[["sex", "race"]], y, n_boot=0, missing_values=("unknown",))
     for name in ("sex", "race", "sex × race"):
         r = res[name]
-        col = prepare_groups(df[["sex", "race"]])[name]
+        col = prepare_groups(df[["sex", "race"]], missing_values=("unknown",))[name]
         ref = metrics.audit(s[col.known], col.values(), y[col.known], n_boot=0)
         for m in ("spdd", "speo", "pcc", "srcc"):
             assert getattr(r.audit, m).value == pytest.approx(getattr(ref, m).value, abs=1e-12), (name, m)

@@ -272,3 +272,79 @@ def _tiny_config(train_mod):
     fields = {f.name for f in dataclasses.fields(train_mod.TrainConfig)}
     wanted = dict(method="ours", alpha=4.0, lambda_w=1.0, epochs=1, seed=0, n_samples=64, batch_size=16)
     return train_mod.TrainConfig(**{k: v for k, v in wanted.items() if k in fields})
+
+
+@pytest.mark.slow
+def test_app_job_and_cli_give_the_same_numbers(tmp_path):
+    """The same config trained as an app job (its own process) and by `python -m fairviz train`
+    gives byte-identical predictions and metrics."""
+    import subprocess
+    import sys
+
+    train_mod = pytest.importorskip("fairviz.train")
+    cfg = _tiny_config(train_mod)
+    reg = JobRegistry(models_root=tmp_path / "app")
+    assert reg.isolation == "process"
+    snap = reg.wait(reg.start(cfg, name="tiny"), timeout=600)
+    assert snap.state == DONE, snap.error
+    cli = tmp_path / "cli"
+    args = [sys.executable, "-m", "fairviz", "train", "--method", cfg.method, "--alpha", str(cfg.alpha),
+            "--lambda-w", str(cfg.lambda_w), "--epochs", str(cfg.epochs), "--seed", str(cfg.seed),
+            "--n-samples", str(cfg.n_samples), "--batch-size", str(cfg.batch_size), "--out", str(cli), "--no-progress"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    app = tmp_path / "app" / snap.run_name
+    assert (app / "predictions.csv").read_bytes() == (cli / "predictions.csv").read_bytes()
+    assert json.loads((app / "metrics.json").read_text()) == json.loads((cli / "metrics.json").read_text())
+
+
+def test_sweep_sets_each_methods_own_weight_and_refines(tmp_path):
+    from fairviz.train import TrainConfig
+
+    def train(config, progress=None, cancel=None):
+        w = config.lambda_mmd
+        # a cliff between 0.3 and 1: PCC and spread drop at once
+        pcc, std = (0.7, 0.1) if w < 0.5 else (0.3, 0.0)
+        return FakeRun("", config, {"pcc": {"value": pcc}, "spdd": {"value": 0.01}, "score_std": std})
+
+    reg = registry(tmp_path, train_fn=train)
+    snap = reg.wait(reg.start_sweep(TrainConfig(method="mmd"), [0.1, 0.3, 1.0], adaptive=3), 10)
+    assert snap.state == DONE and snap.total_runs == 6
+    weights = [r["weight"] for r in snap.results]
+    assert weights[:3] == [0.1, 0.3, 1.0]
+    # the refinement brackets the cliff: every new value lies in (0.3, 1)
+    assert weights[3:] and all(0.3 < w < 1.0 for w in weights[3:])
+    assert all(r["lambda_w"] == TrainConfig().lambda_w for r in snap.results)  # λ_W untouched
+    with pytest.raises(ValueError, match="no weight to sweep"):
+        reg.start_sweep(TrainConfig(method="vanilla"), [0.1])
+
+
+def test_worker_without_a_config_reports_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    from fairviz.job_worker import PREFIX
+
+    done = subprocess.run([sys.executable, "-m", "fairviz.job_worker", str(tmp_path), "x"], input="",
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    msg = json.loads(done.stdout.strip()[len(PREFIX):])
+    assert "no config on stdin" in msg["error"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_process_job_reports_progress_and_cancels(tmp_path):
+    train_mod = pytest.importorskip("fairviz.train")
+    cfg = dataclasses.replace(_tiny_config(train_mod), epochs=200)
+    reg = JobRegistry(models_root=tmp_path)
+    job = reg.start(cfg, name="long")
+    deadline = time.time() + 300
+    while time.time() < deadline and not reg.status(job).step:
+        time.sleep(0.2)
+    snap = reg.status(job)
+    assert snap.state == RUNNING and snap.step, "no progress from the worker process"
+    assert reg.cancel(job)
+    snap = reg.wait(job, timeout=60)
+    assert snap.state == CANCELLED and snap.results == ()
+    assert not any(p.name.startswith("long") for p in tmp_path.iterdir())

@@ -179,7 +179,7 @@ def test_multi_group_spdd_brute_force(rng):
     for k in (3, 7):
         x = rng.random(300) ** rng.integers(1, 3, 300)
         g = np.array([f"g{i}" for i in rng.integers(0, k, 300)])
-        want = bf_integral(lambda tau: bf_dp(x, g, tau), x)
+        want = bf_integral(lambda tau, x=x, g=g: bf_dp(x, g, tau), x)
         assert M.spdd(x, g) == pytest.approx(want, abs=1e-12)
         parts = M.spdd_parts(x, g)
         assert set(parts) == set(g.tolist())
@@ -541,12 +541,18 @@ def test_audit_result(rng):
     assert res.pcc.value == pytest.approx(M.pcc(x, y)) and res.srcc.value == pytest.approx(M.srcc(x, y))
     assert res.spdd_grid50 == pytest.approx(M.spdd(x, g, grid=50))
     assert res.speo_grid50 == pytest.approx(M.speo(x, y, g, grid=50))
-    assert (res.spdd.ci_low, res.spdd.ci_high) == M.bootstrap_ci("spdd", x, gl, n_boot=120, random_state=4)
+    # the distance's interval: upper end the percentile one's, lower end by test inversion
+    assert res.spdd.ci_high == M.bootstrap_ci("spdd", x, gl, n_boot=120, random_state=4)[1]
+    assert 0.0 <= res.spdd.ci_low <= res.spdd.value <= res.spdd.ci_high
     assert (res.pcc.ci_low, res.pcc.ci_high) == M.bootstrap_ci("pcc", x, gl, y, n_boot=120, random_state=4)
     d = res.to_dict()
     json.dumps(d, allow_nan=False)
-    for k in ("spdd", "speo", "pcc", "srcc"):
+    for k in ("pcc", "srcc"):
         assert set(d[k]) == {"value", "ci_low", "ci_high"}
+    for k in ("spdd", "speo"):
+        assert set(d[k]) == {"value", "ci_low", "ci_high", "ci_method", "upper", "p_value", "chance_mean",
+                             "chance_p95", "debiased", "n_perm"}
+    assert d["schema_version"] == 2
     assert d["groups"] == {"f": 150, "m": 100}
     assert set(d["spdd_parts"]) == {"f", "m"}
     frame = res.to_frame()

@@ -63,10 +63,11 @@ def test_contents(report_html):
     assert f"{len(df):,}" in html
     for needle in ("Data", "Summary", "DP(τ)", "NYC Local Law 144", "Four-fifths check at τ = 0.50",
                    "permutation", "chance level", "θ = 0.5", "θ = 1", "bootstrap", "Fisher",
-                   "two-proportion", "exact", "estimate", "sex × race", "Pairwise W1", "Held-out check"):
+                   "two-proportion", "exact", "estimate", "sex × race", "Pairwise W1", "Held-out check",
+                   "SPDD in words", "with 95 % confidence at most", "from chance"):
         assert needle.lower() in html.lower(), needle
-    # missing/unknown race values are counted in the data section
-    n_unknown = int(df[EVIL_COLUMN].isin(["unknown", ""]).sum())
+    # missing race values (empty cells; "unknown" is a group of its own) are counted in the data section
+    n_unknown = int(df[EVIL_COLUMN].isin([""]).sum())
     assert f"<td>{n_unknown:,}</td>" in html
     # the date and the version
     assert re.search(r"Generated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", html)
@@ -98,8 +99,11 @@ def test_bad_input_is_a_value_error(rng):
 
 def test_auto_n_perm_budget():
     assert auto_n_perm(1000, 2) == 1000
-    assert auto_n_perm(1_000_000, 2) == 150
+    assert auto_n_perm(1_000_000, 2) == 1000  # two-group SPDD: the fast relabeling path
+    assert auto_n_perm(1_000_000, 2, metric="speo") == 150
+    assert auto_n_perm(10_000_000, 2) == 150
     assert auto_n_perm(10_000_000, 30) == 50
+    assert auto_n_perm(100_000, 4) == 1000 and auto_n_perm(1_000_000, 4) == 100
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -176,3 +180,57 @@ def test_report_figures(rng):
     np.testing.assert_allclose(tf.data[0].y, table["spdd"])
     with pytest.raises(ValueError):
         repair_tradeoff_figure(table.iloc[:0])
+
+
+AWKWARD = ["<40", ">55", "A&B \"q\" 's'"]
+
+
+def test_cli_report_shows_group_names_exactly_in_tables_and_figures(tmp_path, rng):
+    n = 900
+    g = rng.choice(AWKWARD, n)
+    df = pd.DataFrame({"score": np.clip(rng.random(n) + 0.1 * (g == "<40"), 0, 1), "age": g})
+    src = tmp_path / "ages.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "a.html"
+    assert _cli(["report", str(src), "--score", "score", "--group", "age", "--out", str(out),
+                 "--n-boot", "20", "--n-perm", "20"]) == 0
+    html = out.read_text(encoding="utf-8")
+    for name in AWKWARD:  # every table cell holds the name HTML-escaped exactly once
+        import html as html_mod
+
+        assert f"<td>{html_mod.escape(name, quote=True)}</td>" in html, name
+    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html
+    # figures: names escaped for plotly only (&amp; &lt; &gt;), which it shows as written;
+    # `&quot;` would be shown literally by plotly
+    assert '"name":"&lt;40' in html and '"name":"A&amp;B \\"q\\" \'s\'' in html
+    assert "&quot;q&quot;" not in html.split("<table", 1)[0] + "".join(
+        part.split("</script>", 1)[0] for part in html.split("<script")[1:])
+
+
+def test_cli_report_file_honours_the_umask(tmp_path, rng):
+    import os
+
+    df = audit_frame(rng, 300)
+    src = tmp_path / "scores.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "shared.html"
+    old = os.umask(0o022)
+    try:
+        assert _cli(["report", str(src), "--score", "score", "--group", "sex", "--out", str(out),
+                     "--n-boot", "20", "--n-perm", "20"]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644  # readable by the other users of a shared server
+
+
+def test_cli_report_score_range_is_stated(tmp_path, rng, capsys):
+    df = audit_frame(rng, 400)
+    src = tmp_path / "pct.csv"
+    df.assign(score=df.score * 100).to_csv(src, index=False)
+    out = tmp_path / "r.html"
+    base = ["report", str(src), "--score", "score", "--group", "sex", "--out", str(out), "--n-boot", "20", "--n-perm", "20"]
+    assert _cli(base) == 2 and "outside [0, 1]" in capsys.readouterr().err
+    assert _cli(base + ["--score-range", "0", "100"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert "Scores rescaled from [0, 100] to [0, 1]" in html
+    assert _cli(base + ["--score-range", "1", "0"]) == 2 and "needs LOW < HIGH" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fairviz import runs as R
+from fairviz.atomic import TMP_PREFIX
 from fairviz.model import FairMultimodalNet, ModelConfig
 from fairviz.train import Run, TrainConfig
 
@@ -58,7 +59,7 @@ def saved(tmp_path):
 
 def test_save_writes_the_documented_files(saved):
     run, path = saved
-    assert sorted(p.name for p in path.iterdir()) == sorted(R.REQUIRED_FILES)
+    assert sorted(p.name for p in path.iterdir()) == sorted(R.REQUIRED_FILES + R.OPTIONAL_FILES)
     cfg = json.loads((path / "config.json").read_text())
     for key in ("format_version", "fairviz_version", "method", "alpha", "lambda_w", "seed", "bias_mode"):
         assert key in cfg
@@ -67,7 +68,7 @@ def test_save_writes_the_documented_files(saved):
     )
     assert cfg["model"]["video_hidden"] == 4 and cfg["train"]["method"] == "ours"
     assert pd.read_csv(path / "predictions.csv").columns.tolist() == ["score", "label", "group", "split"]
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
 def test_save_load_roundtrip_is_identical(saved):
@@ -97,7 +98,7 @@ def test_existing_folder_needs_overwrite(saved, tmp_path):
     run2 = make_run(seed=1)
     R.save_run(run2, path, overwrite=True)
     np.testing.assert_array_equal(R.load_run(path).z, run2.z)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
 def test_failed_save_leaves_nothing(tmp_path):
@@ -111,15 +112,16 @@ def test_failed_save_leaves_nothing(tmp_path):
 def test_next_save_sweeps_stale_leftovers_of_killed_saves(tmp_path):
     import time
 
-    from fairviz.atomic import STALE_AFTER_S
+    from fairviz.atomic import MARKER, STALE_AFTER_S
 
     old = time.time() - STALE_AFTER_S - 60
-    stale_dir, stale_file = tmp_path / ".tmp-killed.abc123", tmp_path / ".metrics.json.x1y2.tmp"
-    fresh_dir = tmp_path / ".tmp-in-progress.def456"  # a save going on right now: kept
+    stale_dir, stale_file = tmp_path / f"{TMP_PREFIX}killed.abc123", tmp_path / f"{TMP_PREFIX}metrics.json.x1y2.tmp"
+    fresh_dir = tmp_path / f"{TMP_PREFIX}in-progress.def456"  # a save going on right now: kept
     user_dir, user_file = tmp_path / ".tmpl", tmp_path / "notes.tmp"  # not ours: kept however old
     for d in (stale_dir, fresh_dir, user_dir):
         d.mkdir()
         (d / "x").write_bytes(b"partial")
+        (d / MARKER).write_bytes(b"")
     for f in (stale_file, user_file):
         f.write_bytes(b"partial")
     for p in (stale_dir, stale_file, user_dir, user_file):
@@ -265,7 +267,7 @@ def test_list_runs_skips_broken_and_ignores_temp_folders(saved, tmp_path):
     R.save_run(make_run(seed=2, name="second"), tmp_path / "second")
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{}")
-    (tmp_path / ".tmp-half.123").mkdir()
+    (tmp_path / f"{TMP_PREFIX}half.123").mkdir()
     (tmp_path / "notes.txt").write_text("not a run")
     runs = R.list_runs(tmp_path)
     assert [r.name for r in runs] == ["second", "unit-run"]

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fairviz.cli.ship import SWEEP_LAMBDA_WS
+from fairviz.cli.ship import FAIROFFSET_LAMBDA_SWS, SWEEP_LAMBDA_WS
 from fairviz.paths import REPO_ROOT
 from fairviz.runs import list_runs, load_run
 from fairviz.train import METHOD_NAMES, compute_metrics, spdd_floor
 
 MODELS = REPO_ROOT / "models"
-EXPECTED = [f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
+EXPECTED = ([f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
+            + [f"fsweep-a4-lsw{v:g}" for v in FAIROFFSET_LAMBDA_SWS])
 
 
 def test_every_shipped_run_is_present_and_valid():
@@ -30,6 +31,26 @@ def test_shipped_runs_are_small():
     assert total < 30 * 2**20, f"models/ holds {total / 2**20:.1f} MB"
 
 
+def _close(stored, again) -> bool:
+    """Equal up to float rounding (a BLAS or numpy version may change the last bits of a sum):
+    floats to 1e-9 relative, everything else exactly, dicts and lists element by element."""
+    if isinstance(again, dict):
+        return isinstance(stored, dict) and stored.keys() == again.keys() and all(
+            _close(stored[k], again[k]) for k in again)
+    if isinstance(again, (list, tuple)):
+        return isinstance(stored, (list, tuple)) and len(stored) == len(again) and all(
+            _close(a, b) for a, b in zip(stored, again))
+    if isinstance(again, float) and not isinstance(stored, bool) and isinstance(stored, (int, float)):
+        return stored == pytest.approx(again, rel=1e-9, abs=1e-12)
+    return stored == again
+
+
+def test_close_compares_with_tolerance():
+    assert _close({"a": [1.0, {"b": 2}]}, {"a": [1.0 + 1e-13, {"b": 2}]})
+    assert not _close({"a": 1.0}, {"a": 1.001}) and not _close({"a": 1}, {"a": 1, "b": 2})
+    assert not _close("x", "y") and _close(None, None)
+
+
 @pytest.mark.parametrize("name", EXPECTED)
 def test_shipped_run_loads_and_metrics_match_predictions(name):
     run = load_run(MODELS / name)
@@ -41,9 +62,24 @@ def test_shipped_run_loads_and_metrics_match_predictions(name):
         m["n_boot"], random_state=m["random_state"],
     )
     for key, value in again.items():
-        assert m[key] == value, f"{name}: stored {key} differs from the recomputed one"
+        assert _close(m[key], value), f"{name}: stored {key} differs from the recomputed one"
     floor = spdd_floor(test["score"].to_numpy(), test["group"].to_numpy(),
                        n_perm=m["spdd_floor"]["n_perm"], seed=run.config.seed)
-    assert m["spdd_floor"] == floor
+    assert _close(m["spdd_floor"], floor)
     assert m["score_std"] == pytest.approx(float(np.std(test["score"])), abs=1e-12)
     assert run.z.shape == (len(test), run.model_config.d_z)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_shipped_run_can_be_repaired_from_its_validation_rows(name):
+    """Every shipped run stores validation rows, so `<method> + repair` is available for it; a stored
+    repair.json (written by save_run since post-processing became a method family) is exactly the
+    map fitted on those rows."""
+    from fairviz import postprocess
+    from fairviz.runs import read_predictions
+
+    preds = read_predictions(MODELS / name)
+    fitted = postprocess.fit_validation_repair(preds, run=name)
+    assert fitted.n_fit_ == int((preds["split"] == "val").sum()) > 0
+    if (MODELS / name / postprocess.REPAIR_FILE).exists():
+        assert postprocess.load_repair(MODELS / name, preds).to_dict() == fitted.to_dict()

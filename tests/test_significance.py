@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency, fisher_exact, norm, wasserstein_distance
 
@@ -124,12 +125,110 @@ def _naive_null(scores, groups, n_perm, seed, stat):
     return np.array(out)
 
 
+def _naive_relabel_null(scores, groups, n_perm, seed):
+    """The documented SPDD scheme as a plain loop: permutation r relabels the sorted scores with
+    `fairviz.permute.relabel` (two groups) or `relabel_groups` (more), seeded by
+    SeedSequence(seed).spawn(n_perm)[r]; the statistic is scipy's W1 (two groups) or
+    `fairviz.metrics.spdd`."""
+    from fairviz import metrics
+    from fairviz.permute import relabel, relabel_groups
+
+    xs = np.sort(np.asarray(scores))
+    counts = np.bincount(pd.factorize(np.asarray(groups))[0])  # codes in order of first appearance
+    out = []
+    for sd in np.random.SeedSequence(seed).spawn(n_perm):
+        c = np.zeros(len(xs), dtype=np.uint8)
+        rng = np.random.Generator(np.random.PCG64(sd))
+        if len(counts) == 2:
+            relabel(rng, len(xs), int(counts[1]), c)
+            out.append(wasserstein_distance(xs[c == 0], xs[c == 1]))
+        else:
+            relabel_groups(rng, counts, c)
+            out.append(metrics.spdd(xs, c))
+        assert (np.bincount(c, minlength=len(counts)) == counts).all()
+    return np.array(out)
+
+
+def test_relabel_is_uniform_over_labelings(rng):
+    from math import comb
+
+    from scipy.stats import chisquare
+
+    from fairviz.permute import relabel
+
+    n, n1, draws = 7, 3, 35_000
+    seen = {}
+    out = np.zeros(n, dtype=np.uint8)
+    for _ in range(draws):
+        relabel(rng, n, n1, out)
+        key = out.tobytes()
+        seen[key] = seen.get(key, 0) + 1
+    assert len(seen) == comb(n, n1) and all(sum(k) == n1 for k in seen)
+    assert chisquare(list(seen.values())).pvalue > 1e-3
+    for n, n1 in ((1, 0), (1, 1), (1000, 1), (1000, 999), (100_000, 31_337)):
+        out = np.zeros(n, dtype=np.uint8)
+        relabel(rng, n, n1, out)
+        assert int(out.sum()) == n1
+
+
+def test_relabel_groups_is_uniform_over_labelings(rng):
+    from math import factorial
+
+    from scipy.stats import chisquare
+
+    from fairviz.permute import relabel_groups
+
+    counts, draws = np.array([2, 1, 3]), 30_000
+    seen = {}
+    out = np.zeros(6, dtype=np.uint8)
+    for _ in range(draws):
+        relabel_groups(rng, counts, out)
+        seen[out.tobytes()] = seen.get(out.tobytes(), 0) + 1
+    assert len(seen) == factorial(6) // (factorial(2) * factorial(1) * factorial(3))  # 60
+    assert chisquare(list(seen.values())).pvalue > 1e-3
+    for counts in ([1, 1, 99_998], [33_333, 33_333, 33_334], [5] * 40):
+        out = np.zeros(sum(counts), dtype=np.uint8)
+        relabel_groups(rng, np.array(counts), out)
+        assert np.bincount(out, minlength=len(counts)).tolist() == list(counts)
+
+
+def test_two_group_block_sums_match_spdd_and_progress_is_reported(rng):
+    from fairviz import metrics
+    from fairviz.permute import relabel, spdd_null
+
+    n, n1 = 50_000, 12_345
+    xs = np.sort(np.round(rng.beta(2, 3, n), 4))  # ties too
+    seen = []
+    null = spdd_null(xs, [n - n1, n1], 24, 5, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (24, 24) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    np.testing.assert_array_equal(null, spdd_null(xs, [n - n1, n1], 24, 5))  # progress, slicing change nothing
+    for r, sd in enumerate(np.random.SeedSequence(5).spawn(24)[:6]):
+        c = np.zeros(n, dtype=np.uint8)
+        relabel(np.random.Generator(np.random.PCG64(sd)), n, n1, c)
+        assert null[r] == pytest.approx(metrics.spdd(xs, c), abs=1e-13)
+
+
+def test_k_group_block_sums_match_spdd(rng):
+    from fairviz import metrics
+    from fairviz.permute import observed_spdd, relabel_groups, spdd_null
+
+    for n, counts, ties in ((40_000, [10_000, 20_000, 9_000, 1_000], True), (9_000, [300] * 30, False)):
+        xs = np.sort(np.round(rng.random(n), 3) if ties else rng.random(n))
+        counts = np.array(counts)
+        null = spdd_null(xs, counts, 6, 11)
+        for r, sd in enumerate(np.random.SeedSequence(11).spawn(6)):
+            c = np.zeros(n, dtype=np.uint8)
+            relabel_groups(np.random.Generator(np.random.PCG64(sd)), counts, c)
+            assert null[r] == pytest.approx(metrics.spdd(xs, c), abs=1e-12)
+            assert observed_spdd(xs, c, counts) == pytest.approx(metrics.spdd(xs, c), abs=1e-12)
+
+
 def test_permutation_matches_naive_loop_two_groups(rng):
     n = 400
     g = rng.integers(0, 2, n)
     s = np.round(np.clip(rng.beta(2, 5, n) + 0.04 * g, 0, 1), 3)  # some ties
     res = permutation_test(s, g, n_perm=150, random_state=7)
-    null = _naive_null(s, g, 150, 7, lambda xs, c, _: wasserstein_distance(xs[c == 0], xs[c == 1]))
+    null = _naive_relabel_null(s, g, 150, 7)
     np.testing.assert_allclose(res.null_values, null, rtol=0, atol=1e-12)
     assert res.observed == pytest.approx(wasserstein_distance(s[g == 0], s[g == 1]), abs=1e-12)
     assert res.p_value == pytest.approx((1 + np.sum(null >= res.observed - 1e-12)) / 151)
@@ -144,13 +243,23 @@ def test_permutation_matches_naive_loop_three_groups_and_speo(rng):
     s = np.round(rng.random(n) ** (1 + 0.3 * g), 2)
     y = np.round(np.clip(s + rng.normal(0, 0.2, n), 0, 1), 2)
     res = permutation_test(s, g, n_perm=60, random_state=3)
-    null = _naive_null(s, g, 60, 3, lambda xs, c, _: metrics.spdd(xs, c))
+    null = _naive_relabel_null(s, g, 60, 3)
     np.testing.assert_allclose(res.null_values, null, atol=1e-12)
     assert res.observed == pytest.approx(metrics.spdd(s, g), abs=1e-12)
     res = permutation_test(s, g, y, metric="speo", n_perm=60, random_state=3)
     null = _naive_null(s, g, 60, 3, lambda xs, c, order: metrics.speo(xs, y[order], c))
     np.testing.assert_allclose(res.null_values, null, atol=1e-12)
     assert res.observed == pytest.approx(metrics.speo(s, y, g), abs=1e-12)
+
+
+def test_permutation_many_groups_takes_the_documented_shuffles(rng):
+    metrics = pytest.importorskip("fairviz.metrics")
+    n = 400
+    g = rng.choice(20, n)  # more than FAST_PERM_MAX_GROUPS: the generic path
+    s = np.round(rng.random(n), 2)
+    res = permutation_test(s, g, n_perm=15, random_state=4)
+    null = _naive_null(s, g, 15, 4, lambda xs, c, _: metrics.spdd(xs, c))
+    np.testing.assert_allclose(res.null_values, null, atol=1e-12)
 
 
 def test_permutation_chunks_do_not_change_the_result(rng):

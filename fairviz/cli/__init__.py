@@ -2,7 +2,7 @@
 
 Each command module defines `add_parser(subparsers)`, which registers its sub-parser and sets
 `func` to a callable `(args) -> int`. Bad input (ValueError, FileNotFoundError) becomes a one-line
-`error: ...` on stderr and exit code 2, never a traceback.
+`error: ...` on stderr and exit code 2, never a traceback; so is running out of memory.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 # Command modules, in the order `--help` lists them. A module listed here that does not exist yet
 # is skipped, so the CLI works while the package grows.
-COMMAND_MODULES = ("audit", "report", "data", "train", "experiments", "ship")
+COMMAND_MODULES = ("audit", "report", "data", "train", "experiments", "ship", "monitor")
 
 EXIT_BAD_INPUT = 2
 
@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print("error: out of memory: the data is too large for this machine; sample or split it, or use "
+              "a machine with more memory (see --max-rows)", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -3,14 +3,16 @@
 
 compare trains every method (or `--methods`) for every seed on the same data and prints the
 paper's table, mean ± std over seeds of PCC, SRCC, SPDD and SPEO (test split, true labels), with
-the SPDD permutation floor; it writes ``compare-a<alpha>-<mode>.csv`` (one row per run),
-``...-summary.csv`` and ``...md`` into `--out`. sweep trains one run per lambda_W value and saves
-each under `--out-root`.
+the SPDD permutation floor, and a row ``<method> + repair`` per method: its runs post-processed
+by the barycenter repair fitted on their validation split (`--repair-strength`, `--no-repair`);
+it writes ``compare-a<alpha>-<mode>.csv`` (one row per run and per repaired run),
+``...-summary.csv`` and ``...md`` into `--out`. sweep trains one run per value of the method's
+weight and saves each under `--out-root`; `--adaptive K` adds up to K runs where the curve jumps;
+it prints the sweep table and the theta curve of the lowest-weight run + repair.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -35,6 +37,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default=None, help="folder for the CSV and Markdown tables (default: current folder)")
     p.add_argument("--name", default=None, help="file name stem of the tables (default compare-a<alpha>-<mode>)")
     p.add_argument("--save-runs", default=None, metavar="DIR", help="also save every run folder under DIR")
+    p.add_argument("--repair-strength", type=float, default=1.0, metavar="THETA",
+                   help="also report every run post-processed by the barycenter repair fitted on its validation "
+                        "split, at this strength in [0, 1] (rows '<method> + repair'; default 1)")
+    p.add_argument("--no-repair", action="store_true", help="no '<method> + repair' rows")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run_compare)
 
@@ -50,6 +56,10 @@ def add_parser(subparsers) -> None:
     s.add_argument("--out-root", default=None, help="folder for the run folders (default: models/)")
     s.add_argument("--prefix", default=None, help="run name prefix (default sweep-a<alpha>); runs are <prefix>-lw<value>")
     s.add_argument("--overwrite", action="store_true", help="replace existing run folders of the same names")
+    s.add_argument("--adaptive", type=int, default=0, metavar="K",
+                   help="up to K more runs where PCC, SPDD or the score spread jump between neighbouring values (default 0)")
+    s.add_argument("--repair-thetas", type=float, nargs="+", default=None, metavar="THETA",
+                   help="repair strengths of the theta curve printed for the lowest-weight run (default 0 0.1 ... 1)")
     s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(func=run_sweep)
 
@@ -57,6 +67,7 @@ def add_parser(subparsers) -> None:
 def run_compare(args) -> int:
     from fairviz.experiments import compare_runs, format_table, summarize
 
+    repair = None if args.no_repair else _strength(args.repair_strength, "--repair-strength")
     set_threads(args)
     kw = config_kwargs(args)
     kw.pop("seed", None)
@@ -77,7 +88,7 @@ def run_compare(args) -> int:
     bar = None if args.no_progress else TqdmProgress(leave=False)
     try:
         per_run = compare_runs(args.alpha, args.seeds, args.methods, out_root=args.save_runs, progress=bar,
-                               on_run=on_run, **{k: v for k, v in kw.items() if k != "alpha"})
+                               on_run=on_run, repair_strength=repair, **{k: v for k, v in kw.items() if k != "alpha"})
     finally:
         if bar is not None:
             bar.close()
@@ -95,6 +106,15 @@ def run_compare(args) -> int:
     return 0
 
 
+def _strength(value: float, option: str) -> float:
+    from fairviz.repair import check_strength
+
+    try:
+        return check_strength(value)
+    except ValueError:
+        raise ValueError(f"{option} must be in [0, 1] (0 = scores as trained, 1 = fully repaired); got {value:g}") from None
+
+
 def _lw_name(prefix: str, lw: float) -> str:
     return f"{prefix}-lw{lw:g}"
 
@@ -102,7 +122,11 @@ def _lw_name(prefix: str, lw: float) -> str:
 def run_sweep(args) -> int:
     from fairviz.experiments import sweep, sweep_table
     from fairviz.paths import models_dir
+    from fairviz.postprocess import DEFAULT_THETAS, repair_curve
 
+    thetas = [_strength(t, "--repair-thetas") for t in (args.repair_thetas or DEFAULT_THETAS)]
+    if args.adaptive < 0:
+        raise ValueError(f"--adaptive must be >= 0; got {args.adaptive}")
     set_threads(args)
     kw = config_kwargs(args)
     for k in ("method", "alpha", "lambda_w", "lambda_l2", "lambda_mmd", "lambda_sw"):
@@ -116,10 +140,16 @@ def run_sweep(args) -> int:
     bar = None if args.no_progress else TqdmProgress(leave=False)
     try:
         runs = sweep(args.method, args.alpha, args.lambda_w, out_root=root, overwrite=args.overwrite,
-                     names=lambda lw: _lw_name(prefix, lw), progress=bar, **kw)
+                     names=lambda lw: _lw_name(prefix, lw), progress=bar, adaptive=args.adaptive, **kw)
     finally:
         if bar is not None:
             bar.close()
-    print(sweep_table(runs).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    fmt = {"float_format": lambda x: f"{x:.4f}", "index": False}
+    print(sweep_table(runs).to_string(**fmt))
+    base = runs[0]  # the lowest weight: the least constrained model, the one repair suits best
+    curve = repair_curve(base.predictions, thetas, n_perm=base.config.n_perm, seed=base.config.seed,
+                         run=f"run {base.name!r}")
+    print(f"\ntheta curve: {base.name} + barycenter repair fitted on its validation split")
+    print(curve.to_string(**fmt))
     print(f"saved {len(runs)} runs under {root}", file=sys.stderr)
     return 0

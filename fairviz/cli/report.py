@@ -39,11 +39,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="leave groups under 2%% of the rows out of the impact ratios (LL144); counts stay")
     parser.add_argument("--seed", type=int, default=0, help="random seed for bootstrap, permutations, held-out split")
     parser.add_argument("--title", default=None, help="report title")
+    parser.add_argument("--score-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
+                        help="the scores lie on [LOW, HIGH] (e.g. 0 100): rescale them into [0, 1] as "
+                             "(score - LOW) / (HIGH - LOW); the report says so")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    from fairviz import score_range
     from fairviz.atomic import write_text
     from fairviz.report import build_report
     from fairviz.tabular import read_table
@@ -57,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--n-boot must be at least 1")
     if args.n_perm is not None and args.n_perm < 1:
         raise ValueError("--n-perm must be at least 1")
+    if args.score_range:
+        score_range.check_range(*args.score_range)
     raw = path.read_bytes()
     table = read_table(path)
+    if args.score_range:
+        table = score_range.rescale_column(table, args.score, *args.score_range)
     html = build_report(
         table,
         score=args.score,
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         source_name=path.name,
         source_bytes=raw,
         title=args.title,
+        source=score_range.note(*args.score_range) if args.score_range else None,
         tau=args.tau,
         n_boot=args.n_boot,
         n_perm=args.n_perm,

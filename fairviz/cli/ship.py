@@ -4,10 +4,16 @@ Rebuilds the runs the app shows on first start, all at alpha = 4 in rater-bias m
 the default synthetic data:
 
 - ``a4-<method>`` for the six methods (vanilla, balancing, adversarial, l2, mmd, ours);
-- ``sweep-a4-lw<value>`` for the `ours` lambda_W sweep 0, 0.1, 0.3, 1, 3, 10.
+- ``a4-<method>`` includes ``a4-fairoffset``, the collapse-free method at its default weight;
+- ``sweep-a4-lw<value>`` for the `ours` lambda_W sweep 0, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 2, 3, 10,
+  plus up to 4 adaptive values where PCC, SPDD or the score spread still jump between neighbours;
+- ``fsweep-a4-lsw<value>`` for the `fairoffset` lambda_sw knob at 0, 0.1, 0.5, 1 (with
+  ``a4-fairoffset`` at 0.3: its whole range; larger weights break its training).
 
-Each run folder is replaced atomically; a ``README.md`` listing the runs and their test metrics is
-written next to them.
+Every run folder also holds ``repair.json``, the barycenter repair fitted on its validation split,
+so the app shows each method + repair (the theta curves) next to the trained methods. Each run
+folder is replaced atomically; a ``README.md`` listing the runs, their repaired pipelines and their
+test metrics is written next to them.
 """
 
 from __future__ import annotations
@@ -19,11 +25,15 @@ from pathlib import Path
 
 from fairviz.cli.train import METHOD_CHOICES, TqdmProgress, set_threads
 
-SWEEP_LAMBDA_WS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+# dense below 1, where the W1 term collapses the scores; `--adaptive` refines where it still jumps
+SWEEP_LAMBDA_WS = (0.0, 0.03, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 2.0, 3.0, 10.0)
+ADAPTIVE_RUNS = 4
+FAIROFFSET_LAMBDA_SWS = (0.0, 0.1, 0.5, 1.0)
 
 
 def shipped_configs(alpha: float = 4.0, seed: int = 0, lambda_ws=SWEEP_LAMBDA_WS, **cfg) -> list:
-    """The TrainConfigs of the shipped runs, named ``a4-<method>`` and ``sweep-a4-lw<value>``."""
+    """The TrainConfigs of the shipped runs, named ``a4-<method>``, ``sweep-a4-lw<value>`` and (with
+    the default ours sweep) ``fsweep-a4-lsw<value>``."""
     from fairviz.train import TrainConfig
 
     a = f"a{alpha:g}"
@@ -32,6 +42,11 @@ def shipped_configs(alpha: float = 4.0, seed: int = 0, lambda_ws=SWEEP_LAMBDA_WS
         TrainConfig(method="ours", alpha=alpha, seed=seed, bias_mode="label", lambda_w=float(lw),
                     name=f"sweep-{a}-lw{lw:g}", **cfg)
         for lw in lambda_ws
+    ]
+    out += [
+        TrainConfig(method="fairoffset", alpha=alpha, seed=seed, bias_mode="label", lambda_sw=float(v),
+                    name=f"fsweep-{a}-lsw{v:g}", **cfg)
+        for v in (FAIROFFSET_LAMBDA_SWS if tuple(lambda_ws) == SWEEP_LAMBDA_WS else ())
     ]
     return out
 
@@ -47,7 +62,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=4.0, help="bias strength (default 4)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--lambda-ws", type=float, nargs="+", default=list(SWEEP_LAMBDA_WS),
-                   help="lambda_W values of the ours sweep (default 0 0.1 0.3 1 3 10)")
+                   help=f"lambda_W values of the ours sweep (default {' '.join(f'{v:g}' for v in SWEEP_LAMBDA_WS)})")
+    p.add_argument("--adaptive", type=int, default=ADAPTIVE_RUNS,
+                   help=f"extra sweep runs where the curve jumps (default {ADAPTIVE_RUNS})")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: TrainConfig's)")
     p.add_argument("--only", nargs="+", default=None, help="rebuild only these run names")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -58,9 +75,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from fairviz.atomic import write_text
-    from fairviz.cli.train import summary_lines
-    from fairviz.runs import list_runs, save_run
-    from fairviz.train import load_features, train
+    from fairviz.experiments import sweep_table
+    from fairviz.pipelines import refine_points
+    from fairviz.runs import list_runs
+    from fairviz.train import load_features
 
     set_threads(args)
     extra = {"epochs": args.epochs} if args.epochs else {}
@@ -73,18 +91,41 @@ def run(args) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     features = load_features(configs[0])
+    sweep = []
     for i, cfg in enumerate(configs):
-        bar = None if args.no_progress else TqdmProgress(desc=f"[{i + 1}/{len(configs)}] {cfg.name}", leave=False)
-        try:
-            result = train(cfg, progress=bar, features=features)
-        finally:
-            if bar is not None:
-                bar.close()
-        path = save_run(result, out / cfg.name, overwrite=True)
-        print("\n".join(summary_lines(result, path)), flush=True)
+        sweep += _train_save(cfg, features, out, f"[{i + 1}/{len(configs)}]", args)
+    left = 0 if args.only else max(0, int(args.adaptive))
+    n_runs = len(configs)
+    while left > 0:  # sample between sweep neighbours where the curve still jumps
+        new = refine_points(sweep_table(sweep))[:left]
+        if not new:
+            break
+        for lw in new:
+            cfg = next(c for c in shipped_configs(args.alpha, args.seed, [lw], **extra) if c.method == "ours"
+                       and c.name.startswith("sweep-"))
+            sweep += _train_save(cfg, features, out, "[adaptive]", args)
+        left -= len(new)
+        n_runs += len(new)
     write_text(out / "README.md", _readme(list_runs(out), args))
-    print(f"{len(configs)} runs in {time.perf_counter() - t0:.0f} s under {out}", file=sys.stderr)
+    print(f"{n_runs} runs in {time.perf_counter() - t0:.0f} s under {out}", file=sys.stderr)
     return 0
+
+
+def _train_save(cfg, features, out: Path, tag: str, args) -> list:
+    """Train one shipped config and save it; returns [run] for a sweep run, else []."""
+    from fairviz.cli.train import summary_lines
+    from fairviz.runs import save_run
+    from fairviz.train import train
+
+    bar = None if args.no_progress else TqdmProgress(desc=f"{tag} {cfg.name}", leave=False)
+    try:
+        result = train(cfg, progress=bar, features=features)
+    finally:
+        if bar is not None:
+            bar.close()
+    path = save_run(result, out / cfg.name, overwrite=True)
+    print("\n".join(summary_lines(result, path)), flush=True)
+    return [result] if cfg.name.startswith("sweep-") else []
 
 
 def _readme(infos, args) -> str:
@@ -112,4 +153,34 @@ def _readme(infos, args) -> str:
             f"{'–' if floor is None else f'{floor:.3f}'} | {v(m, 'speo')} | "
             f"{'–' if m.get('score_std') is None else format(m['score_std'], '.3f')} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _repair_lines(infos)) + "\n"
+
+
+def _repair_lines(infos) -> list[str]:
+    """The README table of each non-sweep run + the barycenter repair (theta = 1) fitted on its
+    validation rows, with the 95th percentile of the permutation floor (1000 permutations)."""
+    from fairviz.postprocess import load_repair, pipeline_metrics, repair_label, repaired_test
+    from fairviz.runs import read_predictions
+
+    lines = [
+        "",
+        "Post-processed: each run + the barycenter repair fitted on its validation rows only (`repair.json`",
+        "in the folder; runs saved without one are refitted from their stored validation rows, the same",
+        "map), applied at full strength θ = 1 to its test rows. Floor p95: the 95th percentile of the SPDD",
+        "of the same scores with permuted group labels (1000 permutations).",
+        "",
+        "| pipeline | PCC | SPDD | SPDD floor p95 | within floor | score std |",
+        "|---|---:|---:|---:|:---:|---:|",
+    ]
+    order = {m: i for i, m in enumerate(METHOD_CHOICES)}
+    for r in sorted((i for i in infos if not i.name.startswith("sweep-")), key=lambda r: (order.get(r.method, 99), r.name)):
+        try:
+            preds = read_predictions(r.path)
+            test = repaired_test(preds, load_repair(r.path, preds), 1.0)
+        except ValueError:  # no validation split: nothing to fit the repair on
+            continue
+        m = pipeline_metrics(test["score"], test["label"], test["group"], n_perm=1000, seed=r.seed)
+        lines.append(f"| {repair_label(r.method)} (`{r.name}`) | {m['pcc']:.3f} | {m['spdd']:.4f} | "
+                     f"{m['spdd_floor_p95']:.4f} | {'yes' if m['spdd'] <= m['spdd_floor_p95'] else 'no'} | "
+                     f"{m['score_std']:.3f} |")
+    return lines

@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
 # against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()).
@@ -165,7 +164,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--lambda-w", type=float, default=None,
                         help=f"lambda_W, weight of the W1 term of ours (default {DEFAULTS['lambda_w']:g})")
     parser.add_argument("--out", default=None, help="run folder (default: models/<method>-a<alpha>-<mode>-...-s<seed>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder (only a fairviz run folder)")
     parser.add_argument("--json", action="store_true", help="print the test metrics as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -174,7 +173,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from fairviz.paths import models_dir
-    from fairviz.runs import sanitize_run_name, save_run, unique_run_name
+    from fairviz.runs import check_replaceable, sanitize_run_name, save_run, unique_run_name
     from fairviz.train import TrainConfig, train
 
     set_threads(args)
@@ -189,6 +188,7 @@ def run(args) -> int:
         raise ValueError(f"run folder name {out.name!r} is not allowed; use e.g. {sanitize_run_name(out.name)!r}")
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} already exists; pass --overwrite or choose another --out")
+    check_replaceable(out)  # --overwrite replaces a run folder, nothing else
     # under torchrun every process trains; rank 0 alone shows progress, saves and prints
     is_main = int(os.environ.get("RANK", "0")) == 0
     bar = None if args.no_progress or not is_main else TqdmProgress(desc=out.name)

@@ -575,9 +575,12 @@ def _remove_stale_staging(path: Path, max_age_s: float = 24 * 3600) -> None:
     if not path.parent.is_dir():
         return
     now = time.time()
-    for p in path.parent.glob(f".tmp-*{path.name}.*"):
-        try:
-            if p.is_dir() and now - p.stat().st_mtime > max_age_s:
+    from fairviz.atomic import MARKER, TMP_PREFIX
+
+    for p in path.parent.glob(f"{TMP_PREFIX}{path.name}.*"):
+        try:  # only staging folders of fairviz's own (the marker inside), never a link
+            if (p.is_dir() and not p.is_symlink() and (p / MARKER).is_file()
+                    and now - p.stat().st_mtime > max_age_s):
                 shutil.rmtree(p, ignore_errors=True)
         except OSError:
             pass

@@ -15,10 +15,11 @@ under ``root`` (recursively):
   1 = Asian, 2 = Caucasian, 3 = African-American.
 - the ``.mp4`` clips, in any sub-folders (``train-1/training80_01/…``).
 
-**Unpickling.** The annotation and transcription files are pickles, and unpickling can run
-code. This module is the one place fairviz unpickles anything: only the files above, from a
-folder the user chose, with ``encoding="latin1"`` (needed for Python-2 pickles). Do not point it
-at files you do not trust.
+**Unpickling.** The annotation and transcription files are pickles of plain dicts, strings and
+floats. They are read with `fairviz.safety.load_plain_pickle`, which refuses every global (class
+or function), so a hostile file cannot run code; ``encoding="latin1"`` reads the Python-2
+pickles. The folder is walked once (links are not followed) and messages name files relative to
+it.
 
 The manifest has columns ``video`` (relative to the CSV's folder when ``out_csv`` is given,
 else absolute), ``label``, ``group``, ``transcript``, ``split``, ``id`` (``<id>.mp4``),
@@ -36,6 +37,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from fairviz.safety import load_plain_pickle
+
 log = logging.getLogger(__name__)
 
 SPLITS = {"training": "train", "validation": "val", "test": "test"}
@@ -45,23 +48,59 @@ LABEL_TRAIT = "interview"
 GROUP_COLUMNS = ("gender", "ethnicity")
 
 
-def _find(root: Path, name: str) -> Path | None:
-    """The shallowest file called ``name`` under ``root`` (ties: alphabetical), or None."""
-    hits = sorted(root.rglob(name), key=lambda p: (len(p.relative_to(root).parts), str(p)))
-    return hits[0] if hits else None
+#: every file name this module looks for (the .mp4 clips aside)
+_WANTED = tuple(f"{kind}_{part}.pkl" for kind in ("annotation", "transcription") for part in SPLITS) + (
+    "eth_gender_annotations_dev.csv", "eth_gender_annotations_test.csv")
 
 
-def load_pickle(path: str | os.PathLike):
-    """Unpickle a First Impressions file (Python-2 pickle, ``encoding="latin1"``).
+class _Tree:
+    """The files of a data set folder, from one walk (symbolic links are not followed).
 
-    Only for the data set's own annotation/transcription files in a folder the user chose:
-    unpickling an untrusted file can run arbitrary code.
+    ``files[name]``: the shallowest file of that name (ties: alphabetical); ``videos``: every
+    ``.mp4`` by name (first in sorted path order wins). ``rel(path)``: a path relative to the root,
+    for messages (they never show where the folder is on the server).
     """
+
+    def __init__(self, root: Path):
+        self.root = root
+        hits: dict[str, list[Path]] = {}
+        mp4: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames.sort()
+            for f in filenames:
+                if f in _WANTED or f.endswith(".mp4"):
+                    p = Path(dirpath) / f
+                    if p.is_symlink() or not p.is_file():
+                        continue
+                    (mp4 if f.endswith(".mp4") else hits.setdefault(f, [])).append(p)
+        self.files = {k: min(v, key=lambda p: (len(p.relative_to(root).parts), str(p))) for k, v in hits.items()}
+        self.videos: dict[str, Path] = {}
+        for path in sorted(mp4):
+            if path.name in self.videos:
+                log.warning("%s appears twice (%s, %s); using the first", path.name,
+                            self.rel(self.videos[path.name]), self.rel(path))
+                continue
+            self.videos[path.name] = path
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+
+def _tree(root) -> _Tree:
+    return root if isinstance(root, _Tree) else _Tree(Path(root))
+
+
+def load_pickle(path: str | os.PathLike, shown: str | None = None):
+    """Read a First Impressions pickle (Python-2, ``encoding="latin1"``) that holds only plain
+    values; any class or function in it is refused (ValueError) and nothing in it runs.
+    ``shown``: the name used in messages (default: the file name)."""
+    shown = shown or Path(path).name
     with open(path, "rb") as fh:
         try:
-            return pickle.load(fh, encoding="latin1")
-        except Exception as err:  # UnpicklingError, EOFError, ...
-            raise ValueError(f"{path} is not a readable First Impressions pickle: {err}") from err
+            return load_plain_pickle(fh, encoding="latin1")
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
+                AttributeError, UnicodeDecodeError, RecursionError, MemoryError) as err:
+            raise ValueError(f"{shown} is not a readable First Impressions pickle: {err}") from None
 
 
 def _text(v) -> str:
@@ -75,21 +114,22 @@ def _video_key(name) -> str:
     return name if name.endswith(".mp4") else f"{name}.mp4"
 
 
-def read_annotations(root: str | os.PathLike) -> pd.DataFrame:
+def read_annotations(root) -> pd.DataFrame:
     """All annotated videos: columns ``id`` (``<id>.mp4``), ``split``, ``label`` (interview) and
     one column per other trait. Raises ValueError when no annotation file is found."""
-    root = Path(root)
+    tree = _tree(root)
     rows: dict[str, dict] = {}
     clashes: set[tuple[str, str]] = set()
     found = []
     for part, split in SPLITS.items():
-        path = _find(root, f"annotation_{part}.pkl")
+        path = tree.files.get(f"annotation_{part}.pkl")
         if path is None:
             continue
         found.append(path.name)
-        data = load_pickle(path)
-        if not isinstance(data, dict) or LABEL_TRAIT not in {_text(k) for k in data}:
-            raise ValueError(f"{path} does not hold a trait → {{video: value}} dict with an "
+        data = load_pickle(path, tree.rel(path))
+        if not isinstance(data, dict) or LABEL_TRAIT not in {_text(k) for k in data} or not all(
+                isinstance(v, dict) for v in data.values()):
+            raise ValueError(f"{tree.rel(path)} does not hold a trait → {{video: value}} dict with an "
                              f"{LABEL_TRAIT!r} trait")
         for trait, values in data.items():
             trait = _text(trait)
@@ -102,9 +142,12 @@ def read_annotations(root: str | os.PathLike) -> pd.DataFrame:
                         log.warning("%s is annotated in both %s and %s; keeping %s", key,
                                     row["split"], split, row["split"])
                     continue
-                row["label" if trait == LABEL_TRAIT else trait] = float(value)
+                try:
+                    row["label" if trait == LABEL_TRAIT else trait] = float(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{tree.rel(path)}: {trait} of {key} is {value!r}, not a number") from None
     if not found:
-        raise ValueError(f"no annotation_{{training,validation,test}}.pkl under {str(root)!r}; "
+        raise ValueError("no annotation_{training,validation,test}.pkl in this folder; "
                          "is this the First Impressions V2 folder?")
     df = pd.DataFrame(list(rows.values()))
     missing = df["label"].isna() if "label" in df else pd.Series(True, index=df.index)
@@ -114,37 +157,37 @@ def read_annotations(root: str | os.PathLike) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def read_transcripts(root: str | os.PathLike) -> dict[str, str]:
+def read_transcripts(root) -> dict[str, str]:
     """``{"<id>.mp4": transcript}`` from every ``transcription_*.pkl`` found (may be empty)."""
-    root = Path(root)
+    tree = _tree(root)
     out: dict[str, str] = {}
     for part in SPLITS:
-        path = _find(root, f"transcription_{part}.pkl")
+        path = tree.files.get(f"transcription_{part}.pkl")
         if path is None:
             continue
-        data = load_pickle(path)
+        data = load_pickle(path, tree.rel(path))
         if not isinstance(data, dict):
-            raise ValueError(f"{path} does not hold a {{video: transcript}} dict")
+            raise ValueError(f"{tree.rel(path)} does not hold a {{video: transcript}} dict")
         out.update({_video_key(k): _text(v) for k, v in data.items()})
     return out
 
 
-def read_demographics(root: str | os.PathLike) -> pd.DataFrame:
+def read_demographics(root) -> pd.DataFrame:
     """Columns ``id``, ``gender`` (male/female), ``ethnicity`` from the eth_gender CSVs."""
-    root = Path(root)
+    tree = _tree(root)
     frames = []
     for name in ("eth_gender_annotations_dev.csv", "eth_gender_annotations_test.csv"):
-        path = _find(root, name)
+        path = tree.files.get(name)
         if path is None:
             continue
         try:
             df = pd.read_csv(path, sep=";", dtype={"VideoName": str, "YouTubeID": str})
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise ValueError(f"cannot read {path}: {err}") from err
+            raise ValueError(f"cannot read {tree.rel(path)}: {err}") from None
         df.columns = [str(c).strip() for c in df.columns]
         need = {"VideoName", "Ethnicity", "Gender"}
         if not need <= set(df.columns):
-            raise ValueError(f"{path} needs the semicolon-separated columns "
+            raise ValueError(f"{tree.rel(path)} needs the semicolon-separated columns "
                              f"VideoName;YouTubeID;Ethnicity;Gender; found {list(df.columns)}")
         frames.append(pd.DataFrame({
             "id": [_video_key(v) for v in df["VideoName"]],
@@ -152,20 +195,15 @@ def read_demographics(root: str | os.PathLike) -> pd.DataFrame:
             "ethnicity": pd.to_numeric(df["Ethnicity"], errors="coerce").map(ETHNICITY),
         }))
     if not frames:
-        raise ValueError(f"no eth_gender_annotations_dev.csv / _test.csv under {str(root)!r}; "
+        raise ValueError("no eth_gender_annotations_dev.csv / _test.csv in this folder; "
                          "they give the gender and ethnicity of each video")
     return pd.concat(frames, ignore_index=True).drop_duplicates("id", keep="first")
 
 
-def find_videos(root: str | os.PathLike) -> dict[str, Path]:
-    """``{"<id>.mp4": path}`` for every .mp4 under ``root`` (first in sorted order wins)."""
-    out: dict[str, Path] = {}
-    for path in sorted(Path(root).rglob("*.mp4")):
-        if path.name in out:
-            log.warning("%s appears twice (%s, %s); using the first", path.name, out[path.name], path)
-            continue
-        out[path.name] = path
-    return out
+def find_videos(root) -> dict[str, Path]:
+    """``{"<id>.mp4": path}`` for every .mp4 under ``root`` (first in sorted order wins; links
+    are not followed)."""
+    return dict(_tree(root).videos)
 
 
 def build_manifest(root: str | os.PathLike, out_csv: str | os.PathLike | None = None, *,
@@ -191,10 +229,11 @@ def build_manifest(root: str | os.PathLike, out_csv: str | os.PathLike | None = 
         raise ValueError(f"{str(root)!r} is not a folder")
     if group not in GROUP_COLUMNS:
         raise ValueError(f"group must be one of {GROUP_COLUMNS}; got {group!r}")
-    ann = read_annotations(root)
-    transcripts = read_transcripts(root)
-    demo = read_demographics(root)
-    videos = find_videos(root)
+    tree = _Tree(root)  # one walk serves every file looked up below
+    ann = read_annotations(tree)
+    transcripts = read_transcripts(tree)
+    demo = read_demographics(tree)
+    videos = tree.videos
     df = ann.merge(demo, on="id", how="left")
     skipped = []
     keep = []
@@ -210,7 +249,7 @@ def build_manifest(root: str | os.PathLike, out_csv: str | os.PathLike | None = 
     if skipped:
         log.warning("First Impressions: %d of %d annotated videos left out", len(skipped), len(df))
     if not keep:
-        raise ValueError(f"no usable video under {str(root)!r}: " + "; ".join(
+        raise ValueError("no usable video in this folder: " + "; ".join(
             f"{s['video']}: {s['reason']}" for s in skipped[:5]))
     df = df.loc[keep].copy()
     base = Path(out_csv).expanduser().resolve().parent if out_csv is not None else None

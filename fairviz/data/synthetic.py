@@ -83,6 +83,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fairviz.atomic import TMP_PREFIX
+
 __all__ = [
     "DEFAULT_AUDIO_SECONDS",
     "DEFAULT_FRAMES",
@@ -636,7 +638,7 @@ def _public(path: Path) -> None:
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         with wave.open(tmp, "wb") as w:

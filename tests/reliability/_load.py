@@ -272,3 +272,45 @@ def write_upload_csv(path: Path, n: int = 20_000, seed: int = 0) -> Path:
     score = np.clip(0.3 + 0.4 * label + 0.12 * (g == "M") + rng.normal(0, 0.05, n), 0, 1)
     pd.DataFrame({"score": score.round(5), "sex": g, "label": label.round(5)}).to_csv(path, index=False)
     return path
+
+
+def upload_and_wait_for_text(server: Server, upload: Path, text: str, timeout_s: float = 60.0) -> dict:
+    """One headless Chromium session uploads ``upload`` on the Audit page and waits until
+    ``text`` is on the page, while the server's RSS is sampled every 0.1 s. Returns
+    ``{"seconds": upload → text, "rss_before_mb", "rss_peak_mb", "rss_after_mb", "exceptions"}``."""
+    from playwright.sync_api import sync_playwright
+
+    report = LoadReport(http_sessions=0, browser_sessions=1, duration_s=0.0, server_pid=server.pid)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError, RuntimeError):
+                report.rss_mb.append(tree_rss_kb(server.pid) / 1024)
+            stop.wait(0.1)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.set_default_timeout(timeout_s * 1000)
+            page.goto(f"{server.url}/audit", wait_until="domcontentloaded")
+            page.wait_for_selector(READY)
+            page.get_by_text("upload any model's scores").click()
+            page.wait_for_selector("[data-testid='stFileUploaderDropzoneInput']", state="attached")
+            page.wait_for_selector(READY)
+            report.rss_before_mb = tree_rss_kb(server.pid) / 1024
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            t0 = time.perf_counter()
+            page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(upload))
+            page.wait_for_function("(t) => document.body.innerText.includes(t)", arg=text)
+            seconds = time.perf_counter() - t0
+            page.wait_for_selector(READY)
+            exceptions = page.locator("[data-testid='stException']").count()
+        finally:
+            stop.set()
+            browser.close()
+    time.sleep(1.0)
+    return {"seconds": seconds, "rss_before_mb": report.rss_before_mb, "rss_peak_mb": report.rss_peak_mb,
+            "rss_after_mb": tree_rss_kb(server.pid) / 1024, "exceptions": exceptions}

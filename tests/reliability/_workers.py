@@ -95,7 +95,7 @@ def killed_after_first_rename(root: str, ready) -> None:
 
     def rename(a, b):
         real_rename(a, b)
-        if Path(b).name.startswith(".tmp-old-"):
+        if Path(b).name.startswith(f"{atomic.TMP_PREFIX}old-"):
             os.kill(os.getpid(), signal.SIGKILL)
 
     atomic._exchange = exchange

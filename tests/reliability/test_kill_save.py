@@ -6,7 +6,7 @@ unique names — and is SIGKILLed at a random moment, 20 times in all. After eve
 that `list_runs` lists loads completely with `load_run`, nothing is skipped as broken, "victim" is
 always there with a version no older than before, and its files all belong to one save (its
 weights, Z and predictions equal those of the run its version says). Staging folders
-(``.tmp-*``) left by the kills are ignored by `list_runs`.
+(``.fairviz-tmp-*``) left by the kills are ignored by `list_runs`.
 
 The worst moment is also forced once: a kill right after the first rename of an overwrite (the
 old `staged_dir` left no run folder at all then; now the swap is one atomic renameat2).
@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from fairviz import runs as R
+from fairviz.atomic import TMP_PREFIX
 from tests.reliability._helpers import make_run
 from tests.reliability._workers import forkserver_context, killed_after_first_rename, save_loop
 
@@ -78,13 +79,13 @@ def test_sigkill_at_random_moments_during_saves(tmp_path, expected, mode):
         proc.kill()
         proc.join(30)
         assert proc.exitcode == -signal.SIGKILL
-        mid_save += any(p.name.startswith(".tmp-") for p in root.iterdir())
+        mid_save += any(p.name.startswith(TMP_PREFIX) for p in root.iterdir())
         for p in root.iterdir():  # what a user could see: only whole runs and hidden staging folders
-            assert p.name.startswith(".tmp-") or (p / "config.json").is_file()
+            assert p.name.startswith(TMP_PREFIX) or (p / "config.json").is_file()
         version = _check(root, expected, version if mode == "overwrite" else None)
         # a killed save's staging folder is left behind; clear them so the next count is fresh
         for p in root.iterdir():
-            if p.name.startswith(".tmp-"):
+            if p.name.startswith(TMP_PREFIX):
                 shutil.rmtree(p)
     # most kills must have landed inside a save, or the test proves little
     assert mid_save >= KILLS[mode] // 2, f"only {mid_save} of {KILLS[mode]} kills interrupted a save"

@@ -18,8 +18,6 @@ import tomllib
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from tests.reliability._helpers import REPO
 from tests.reliability._load import CHROMIUM, run_load, streamlit_server, write_upload_csv
 
