@@ -299,10 +299,12 @@ def test_cuda_request_without_cuda_is_clear():
 
 def test_cli_defaults_match_train_config():
     from fairviz.cli import train as cli_train
+    from fairviz.data.video_dataset import FRAME_SAMPLINGS
     from fairviz.train import BIAS_MODES, METHOD_NAMES
 
     assert cli_train.METHOD_CHOICES == METHOD_NAMES
     assert cli_train.BIAS_MODE_CHOICES == BIAS_MODES
+    assert cli_train.FRAME_SAMPLING_CHOICES == FRAME_SAMPLINGS
     d = TrainConfig()
     for key, value in cli_train.DEFAULTS.items():
         assert getattr(d, key) == value, key

@@ -16,9 +16,10 @@ from pathlib import Path
 
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
-# against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()).
+# against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()) and FRAME_SAMPLINGS.
 METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")
 BIAS_MODE_CHOICES = ("label", "sample")
+FRAME_SAMPLING_CHOICES = ("uniform", "consecutive")
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
     "lambda_l2": 1.0, "lambda_mmd": 0.15,
@@ -49,6 +50,12 @@ def add_train_options(parser: argparse.ArgumentParser, *, method: bool = True, s
     parser.add_argument("--device", default=None, help="auto (CUDA when present; default), cpu, cuda, cuda:1, ...")
     parser.add_argument("--n-boot", type=int, default=None, help=f"bootstrap resamples for the test CIs (default {d['n_boot']})")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--frames", type=int, default=None, help="video frames per clip (default 8, the synthetic data's)")
+    parser.add_argument("--size", type=int, default=None, help="frame side in pixels, frames are SIZE x SIZE (default 32)")
+    parser.add_argument("--frame-sampling", choices=FRAME_SAMPLING_CHOICES, default=None,
+                        help="manifest data: frames spread over the whole clip (uniform, default) or a run of consecutive frames from its middle")
+    parser.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                        help="memory-map the feature cache and read it batch by batch (default: for manifest data)")
 
 
 def config_kwargs(args) -> dict:
@@ -58,6 +65,7 @@ def config_kwargs(args) -> dict:
         "adv_weight": "adv_weight", "lambda_l2": "lambda_l2", "lambda_mmd": "lambda_mmd", "seed": "seed", "epochs": "epochs", "batch_size": "batch_size",
         "lr": "lr", "data": "data", "n_samples": "n_samples", "text_model": "text_model",
         "device": "device", "n_boot": "n_boot",
+        "frames": "frames", "size": "size", "frame_sampling": "frame_sampling", "stream": "stream",
     }
     return {k: getattr(args, a) for k, a in keys.items() if getattr(args, a, None) is not None}
 
