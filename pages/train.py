@@ -3,6 +3,7 @@
 import streamlit as st
 
 from fairviz import app_support, jobs
+from fairviz.data import DEFAULT_FRAMES, DEFAULT_SIZE
 from fairviz.train import METHODS, TrainConfig
 from pages import _common as ui
 
@@ -28,6 +29,7 @@ ui.widget_defaults(
         "fv_train_alpha": float(defaults.alpha), "fv_train_epochs": int(defaults.epochs),
         "fv_train_seed": int(defaults.seed), "fv_train_name": "", "fv_train_bs": int(defaults.batch_size),
         "fv_train_lr": float(defaults.lr), "fv_train_n": 0, "fv_train_adv": float(defaults.adv_weight),
+        "fv_train_frames": DEFAULT_FRAMES, "fv_train_size": DEFAULT_SIZE,
     },
     options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES)},
 )
@@ -45,6 +47,11 @@ with tab_new:
                 key="fv_train_path",
                 placeholder="/data/interviews/manifest.csv" if source == "manifest" else "/data/first-impressions-v2",
             )
+            v1, v2 = st.columns(2)  # the paper's resolution: 30 frames of 112×112
+            frames = v1.number_input("Frames per clip", 1, 1000, key="fv_train_frames",
+                                     help="frames taken evenly over each clip")
+            size = v2.number_input("Frame size (pixels)", 1, 1024, key="fv_train_size",
+                                   help="frames are resized to size × size")
         method = st.selectbox("Method", list(METHODS), key="fv_train_method")
         st.caption(f"**{method}** adds to the MSE loss: {METHODS[method].description}.")
         bias_mode = st.radio(
@@ -93,6 +100,7 @@ with tab_new:
                 **({weight_field: float(weight)} if weight_field else {}),
                 adv_weight=float(adv_weight), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
                 seed=int(seed), data=data, n_samples=int(n_samples) or None if source == "synthetic" else None,
+                **({} if source == "synthetic" else {"frames": int(frames), "size": int(size)}),
             )
             if not busy:  # a click that raced the button's disabling must not start a second job
                 st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)

@@ -461,3 +461,21 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
     assert snap.run_name == "mmd-a4-label-lam0.3-s0"
     at.selectbox(key="fv_train_method").set_value("vanilla").run()
     assert "has no fairness weight" in texts(at)
+
+
+def test_train_page_sets_frames_and_size_for_videos(fake_training, tmp_path):
+    csv = tmp_path / "manifest.csv"
+    csv.write_text("video,label,group\na.mp4,0.5,f\n")
+    at = open_page("train")
+    assert "fv_train_frames" not in [w.key for w in at.number_input]  # not for synthetic data
+    at.radio(key="fv_train_source").set_value("manifest").run()
+    at.text_input(key="fv_train_path").input(str(csv)).run()
+    assert at.number_input(key="fv_train_frames").value == 8 and at.number_input(key="fv_train_size").value == 32
+    at.number_input(key="fv_train_frames").set_value(30).run()
+    at.number_input(key="fv_train_size").set_value(112).run()
+    at.button(key="fv_train_go").click().run()
+    assert_clean(at)
+    snap = _wait_job(at, "fv_train_job")
+    assert snap.state == "done", snap.error
+    stored = json.loads((fake_training / snap.run_name / "config.json").read_text())
+    assert (stored["train"]["frames"], stored["train"]["size"], stored["train"]["data"]) == (30, 112, str(csv))
