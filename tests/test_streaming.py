@@ -118,3 +118,14 @@ def test_damaged_memory_mapped_file_is_reported(cached, tmp_path):
         F.load_feature_cache(path, "k", mmap=True)
     with pytest.raises(F.CacheError, match="video.npy fails its CRC-32 check"):
         F.load_feature_cache(path, "k")
+
+
+@pytest.mark.parametrize("stream", [None, False, True])
+def test_train_config_stream_chooses_the_memory_map(stream, tmp_path, monkeypatch):
+    from fairviz.train import TrainConfig, load_features
+
+    monkeypatch.setenv("FAIRVIZ_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(n_samples=12, data_params=dict(audio_seconds=0.25), frames=3, size=16, stream=stream)
+    fs = load_features(cfg)
+    assert fs.video.shape == (12, 3, 16, 16, 3)  # frames and size reach the synthetic generator
+    assert store.is_mapped(fs.video) is bool(stream)  # synthetic data stays in memory by default

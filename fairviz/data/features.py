@@ -787,6 +787,7 @@ def load_synthetic_features(
     mfcc_steps: int = DEFAULT_MFCC_STEPS,
     progress: Progress | None = None,
     refresh: bool = False,
+    mmap: bool = False,
     **gen_kwargs,
 ) -> FeatureSet:
     """The synthetic interview data set's features, generated and preprocessed once, then cached.
@@ -798,6 +799,7 @@ def load_synthetic_features(
         n_mfcc, mfcc_steps: MFCC shape (see ``compute_mfcc``).
         progress: ``progress(done, total, stage)``, stages "cache", "generate", "text", "audio".
         refresh: rebuild even when a sound cache exists.
+        mmap: return ``video``, ``mfcc`` and ``text`` memory-mapped from the cache files.
         **gen_kwargs: more ``make_synthetic`` arguments (frames, size, audio_seconds, strengths).
 
     The cache lives in ``cache_dir()/features/synthetic-<key>/`` (see the module docstring for
@@ -818,7 +820,8 @@ def load_synthetic_features(
         return extract_features(interviews, text_model=material["text_model"]["path"],
                                 n_mfcc=n_mfcc, mfcc_steps=mfcc_steps, progress=progress)
 
-    return cached_features("synthetic", material, build, refresh=refresh, progress=progress)
+    return cached_features("synthetic", material, build, refresh=refresh, progress=progress,
+                           mmap=mmap)
 
 
 # Names that live in sibling modules (torch_data imports torch), importable from here too, lazily.
