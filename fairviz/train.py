@@ -422,8 +422,15 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 @torch.no_grad()
-def predict(net: FairMultimodalNet, data: PreparedData, idx, device, batch_size: int = 256):
-    """Scores (n,) float64 and Z (n, d_z) float32 for rows `idx`, in eval mode."""
+def predict(net: FairMultimodalNet, data: PreparedData, idx, device, batch_size: int | None = None):
+    """Scores (n,) float64 and Z (n, d_z) float32 for rows `idx`, in eval mode.
+
+    `batch_size` None: 256 clips a pass, fewer for large clips (about 4 M video pixels a pass, so
+    the frame CNN's activations stay near 0.5 GB: 30 frames of 112x112 go 11 at a time).
+    """
+    if batch_size is None:
+        t, h, w = data.video.shape[1:4]
+        batch_size = max(1, min(256, (1 << 22) // max(1, t * h * w)))
     net.eval()
     scores, zs = [], []
     idx = np.asarray(idx)
