@@ -15,14 +15,17 @@ column         required    meaning
 
 Per video:
 
-- **frames**: OpenCV, ``frames`` frames at the centres of equal stretches of the clip, each
-  resized (no crop) to ``size × size``, converted BGR → RGB: uint8 ``(frames, size, size, 3)``;
+- **frames**: OpenCV, ``frames`` frames of the clip (``sampling="uniform"``: at the centres of
+  equal stretches of the whole clip; ``"consecutive"``: a run of neighbouring frames from its
+  middle), each resized (no crop) to ``size × size``, converted BGR → RGB: uint8
+  ``(frames, size, size, 3)``, written to the feature cache as each clip is decoded;
 - **audio**: ``ffmpeg`` decodes the first audio stream to 16 kHz mono signed 16-bit PCM on its
   stdout, then MFCC (``fairviz.data.features.compute_mfcc``). A clip without an audio stream
   gets the MFCC of silence and is listed in ``meta["no_audio"]``;
 - **text**: the transcript through the frozen text model (``features.embed_texts``).
 
-A video that is missing or that OpenCV cannot decode is *skipped*: it is logged by name, listed in
+A video that is missing, that OpenCV cannot decode, or that has fewer frames than ``frames``
+is *skipped*: it is logged by name, listed in
 ``meta["skipped"]`` (``[{"video", "reason"}]``) with the count in ``meta["n_skipped"]``; a
 ValueError is raised when nothing is left.
 
