@@ -641,24 +641,22 @@ class FeatureWriter:
         self._open: dict[str, store.RowWriter] = {}
 
     def rows(self, name: str, dtype, row_shape: tuple, max_rows: int = 10**12) -> store.RowWriter:
-        if name not in _cache_arrays_names():
+        if name not in (*ARRAY_FIELDS, "ids", "split"):
             raise ValueError(f"{name!r} is not a cached array")
         self._open[name] = store.RowWriter(self.folder / f"{name}.npy", dtype, row_shape, max_rows)
         return self._open[name]
 
     def finish(self, name: str) -> np.ndarray:
-        spec = self._open.pop(name).close()
-        self.written[name] = spec
-        return store.read_arrays(self.folder, {name: spec}, mmap=True)[name]
+        writer = self._open.pop(name)
+        self.written[name] = writer.close()
+        if writer.rows == 0:  # an empty region cannot be mapped
+            return np.load(writer.path, allow_pickle=False)
+        return np.load(writer.path, mmap_mode="r", allow_pickle=False)  # checked when read back
 
     def abort(self) -> None:
         for writer in self._open.values():
             writer.abort()
         self._open.clear()
-
-
-def _cache_arrays_names() -> tuple[str, ...]:
-    return (*ARRAY_FIELDS, "ids", "split")
 
 
 def cached_features(
