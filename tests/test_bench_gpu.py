@@ -22,7 +22,7 @@ def test_bench_gpu_tiny_smoke_run(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FAIRVIZ_CACHE", str(tmp_path / "cache"))  # the script sets its own; restored after
     results = tmp_path / "RESULTS.md"
     monkeypatch.setattr(bench_gpu, "update_section", lambda name, body: results.write_text(body))
-    assert bench_gpu.main(["--tiny", "--device", "cpu", "--pre-clips", "5", "--load-clips", "40",
+    assert bench_gpu.main(["--tiny", "--device", "cpu", "--pre-clips", "5", "--load-clips", "96",
                            "--batch-size", "16", "--write"]) == 0
     out = capsys.readouterr().out
     rows = re.findall(r"^\| (\d+×\d+²) \| ([\d,.]+) \| ([\d,.]+) \| ([\d,.]+) \| ([\d,.]+) \|$", out, re.M)
