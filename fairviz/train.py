@@ -121,6 +121,8 @@ class TrainConfig:
             raise ValueError(f"bias_split must be in (0, 1); got {self.bias_split}")
         ModelConfig.from_dict(dict(self.model))  # unknown keys fail now, not after loading data
         check_video_options(self.frames, self.size, self.frame_sampling)
+        if self.stream not in (None, True, False):
+            raise ValueError(f"stream must be true, false or null (automatic); got {self.stream!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

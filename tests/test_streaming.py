@@ -129,3 +129,16 @@ def test_train_config_stream_chooses_the_memory_map(stream, tmp_path, monkeypatc
     fs = load_features(cfg)
     assert fs.video.shape == (12, 3, 16, 16, 3)  # frames and size reach the synthetic generator
     assert store.is_mapped(fs.video) is bool(stream)  # synthetic data stays in memory by default
+
+
+def test_bad_video_options_in_the_config():
+    from fairviz.train import TrainConfig
+
+    with pytest.raises(ValueError, match="stream must be true, false or null"):
+        TrainConfig(stream="yes")
+    with pytest.raises(ValueError, match="frame sampling must be one of"):
+        TrainConfig(frame_sampling="random")
+    with pytest.raises(ValueError, match="frames must be a whole number >= 1"):
+        TrainConfig(frames=0)
+    with pytest.raises(ValueError, match="size must be a whole number >= 1"):
+        TrainConfig(size=-2)
