@@ -52,7 +52,7 @@ def step_features(args) -> dict:
     manifest = Path(args.root) / "manifest.csv"
     t = time.perf_counter()
     build_manifest(args.root, manifest)
-    fs = load_manifest_features(manifest, frames=args.frames, size=args.size, refresh=True)
+    fs = load_manifest_features(manifest, frames=args.frames, size=args.size, refresh=True, mmap=True)
     seconds = time.perf_counter() - t
     cache = Path(fs.meta["cache_path"])
     return {"seconds": seconds, "n": len(fs), "n_skipped": fs.meta["n_skipped"],

@@ -396,7 +396,7 @@ def load_manifest_features(
     workers: int | None = None,
     progress: F.Progress | None = None,
     refresh: bool = False,
-    mmap: bool = False,
+    mmap: bool = True,
 ) -> F.FeatureSet:
     """Features of the videos in a manifest CSV, preprocessed once and cached.
 
@@ -412,7 +412,8 @@ def load_manifest_features(
             None = min(4, CPU count).
         progress: ``progress(done, total, stage)``, stages "cache", "decode", "text".
         refresh: rebuild even when a sound cache exists.
-        mmap: return ``video``, ``mfcc`` and ``text`` memory-mapped from the cache files.
+        mmap: return ``video``, ``mfcc`` and ``text`` memory-mapped from the cache files (the
+            default: a real corpus need not fit in memory); False loads them whole.
 
     The frames are written to the cache as each clip is decoded, so building needs memory for
     a few clips, not for the corpus. Returns a FeatureSet of the readable videos in manifest
