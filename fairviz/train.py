@@ -40,6 +40,8 @@ import torch
 from torch import nn
 
 from fairviz import __version__, distributed, kgroups
+from fairviz.data import loader
+from fairviz.data.video_dataset import check_video_options, check_video_shape
 from fairviz.model.heads import grl_lambda
 from fairviz.model.network import FairMultimodalNet, ModelConfig
 
@@ -100,6 +102,10 @@ class TrainConfig:
     w1_form: str = "spdd"  # k > 2 groups: W1 term as SPDD ∫(max − min) ("spdd") or W1 to the pooled batch ("pooled")
     s_fraction: float = 1.0  # share of training rows whose group S the training may use, in (0, 1]
     dro_alpha: float = 0.2  # dro: the smallest group share the chi-square DRO risk protects, in (0, 1]
+    frames: int | None = None  # video frames per clip (None: the synthetic data's 8)
+    size: int | None = None  # frame side in pixels, frames are size x size (None: the synthetic data's 32)
+    frame_sampling: str = "uniform"  # manifest data: which frames of a clip, see FRAME_SAMPLINGS
+    stream: bool | None = None  # memory-map the feature cache, read batch by batch (None: for manifest data)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -135,6 +141,9 @@ class TrainConfig:
         kgroups.check_config(self)
         if self.s_fraction < 1 and METHODS[self.method].balance_training_rows:
             raise ValueError(f"{self.method} re-balances by group and needs S for every training row (s_fraction 1)")
+        check_video_options(self.frames, self.size, self.frame_sampling)
+        if self.stream not in (None, True, False):
+            raise ValueError(f"stream must be true, false or null (automatic); got {self.stream!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -330,7 +339,7 @@ def loss_terms(method: str, inp: LossInputs, cfg: TrainConfig) -> dict:
 class PreparedData:
     """Model inputs of the whole dataset (CPU tensors) plus the split and the training labels."""
 
-    video: torch.Tensor  # uint8 (n, T, H, W, 3)
+    video: np.ndarray  # uint8 (n, T, H, W, 3), in memory or memory-mapped (read batch by batch)
     mfcc: torch.Tensor  # float32 (n, steps, n_mfcc)
     text: torch.Tensor  # float32 (n, d)
     label: np.ndarray  # float64 (n,) TRUE labels
@@ -347,9 +356,7 @@ class PreparedData:
 
     def batch(self, idx, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(video float (B, T, 3, H, W) in [0, 1], mfcc (B, steps, n_mfcc), text (B, d)) on `device`."""
-        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
-        video = self.video[idx].to(device).permute(0, 1, 4, 2, 3).float().div_(255.0)
-        return video, self.mfcc[idx].to(device), self.text[idx].to(device)
+        return loader.to_device(loader.host_batch(self.video, self.mfcc, self.text, idx), device)
 
 
 def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = None) -> PreparedData:
@@ -401,11 +408,12 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
         "n_val": int(len(val_idx)),
         "n_test": int(len(test_idx)),
         "features_meta": _public_meta(_jsonable(getattr(features, "meta", {}) or {})),
+        "video_shape": [int(d) for d in features.video.shape[1:]],  # (T, H, W, 3) model input
     }
     return PreparedData(
-        video=torch.as_tensor(np.ascontiguousarray(features.video)),
-        mfcc=torch.as_tensor(np.asarray(features.mfcc, dtype=np.float32)),
-        text=torch.as_tensor(np.asarray(features.text, dtype=np.float32)),
+        video=features.video,
+        mfcc=torch.from_numpy(np.array(features.mfcc, dtype=np.float32)),
+        text=torch.from_numpy(np.array(features.text, dtype=np.float32)),
         label=label,
         group=group,
         train_idx=train_idx,
@@ -445,10 +453,14 @@ def load_features(cfg: TrainConfig, progress=None):
         kw = dict(cfg.data_params)
         if cfg.n_samples is not None:
             kw["n_samples"] = cfg.n_samples
+        kw.update({k: getattr(cfg, k) for k in ("frames", "size") if getattr(cfg, k) is not None})
         return feats.load_synthetic_features(
-            seed=cfg.data_seed, text_model=cfg.text_model, progress=progress, **kw
+            seed=cfg.data_seed, text_model=cfg.text_model, progress=progress, mmap=bool(cfg.stream), **kw
         )
-    return feats.load_manifest_features(cfg.data, text_model=cfg.text_model, progress=progress)
+    return feats.load_manifest_features(
+        cfg.data, frames=cfg.frames, size=cfg.size, sampling=cfg.frame_sampling,
+        text_model=cfg.text_model, progress=progress, mmap=cfg.stream is not False,
+    )
 
 
 def balanced_oversample(labels, groups, n_bins: int = 10, *, seed: int = 0) -> np.ndarray:
@@ -517,8 +529,15 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 @torch.no_grad()
-def predict(net: FairMultimodalNet, data: PreparedData, idx, device, batch_size: int = 256):
-    """Scores (n,) float64 and Z (n, d_z) float32 for rows `idx`, in eval mode."""
+def predict(net: FairMultimodalNet, data: PreparedData, idx, device, batch_size: int | None = None):
+    """Scores (n,) float64 and Z (n, d_z) float32 for rows `idx`, in eval mode.
+
+    `batch_size` None: 256 clips a pass, fewer for large clips (about 4 M video pixels a pass, so
+    the frame CNN's activations stay near 0.5 GB: 30 frames of 112x112 go 11 at a time).
+    """
+    if batch_size is None:
+        t, h, w = data.video.shape[1:4]
+        batch_size = max(1, min(256, (1 << 22) // max(1, t * h * w)))
     net.eval()
     scores, zs = [], []
     idx = np.asarray(idx)
@@ -650,11 +669,11 @@ def fit(
         sums: dict[str, float] = {}
         correct = seen = 0
         batches = _batches(visible, pool, n_rows, cfg, epoch, global_batch)
-        for step, pos in enumerate(batches):
+        shards = [distributed.shard(pos, ctx) for pos in batches]  # this process's rows of each batch
+        inputs = loader.iter_batches(data.video, data.mfcc, data.text, [train_rows[p] for p in shards], device)
+        for step, (pos, (video, mfcc, text)) in enumerate(zip(shards, inputs)):
             if cancel is not None and cancel.is_set():
                 raise TrainingCancelled(f"training cancelled at epoch {epoch + 1}, step {step + 1}")
-            pos = distributed.shard(pos, ctx)  # this process's rows of the global batch
-            video, mfcc, text = data.batch(train_rows[pos], device)
             score, z = model(video, mfcc, text)  # (B,), (B, d_z)
             lambd = grl_lambda(step_global / total_steps, cfg.gamma)
             y_local = y_train[pos].to(device)
@@ -986,5 +1005,6 @@ def train(
         features = load_features(cfg, progress=data_progress if progress or cancel else None)
         if ctx.is_main:
             distributed.barrier(ctx)
+    check_video_shape(features.video.shape, cfg.frames, cfg.size)  # e.g. features= built at another resolution
     data = prepared_from_features(features, cfg)
     return fit(cfg, data, progress=progress, cancel=cancel)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from fairviz import app_support, jobs, kgroups
+from fairviz.data import DEFAULT_FRAMES, DEFAULT_SIZE
 from fairviz.train import METHODS, TrainConfig
 from pages import _common as ui
 
@@ -34,6 +35,7 @@ ui.widget_defaults(
         "fv_train_lr": float(defaults.lr), "fv_train_n": 0, "fv_train_adv": float(defaults.adv_weight),
         "fv_train_target": 0.0, "fv_train_sel": defaults.val_labels,
         "fv_train_attr": "binary", "fv_train_sfrac": 1.0, "fv_train_w1form": defaults.w1_form,
+        "fv_train_frames": DEFAULT_FRAMES, "fv_train_size": DEFAULT_SIZE,
     },
     options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_sel": list(VAL_LABELS),
              "fv_train_attr": list(kgroups.SYNTHETIC_ATTRIBUTES), "fv_train_sfrac": list(kgroups.S_FRACTIONS),
@@ -53,6 +55,11 @@ with tab_new:
                 key="fv_train_path",
                 placeholder="interviews/manifest.csv" if source == "manifest" else "first-impressions-v2",
             )
+            v1, v2 = st.columns(2)  # the paper's resolution: 30 frames of 112×112
+            frames = v1.number_input("Frames per clip", 1, 1000, key="fv_train_frames",
+                                     help="frames taken evenly over each clip")
+            size = v2.number_input("Frame size (pixels)", 1, 1024, key="fv_train_size",
+                                   help="frames are resized to size × size")
         attr = "binary"
         if source == "synthetic":
             attr = st.radio("Sensitive attribute S", list(kgroups.SYNTHETIC_ATTRIBUTES), key="fv_train_attr",
@@ -128,6 +135,7 @@ with tab_new:
                 target_spdd=float(target) if weight_field and target > 0 else None, val_labels=val_labels,
                 data_params=dict(kgroups.SYNTHETIC_ATTRIBUTES[attr][1]), w1_form=w1_form,
                 s_fraction=float(s_fraction) if needs_s else 1.0,
+                **({} if source == "synthetic" else {"frames": int(frames), "size": int(size)}),
             )
             if not busy:  # a click that raced the button's disabling must not start a second job
                 st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)

@@ -148,7 +148,7 @@ def test_cache_hit_is_identical_and_fast(fresh_cache):
     assert first.meta["cache_hit"] is False
     assert {"generate", "text", "audio", "cache"} <= set(stages)
     path = Path(first.meta["cache_path"])
-    assert path.parent == fresh_cache / "features" and (path / "arrays.npz").is_file()
+    assert path.parent == fresh_cache / "features" and (path / "video.npy").is_file()
     start = time.perf_counter()
     second = F.load_synthetic_features(16, seed=1, mfcc_steps=8, **SMALL)
     assert time.perf_counter() - start < 2.0
@@ -181,27 +181,37 @@ def test_cache_key_covers_params_and_model(fresh_cache, tmp_path):
         F.synthetic_cache_material(16, bogus=1)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "meta", "delete_meta", "shape"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "flip_text", "pad", "meta", "delete_meta",
+                                    "delete_array", "shape", "header"])
 def test_damaged_cache_is_rebuilt_not_loaded(fresh_cache, damage, caplog):
     kw = dict(seed=4, mfcc_steps=8, **SMALL)
     good = F.load_synthetic_features(8, **kw)
     path = Path(good.meta["cache_path"])
-    npz, meta = path / "arrays.npz", path / "meta.json"
+    video, meta = path / "video.npy", path / "meta.json"
     if damage == "truncate":
-        data = npz.read_bytes()
-        npz.write_bytes(data[: len(data) // 2])
-    elif damage == "flip":  # same size, one byte changed inside the video array: zip CRC catches it
-        data = bytearray(npz.read_bytes())
-        data[len(data) // 3] ^= 0xFF
-        npz.write_bytes(bytes(data))
+        data = video.read_bytes()
+        video.write_bytes(data[: len(data) // 2])
+    elif damage in ("flip", "flip_text"):  # same size, one data byte changed: the CRC catches it
+        target = video if damage == "flip" else path / "text.npy"
+        data = bytearray(target.read_bytes())
+        data[len(data) // 3 + 200] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "pad":
+        video.write_bytes(video.read_bytes() + b"\0" * 64)
     elif damage == "meta":
         meta.write_text("{ not json")
     elif damage == "delete_meta":
         meta.unlink()
+    elif damage == "delete_array":
+        (path / "group.npy").unlink()
     elif damage == "shape":
         doc = json.loads(meta.read_text())
         doc["arrays"]["text"]["shape"] = [8, 99]
         meta.write_text(json.dumps(doc))
+    elif damage == "header":  # a header that claims another shape, same file size
+        data = bytearray(video.read_bytes())
+        data[:128] = bytes(data[:128]).replace(b"(8, ", b"(4, ")
+        video.write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING, logger="fairviz.data.features"):
         again = F.load_synthetic_features(8, **kw)
     assert again.meta["cache_hit"] is False and again.meta["cache_path"] == str(path)
@@ -212,16 +222,18 @@ def test_damaged_cache_is_rebuilt_not_loaded(fresh_cache, damage, caplog):
 
 def test_interrupted_write_leaves_no_loadable_cache(fresh_cache, monkeypatch):
     kw = dict(seed=5, mfcc_steps=8, **SMALL)
-    real_savez = np.savez
+    real_write = F.store.write_array
 
-    def savez_then_die(fh, **arrays):
-        fh.write(b"PK\x03\x04 half an archive")
-        raise KeyboardInterrupt
+    def write_then_die(path, arr):
+        if path.name == "text.npy":  # after video and mfcc are on disk
+            path.write_bytes(b"\x93NUMPY half a file")
+            raise KeyboardInterrupt
+        return real_write(path, arr)
 
-    monkeypatch.setattr(F.np, "savez", savez_then_die)
+    monkeypatch.setattr(F.store, "write_array", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         F.load_synthetic_features(8, **kw)
-    monkeypatch.setattr(F.np, "savez", real_savez)
+    monkeypatch.setattr(F.store, "write_array", real_write)
     features_dir = fresh_cache / "features"
     assert list(features_dir.iterdir()) == []  # neither the final folder nor the staging one
     fs = F.load_synthetic_features(8, **kw)
@@ -235,13 +247,14 @@ def test_killed_process_leaves_no_loadable_cache(fresh_cache, tmp_path):
     script = f"""
 import sys, time, numpy as np
 from fairviz.data import features as F
-real = np.savez
-def slow_savez(fh, **arrays):
-    fh.write(b"PK partial")
-    fh.flush()
+real = F.store.write_array
+def slow_write(path, arr):
+    if path.name != "text.npy":
+        return real(path, arr)
+    path.write_bytes(b"partial")
     open({str(marker)!r}, "w").close()
     time.sleep(60)
-F.np.savez = slow_savez
+F.store.write_array = slow_write
 F.load_synthetic_features(8, seed=6, mfcc_steps=8, frames=2, size=16, audio_seconds=0.25)
 """
     proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ))
@@ -269,8 +282,10 @@ F.load_synthetic_features(8, seed=6, mfcc_steps=8, frames=2, size=16, audio_seco
 def test_cache_holds_no_pickles(fresh_cache):
     fs = F.load_synthetic_features(6, seed=7, mfcc_steps=8, **SMALL)
     path = Path(fs.meta["cache_path"])
-    with np.load(path / "arrays.npz", allow_pickle=False) as z:
-        assert all(z[k].dtype != object for k in z.files)
+    files = sorted(p.name for p in path.iterdir())
+    assert files == ["group.npy", "ids.npy", "label.npy", "meta.json", "mfcc.npy", "text.npy", "video.npy"]
+    for f in path.glob("*.npy"):
+        assert np.load(f, allow_pickle=False).dtype != object
     json.loads((path / "meta.json").read_text())
 
 

@@ -22,6 +22,7 @@ import pytest
 from fairviz.data import features as F
 from fairviz.data.first_impressions import build_manifest
 from fairviz.data.video_dataset import (
+    VideoReadError,
     encode_groups,
     load_manifest_features,
     read_audio,
@@ -243,10 +244,23 @@ def test_read_audio_and_frames_directly(fi_root):
     spectrum = np.abs(np.fft.rfft(audio))
     assert abs(np.argmax(spectrum) * 16000 / len(audio) - 500.0) < 5.0
     assert read_audio(fi_root / "test-1/test80_01/eeeeeeeeeee.004.mp4").size == 0
-    frames = read_frames(clip, 24, 8)  # more frames than the clip has: repeats
-    assert frames.shape == (24, 8, 8, 3) and frames.dtype == np.uint8
-    np.testing.assert_allclose(frames[0].reshape(-1, 3).mean(0), frame_color(0, 1), atol=6)
-    np.testing.assert_allclose(frames[-1].reshape(-1, 3).mean(0), frame_color(11, 1), atol=6)
+    frames = read_frames(clip, 6, 8)  # frames 1, 3, 5, 7, 9, 11: the centres of 6 stretches
+    assert frames.shape == (6, 8, 8, 3) and frames.dtype == np.uint8
+    for k, j in enumerate((1, 3, 5, 7, 9, 11)):
+        np.testing.assert_allclose(frames[k].reshape(-1, 3).mean(0), frame_color(j, 1), atol=6)
+    middle = read_frames(clip, 4, 8, "consecutive")  # frames 4..7
+    for k in range(4):
+        np.testing.assert_allclose(middle[k].reshape(-1, 3).mean(0), frame_color(4 + k, 1), atol=6)
+    assert read_frames(clip, N_FRAMES, 8).shape[0] == N_FRAMES  # every frame
+    with pytest.raises(VideoReadError, match=f"has {N_FRAMES} frames, fewer than the 24 asked for"):
+        read_frames(clip, 24, 8)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="frames must be a whole number >= 1"):
+            read_frames(clip, bad, 8)
+        with pytest.raises(ValueError, match="size must be a whole number >= 1"):
+            read_frames(clip, 4, bad)
+    with pytest.raises(ValueError, match="frame sampling must be one of"):
+        read_frames(clip, 4, 8, "random")
 
 
 def test_missing_and_corrupt_videos_are_skipped_by_name(fi_root, tmp_path, caplog):

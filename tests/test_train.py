@@ -314,6 +314,7 @@ def test_cuda_request_without_cuda_is_clear():
 
 def test_cli_defaults_match_train_config():
     from fairviz.cli import train as cli_train
+    from fairviz.data.video_dataset import FRAME_SAMPLINGS
     from fairviz.train import BIAS_MODES, METHODS
 
     assert cli_train.METHOD_CHOICES == tuple(METHODS)
@@ -321,6 +322,7 @@ def test_cli_defaults_match_train_config():
     from fairviz.kgroups import W1_FORMS
 
     assert cli_train.W1_FORM_CHOICES == W1_FORMS
+    assert cli_train.FRAME_SAMPLING_CHOICES == FRAME_SAMPLINGS
     d = TrainConfig()
     for key, value in cli_train.DEFAULTS.items():
         assert getattr(d, key) == value, key

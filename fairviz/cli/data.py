@@ -105,7 +105,7 @@ def run_manifest(args) -> int:
     start = time.perf_counter()
     try:
         fs = load_manifest_features(args.csv, frames=args.frames, size=args.size,
-                                    text_model=args.text_model, n_mfcc=args.n_mfcc,
+                                    sampling=args.frame_sampling, text_model=args.text_model, n_mfcc=args.n_mfcc,
                                     mfcc_steps=args.mfcc_steps, privileged=args.privileged,
                                     workers=args.workers, progress=progress, refresh=args.refresh)
     finally:
@@ -161,6 +161,9 @@ def _feature_args(p: argparse.ArgumentParser, *, video: bool) -> None:
     p.add_argument("--refresh", action="store_true", help="rebuild even if a cache exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if video:
+        p.add_argument("--frame-sampling", choices=("uniform", "consecutive"), default="uniform",
+                       help="frames spread over the whole clip (uniform, default) or a run of "
+                            "consecutive frames from its middle")
         p.add_argument("--privileged", default=None, metavar="VALUE",
                        help="group value coded 1 (default: 0/1 as given, else the last in sort order)")
         p.add_argument("--workers", type=int, default=None, help="videos decoded at once")

@@ -16,11 +16,12 @@ from pathlib import Path
 
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
-# against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()).
+# against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()) and FRAME_SAMPLINGS.
 METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset", "dro", "arl")
 BIAS_MODE_CHOICES = ("label", "sample")
 VAL_LABEL_CHOICES = ("true", "biased")
 W1_FORM_CHOICES = ("spdd", "pooled")
+FRAME_SAMPLING_CHOICES = ("uniform", "consecutive")
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
     "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.3, "val_labels": "true",
@@ -69,6 +70,12 @@ def add_train_options(parser: argparse.ArgumentParser, *, method: bool = True, s
                              "or pooled (each group's W1 to the batch)")
     parser.add_argument("--dro-alpha", type=float, default=None,
                         help="dro: smallest group share the robust risk protects, in (0, 1] (default 0.2)")
+    parser.add_argument("--frames", type=int, default=None, help="video frames per clip (default 8, the synthetic data's)")
+    parser.add_argument("--size", type=int, default=None, help="frame side in pixels, frames are SIZE x SIZE (default 32)")
+    parser.add_argument("--frame-sampling", choices=FRAME_SAMPLING_CHOICES, default=None,
+                        help="manifest data: frames spread over the whole clip (uniform, default) or a run of consecutive frames from its middle")
+    parser.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                        help="memory-map the feature cache and read it batch by batch (default: for manifest data)")
 
 
 def config_kwargs(args) -> dict:
@@ -81,6 +88,7 @@ def config_kwargs(args) -> dict:
         "lr": "lr", "data": "data", "n_samples": "n_samples", "text_model": "text_model",
         "device": "device", "n_boot": "n_boot", "s_fraction": "s_fraction", "w1_form": "w1_form",
         "dro_alpha": "dro_alpha",
+        "frames": "frames", "size": "size", "frame_sampling": "frame_sampling", "stream": "stream",
     }
     out = {k: getattr(args, a) for k, a in keys.items() if getattr(args, a, None) is not None}
     if getattr(args, "group_shares", None):

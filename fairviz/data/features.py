@@ -14,12 +14,14 @@ Three modalities per candidate:
 
 Preprocessing runs once per dataset: ``load_synthetic_features`` (and
 ``fairviz.data.video_dataset.load_manifest_features``) keep the result in
-``fairviz.paths.cache_dir()/features/<source>-<key>/``, a folder holding ``arrays.npz`` (plain
-numpy arrays, read with ``allow_pickle=False``) and ``meta.json`` (the key material, array shapes
-and dtypes, the file size, the FeatureSet's ``meta``). The folder is built under a temporary name
-and renamed into place only when complete, so an interrupted run never leaves a cache that later
-loads. A cache whose files are missing, truncated or corrupted (zip CRC, size, shape or key
-mismatch) is reported and rebuilt.
+``fairviz.paths.cache_dir()/features/<source>-<key>/``, a folder holding one ``.npy`` file per
+array (plain numpy arrays, read with ``allow_pickle=False``) and ``meta.json`` (the key material,
+each array's shape, dtype, size and CRC-32, the FeatureSet's ``meta``); the layout is
+``fairviz.data.feature_store``. Large arrays can be streamed into the cache as they are computed
+and read back memory-mapped (``mmap=True``), so a corpus larger than RAM trains batch by batch.
+The folder is built under a temporary name and renamed into place only when complete, so an
+interrupted run never leaves a cache that later loads. A cache whose files are missing,
+truncated or corrupted (CRC, size, shape or key mismatch) is reported and rebuilt.
 
 The cache key is the SHA-256 of a JSON document holding: the data source and every generator
 argument (defaults filled in) plus a hash of the generator's source code, the feature parameters
@@ -45,12 +47,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from fairviz.data import feature_store as store
+from fairviz.data.feature_store import CacheError
 from fairviz.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
 #: Bump when the meaning or layout of cached arrays changes; old caches are then ignored.
-FEATURE_FORMAT_VERSION = 1
+FEATURE_FORMAT_VERSION = 2
 
 #: Audio sample rate every modality works at (Hz).
 SAMPLE_RATE = 16_000
@@ -544,31 +548,43 @@ def feature_cache_path(source: str, key: str) -> Path:
     return cache_dir() / "features" / f"{safe}-{key[:24]}"
 
 
+def _cache_arrays(features: FeatureSet) -> dict[str, np.ndarray]:
+    """The arrays of ``features`` as they are stored (ids and split as fixed-width str)."""
+    arrays = {name: getattr(features, name) for name in ARRAY_FIELDS}
+    arrays["ids"] = np.asarray(features.ids, dtype=str)
+    if features.split is not None:
+        arrays["split"] = np.asarray(features.split, dtype=str)
+    return arrays
+
+
+def _write_cache_files(folder: Path, features: FeatureSet, key: str, material: dict,
+                       written: dict | None = None) -> None:
+    """Write the arrays not already in ``written`` and ``meta.json`` into ``folder``."""
+    specs = dict(written or {})
+    for name, arr in _cache_arrays(features).items():
+        if name not in specs:
+            specs[name] = store.write_array(folder / f"{name}.npy", arr)
+    doc = {
+        "format": FEATURE_FORMAT_VERSION,
+        "key": key,
+        "material": _jsonable(material),
+        "arrays": specs,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "meta": _jsonable(features.meta),
+    }
+    with open(folder / "meta.json", "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(doc, indent=1, sort_keys=True))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def save_feature_cache(path: Path, features: FeatureSet, key: str, material: dict) -> Path:
     """Write ``features`` to the cache folder ``path`` atomically (staged folder + rename)."""
     from fairviz.atomic import staged_dir
 
     _remove_stale_staging(path)
-    arrays = {name: getattr(features, name) for name in ARRAY_FIELDS}
-    arrays["ids"] = np.asarray(features.ids, dtype=str)
-    if features.split is not None:
-        arrays["split"] = np.asarray(features.split, dtype=str)
     with staged_dir(path, replace=True) as tmp:
-        npz = tmp / "arrays.npz"
-        with open(npz, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        doc = {
-            "format": FEATURE_FORMAT_VERSION,
-            "key": key,
-            "material": _jsonable(material),
-            "arrays": {k: {"shape": list(v.shape), "dtype": v.dtype.str} for k, v in arrays.items()},
-            "npz_bytes": npz.stat().st_size,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "meta": _jsonable(features.meta),
-        }
-        (tmp / "meta.json").write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
+        _write_cache_files(tmp, features, key, material)
     return path
 
 
@@ -590,39 +606,23 @@ def _remove_stale_staging(path: Path, max_age_s: float = 24 * 3600) -> None:
             pass
 
 
-class CacheError(Exception):
-    """A cache folder that exists but cannot be trusted (it is rebuilt)."""
+def load_feature_cache(path: Path, key: str, *, mmap: bool = False) -> FeatureSet:
+    """Read a cache folder written by ``save_feature_cache``; CacheError if it is not sound.
 
-
-def load_feature_cache(path: Path, key: str) -> FeatureSet:
-    """Read a cache folder written by ``save_feature_cache``; CacheError if it is not sound."""
-    meta_file, npz = path / "meta.json", path / "arrays.npz"
-    if not meta_file.is_file() or not npz.is_file():
-        raise CacheError("meta.json or arrays.npz is missing")
-    try:
-        doc = json.loads(meta_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise CacheError(f"meta.json is unreadable: {err}") from err
+    ``mmap=True`` leaves ``video``, ``mfcc`` and ``text`` as read-only memory maps of the cache
+    files (see ``fairviz.data.feature_store``); the values are the same either way.
+    """
+    doc = store.read_meta(path)
     if doc.get("format") != FEATURE_FORMAT_VERSION or doc.get("key") != key:
         raise CacheError("format version or key does not match")
-    if npz.stat().st_size != doc.get("npz_bytes"):
-        raise CacheError(f"arrays.npz has {npz.stat().st_size} bytes, expected {doc.get('npz_bytes')}")
-    expected = doc.get("arrays") or {}
-    arrays = {}
-    try:
-        with np.load(npz, allow_pickle=False) as z:
-            if set(z.files) != {f"{k}" for k in expected}:
-                raise CacheError(f"arrays.npz holds {sorted(z.files)}, expected {sorted(expected)}")
-            for name, spec in expected.items():
-                arr = z[name]  # reads the whole member: the zip CRC-32 is checked
-                if list(arr.shape) != spec["shape"] or arr.dtype.str != spec["dtype"]:
-                    raise CacheError(f"{name} has shape {arr.shape} {arr.dtype.str}, expected "
-                                     f"{spec['shape']} {spec['dtype']}")
-                arrays[name] = arr
-    except CacheError:
-        raise
-    except Exception as err:  # BadZipFile, ValueError, OSError, EOFError, ...
-        raise CacheError(f"arrays.npz is unreadable: {type(err).__name__}: {err}") from err
+    expected = doc["arrays"]
+    names = set(ARRAY_FIELDS) | {"ids"}
+    if not names <= set(expected) <= names | {"split"}:
+        raise CacheError(f"meta.json lists arrays {sorted(expected)}, expected {sorted(names)}")
+    small = {k: v for k, v in expected.items() if k not in ("video", "mfcc", "text")}
+    arrays = store.read_arrays(path, small)
+    arrays.update(store.read_arrays(path, {k: expected[k] for k in ("video", "mfcc", "text")},
+                                    mmap=mmap))
     try:
         return FeatureSet(
             video=arrays["video"], mfcc=arrays["mfcc"], text=arrays["text"],
@@ -633,26 +633,64 @@ def load_feature_cache(path: Path, key: str) -> FeatureSet:
         raise CacheError(f"cached arrays are inconsistent: {err}") from err
 
 
+class FeatureWriter:
+    """Given to a feature builder: streams large arrays straight into the cache folder being
+    built, so they never sit whole in memory.
+
+    ``rows(name, dtype, row_shape)`` opens a ``RowWriter`` for ``<name>.npy``; ``finish(name)``
+    closes it and returns the array memory-mapped, to put into the returned FeatureSet (which
+    is then not written again).
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.written: dict[str, dict] = {}
+        self._open: dict[str, store.RowWriter] = {}
+
+    def rows(self, name: str, dtype, row_shape: tuple, max_rows: int = 10**12) -> store.RowWriter:
+        if name not in (*ARRAY_FIELDS, "ids", "split"):
+            raise ValueError(f"{name!r} is not a cached array")
+        self._open[name] = store.RowWriter(self.folder / f"{name}.npy", dtype, row_shape, max_rows)
+        return self._open[name]
+
+    def finish(self, name: str) -> np.ndarray:
+        writer = self._open.pop(name)
+        self.written[name] = writer.close()
+        if writer.rows == 0:  # an empty region cannot be mapped
+            return np.load(writer.path, allow_pickle=False)
+        return np.load(writer.path, mmap_mode="r", allow_pickle=False)  # checked when read back
+
+    def abort(self) -> None:
+        for writer in self._open.values():
+            writer.abort()
+        self._open.clear()
+
+
 def cached_features(
     source: str,
     material: dict,
-    build: Callable[[], FeatureSet],
+    build: Callable[[FeatureWriter], FeatureSet],
     *,
     refresh: bool = False,
     progress: Progress | None = None,
+    mmap: bool = False,
 ) -> FeatureSet:
-    """Load the feature set for ``material`` from the cache, or ``build()`` and cache it.
+    """Load the feature set for ``material`` from the cache, or ``build(writer)`` and cache it.
 
-    A cache folder that cannot be trusted is logged (warning) and rebuilt. The returned set's
-    ``meta`` gains ``cache_path`` and ``cache_hit``.
+    ``build`` gets a ``FeatureWriter`` it may use to stream large arrays into the cache. A
+    cache folder that cannot be trusted is logged (warning) and rebuilt. A built set is read
+    back from its cache folder, so a hit and a miss return the same arrays, memory-mapped when
+    ``mmap``. The returned set's ``meta`` gains ``cache_path`` and ``cache_hit``.
     """
+    from fairviz.atomic import staged_dir
+
     key = cache_key(material)
     path = feature_cache_path(source, key)
     if path.exists() and not refresh:
         if progress is not None:
             progress(0, 1, "cache")
         try:
-            features = load_feature_cache(path, key)
+            features = load_feature_cache(path, key, mmap=mmap)
         except CacheError as err:
             log.warning("feature cache %s is damaged (%s); rebuilding it", path, err)
         else:
@@ -660,10 +698,18 @@ def cached_features(
                 progress(1, 1, "cache")
             features.meta.update(cache_path=str(path), cache_hit=True)
             return features
-    features = build()
-    if progress is not None:
-        progress(0, 1, "cache")
-    save_feature_cache(path, features, key, material)
+    _remove_stale_staging(path)
+    with staged_dir(path, replace=True) as tmp:
+        writer = FeatureWriter(tmp)
+        try:
+            built = build(writer)
+        finally:
+            writer.abort()
+        if progress is not None:
+            progress(0, 1, "cache")
+        _write_cache_files(tmp, built, key, material, writer.written)
+        del built  # may map files of the staging folder
+    features = load_feature_cache(path, key, mmap=mmap)
     if progress is not None:
         progress(1, 1, "cache")
     features.meta.update(cache_path=str(path), cache_hit=False)
@@ -746,6 +792,7 @@ def load_synthetic_features(
     mfcc_steps: int = DEFAULT_MFCC_STEPS,
     progress: Progress | None = None,
     refresh: bool = False,
+    mmap: bool = False,
     **gen_kwargs,
 ) -> FeatureSet:
     """The synthetic interview data set's features, generated and preprocessed once, then cached.
@@ -757,6 +804,7 @@ def load_synthetic_features(
         n_mfcc, mfcc_steps: MFCC shape (see ``compute_mfcc``).
         progress: ``progress(done, total, stage)``, stages "cache", "generate", "text", "audio".
         refresh: rebuild even when a sound cache exists.
+        mmap: return ``video``, ``mfcc`` and ``text`` memory-mapped from the cache files.
         **gen_kwargs: more ``make_synthetic`` arguments (frames, size, audio_seconds, strengths).
 
     The cache lives in ``cache_dir()/features/synthetic-<key>/`` (see the module docstring for
@@ -765,7 +813,7 @@ def load_synthetic_features(
     material = synthetic_cache_material(n_samples, seed=seed, text_model=text_model,
                                         n_mfcc=n_mfcc, mfcc_steps=mfcc_steps, **gen_kwargs)
 
-    def build() -> FeatureSet:
+    def build(writer: FeatureWriter) -> FeatureSet:
         from fairviz.data import synthetic
 
         args = dict(material["generator"]["args"])
@@ -777,7 +825,8 @@ def load_synthetic_features(
         return extract_features(interviews, text_model=material["text_model"]["path"],
                                 n_mfcc=n_mfcc, mfcc_steps=mfcc_steps, progress=progress)
 
-    return cached_features("synthetic", material, build, refresh=refresh, progress=progress)
+    return cached_features("synthetic", material, build, refresh=refresh, progress=progress,
+                           mmap=mmap)
 
 
 # Names that live in sibling modules (torch_data imports torch), importable from here too, lazily.

@@ -49,11 +49,12 @@ class InterviewDataset(Dataset):
         f = self.features
         if not -len(self) <= i < len(self):
             raise IndexError(f"index {i} out of range for {len(self)} items")
-        video = torch.from_numpy(np.ascontiguousarray(f.video[i]))  # (T, H, W, 3) uint8
+        # copies: the arrays may be read-only memory maps of the feature cache
+        video = torch.from_numpy(np.array(f.video[i]))  # (T, H, W, 3) uint8
         return {
             "video": video.permute(0, 3, 1, 2).float().div_(255.0),  # (T, 3, H, W)
-            "mfcc": torch.from_numpy(np.ascontiguousarray(f.mfcc[i])),
-            "text": torch.from_numpy(np.ascontiguousarray(f.text[i])),
+            "mfcc": torch.from_numpy(np.array(f.mfcc[i])),
+            "text": torch.from_numpy(np.array(f.text[i])),
             "label": torch.tensor(self.labels[i], dtype=torch.float32),
             "group": torch.tensor(f.group[i], dtype=torch.int64),
             "index": torch.tensor(i % len(self), dtype=torch.int64),

@@ -15,14 +15,17 @@ column         required    meaning
 
 Per video:
 
-- **frames**: OpenCV, ``frames`` frames at the centres of equal stretches of the clip, each
-  resized (no crop) to ``size × size``, converted BGR → RGB: uint8 ``(frames, size, size, 3)``;
+- **frames**: OpenCV, ``frames`` frames of the clip (``sampling="uniform"``: at the centres of
+  equal stretches of the whole clip; ``"consecutive"``: a run of neighbouring frames from its
+  middle), each resized (no crop) to ``size × size``, converted BGR → RGB: uint8
+  ``(frames, size, size, 3)``, written to the feature cache as each clip is decoded;
 - **audio**: ``ffmpeg`` decodes the first audio stream to 16 kHz mono signed 16-bit PCM on its
   stdout, then MFCC (``fairviz.data.features.compute_mfcc``). A clip without an audio stream
   gets the MFCC of silence and is listed in ``meta["no_audio"]``;
 - **text**: the transcript through the frozen text model (``features.embed_texts``).
 
-A video that is missing or that OpenCV cannot decode is *skipped*: it is logged by name, listed in
+A video that is missing, that OpenCV cannot decode, or that has fewer frames than ``frames``
+is *skipped*: it is logged by name, listed in
 ``meta["skipped"]`` (``[{"video", "reason"}]``) with the count in ``meta["n_skipped"]``; a
 ValueError is raised when nothing is left.
 
@@ -42,9 +45,10 @@ import logging
 import os
 import shutil
 import subprocess
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,6 +60,11 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("video", "label", "group")
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "dev": "val", "test": "test", "testing": "test"}
+
+
+#: How frames are picked from a clip: "uniform" spreads them over the whole clip (the centres of
+#: equal stretches); "consecutive" takes a run of neighbouring frames from its middle.
+FRAME_SAMPLINGS = ("uniform", "consecutive")
 
 
 class VideoReadError(ValueError):
@@ -77,18 +86,42 @@ def _default_frames_size() -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def read_frames(path: str | os.PathLike, frames: int, size: int) -> np.ndarray:
-    """``frames`` RGB frames evenly spaced over the clip, resized to ``size × size``.
+def check_video_options(frames: int | None, size: int | None, sampling: str = "uniform") -> None:
+    """ValueError naming the bad value when frames / size are not whole numbers >= 1 (None is
+    allowed: the default) or ``sampling`` is not one of ``FRAME_SAMPLINGS``."""
+    for name, value, what in (("frames", frames, "frames per clip"), ("size", size, "frame side in pixels")):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1 ({what}); got {value!r}")
+    if sampling not in FRAME_SAMPLINGS:
+        raise ValueError(f"frame sampling must be one of {list(FRAME_SAMPLINGS)}; got {sampling!r}")
 
-    Frame ``k`` of ``frames`` is the clip's frame at the centre of the k-th of ``frames`` equal
-    stretches. Returns uint8 ``(frames, size, size, 3)``. A clip shorter than ``frames`` repeats
-    frames. Raises VideoReadError when the file is missing or has no decodable frame.
+
+def check_video_shape(shape, frames: int | None, size: int | None) -> None:
+    """ValueError when video features of ``shape`` ``(n, T, H, W, 3)`` are not ``frames`` frames
+    of ``size × size`` (None: any)."""
+    _, t, h, w, _ = shape
+    if (frames is not None and t != frames) or (size is not None and (h, w) != (size, size)):
+        want = f"{frames or t} frames of {size or h}x{size or w}"
+        raise ValueError(
+            f"the features hold {t} frames of {h}x{w} per clip, but {want} were asked for; "
+            f"build features at that resolution or use --frames {t} --size {h}"
+        )
+
+
+def read_frames(path: str | os.PathLike, frames: int, size: int, sampling: str = "uniform") -> np.ndarray:
+    """``frames`` RGB frames of the clip, resized (no crop) to ``size × size``.
+
+    ``sampling="uniform"``: frame ``k`` of ``frames`` is the clip's frame at the centre of the
+    k-th of ``frames`` equal stretches; ``"consecutive"``: ``frames`` consecutive frames from the
+    middle of the clip. Returns uint8 ``(frames, size, size, 3)``. Raises VideoReadError when
+    the file is missing, has no decodable frame, or has fewer frames than ``frames``.
     """
     import cv2
 
     path = Path(path)
-    if frames < 1 or size < 1:
-        raise ValueError(f"frames and size must be >= 1; got {frames}, {size}")
+    check_video_options(frames, size, sampling)
     if not path.is_file():
         raise VideoReadError("file not found")
     count = 0
@@ -97,8 +130,8 @@ def read_frames(path: str | os.PathLike, frames: int, size: int) -> np.ndarray:
         if not cap.isOpened():
             raise VideoReadError("OpenCV cannot open it")
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if count > 0:
-            wanted = _frame_indices(count, frames)
+        if count >= frames:
+            wanted = frame_indices(count, frames, sampling)
             want = set(wanted.tolist())
             got: dict[int, np.ndarray] = {}
             for i in range(int(wanted.max()) + 1):
@@ -113,7 +146,7 @@ def read_frames(path: str | os.PathLike, frames: int, size: int) -> np.ndarray:
                 return np.stack([got[int(i)] for i in wanted])
     finally:
         cap.release()
-    # Frame count unknown or overstated: decode everything (small copies) and pick.
+    # Frame count unknown, understated or overstated: decode everything (small copies) and pick.
     cap = cv2.VideoCapture(str(path))
     small = []
     try:
@@ -126,10 +159,16 @@ def read_frames(path: str | os.PathLike, frames: int, size: int) -> np.ndarray:
         cap.release()
     if not small:
         raise VideoReadError("no decodable video frames")
-    return np.stack([small[i] for i in _frame_indices(len(small), frames)])
+    if len(small) < frames:
+        raise VideoReadError(f"the clip has {len(small)} frames, fewer than the {frames} asked for; "
+                             f"use {len(small)} frames or fewer")
+    return np.stack([small[i] for i in frame_indices(len(small), frames, sampling)])
 
 
-def _frame_indices(count: int, frames: int) -> np.ndarray:
+def frame_indices(count: int, frames: int, sampling: str = "uniform") -> np.ndarray:
+    """Which of a clip's ``count`` frames are kept (``count >= frames``), int64 ``(frames,)``."""
+    if sampling == "consecutive":
+        return (count - frames) // 2 + np.arange(frames, dtype=np.int64)
     return np.minimum(((np.arange(frames) + 0.5) * count / frames).astype(np.int64), count - 1)
 
 
@@ -322,10 +361,26 @@ def manifest_cache_material(df: pd.DataFrame, manifest_csv: Path, *, frames: int
     }
 
 
-def _read_one(path: str, frames: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    video = read_frames(path, frames, size)
+def _read_one(path: str, frames: int, size: int, sampling: str, n_mfcc: int,
+              mfcc_steps: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(frames uint8 (T, S, S, 3), MFCC float32 (steps, n_mfcc), has audio) of one clip."""
+    video = read_frames(path, frames, size, sampling)
     audio = read_audio(path)
-    return video, audio
+    mfcc = F.compute_mfcc([audio], F.SAMPLE_RATE, n_mfcc=n_mfcc, steps=mfcc_steps)[0]
+    return video, mfcc, audio.size > 0
+
+
+def _ordered_map(fn, n: int, workers: int) -> Iterator:
+    """``fn(i)`` for i in range(n), in order, at most ``2 × workers`` in flight (memory stays
+    bounded however slowly the results are consumed)."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque = deque()
+        for i in range(n):
+            pending.append(pool.submit(fn, i))
+            if len(pending) >= 2 * max(1, workers):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def load_manifest_features(
@@ -333,6 +388,7 @@ def load_manifest_features(
     *,
     frames: int | None = None,
     size: int | None = None,
+    sampling: str = "uniform",
     text_model: str | os.PathLike | None = None,
     n_mfcc: int = F.DEFAULT_N_MFCC,
     mfcc_steps: int = F.DEFAULT_MFCC_STEPS,
@@ -340,6 +396,7 @@ def load_manifest_features(
     workers: int | None = None,
     progress: F.Progress | None = None,
     refresh: bool = False,
+    mmap: bool = True,
 ) -> F.FeatureSet:
     """Features of the videos in a manifest CSV, preprocessed once and cached.
 
@@ -347,24 +404,30 @@ def load_manifest_features(
         manifest_csv: the manifest (see the module docstring).
         frames: frames per clip; None = the synthetic data's (``synthetic.DEFAULT_FRAMES``).
         size: frame side in pixels; None = ``synthetic.DEFAULT_SIZE``.
+        sampling: which frames (``FRAME_SAMPLINGS``; see ``read_frames``).
         text_model: local text model folder; None = ``features.default_text_model()``.
         n_mfcc, mfcc_steps: MFCC shape.
         privileged: the group value coded 1 (see the module docstring).
         workers: videos decoded at once (threads; OpenCV and ffmpeg run outside the GIL);
             None = min(4, CPU count).
-        progress: ``progress(done, total, stage)``, stages "cache", "decode", "text", "audio".
+        progress: ``progress(done, total, stage)``, stages "cache", "decode", "text".
         refresh: rebuild even when a sound cache exists.
+        mmap: return ``video``, ``mfcc`` and ``text`` memory-mapped from the cache files (the
+            default: a real corpus need not fit in memory); False loads them whole.
 
-    Returns:
-        a FeatureSet of the readable videos in manifest order; ``split`` from the manifest (or
-        None); ``meta`` has ``group_labels``, ``skipped``, ``n_skipped``, ``no_audio``,
-        ``manifest``, ``cache_path``, ``cache_hit``.
+    The frames are written to the cache as each clip is decoded, so building needs memory for
+    a few clips, not for the corpus. Returns a FeatureSet of the readable videos in manifest
+    order; ``split`` from the manifest (or None); ``meta`` has ``frames``, ``size``,
+    ``sampling``, ``group_labels``, ``skipped``, ``n_skipped``, ``no_audio``, ``manifest``,
+    ``cache_path``, ``cache_hit``.
 
     Raises:
-        ValueError: a malformed manifest (see ``read_manifest``), bad groups, or no readable
-            video at all (the message lists the first failures).
+        ValueError: bad frames / size / sampling, a malformed manifest (see ``read_manifest``),
+            bad groups, or no readable video at all (the message lists the first failures; a
+            clip with fewer frames than ``frames`` is skipped with that reason).
     """
     d_frames, d_size = _default_frames_size()
+    check_video_options(frames, size, sampling)
     frames = d_frames if frames is None else int(frames)
     size = d_size if size is None else int(size)
     manifest_csv = Path(manifest_csv)
@@ -373,42 +436,40 @@ def load_manifest_features(
     material = manifest_cache_material(df, manifest_csv, frames=frames, size=size, n_mfcc=n_mfcc,
                                        mfcc_steps=mfcc_steps, privileged=privileged,
                                        text_model=text_model)
+    material["features"]["sampling"] = sampling
 
-    def build() -> F.FeatureSet:
+    def build(writer: F.FeatureWriter) -> F.FeatureSet:
         n = len(df)
-        results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
-        skipped: list[dict] = []
-        n_workers = workers or min(4, os.cpu_count() or 1)
+        video_out = writer.rows("video", np.uint8, (frames, size, size, 3), max_rows=n)
+        mfcc, keep, skipped, no_audio = [], [], [], []
 
         def job(i: int):
             try:
-                return _read_one(df["path"].iat[i], frames, size)
+                return _read_one(df["path"].iat[i], frames, size, sampling, n_mfcc, mfcc_steps)
             except VideoReadError as err:
                 return err
 
-        done = 0
         if progress is not None:
             progress(0, n, "decode")
-        with ThreadPoolExecutor(max_workers=max(1, n_workers)) as pool:
-            for i, res in enumerate(pool.map(job, range(n))):
-                if isinstance(res, Exception):
-                    skipped.append({"video": str(df["video"].iat[i]), "reason": str(res)})
-                    log.warning("skipping video %s: %s", df["video"].iat[i], res)
-                else:
-                    results[i] = res
-                done += 1
-                if progress is not None:
-                    progress(done, n, "decode")
-        keep = [i for i in range(n) if results[i] is not None]
+        for i, res in enumerate(_ordered_map(job, n, workers or min(4, os.cpu_count() or 1))):
+            name = str(df["video"].iat[i])
+            if isinstance(res, Exception):
+                skipped.append({"video": name, "reason": str(res)})
+                log.warning("skipping video %s: %s", name, res)
+            else:
+                video_out.append(res[0][None])
+                mfcc.append(res[1])
+                keep.append(i)
+                if not res[2]:
+                    no_audio.append(name)
+            if progress is not None:
+                progress(i + 1, n, "decode")
         if skipped:
-            log.warning("skipped %d of %d videos (missing or unreadable)", len(skipped), n)
+            log.warning("skipped %d of %d videos (missing, unreadable or too short)", len(skipped), n)
         if not keep:
             listed = "; ".join(f"{s['video']}: {s['reason']}" for s in skipped[:5])
             raise ValueError(f"none of the {n} videos in {manifest_csv.name} could be read ({listed})")
-        audio = [results[i][1] for i in keep]
-        no_audio = [str(df["video"].iat[i]) for i, a in zip(keep, audio) if a.size == 0]
-        mfcc = F.compute_mfcc(audio, F.SAMPLE_RATE, n_mfcc=n_mfcc, steps=mfcc_steps,
-                              progress=progress)
+        mfcc = np.stack(mfcc)
         info = material["text_model"]
         text = F.embed_texts(df["transcript"].iloc[keep].tolist(), info["path"], progress=progress)
         split = df["split"].iloc[keep].to_numpy(dtype=str) if "split" in df.columns else None
@@ -418,6 +479,7 @@ def load_manifest_features(
             "n": len(keep),
             "frames": frames,
             "size": size,
+            "sampling": sampling,
             **group_info,
             "skipped": skipped,
             "n_skipped": len(skipped),
@@ -425,7 +487,7 @@ def load_manifest_features(
             **F._feature_meta(n_mfcc, mfcc_steps, info, text.shape[1], mfcc),
         }
         return F.FeatureSet(
-            video=np.stack([results[i][0] for i in keep]),
+            video=writer.finish("video"),
             mfcc=mfcc,
             text=text,
             label=df["label"].to_numpy(dtype=np.float32)[keep],
@@ -435,9 +497,12 @@ def load_manifest_features(
             meta=meta,
         )
 
-    features = F.cached_features("manifest", material, build, refresh=refresh, progress=progress)
+    features = F.cached_features("manifest", material, build, refresh=refresh, progress=progress,
+                                 mmap=mmap)
+    # the key holds the resolution, so this only fails for a cache folder edited by hand
+    check_video_shape(features.video.shape, frames, size)
     if features.meta.get("cache_hit") and features.meta.get("n_skipped"):
-        log.warning("cached features skip %d video(s) of the manifest (missing or unreadable): %s",
-                    features.meta["n_skipped"],
+        log.warning("cached features skip %d video(s) of the manifest (missing, unreadable or too "
+                    "short): %s", features.meta["n_skipped"],
                     ", ".join(s["video"] for s in features.meta["skipped"][:5]))
     return features
