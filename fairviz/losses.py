@@ -38,15 +38,21 @@ __all__ = [
 MMD_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def _split(x: torch.Tensor, s, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of x for group 0 and group 1 (x (B, ...), s (B,) in {0, 1})."""
+def _group_vector(x: torch.Tensor, s, name: str, what: str) -> torch.Tensor:
+    """s as a (B,) tensor on x's device, one value per row of x (a (B, 1) column is accepted)."""
     s_t = torch.as_tensor(s, device=x.device)
     if s_t.dim() == 2 and s_t.shape[1] == 1:
         s_t = s_t[:, 0]
     if s_t.dim() != 1 or s_t.shape[0] != x.shape[0]:
         raise ValueError(
-            f"{name}: s must be one 0/1 group value per row ({x.shape[0]} rows), got shape {tuple(s_t.shape)}"
+            f"{name}: s must be one {what} per row ({x.shape[0]} rows), got shape {tuple(s_t.shape)}"
         )
+    return s_t
+
+
+def _split(x: torch.Tensor, s, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of x for group 0 and group 1 (x (B, ...), s (B,) in {0, 1})."""
+    s_t = _group_vector(x, s, name, "0/1 group value")
     if s_t.dtype == torch.bool:
         one = s_t
     else:
@@ -217,13 +223,7 @@ __all__ += ["spdd_loss", "w1_pooled_loss", "mmd_k_loss", "mean_gap_k_loss"]
 
 def _codes(x: torch.Tensor, s, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(codes (B,) int64 on x's device, present (G,) the group codes that occur, ascending)."""
-    s_t = torch.as_tensor(s, device=x.device)
-    if s_t.dim() == 2 and s_t.shape[1] == 1:
-        s_t = s_t[:, 0]
-    if s_t.dim() != 1 or s_t.shape[0] != x.shape[0]:
-        raise ValueError(
-            f"{name}: s must be one group code per row ({x.shape[0]} rows), got shape {tuple(s_t.shape)}"
-        )
+    s_t = _group_vector(x, s, name, "group code")
     if s_t.dtype != torch.bool and (s_t.is_floating_point() or s_t.is_complex()):
         if bool((s_t != torch.round(s_t.real)).any()):
             raise ValueError(f"{name}: s must hold integer group codes 0, 1, 2, ...")
