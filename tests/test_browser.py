@@ -295,7 +295,7 @@ def test_train_live_progress_while_browsing(server, page):
     name.fill("browser-test-run")
     name.press("Enter")
     wait_ready(page)
-    page.get_by_role("button", name="Train").click()
+    page.locator("[data-testid='stBaseButton-primary']", has_text="Train").click()
     page.wait_for_function("() => document.body.innerText.includes('Cancel training')", timeout=30_000)
     assert_no_exception(page)
     # while it trains, another page works (same browser session, via the sidebar)

@@ -186,9 +186,11 @@ def test_ship_models_sweeps_densely_and_refines_where_the_curve_jumps(monkeypatc
     monkeypatch.setattr(ship, "_train_save", fake_train_save)
     assert main(["ship-models", "--out", str(tmp_path), "--no-progress"]) == 0
     dense = [f"sweep-a4-lw{v:g}" for v in ship.SWEEP_LAMBDA_WS]
-    assert trained[:6] == [f"a4-{m}" for m in ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours")]
-    assert trained[6:6 + len(dense)] == dense
-    extra = [float(n.split("lw")[1]) for n in trained[6 + len(dense):]]
+    knob = [f"fsweep-a4-lsw{v:g}" for v in ship.FAIROFFSET_LAMBDA_SWS]
+    methods = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset")
+    assert trained[:7] == [f"a4-{m}" for m in methods]
+    assert trained[7:7 + len(dense) + len(knob)] == dense + knob
+    extra = [float(n.split("lw")[1]) for n in trained[7 + len(dense) + len(knob):]]
     assert 0 < len(extra) <= ship.ADAPTIVE_RUNS and any(0.5 < v < 0.7 for v in extra)
 
 

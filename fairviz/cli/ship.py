@@ -34,10 +34,10 @@ FAIROFFSET_LAMBDA_SWS = (0.1, 0.5, 1.0)
 def shipped_configs(alpha: float = 4.0, seed: int = 0, lambda_ws=SWEEP_LAMBDA_WS, **cfg) -> list:
     """The TrainConfigs of the shipped runs, named ``a4-<method>``, ``sweep-a4-lw<value>`` and (with
     the default ours sweep) ``fsweep-a4-lsw<value>``."""
-    from fairviz.train import TrainConfig
+    from fairviz.train import METHOD_NAMES, TrainConfig
 
     a = f"a{alpha:g}"
-    out = [TrainConfig(method=m, alpha=alpha, seed=seed, bias_mode="label", name=f"{a}-{m}", **cfg) for m in METHOD_CHOICES]
+    out = [TrainConfig(method=m, alpha=alpha, seed=seed, bias_mode="label", name=f"{a}-{m}", **cfg) for m in METHOD_NAMES]
     out += [
         TrainConfig(method="ours", alpha=alpha, seed=seed, bias_mode="label", lambda_w=float(lw),
                     name=f"sweep-{a}-lw{lw:g}", **cfg)
