@@ -13,30 +13,13 @@ st = pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from fairviz import monitor  # noqa: E402
-from tests._app_runs import make_fake_models  # noqa: E402
 from tests._plotly_json import figure_json  # noqa: E402
+
+# the AppTest fixtures of test_app (a fake models folder, fresh Streamlit caches) apply here too
+from tests.test_app import _fresh_streamlit, models_dir  # noqa: E402, F401
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 90
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    make_fake_models(root)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def _fresh_streamlit(monkeypatch, models_dir):
-    from streamlit import config
-
-    monkeypatch.setenv("FAIRVIZ_MODELS", str(models_dir))
-    config.set_option("client.showErrorDetails", "full")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 def open_monitor() -> AppTest:

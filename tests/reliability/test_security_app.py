@@ -15,38 +15,26 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("streamlit")
-from tests._app_runs import make_fake_models  # noqa: E402
 from tests.reliability.test_security_files import DAMAGED, _edit_json  # noqa: E402
 from tests.reliability.test_security_limits import NA_TABLE  # noqa: E402
-from tests.test_app import _upload, assert_clean, errors, open_page, texts  # noqa: E402
+
+# with test_app's AppTest fixtures (a fake models folder, fresh Streamlit caches)
+from tests.test_app import (  # noqa: E402, F401
+    _fresh_streamlit,
+    _upload,
+    assert_clean,
+    errors,
+    models_dir,
+    open_page,
+    texts,
+)
 
 EVIL_MD = "[click me](http://evil.example/phish) ![img](http://evil.example/pixel.png)"
 
 
-@pytest.fixture(scope="module")
-def fake_models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    make_fake_models(root)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def _fresh_streamlit(monkeypatch, fake_models):
-    import streamlit as st
-    from streamlit import config
-
-    monkeypatch.setenv("FAIRVIZ_MODELS", str(fake_models))
-    config.set_option("client.showErrorDetails", "full")
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-def _hostile_models(fake_models, tmp_path, monkeypatch):
+def _hostile_models(models_dir, tmp_path, monkeypatch):
     root = tmp_path / "models"
-    shutil.copytree(fake_models, root)
+    shutil.copytree(models_dir, root)
     good = next(p for p in sorted(root.iterdir()) if p.is_dir())
     for name, (file, change) in DAMAGED.items():
         _edit_json(shutil.copytree(good, root / f"zz-{name}") / file, **change)
@@ -62,8 +50,8 @@ def _unescaped_links(at) -> list[str]:
     return [p for p in parts if re.search(r"(?<!\\)\]\((?!\s)", p) and "evil" in p]
 
 
-def test_damaged_runs_never_break_a_page_and_their_text_is_not_markdown(fake_models, tmp_path, monkeypatch):
-    _hostile_models(fake_models, tmp_path, monkeypatch)
+def test_damaged_runs_never_break_a_page_and_their_text_is_not_markdown(models_dir, tmp_path, monkeypatch):
+    _hostile_models(models_dir, tmp_path, monkeypatch)
     at = open_page()  # asserts no exception
     shown = texts(at)
     assert "zz-phish" in shown and "evil.example" in shown and not _unescaped_links(at)
@@ -91,12 +79,12 @@ def test_bad_run_name_is_refused_before_training(monkeypatch):
         assert launched == [] and "fv_train_job" not in at.session_state
 
 
-def test_run_name_is_not_rendered_as_markdown(fake_models, tmp_path, monkeypatch):
+def test_run_name_is_not_rendered_as_markdown(models_dir, tmp_path, monkeypatch):
     from fairviz import jobs
     from tests._app_runs import make_fake_run
 
     root = tmp_path / "models"
-    shutil.copytree(fake_models, root)
+    shutil.copytree(models_dir, root)
     monkeypatch.setenv("FAIRVIZ_MODELS", str(root))
 
     def fake_train(config, progress=None, cancel=None):
