@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairviz.methods import COMPARED_METHODS
+
 #: Names tried first for the default current run, in order (then: ours at α=4 in rater-bias mode).
 PREFERRED_RUN_NAMES = ("a4-ours", "ours-a4", "ours-a4-label-lw1-s0")
-METHOD_ORDER = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset")
+METHOD_ORDER = COMPARED_METHODS
 METRIC_NAMES = ("pcc", "srcc", "spdd", "speo")
 #: Direction of "better" for each metric column (for marking the best value per column).
 HIGHER_IS_BETTER = {"pcc": True, "srcc": True, "spdd": False, "speo": False}

@@ -42,15 +42,11 @@ from torch import nn
 from fairviz import __version__, distributed, kgroups
 from fairviz.data import loader
 from fairviz.data.video_dataset import check_video_options, check_video_shape
+from fairviz.methods import ALL_METHODS, BIAS_MODES, COMPARED_METHODS, VAL_LABELS  # noqa: F401 (re-exported)
 from fairviz.model.heads import grl_lambda
 from fairviz.model.network import FairMultimodalNet, ModelConfig
 
-BIAS_MODES = ("label", "sample")
 SELECTIONS = ("val_pcc", "val_mse")
-#: Which validation labels model selection reads: "true" = an audited validation set with the
-#: true labels; "biased" = validation labels biased like the training split's (what a team whose
-#: raters are biased has).
-VAL_LABELS = ("true", "biased")
 
 
 class TrainingCancelled(RuntimeError):
@@ -321,7 +317,8 @@ METHODS: dict[str, Method] = {
         ),
     ]
 }
-METHOD_NAMES = tuple(m for m in METHODS if METHODS[m].compared)  # the paper's six and fairoffset
+METHOD_NAMES = COMPARED_METHODS
+assert tuple(METHODS) == ALL_METHODS and METHOD_NAMES == tuple(m for m in METHODS if METHODS[m].compared)
 
 
 def loss_terms(method: str, inp: LossInputs, cfg: TrainConfig) -> dict:

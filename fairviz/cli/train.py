@@ -14,12 +14,14 @@ import os
 import sys
 from pathlib import Path
 
+from fairviz.methods import ALL_METHODS, BIAS_MODES, VAL_LABELS
+
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
 # against fairviz.train (METHOD_NAMES, BIAS_MODES, TrainConfig()) and FRAME_SAMPLINGS.
-METHOD_CHOICES = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset", "dro", "arl")
-BIAS_MODE_CHOICES = ("label", "sample")
-VAL_LABEL_CHOICES = ("true", "biased")
+METHOD_CHOICES = ALL_METHODS
+BIAS_MODE_CHOICES = BIAS_MODES
+VAL_LABEL_CHOICES = VAL_LABELS
 W1_FORM_CHOICES = ("spdd", "pooled")
 FRAME_SAMPLING_CHOICES = ("uniform", "consecutive")
 DEFAULTS = {

@@ -1,0 +1,17 @@
+"""The catalogue of training methods and training options, without torch.
+
+One list that the CLI, the app and the experiment drivers read; `fairviz.train` attaches each
+method's loss terms to these names (and checks at import that the two agree). Kept free of torch
+so that a page or command that only lists or validates names never loads it.
+"""
+
+#: The methods of the default comparison and the shipped runs: the paper's six and fairoffset.
+COMPARED_METHODS = ("vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset")
+#: Every method `train` accepts; the last two never read the sensitive attribute in training.
+ALL_METHODS = COMPARED_METHODS + ("dro", "arl")
+#: How training bias is injected: "label" = raters' biased labels, "sample" = biased sampling.
+BIAS_MODES = ("label", "sample")
+#: Which validation labels model selection reads: "true" = an audited validation set with the
+#: true labels; "biased" = validation labels biased like the training split's (what a team whose
+#: raters are biased has).
+VAL_LABELS = ("true", "biased")
