@@ -46,12 +46,12 @@ from fairviz.runs._folder import (
 from fairviz.runs._load import RunInfo, RunList, list_runs, load_run, run_info
 from fairviz.runs._metrics import Estimate, RunMetrics, check_metrics
 from fairviz.runs._names import MAX_NAME_LENGTH, check_folder_name, sanitize_run_name, unique_run_name
-from fairviz.runs._save import run_config_dict, save_run
+from fairviz.runs._save import run_config_dict, save_run, save_unique
 
 __all__ = [
     "CONFIG_FILE", "FORMAT_VERSION", "HISTORY_FILE", "MAX_NAME_LENGTH", "METRICS_FILE", "OPTIONAL_FILES",
     "PREDICTIONS_FILE", "PREDICTION_COLUMNS", "REQUIRED_FILES", "SUPPORTED_FORMAT_VERSIONS", "WEIGHTS_FILE",
     "Z_FILE", "Estimate", "RunInfo", "RunList", "RunMetrics", "check_folder_name", "check_metrics",
     "check_replaceable", "check_run_folder", "list_runs", "load_run", "read_predictions", "read_run_config",
-    "run_config_dict", "run_info", "sanitize_run_name", "save_run", "unique_run_name",
+    "run_config_dict", "run_info", "sanitize_run_name", "save_run", "save_unique", "unique_run_name",
 ]

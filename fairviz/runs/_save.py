@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from fairviz.runs._folder import (
     check_replaceable,
 )
 from fairviz.runs._metrics import RunMetrics
-from fairviz.runs._names import check_folder_name, sanitize_run_name
+from fairviz.runs._names import check_folder_name, sanitize_run_name, unique_run_name
 
 
 def _json_text(obj) -> str:
@@ -94,3 +95,34 @@ def save_run(run, path=None, *, overwrite: bool = False) -> Path:
         preds.to_csv(tmp / PREDICTIONS_FILE, index=False, float_format="%.17g", lineterminator="\n")
         write_repair(tmp, preds)
     return path
+
+
+def save_unique(run, root, base: str, *, save=None, unique=None, sanitize=None, tries: int = 20) -> Path:
+    """Save `run` under ``root/<free name>`` (`unique_run_name` of `base`) and set ``run.name`` to
+    it; if another process takes the name between the choice and the write, choose again (up to
+    `tries` times; RuntimeError then). `save(run, path)`, `unique(root, base)` and
+    `sanitize(name)` default to `save_run`, `unique_run_name` and `sanitize_run_name`. Returns
+    the folder."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    save, unique = save or save_run, unique or unique_run_name
+    base = (sanitize or sanitize_run_name)(base)
+    last_err: Exception | None = None
+    for _ in range(tries):
+        path = root / unique(root, base)
+        try:
+            _set_run_name(run, path.name)
+            out = save(run, path)
+            return Path(out) if out is not None else path
+        except FileExistsError as err:  # another process won the race
+            last_err = err
+    raise RuntimeError(f"could not find a free run name for {base!r} in {root}: {last_err}")
+
+
+def _set_run_name(run, name: str) -> None:
+    """Keep the Run's own `name` in step with its folder, when it has one and it is settable."""
+    if hasattr(run, "name"):
+        try:
+            run.name = name
+        except (AttributeError, dataclasses.FrozenInstanceError):
+            pass
