@@ -29,7 +29,7 @@ from fairviz.cli.train import TqdmProgress, set_threads, summary_lines
 from fairviz.methods import ALL_METHODS, COMPARED_METHODS
 from fairviz.postprocess import load_repair, pipeline_metrics, repair_label, repaired_test
 from fairviz.runs import list_runs, read_predictions, save_run
-from fairviz.sweeps import sweep_run_name
+from fairviz.sweeps import SweepPlan, sweep_run_name
 
 # dense below 1, where the W1 term collapses the scores; `--adaptive` refines where it still jumps
 SWEEP_LAMBDA_WS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0, 3.0, 10.0)
@@ -82,12 +82,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     # both import torch: only when building the runs
-    from fairviz.experiments import sweep  # noqa: PLC0415
+    from fairviz.experiments import sweep_table  # noqa: PLC0415
     from fairviz.train import load_features  # noqa: PLC0415
 
     set_threads(args)
     extra = {"epochs": args.epochs} if args.epochs else {}
     configs = shipped_configs(args.alpha, args.seed, args.lambda_ws, **extra)
+    sweep_base = next((c for c in configs if c.name.startswith("sweep-")), None)
+    # the ours sweep's adaptive runs go where its curve still jumps (not with --only)
+    plan = SweepPlan.of("ours", args.lambda_ws, 0 if args.only else max(0, int(args.adaptive)))
     if args.only:
         unknown = sorted(set(args.only) - {c.name for c in configs})
         if unknown:
@@ -96,30 +99,27 @@ def run(args) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     features = load_features(configs[0])
-    others = [c for c in configs if not c.name.startswith("sweep-")]
-    for i, cfg in enumerate(others):
-        _train_save(cfg, features, out, f"[{i + 1}/{len(others)}]", args)
-    # the ours sweep, with up to --adaptive runs where the curve still jumps (not with --only)
-    values = [c.lambda_w for c in configs if c.name.startswith("sweep-")]
-    runs = []
-    if values:
-        bar = None if args.no_progress else TqdmProgress(leave=False)
-        try:
-            runs = sweep("ours", args.alpha, values, out_root=out, overwrite=True, progress=bar, features=features,
-                         names=lambda lw: sweep_run_name(f"sweep-a{args.alpha:g}", lw), seed=args.seed,
-                         bias_mode="label", adaptive=0 if args.only else max(0, int(args.adaptive)), **extra)
-        finally:
-            if bar is not None:
-                bar.close()
-    for r in runs:
-        print("\n".join(summary_lines(r, out / r.name)), flush=True)
+    sweep = []
+    for i, cfg in enumerate(configs):
+        sweep += _train_save(cfg, features, out, f"[{i + 1}/{len(configs)}]", args)
+    left, n_runs = plan.adaptive, len(configs)
+    while left > 0 and sweep_base is not None:
+        new = plan.refine(sweep_table(sweep), left)
+        if not new:
+            break
+        for lw in new:
+            cfg = plan.config(sweep_base, lw, sweep_run_name(f"sweep-a{args.alpha:g}", lw))
+            sweep += _train_save(cfg, features, out, "[adaptive]", args)
+        left -= len(new)
+        n_runs += len(new)
     write_text(out / "README.md", _readme(list_runs(out), args))
-    print(f"{len(others) + len(runs)} runs in {time.perf_counter() - t0:.0f} s under {out}", file=sys.stderr)
+    print(f"{n_runs} runs in {time.perf_counter() - t0:.0f} s under {out}", file=sys.stderr)
     return 0
 
 
-def _train_save(cfg, features, out: Path, tag: str, args) -> None:
-    """Train one shipped config and save it (replacing the folder)."""
+def _train_save(cfg, features, out: Path, tag: str, args) -> list:
+    """Train one shipped config and save it (replacing the folder); returns [run] for a run of
+    the ours sweep, else []."""
     from fairviz.train import train  # noqa: PLC0415 - imports torch: only when building the runs
 
     bar = None if args.no_progress else TqdmProgress(desc=f"{tag} {cfg.name}", leave=False)
@@ -130,6 +130,7 @@ def _train_save(cfg, features, out: Path, tag: str, args) -> None:
             bar.close()
     path = save_run(result, out / cfg.name, overwrite=True)
     print("\n".join(summary_lines(result, path)), flush=True)
+    return [result] if cfg.name.startswith("sweep-") else []
 
 
 def _num(x: float, digits: int = 3) -> str:
