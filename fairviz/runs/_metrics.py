@@ -71,26 +71,11 @@ class Estimate:
         v = self.parts.get(part)
         return v if isinstance(v, str) else None
 
-    @property
-    def value(self) -> float:
-        return self.get("value")
-
-    @property
-    def ci_low(self) -> float:
-        return self.get("ci_low")
-
-    @property
-    def ci_high(self) -> float:
-        return self.get("ci_high")
-
-    @property
-    def mean(self) -> float:
-        """The permutation floor's mean SPDD (NaN for other metrics)."""
-        return self.get("mean")
-
-    @property
-    def p95(self) -> float:
-        return self.get("p95")
+    value = property(lambda self: self.get("value"), doc="The point estimate (NaN when absent).")
+    ci_low = property(lambda self: self.get("ci_low"), doc="Lower end of the interval (NaN when absent).")
+    ci_high = property(lambda self: self.get("ci_high"), doc="Upper end of the interval (NaN when absent).")
+    mean = property(lambda self: self.get("mean"), doc="The permutation floor's mean SPDD.")
+    p95 = property(lambda self: self.get("p95"), doc="The permutation floor's 95th percentile.")
 
     def to_dict(self) -> Any:
         """The stored form: the bare number, or the object of parts."""
