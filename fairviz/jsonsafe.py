@@ -52,6 +52,14 @@ def jsonable(obj: Any, *, max_array: int | None = None, strict: bool = False) ->
     return str(obj)
 
 
+def json_float(v: Any) -> float | None:
+    """`v` as a float, or None when it is None or not finite (NaN, ±inf)."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
 def dumps(obj: Any, **kwargs) -> str:
     """``json.dumps(jsonable(obj), allow_nan=False, **kwargs)``."""
     return json.dumps(jsonable(obj), allow_nan=False, **kwargs)

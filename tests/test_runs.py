@@ -384,7 +384,7 @@ def test_every_reader_shows_the_stored_numbers(tmp_path):
 
 
 def test_jsonable_turns_numpy_torch_paths_and_non_finite_into_json():
-    from fairviz.jsonsafe import dumps, jsonable
+    from fairviz.jsonsafe import dumps, json_float, jsonable
 
     obj = {1: np.float32(0.5), "a": (np.int64(3), float("inf")), "p": Path("/x/y"), "s": {3, 1},
            "arr": np.arange(4), "big": np.zeros((10, 10)), "t": torch.tensor(2.5), "nan": np.nan, "o": object}
@@ -397,3 +397,4 @@ def test_jsonable_turns_numpy_torch_paths_and_non_finite_into_json():
     assert json.loads(dumps({"x": [np.nan, 1]})) == {"x": [None, 1]}
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         jsonable({"o": object()}, strict=True)
+    assert [json_float(v) for v in (None, np.float32(0.5), 2, float("-inf"), np.nan)] == [None, 0.5, 2.0, None, None]
