@@ -1,10 +1,12 @@
-"""fairviz.report + `python -m fairviz report`: one self-contained, escaped HTML file (issue 6 §4)."""
+"""fairviz.report + `python -m fairviz report`: one self-contained, escaped HTML file."""
 
 from __future__ import annotations
 
 import hashlib
+import html as html_mod
 import re
 
+import markupsafe
 import numpy as np
 import pandas as pd
 import pytest
@@ -195,16 +197,16 @@ def test_cli_report_shows_group_names_exactly_in_tables_and_figures(tmp_path, rn
     assert _cli(["report", str(src), "--score", "score", "--group", "age", "--out", str(out),
                  "--n-boot", "20", "--n-perm", "20"]) == 0
     html = out.read_text(encoding="utf-8")
-    for name in AWKWARD:  # every table cell holds the name HTML-escaped exactly once
-        import html as html_mod
-
-        assert f"<td>{html_mod.escape(name, quote=True)}</td>" in html, name
-    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html
+    for name in AWKWARD:  # every table cell holds the name HTML-escaped exactly once (by the templates)
+        cell = f"<td>{markupsafe.escape(name)}</td>"
+        assert cell in html and html_mod.unescape(cell) == f"<td>{name}</td>", name
+    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html and "&amp;#34;" not in html
+    assert "&amp;#39;" not in html
     # figures: names escaped for plotly only (&amp; &lt; &gt;), which it shows as written;
-    # `&quot;` would be shown literally by plotly
+    # an entity for a quote would be shown literally by plotly
     assert '"name":"&lt;40' in html and '"name":"A&amp;B \\"q\\" \'s\'' in html
-    assert "&quot;q&quot;" not in html.split("<table", 1)[0] + "".join(
-        part.split("</script>", 1)[0] for part in html.split("<script")[1:])
+    figure_text = html.split("<table", 1)[0] + "".join(part.split("</script>", 1)[0] for part in html.split("<script")[1:])
+    assert "&#34;q&#34;" not in figure_text and "&quot;q&quot;" not in figure_text
 
 
 def test_cli_report_file_honours_the_umask(tmp_path, rng):
