@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "MAX_ROWS", "MAX_GROUPS", "MAX_CELLS", "TooLargeError",
-           "DuplicateColumnsError", "read_table", "read_frame", "check_audit_size", "drop_missing_groups", "parse_missing_values",
-           "select_columns", "numeric_values"]
+           "DuplicateColumnsError", "read_table", "read_frame", "check_audit_size", "drop_missing_groups",
+           "parse_missing_values", "select_columns", "numeric_values"]
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -118,7 +118,7 @@ def read_frame(source, suffix: str, name: str, max_rows: int = MAX_ROWS,
     else:
         opener = lambda: open(source, "rb")  # noqa: E731
     if suffix in PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # noqa: PLC0415 - heavy; only Parquet files need it
 
         with opener() as fh:
             pf = pq.ParquetFile(fh)
