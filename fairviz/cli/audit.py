@@ -55,12 +55,11 @@ from fairviz.uncertainty import describe
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = add_command(
-        subparsers, "audit", run,
-        help="audit a table of scores by group (SPDD, SPEO, PCC, SRCC with bootstrap CIs)",
-        description="Threshold-free fairness audit of the scores in a CSV or Parquet file: exact SPDD "
-                    "(the area between the groups' selection-rate curves; W1 for two groups), SPEO, PCC "
-                    "and SRCC with percentile bootstrap intervals (resampling within groups).")
+    parser = add_command(subparsers, "audit", run,
+                         help="audit a table of scores by group (SPDD, SPEO, PCC, SRCC with bootstrap CIs)",
+                         description="Threshold-free fairness audit of the scores in a CSV or Parquet file: exact SPDD "
+                                     "(the area between the groups' selection-rate curves; W1 for two groups), SPEO, PCC "
+                                     "and SRCC with percentile bootstrap intervals (resampling within groups).")
     add_table_arguments(parser, group_help="column with the group of each row (2 or more groups); repeat for "
                                            "several attributes (their intersection is audited too)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

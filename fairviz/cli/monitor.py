@@ -28,12 +28,11 @@ EXIT_ALARM = 1
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = add_command(
-        subparsers, "monitor", run,
-        help="monitor a stream of decisions: anytime-valid alarms when a fairness gap exceeds ε",
-        description="Add a batch of scored decisions to a monitor state (or replay a time-stamped history) and "
-                    "test H0 'the gap is at most ε' for SPDD and the selection-rate gap at each --tau, with "
-                    "confidence sequences valid at every update (exit 1 once H0 is rejected).")
+    parser = add_command(subparsers, "monitor", run,
+                         help="monitor a stream of decisions: anytime-valid alarms when a fairness gap exceeds ε",
+                         description="Add a batch of scored decisions to a monitor state (or replay a time-stamped history) and "
+                                     "test H0 'the gap is at most ε' for SPDD and the selection-rate gap at each --tau, with "
+                                     "confidence sequences valid at every update (exit 1 once H0 is rejected).")
     parser.add_argument("state", help="the state file (JSON; created on first use)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--add", metavar="FILE", help="CSV or Parquet file with a batch of decisions to add")

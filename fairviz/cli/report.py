@@ -19,13 +19,12 @@ from fairviz.tabular import read_table
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = add_command(
-        subparsers, "report", run,
-        help="write a self-contained HTML bias-audit report for a table of scores",
-        description="Audit the scores in a CSV/Parquet file by one or more sensitive attributes (and their "
-                    "intersection): DP(τ) curves, SPDD with bootstrap intervals and permutation tests, NYC "
-                    "Local Law 144 scoring-rate tables, four-fifths checks with significance, and the effect "
-                    "of a full and a partial fair repair. One HTML file that works offline.")
+    parser = add_command(subparsers, "report", run,
+                         help="write a self-contained HTML bias-audit report for a table of scores",
+                         description="Audit the scores in a CSV/Parquet file by one or more sensitive attributes (and their "
+                                     "intersection): DP(τ) curves, SPDD with bootstrap intervals and permutation tests, NYC "
+                                     "Local Law 144 scoring-rate tables, four-fifths checks with significance, and the effect "
+                                     "of a full and a partial fair repair. One HTML file that works offline.")
     add_table_arguments(parser, group_help="sensitive-attribute column; repeat for several (their intersection is "
                                            "audited too)")
     parser.add_argument("--out", required=True, help="where to write the HTML report")
