@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-#: The EEOC four-fifths rule: a group selected at under 0.8 times the highest group's rate is flagged.
-FOUR_FIFTHS = 0.8
+# the one home of the four-fifths threshold is the statistics layer; the report only reads it
+from fairviz.significance import FOUR_FIFTHS
 
 
 @dataclass(frozen=True)

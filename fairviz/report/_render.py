@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from fairviz.report._model import AuditReport
+from fairviz.report._model import FOUR_FIFTHS, AuditReport
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
                   "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -79,6 +79,7 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=False,
 )
 _ENV.filters.update(num=num, count=count, pval=pval, percent=percent, general=general)
+_ENV.globals.update(four_fifths=FOUR_FIFTHS)
 
 
 def render(report: AuditReport) -> str:
