@@ -16,6 +16,7 @@ import pytest
 
 from fairviz.atomic import TMP_PREFIX
 from fairviz.data import features as F
+from fairviz.data.features._text import _load_text_model
 from fairviz.data.synthetic import make_synthetic
 
 SMALL = dict(frames=2, size=16, audio_seconds=0.25)  # tiny synthetic candidates: fast to make
@@ -50,7 +51,7 @@ def test_embed_texts_is_masked_mean_pooling():
 
     texts = ["Short one.", "A much longer answer about the billing process and errors we cut."]
     got = F.embed_texts(texts, normalize=False)
-    tok, model = F._load_text_model(F.default_text_model(), "cpu")
+    tok, model = _load_text_model(F.default_text_model(), "cpu")
     with torch.no_grad():
         for text, row in zip(texts, got):
             enc = tok([text], return_tensors="pt")

@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from fairviz.data import features as F
+from fairviz.data.features._extract import feature_meta
 
 log = logging.getLogger(__name__)
 
@@ -484,7 +485,7 @@ def load_manifest_features(
             "skipped": skipped,
             "n_skipped": len(skipped),
             "no_audio": no_audio,
-            **F._feature_meta(n_mfcc, mfcc_steps, info, text.shape[1], mfcc),
+            **feature_meta(n_mfcc, mfcc_steps, info, text.shape[1], mfcc),
         }
         return F.FeatureSet(
             video=writer.finish("video"),
