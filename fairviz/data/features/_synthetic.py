@@ -118,10 +118,6 @@ def _generator_code_sha256() -> str:
     """SHA-256 over the generator's source: every ``.py`` file of the ``synthetic`` package, name
     and bytes, in name order, so an edit anywhere in the generator invalidates cached features."""
     digest = hashlib.sha256()
-    for path in sorted(Path(synthetic.__file__).parent.glob("*.py")) if Path(
-            synthetic.__file__).name == "__init__.py" else [Path(synthetic.__file__)]:
-        digest.update(path.name.encode() + b"\0")
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+    for path in sorted(Path(synthetic.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
