@@ -97,29 +97,13 @@ def make_synthetic(
     text = [_make_text(seed, i, float(quality[i]), int(group[i]), st, n_groups) for i in range(n)]
 
     params: dict[str, Any] = {
-        "source": "synthetic",
-        "version": GENERATOR_VERSION,
-        "n_samples": n,
-        "seed": seed,
-        "frames": frames,
-        "size": size,
-        "audio_seconds": audio_seconds,
-        "sample_rate": SAMPLE_RATE,
-        **st,
+        "source": "synthetic", "version": GENERATOR_VERSION, "n_samples": n, "seed": seed, "frames": frames,
+        "size": size, "audio_seconds": audio_seconds, "sample_rate": SAMPLE_RATE, **st,
     }
     if shares is not None:
         params["group_shares"] = [float(v) for v in shares]
-    return Interviews(
-        video=video,
-        audio=audio,
-        sample_rate=SAMPLE_RATE,
-        text=text,
-        label=label,
-        group=group,
-        quality=quality,
-        ids=[f"syn{seed}-{i:05d}" for i in range(n)],
-        params=params,
-    )
+    return Interviews(video=video, audio=audio, sample_rate=SAMPLE_RATE, text=text, label=label, group=group,
+                      quality=quality, ids=[f"syn{seed}-{i:05d}" for i in range(n)], params=params)
 
 
 def _check_seconds(audio_seconds: Any) -> float:
