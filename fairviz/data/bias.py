@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from fairviz.data.splits import labels_and_groups
+from fairviz.data._checks import labels_and_groups
 
 __all__ = ["inject_bias", "inject_label_bias", "band_shares"]
 

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fairviz.data._checks import labels_and_groups
+
 __all__ = ["balanced_splits", "label_bands"]
 
 DEFAULT_TEST_FRACTION = 0.3
@@ -124,22 +126,3 @@ def _balanced_parts(codes: np.ndarray, n_groups: int, band: np.ndarray, test_fra
             test.append(x[:k_test])
             val.append(x[k_test : k_test + k_val])
     return np.sort(np.concatenate(test)).astype(np.int64), np.sort(np.concatenate(val)).astype(np.int64)
-
-
-def labels_and_groups(labels: Any, groups: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``labels`` as float64 (n,) and ``groups`` as an (n,) array, checked: one-dimensional, the
-    same non-zero length, finite labels (ValueError naming the problem otherwise)."""
-    y = np.asarray(labels, dtype=np.float64)
-    g = np.asarray(groups)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional, got shape {y.shape}")
-    if g.ndim != 1:
-        raise ValueError(f"groups must be one-dimensional, got shape {g.shape}")
-    if len(y) != len(g):
-        raise ValueError(f"labels has {len(y)} rows but groups has {len(g)}")
-    if len(y) == 0:
-        raise ValueError("labels is empty")
-    bad = np.flatnonzero(~np.isfinite(y))
-    if bad.size:
-        raise ValueError(f"labels has {bad.size} NaN/inf value(s), first at index {bad[0]}")
-    return y, g

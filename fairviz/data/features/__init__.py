@@ -41,7 +41,7 @@ import importlib
 
 from fairviz.data import feature_store as store
 from fairviz.data.feature_store import CacheError
-from fairviz.data.features._audio import compute_mfcc
+from fairviz.data.features._audio import DEFAULT_MFCC_STEPS, DEFAULT_N_MFCC, SAMPLE_RATE, compute_mfcc
 from fairviz.data.features._cache import (
     FeatureWriter,
     cache_key,
@@ -54,19 +54,16 @@ from fairviz.data.features._cache import (
 # the JSON sanitiser, reached as `features._jsonable` by the manifest reader
 from fairviz.data.features._cache import _jsonable as _jsonable
 from fairviz.data.features._extract import extract_features
-from fairviz.data.features._featureset import (
-    ARRAY_FIELDS,
+from fairviz.data.features._featureset import ARRAY_FIELDS, FEATURE_FORMAT_VERSION, FeatureSet, Progress
+from fairviz.data.features._synthetic import load_synthetic_features, synthetic_cache_material
+from fairviz.data.features._text import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_LENGTH,
-    DEFAULT_MFCC_STEPS,
-    DEFAULT_N_MFCC,
-    FEATURE_FORMAT_VERSION,
-    SAMPLE_RATE,
-    FeatureSet,
-    Progress,
+    default_text_model,
+    embed_texts,
+    resolve_text_model,
+    text_model_info,
 )
-from fairviz.data.features._synthetic import load_synthetic_features, synthetic_cache_material
-from fairviz.data.features._text import default_text_model, embed_texts, resolve_text_model, text_model_info
 
 __all__ = [
     "ARRAY_FIELDS",

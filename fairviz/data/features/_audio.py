@@ -6,8 +6,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from fairviz.data.features._featureset import DEFAULT_MFCC_STEPS, DEFAULT_N_MFCC, SAMPLE_RATE, Progress
+from fairviz.data.features._featureset import Progress
 
+#: Audio sample rate every modality works at (Hz).
+SAMPLE_RATE = 16_000
+#: Default number of MFCC coefficients per time step.
+DEFAULT_N_MFCC = 20
+#: Default number of MFCC time steps per clip (the clip is averaged into this many stretches).
+DEFAULT_MFCC_STEPS = 50
 # MFCC analysis: 25 ms windows every 10 ms at 16 kHz, 40 mel bands.
 _N_FFT = 400
 _HOP = 160

@@ -6,18 +6,10 @@ import os
 
 import numpy as np
 
-from fairviz.data.features._audio import compute_mfcc
+from fairviz.data.features._audio import DEFAULT_MFCC_STEPS, DEFAULT_N_MFCC, SAMPLE_RATE, compute_mfcc
 from fairviz.data.features._cache import _jsonable
-from fairviz.data.features._featureset import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_MFCC_STEPS,
-    DEFAULT_N_MFCC,
-    FEATURE_FORMAT_VERSION,
-    SAMPLE_RATE,
-    FeatureSet,
-    Progress,
-)
-from fairviz.data.features._text import embed_texts, text_model_info
+from fairviz.data.features._featureset import FEATURE_FORMAT_VERSION, FeatureSet, Progress
+from fairviz.data.features._text import DEFAULT_BATCH_SIZE, embed_texts, text_model_info
 
 
 def extract_features(

@@ -8,19 +8,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from fairviz.data._checks import row_indices
+
 #: Bump when the meaning or layout of cached arrays changes; old caches are then ignored.
 FEATURE_FORMAT_VERSION = 2
 
-#: Audio sample rate every modality works at (Hz).
-SAMPLE_RATE = 16_000
-#: Default number of MFCC coefficients per time step.
-DEFAULT_N_MFCC = 20
-#: Default number of MFCC time steps per clip (the clip is averaged into this many stretches).
-DEFAULT_MFCC_STEPS = 50
-#: Default transcripts per BERT forward pass.
-DEFAULT_BATCH_SIZE = 64
-#: Longest transcript, in word pieces, the text model sees (the rest is cut off).
-DEFAULT_MAX_LENGTH = 256
 
 Progress = Callable[[int, int, str], None]
 
@@ -98,12 +90,7 @@ class FeatureSet:
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> "FeatureSet":
         """The rows ``idx`` (integer indices, in that order, or a boolean mask) as a new set."""
-        idx = np.asarray(idx)
-        if idx.dtype == bool:
-            if idx.shape != (len(self),):
-                raise ValueError(f"boolean mask must have length {len(self)}; got {idx.shape}")
-            idx = np.flatnonzero(idx)
-        idx = idx.astype(np.int64, copy=False)
+        idx = row_indices(idx, len(self))
         ids = [self.ids[i] for i in idx]
         return FeatureSet(
             video=self.video[idx],

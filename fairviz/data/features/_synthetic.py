@@ -8,17 +8,11 @@ import os
 from pathlib import Path
 
 from fairviz.data import synthetic
+from fairviz.data.features._audio import DEFAULT_MFCC_STEPS, DEFAULT_N_MFCC, SAMPLE_RATE
 from fairviz.data.features._cache import FeatureWriter, _jsonable, cached_features
 from fairviz.data.features._extract import extract_features
-from fairviz.data.features._featureset import (
-    DEFAULT_MAX_LENGTH,
-    DEFAULT_MFCC_STEPS,
-    DEFAULT_N_MFCC,
-    SAMPLE_RATE,
-    FeatureSet,
-    Progress,
-)
-from fairviz.data.features._text import text_model_info
+from fairviz.data.features._featureset import FeatureSet, Progress
+from fairviz.data.features._text import DEFAULT_MAX_LENGTH, text_model_info
 
 
 def synthetic_cache_material(

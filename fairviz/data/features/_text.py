@@ -10,8 +10,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from fairviz.data.features._featureset import DEFAULT_BATCH_SIZE, DEFAULT_MAX_LENGTH, Progress
+from fairviz.data.features._featureset import Progress
 
+#: Default transcripts per BERT forward pass.
+DEFAULT_BATCH_SIZE = 64
+#: Longest transcript, in word pieces, the text model sees (the rest is cut off).
+DEFAULT_MAX_LENGTH = 256
 
 def default_text_model() -> Path:
     """The folder of the bundled sentence-transformers ``all-MiniLM-L6-v2`` (BERT, d = 384).

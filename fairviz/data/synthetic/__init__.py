@@ -80,8 +80,7 @@ Layout: `_interviews` (the container, constants, random streams), `_video`, `_au
 from __future__ import annotations
 
 from fairviz.data.synthetic._export import export_examples
-from fairviz.data.synthetic._generate import make_synthetic
-from fairviz.data.synthetic._interviews import (
+from fairviz.data.synthetic._generate import (
     DEFAULT_AUDIO_SECONDS,
     DEFAULT_FRAMES,
     DEFAULT_N_SAMPLES,
@@ -89,8 +88,9 @@ from fairviz.data.synthetic._interviews import (
     DEFAULT_STRENGTHS,
     GENERATOR_VERSION,
     SAMPLE_RATE,
-    Interviews,
+    make_synthetic,
 )
+from fairviz.data.synthetic._interviews import Interviews
 from fairviz.data.synthetic._text import MAX_GROUPS as MAX_GROUPS
 
 __all__ = [

@@ -12,7 +12,6 @@ import wave
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from fairviz.atomic import TMP_PREFIX, write_text
 from fairviz.data.synthetic._generate import _check_int
@@ -107,7 +106,7 @@ def export_examples(
     *,
     fps: float | None = None,
     scale: int = 4,
-) -> pd.DataFrame:
+) -> "pandas.DataFrame":  # noqa: F821 - pandas is imported on use
     """Write the first ``n`` candidates as real files a person (and the manifest loader) can open.
 
     For each candidate ``<id>``: ``<id>.mp4`` (H.264/yuv420p video + AAC audio when ffmpeg has
@@ -134,6 +133,8 @@ def export_examples(
         FileNotFoundError: ffmpeg is not installed.
         ValueError: bad ``n``, ``fps`` or ``scale``.
     """
+    import pandas as pd  # noqa: PLC0415 - keeps `import fairviz.data` light (numpy only)
+
     n = _check_int("n", n, 1)
     scale = _check_int("scale", scale, 1)
     count = min(n, len(interviews))

@@ -14,18 +14,30 @@ from fairviz.data.synthetic._interviews import (
     _STREAM_GROUP,
     _STREAM_KGROUP,
     _STREAM_LATENT,
-    DEFAULT_AUDIO_SECONDS,
-    DEFAULT_FRAMES,
-    DEFAULT_N_SAMPLES,
-    DEFAULT_SIZE,
-    DEFAULT_STRENGTHS,
-    GENERATOR_VERSION,
-    SAMPLE_RATE,
     Interviews,
     _child_rng,
 )
 from fairviz.data.synthetic._text import MAX_GROUPS, _make_text
 from fairviz.data.synthetic._video import _draw_frames, _video_params
+
+DEFAULT_N_SAMPLES = 4000
+DEFAULT_FRAMES = 8
+DEFAULT_SIZE = 32
+DEFAULT_AUDIO_SECONDS = 1.0
+SAMPLE_RATE = 16_000
+#: Bumped whenever the generator's output changes for the same arguments (part of ``params``, so
+#: caches keyed by ``params`` are invalidated).
+GENERATOR_VERSION = 1
+
+DEFAULT_STRENGTHS: dict[str, float] = {
+    "video_signal": 0.75,
+    "video_shortcut": 0.6,
+    "audio_signal": 0.75,
+    "audio_shortcut": 0.6,
+    "text_signal": 0.75,
+    "text_shortcut": 0.6,
+    "rater_noise": 0.1,
+}
 
 
 def _check_int(name: str, value: Any, low: int) -> int:

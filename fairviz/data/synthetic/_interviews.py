@@ -1,4 +1,4 @@
-"""The Interviews container, the generator's constants and its seeded random streams."""
+"""The Interviews container and the generator's seeded random streams."""
 
 from __future__ import annotations
 
@@ -8,24 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-DEFAULT_N_SAMPLES = 4000
-DEFAULT_FRAMES = 8
-DEFAULT_SIZE = 32
-DEFAULT_AUDIO_SECONDS = 1.0
-SAMPLE_RATE = 16_000
-#: Bumped whenever the generator's output changes for the same arguments (part of ``params``, so
-#: caches keyed by ``params`` are invalidated).
-GENERATOR_VERSION = 1
-
-DEFAULT_STRENGTHS: dict[str, float] = {
-    "video_signal": 0.75,
-    "video_shortcut": 0.6,
-    "audio_signal": 0.75,
-    "audio_shortcut": 0.6,
-    "text_signal": 0.75,
-    "text_shortcut": 0.6,
-    "rater_noise": 0.1,
-}
+from fairviz.data._checks import row_indices
 
 # Child-generator streams (first element of the spawn key).
 _STREAM_LATENT, _STREAM_VIDEO, _STREAM_AUDIO, _STREAM_TEXT, _STREAM_GROUP, _STREAM_KGROUP = range(6)
@@ -79,17 +62,7 @@ class Interviews:
 
     def subset(self, idx: Sequence[int] | np.ndarray) -> "Interviews":
         """The candidates at ``idx`` (integer indices or a boolean mask), in that order."""
-        idx = np.asarray(idx)
-        if idx.dtype == bool:
-            if idx.shape != (len(self),):
-                raise ValueError(f"boolean mask of shape {idx.shape}, expected ({len(self)},)")
-            idx = np.flatnonzero(idx)
-        elif idx.size == 0:
-            idx = idx.astype(np.int64)
-        elif not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"subset indices must be integers or a boolean mask, got {idx.dtype}")
-        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
-            raise ValueError(f"subset index out of range for {len(self)} candidates")
+        idx = row_indices(idx, len(self))
         return Interviews(
             video=self.video[idx],
             audio=self.audio[idx],
