@@ -78,6 +78,8 @@ def score_range(lo: float, hi: float, *, step: float = 0.05, min_span: float = 0
 
 
 def resolve_range(x_range, lo: float, hi: float) -> tuple[float, float]:
+    """The drawn x range: "auto" (`score_range` of the data range [lo, hi]), None or "full" ([0, 1]),
+    or an explicit (low, high)."""
     if x_range is None or x_range == "full":
         return 0.0, 1.0
     if x_range == "auto":
@@ -87,12 +89,14 @@ def resolve_range(x_range, lo: float, hi: float) -> tuple[float, float]:
 
 
 def curve_data_range(curve) -> tuple[float, float]:
+    """The scores' range of a DP curve: its inner thresholds (where DP(τ) can change)."""
     t = np.asarray(curve.thresholds, dtype=np.float64)
     inner = t[1:-1]
     return (float(inner.min()), float(inner.max())) if inner.size else (0.0, 1.0)
 
 
 def curve_area(curve) -> float:
+    """∫ DP(τ) dτ of a DP curve, exactly (its SPDD)."""
     t = np.asarray(curve.thresholds, dtype=np.float64)
     return float(np.sum(np.asarray(curve.values, dtype=np.float64) * np.diff(t)))
 

@@ -19,6 +19,7 @@ from fairviz.data.feature_store import CacheError
 from fairviz.data.features._featureset import ARRAY_FIELDS, FEATURE_FORMAT_VERSION, FeatureSet, Progress
 from fairviz.paths import cache_dir
 
+# the package's logger: a damaged cache is reported as coming from fairviz.data.features
 log = logging.getLogger("fairviz.data.features")
 
 
