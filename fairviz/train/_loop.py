@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from fairviz import distributed, kgroups
 from fairviz.data import loader
@@ -134,8 +135,6 @@ def _wrap_for_ranks(net: FairMultimodalNet, ctx, device: torch.device, *, find_u
     BatchNorm over the global batch when torchrun started several processes."""
     if not ctx.enabled:
         return net
-    from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415 - only under torchrun
-
     distributed.use_global_batchnorm(net)
     device_ids = [device.index] if device.type == "cuda" else None
     # methods without the adversary leave its parameters without gradients
