@@ -69,7 +69,7 @@ def _batch_inputs(seed=0, b=32, d=6, shift=1.0):
     return score, z, s, logits
 
 
-def test_registry_is_the_issue_table():
+def test_registry_lists_every_method_in_catalogue_order():
     assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset", "dro", "arl"]
     assert [m for m in METHODS if METHODS[m].compared] == [
         "vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset"]

@@ -19,7 +19,7 @@ Data protocol (our reading of the paper, documented in docs/RESULTS.md):
    `bias_mode="sample"` keeps the true labels but subsamples the training rows so the privileged
    group dominates the high-label band (`inject_bias`). `alpha=1` is unbiased;
 4. model selection: the epoch with the best validation criterion (`selection`, default validation
-   PCC as in the issue) is restored before the test split is scored. The criterion reads the true
+   PCC) is restored before the test split is scored. The criterion reads the true
    validation labels (`val_labels="true"`, an audited validation set) or validation labels biased
    like the training split's (`val_labels="biased"`); with `target_spdd` the restored epoch is the
    best among those whose validation SPDD is at most the target, while the method's weight is

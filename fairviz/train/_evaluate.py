@@ -131,6 +131,16 @@ class _BestEpoch:
         if self.key is None or key > self.key:
             self.key, self.state, self.epoch = key, state_fn(), epoch
 
+    def info(self, history: list, *, group_offset: bool) -> dict:
+        """What the run's info records about the restored epoch: its group offset (methods that
+        fit one) and what the target controller reached (runs with a target)."""
+        out = {}
+        if group_offset:
+            out["group_offset"] = history[self.epoch - 1]["group_offset"]
+        if self.target is not None:
+            out["target_spdd"] = self.report(history)
+        return out
+
     def report(self, history: list) -> dict:
         """What the target controller reached (stored in the run's info)."""
         chosen = history[self.epoch - 1]

@@ -83,10 +83,7 @@ def fit(
     net.load_state_dict(keeper.state)
     train_seconds = time.perf_counter() - t_start
     run = build_run(cfg, net, net.cfg, data, device, history, keeper.epoch)
-    if offset is not None:
-        run.info["group_offset"] = history[keeper.epoch - 1]["group_offset"]
-    if cfg.target_spdd is not None:
-        run.info["target_spdd"] = keeper.report(history)
+    run.info.update(keeper.info(history, group_offset=offset is not None))
     run.info.update(train_seconds=train_seconds, steps_per_epoch=steps_per_epoch, device=str(device),
                     world_size=ctx.world_size, rank=ctx.rank)
     return run

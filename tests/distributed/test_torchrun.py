@@ -1,4 +1,4 @@
-"""torchrun with 2 CPU processes (gloo) equals one process with the doubled batch (issue 7 §1)."""
+"""torchrun with 2 CPU processes (gloo) equals one process with the doubled batch."""
 
 from __future__ import annotations
 
