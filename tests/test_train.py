@@ -208,6 +208,44 @@ def test_every_method_trains_end_to_end(feats, method):
     assert {"val_pcc", "val_spdd"} <= set(epochs[0])
 
 
+def _weights(run) -> dict:
+    return {k: v.numpy() for k, v in run.state_dict.items()}
+
+
+@pytest.mark.parametrize("method, zero_equals", [("ours", "adversarial"), ("l2", "vanilla"), ("mmd", "vanilla"),
+                                                  ("fairoffset", None)])
+def test_the_weighted_term_is_in_the_loss_that_is_backpropagated(feats, method, zero_equals):
+    # a term that is logged but left out of the backward pass leaves the trained weights unchanged
+    field = METHODS[method].weight_field
+    on = train(tiny_config(method, epochs=1, **{field: 1.0}), features=feats)
+    off = train(tiny_config(method, epochs=1, **{field: 0.0}), features=feats)
+    assert on.history[0][{"ours": "w1", "l2": "l2", "mmd": "mmd", "fairoffset": "sw1"}[method]] > 0
+    changed = [k for k, v in _weights(on).items() if not np.array_equal(v, _weights(off)[k])]
+    assert any(k.startswith("regressor") for k in changed), changed
+    if zero_equals is not None:  # control: at weight 0 the run is exactly the method without the term
+        base = _weights(train(tiny_config(zero_equals, epochs=1), features=feats))
+        assert all(np.array_equal(v, base[k]) for k, v in _weights(off).items())
+
+
+@pytest.mark.parametrize("method", ["adversarial", "ours"])
+def test_the_adversary_is_called_with_the_positive_reversal_schedule(feats, monkeypatch, method):
+    # with -lambda the encoders would help the adversary find S instead of hiding it
+    from fairviz.model.heads import Adversary, grl_lambda
+
+    seen, forward = [], Adversary.forward
+
+    def spy(self, z, lambd=1.0):
+        seen.append(lambd)
+        return forward(self, z, lambd)
+
+    monkeypatch.setattr(Adversary, "forward", spy)
+    cfg = tiny_config(method, epochs=2)
+    run = train(cfg, features=feats)
+    total = cfg.epochs * run.info["steps_per_epoch"]
+    assert seen == [grl_lambda(i / total, cfg.gamma) for i in range(total)]
+    assert seen[0] == 0.0 and all(b > a > 0 for a, b in zip(seen[1:], seen[2:]))
+
+
 def test_same_budget_for_every_method(feats):
     steps = {m: train(tiny_config(m, epochs=1), features=feats).info["steps_per_epoch"] for m in ("vanilla", "balancing")}
     assert steps["vanilla"] == steps["balancing"]
