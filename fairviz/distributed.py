@@ -2,14 +2,13 @@
 
 Launched as `torchrun --nproc-per-node N -m fairviz train ...`, every process trains the same
 model on its slice of each *global* batch (the batch one process would take with N× the batch
-size) inside DistributedDataParallel: NCCL on GPUs, gloo on CPUs. Three things make the
+size) inside DistributedDataParallel: NCCL on GPUs, gloo on CPUs. Two things make the
 N-process run equal to one process on the concatenated batch:
 
-- the fairness terms (W1, MMD, mean gap) need the *whole* batch's predictions and groups, so
-  they are computed on `gather(...)`, a differentiable all-gather whose backward sums the
-  gradient over ranks (DDP then averages, which gives back exactly the single-process gradient);
-- per-sample means (MSE, adversary cross-entropy) are taken over the global batch size and
-  scaled by the world size, for the same reason (`global_mean`);
+- every loss term (MSE, adversary cross-entropy, W1, MMD, mean gap) is computed on the *whole*
+  batch's predictions, targets and groups, gathered by `gather(...)`, a differentiable
+  all-gather whose backward sums the gradient over ranks (DDP then averages, which gives back
+  exactly the single-process gradient);
 - BatchNorm statistics are those of the global batch (`GlobalBatchNorm2d`; torch's
   SyncBatchNorm runs on GPUs only).
 
@@ -113,33 +112,6 @@ def gather(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     padded = torch.cat([t, t.new_zeros((pad, *t.shape[1:]))]) if pad else t
     parts = dist_fn.all_gather(padded)
     return torch.cat([p[:n] for p, n in zip(parts, sizes)])
-
-
-def global_count(n_local: int, ctx: DistContext, device: torch.device) -> int:
-    """The number of rows in the global batch."""
-    if not ctx.enabled:
-        return n_local
-    n = torch.tensor([n_local], dtype=torch.long, device=device)
-    dist.all_reduce(n)
-    return int(n.item())
-
-
-def global_mean(per_sample: torch.Tensor, n_global: int, ctx: DistContext) -> torch.Tensor:
-    """A per-sample loss averaged over the global batch, pre-scaled for DDP's gradient averaging.
-
-    DDP averages gradients over ranks, so each rank contributes world_size × its share of the sum.
-    The value returned on rank r is therefore not the global mean (use `all_sum` to log that).
-    """
-    return per_sample.sum() * (ctx.world_size / n_global)
-
-
-def all_sum(value: float, ctx: DistContext, device: torch.device) -> float:
-    """Sum a Python float over ranks (for logging exact global loss values)."""
-    if not ctx.enabled:
-        return value
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return float(t.item())
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):

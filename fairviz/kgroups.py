@@ -29,6 +29,8 @@ import math
 import numpy as np
 import torch
 
+from fairviz import losses
+from fairviz.metrics import pcc, spdd
 from fairviz.model.heads import grad_reverse
 
 W1_FORMS = ("spdd", "pooled")
@@ -118,23 +120,17 @@ def labelled(inp):
 
 
 def w1_term(score: torch.Tensor, s: torch.Tensor, n_groups: int, form: str = "spdd") -> torch.Tensor:
-    from fairviz import losses
-
     if n_groups == 2:
         return losses.wasserstein_loss(score, s)
     return losses.spdd_loss(score, s) if form == "spdd" else losses.w1_pooled_loss(score, s)
 
 
 def mmd_term(x: torch.Tensor, s: torch.Tensor, n_groups: int, bandwidth) -> torch.Tensor:
-    from fairviz import losses
-
     fn = losses.mmd_loss if n_groups == 2 else losses.mmd_k_loss
     return fn(x, s, bandwidth=bandwidth)
 
 
 def gap_term(z: torch.Tensor, s: torch.Tensor, n_groups: int) -> torch.Tensor:
-    from fairviz import losses
-
     return (losses.mean_gap_loss if n_groups == 2 else losses.mean_gap_k_loss)(z, s)
 
 
@@ -144,10 +140,8 @@ def gap_term(z: torch.Tensor, s: torch.Tensor, n_groups: int) -> torch.Tensor:
 
 def terms_dro(inp, cfg) -> dict:
     """χ² DRO risk of the squared errors, as the extra term (risk − MSE) next to the MSE."""
-    from fairviz.losses import chi2_dro_loss
-
     per = (inp.score - inp.y).pow(2)
-    return {"dro": chi2_dro_loss(per, cfg.dro_alpha) - per.mean()}
+    return {"dro": losses.chi2_dro_loss(per, cfg.dro_alpha) - per.mean()}
 
 
 def arl_input(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -177,8 +171,6 @@ def kgroup_summary(scores, groups, labels, *, tau: float = 0.5, smallest: int | 
     smallest in the data). ``small_gap`` = its selection rate minus the pooled rate of all other
     rows at ``tau``; ``dp_tau`` = max − min of the groups' rates at ``tau``.
     """
-    from fairviz.metrics import pcc, spdd
-
     scores, labels, groups = np.asarray(scores, float), np.asarray(labels, float), np.asarray(groups)
     codes = np.unique(groups)
     if smallest is None:

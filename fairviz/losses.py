@@ -173,18 +173,24 @@ def mmd_loss(x: torch.Tensor, s, scales=MMD_SCALES, bandwidth: float | None = No
     a, b = _split(X, s, "mmd_loss")
     if a.shape[0] == 0 or b.shape[0] == 0:
         return _zero(X)
-    if bandwidth is not None:
-        if not float(bandwidth) > 0:
-            raise ValueError(f"mmd_loss: bandwidth must be positive, got {bandwidth!r}")
-        h = torch.tensor(float(bandwidth), device=X.device, dtype=X.dtype)
-    else:
-        h = _median_sq_dist(X)
+    h = _bandwidth(X, bandwidth, "mmd_loss")
+    kaa, kbb, kab = (_kernel(u, v, h, scales) for u, v in ((a, a), (b, b), (a, b)))
+    return kaa.mean() + kbb.mean() - 2.0 * kab.mean()
 
-    def k(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        d2 = (u[:, None, :] - v[None, :, :]).pow(2).sum(-1)
-        return torch.stack([torch.exp(-d2 / (2.0 * c * h)) for c in scales]).mean(0)
 
-    return k(a, a).mean() + k(b, b).mean() - 2.0 * k(a, b).mean()
+def _bandwidth(X: torch.Tensor, bandwidth: float | None, name: str) -> torch.Tensor:
+    """The kernels' base bandwidth h (squared units of X): `bandwidth`, or the batch median."""
+    if bandwidth is None:
+        return _median_sq_dist(X)
+    if not float(bandwidth) > 0:
+        raise ValueError(f"{name}: bandwidth must be positive, got {bandwidth!r}")
+    return torch.tensor(float(bandwidth), device=X.device, dtype=X.dtype)
+
+
+def _kernel(u: torch.Tensor, v: torch.Tensor, h: torch.Tensor, scales) -> torch.Tensor:
+    """(len(u), len(v)) mean over c in `scales` of exp(−‖u − v‖² / (2·c·h)); u, v: (n, d)."""
+    d2 = (u[:, None, :] - v[None, :, :]).pow(2).sum(-1)
+    return torch.stack([torch.exp(-d2 / (2.0 * c * h)) for c in scales]).mean(0)
 
 
 def _median_sq_dist(X: torch.Tensor) -> torch.Tensor:
@@ -299,14 +305,7 @@ def mmd_k_loss(x: torch.Tensor, s, scales=MMD_SCALES, bandwidth: float | None = 
     G = present.numel()
     if G < 2:
         return _zero(X)
-    if bandwidth is not None:
-        if not float(bandwidth) > 0:
-            raise ValueError(f"mmd_k_loss: bandwidth must be positive, got {bandwidth!r}")
-        h = torch.tensor(float(bandwidth), device=X.device, dtype=X.dtype)
-    else:
-        h = _median_sq_dist(X)
-    d2 = (X[:, None, :] - X[None, :, :]).pow(2).sum(-1)
-    K = torch.stack([torch.exp(-d2 / (2.0 * c * h)) for c in scales]).mean(0)
+    K = _kernel(X, X, _bandwidth(X, bandwidth, "mmd_k_loss"), scales)  # (B, B)
     M = _pair_means(K, codes, present)  # (G, G)
     diag = torch.diagonal(M)
     mmd2 = diag[:, None] + diag[None, :] - 2.0 * M  # (G, G), zero diagonal

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 import scipy.stats as ss
 import torch
+from scipy.optimize import minimize_scalar
 
 from fairviz import metrics
 from fairviz.losses import (
+    chi2_dro_constant,
+    chi2_dro_loss,
+    cvar_loss,
     mean_gap_k_loss,
     mean_gap_loss,
     mmd_k_loss,
@@ -180,10 +184,6 @@ def test_terms_shrink_when_groups_align():
 
 @pytest.mark.parametrize("alpha", [0.05, 0.2, 0.37, 1.0])
 def test_cvar_matches_its_variational_form(alpha):
-    from scipy.optimize import minimize_scalar
-
-    from fairviz.losses import cvar_loss
-
     ell = torch.rand(23, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     x = ell.numpy()
     ref = minimize_scalar(lambda e: e + np.maximum(x - e, 0).mean() / alpha, bounds=(0, 1), method="bounded",
@@ -197,10 +197,6 @@ def test_cvar_matches_its_variational_form(alpha):
 
 @pytest.mark.parametrize("alpha_min", [0.1, 0.2, 0.5])
 def test_chi2_dro_matches_scipy_and_bounds_every_large_group(alpha_min):
-    from scipy.optimize import minimize_scalar
-
-    from fairviz.losses import chi2_dro_constant, chi2_dro_loss
-
     gen = torch.Generator().manual_seed(5)
     ell = torch.rand(40, generator=gen, dtype=torch.float64) ** 3
     x = ell.numpy()
@@ -219,8 +215,6 @@ def test_chi2_dro_matches_scipy_and_bounds_every_large_group(alpha_min):
 
 
 def test_robust_losses_bad_input():
-    from fairviz.losses import chi2_dro_loss, cvar_loss
-
     with pytest.raises(ValueError, match=r"in \(0, 1\]"):
         cvar_loss(torch.rand(4), 0.0)
     with pytest.raises(ValueError, match="alpha_min"):

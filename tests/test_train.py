@@ -11,12 +11,21 @@ import pytest
 import scipy.stats as ss
 import torch
 
+import fairviz.train as T
+from fairviz.cli import main
+from fairviz.cli import train as cli_train
 from fairviz.data.features import FeatureSet
+from fairviz.data.video_dataset import FRAME_SAMPLINGS
+from fairviz.kgroups import W1_FORMS
+from fairviz.model.heads import Adversary, grl_lambda
+from fairviz.runs import load_run, save_run
 from fairviz.train import (
+    BIAS_MODES,
     METHODS,
     LossInputs,
     TrainConfig,
     TrainingCancelled,
+    _public_meta,
     balanced_oversample,
     loss_terms,
     predict,
@@ -69,7 +78,7 @@ def _batch_inputs(seed=0, b=32, d=6, shift=1.0):
     return score, z, s, logits
 
 
-def test_registry_is_the_issue_table():
+def test_registry_lists_every_method_in_catalogue_order():
     assert list(METHODS) == ["vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset", "dro", "arl"]
     assert [m for m in METHODS if METHODS[m].compared] == [
         "vanilla", "balancing", "adversarial", "l2", "mmd", "ours", "fairoffset"]
@@ -208,6 +217,43 @@ def test_every_method_trains_end_to_end(feats, method):
     assert {"val_pcc", "val_spdd"} <= set(epochs[0])
 
 
+def _weights(run) -> dict:
+    return {k: v.numpy() for k, v in run.state_dict.items()}
+
+
+@pytest.mark.parametrize("method, zero_equals", [("ours", "adversarial"), ("l2", "vanilla"), ("mmd", "vanilla"),
+                                                  ("fairoffset", None)])
+def test_the_weighted_term_is_in_the_loss_that_is_backpropagated(feats, method, zero_equals):
+    # a term that is logged but left out of the backward pass leaves the trained weights unchanged
+    field = METHODS[method].weight_field
+    on = train(tiny_config(method, epochs=1, **{field: 1.0}), features=feats)
+    off = train(tiny_config(method, epochs=1, **{field: 0.0}), features=feats)
+    assert on.history[0][{"ours": "w1", "l2": "l2", "mmd": "mmd", "fairoffset": "sw1"}[method]] > 0
+    changed = [k for k, v in _weights(on).items() if not np.array_equal(v, _weights(off)[k])]
+    assert any(k.startswith("regressor") for k in changed), changed
+    if zero_equals is not None:  # control: at weight 0 the run is exactly the method without the term
+        base = _weights(train(tiny_config(zero_equals, epochs=1), features=feats))
+        assert all(np.array_equal(v, base[k]) for k, v in _weights(off).items())
+
+
+@pytest.mark.parametrize("method", ["adversarial", "ours"])
+def test_the_adversary_is_called_with_the_positive_reversal_schedule(feats, monkeypatch, method):
+    # with -lambda the encoders would help the adversary find S instead of hiding it
+
+    seen, forward = [], Adversary.forward
+
+    def spy(self, z, lambd=1.0):
+        seen.append(lambd)
+        return forward(self, z, lambd)
+
+    monkeypatch.setattr(Adversary, "forward", spy)
+    cfg = tiny_config(method, epochs=2)
+    run = train(cfg, features=feats)
+    total = cfg.epochs * run.info["steps_per_epoch"]
+    assert seen == [grl_lambda(i / total, cfg.gamma) for i in range(total)]
+    assert seen[0] == 0.0 and all(b > a > 0 for a, b in zip(seen[1:], seen[2:]))
+
+
 def test_same_budget_for_every_method(feats):
     steps = {m: train(tiny_config(m, epochs=1), features=feats).info["steps_per_epoch"] for m in ("vanilla", "balancing")}
     assert steps["vanilla"] == steps["balancing"]
@@ -234,8 +280,6 @@ def test_stored_metrics_match_independent_references(feats):
 
 
 def test_save_load_gives_identical_predictions(feats, tmp_path):
-    from fairviz.runs import load_run, save_run
-
     # trained and predicted on the CPU: a CUDA run predicted on the CPU may differ in the last bits
     run = train(tiny_config("ours", device="cpu"), features=feats)
     back = load_run(save_run(run, tmp_path / "r"))
@@ -313,13 +357,8 @@ def test_cuda_request_without_cuda_is_clear():
 
 
 def test_cli_defaults_match_train_config():
-    from fairviz.cli import train as cli_train
-    from fairviz.data.video_dataset import FRAME_SAMPLINGS
-    from fairviz.train import BIAS_MODES, METHODS
-
     assert cli_train.METHOD_CHOICES == tuple(METHODS)
     assert cli_train.BIAS_MODE_CHOICES == BIAS_MODES
-    from fairviz.kgroups import W1_FORMS
 
     assert cli_train.W1_FORM_CHOICES == W1_FORMS
     assert cli_train.FRAME_SAMPLING_CHOICES == FRAME_SAMPLINGS
@@ -330,17 +369,12 @@ def test_cli_defaults_match_train_config():
 
 @pytest.fixture
 def cli_tiny(monkeypatch, feats):
-    import fairviz.train as T
-
     monkeypatch.setattr(T, "load_features", lambda cfg, progress=None: feats)
-    from fairviz.cli import main
 
     return main
 
 
 def test_cli_train_saves_a_loadable_run(cli_tiny, tmp_path, capsys):
-    from fairviz.runs import load_run
-
     out = tmp_path / "ours-a4"
     rc = cli_tiny(["train", "--method", "ours", "--alpha", "4", "--lambda-w", "0.5", "--seed", "1",
                    "--epochs", "1", "--batch-size", "16", "--n-boot", "10", "--out", str(out), "--no-progress"])
@@ -373,8 +407,6 @@ def test_cli_compare_and_sweep(cli_tiny, tmp_path, capsys):
 
 
 def test_saved_info_names_no_local_paths():
-    from fairviz.train import _public_meta
-
     meta = {"cache_path": "/root/.cache/x", "cache_hit": True, "n": 3,
             "text_model": {"path": "/venv/model", "name": "mini"}, "params": {"seed": 0}}
     assert _public_meta(meta) == {"n": 3, "text_model": {"name": "mini"}, "params": {"seed": 0}}
@@ -407,8 +439,6 @@ def test_selection_reads_true_or_biased_validation_labels(feats, mode):
 
 
 def test_biased_selection_is_used_and_named_in_the_run(feats, tmp_path):
-    from fairviz.runs import load_run, save_run
-
     run = train(tiny_config("vanilla", alpha=4, epochs=3, val_labels="biased"), features=feats)
     crit = [h["val_pcc_selection"] for h in run.history]
     assert run.metrics["best_epoch"] == int(np.nanargmax(crit)) + 1
@@ -446,8 +476,6 @@ def test_target_spdd_raises_the_weight_until_validation_spdd_is_reached(feats):
 
 
 def test_cli_target_spdd_and_val_labels(cli_tiny, tmp_path, capsys):
-    from fairviz.runs import load_run
-
     out = tmp_path / "fo"
     rc = cli_tiny(["train", "--method", "fairoffset", "--target-spdd", "0.05", "--val-labels", "biased",
                    "--epochs", "2", "--batch-size", "16", "--n-boot", "10", "--out", str(out), "--no-progress"])

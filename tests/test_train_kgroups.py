@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+import fairviz.train as T
 from fairviz import kgroups, losses
+from fairviz.cli import main
 from fairviz.data.features import FeatureSet
 from fairviz.model.network import FairMultimodalNet, ModelConfig
-from fairviz.train import METHODS, LossInputs, TrainConfig, fit, loss_terms, prepared_from_features, train
+from fairviz.runs import load_run
+from fairviz.train import METHODS, LossInputs, TrainConfig, _batches, fit, loss_terms, prepared_from_features, train
 from tests.test_train import TINY_MODEL, tiny_config, tiny_features
 
 
@@ -238,10 +241,6 @@ def test_sample_bias_with_k_groups_is_refused(kfeats):
 
 
 def test_cli_k_groups_and_s_fraction(monkeypatch, tmp_path, capsys):
-    import fairviz.train as T
-    from fairviz.cli import main
-    from fairviz.runs import load_run
-
     seen = {}
 
     def fake_load(cfg, progress=None):
@@ -284,7 +283,6 @@ def test_sample_bias_with_k_synthetic_groups_is_refused_at_config_time():
 def test_batches_hold_every_group_including_the_small_one():
     """`_batches` on 4 groups with a 3 % group: every batch holds all 4; with S partly known,
     every batch holds known rows of every group (unknown rows are one more stratum)."""
-    from fairviz.train import _batches
 
     g = np.repeat([0, 1, 2, 3], [30, 270, 300, 400])
     cfg = TrainConfig(seed=2)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fairviz.data.features import save_feature_cache
 from tests.distributed.test_torchrun import _env, _torchrun
 from tests.test_train import tiny_features
 
@@ -27,8 +28,6 @@ def _training_reads(record: dict) -> list[list[int]]:
 
 
 def test_each_process_reads_only_its_shard_from_the_memory_map(tmp_path):
-    from fairviz.data.features import save_feature_cache
-
     cache = save_feature_cache(tmp_path / "cache", tiny_features(n=192), "k", {"source": "test"})
     _run([sys.executable, str(WORKER), str(tmp_path / "single"), "32", str(cache)], tmp_path)
     _run([*_torchrun(), "--standalone", "--nproc-per-node", "2", str(WORKER),

@@ -1,4 +1,4 @@
-"""torchrun with 2 CPU processes (gloo) equals one process with the doubled batch (issue 7 §1)."""
+"""torchrun with 2 CPU processes (gloo) equals one process with the doubled batch."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+
+from fairviz.distributed import GlobalBatchNorm2d
+from fairviz.runs import list_runs, load_run
 
 WORKER = Path(__file__).with_name("worker.py")
 pytestmark = pytest.mark.slow
@@ -68,8 +71,6 @@ def test_two_processes_equal_one_with_doubled_batch(both_runs, method):
 
 def test_cli_train_under_torchrun_saves_once(tmp_path):
     """`python -m fairviz train` runs unchanged under torchrun; rank 0 alone writes the run."""
-    from fairviz.runs import list_runs, load_run
-
     out = tmp_path / "models" / "ddp-run"
     cmd = [*_torchrun(), "--standalone", "--nproc-per-node", "2", "-m", "fairviz", "train",
            "--method", "ours", "--n-samples", "120", "--epochs", "1", "--batch-size", "16",
@@ -86,8 +87,6 @@ def _weights(x: torch.Tensor) -> torch.Tensor:
 
 
 def _global_bn_worker(rank: int, world: int, init_file: str, x: torch.Tensor, out: str) -> None:
-    from fairviz.distributed import GlobalBatchNorm2d
-
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     bn = GlobalBatchNorm2d(3)
     part = x.chunk(world)[rank].clone().requires_grad_(True)
