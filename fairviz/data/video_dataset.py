@@ -62,6 +62,7 @@ from fairviz.data.video_clips import (
     read_audio,
     read_frames,
 )
+from fairviz.jsonsafe import jsonable
 
 __all__ = [
     "FRAME_SAMPLINGS",
@@ -202,7 +203,7 @@ def encode_groups(values: Sequence | pd.Series, privileged: Any = None) -> tuple
     name1 = ones[0] if len(ones) == 1 else ("|".join(map(str, ones)) if ones else None)
     info = {"group_labels": [name0, name1], "privileged": name1,
             "group_members": {"0": zeros, "1": ones}}
-    return codes, F._jsonable(info)
+    return codes, jsonable(info, strict=True)
 
 
 def _video_stamp(path: str) -> list:

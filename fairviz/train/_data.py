@@ -17,6 +17,7 @@ from fairviz import kgroups
 from fairviz.data import balanced_splits, inject_bias, inject_label_bias, loader
 from fairviz.data import features as feats
 from fairviz.data.features import GroupStratifiedBatchSampler
+from fairviz.jsonsafe import jsonable
 from fairviz.train._config import TrainConfig
 
 
@@ -65,7 +66,7 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
         "n_train": int(len(train_idx)),
         "n_val": int(len(val_idx)),
         "n_test": int(len(test_idx)),
-        "features_meta": _public_meta(_jsonable(getattr(features, "meta", {}) or {})),
+        "features_meta": _public_meta(jsonable(getattr(features, "meta", {}) or {}, max_array=64)),
         "video_shape": [int(d) for d in features.video.shape[1:]],  # (T, H, W, 3) model input
     }
     return PreparedData(
@@ -204,18 +205,3 @@ def _public_meta(meta):
     if isinstance(meta, list):
         return [_public_meta(v) for v in meta]
     return meta
-
-
-def _jsonable(obj):
-    """A JSON-serialisable copy (numpy scalars/arrays -> Python; anything else -> str)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist() if obj.size <= 64 else f"<array {obj.shape} {obj.dtype}>"
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)

@@ -50,9 +50,6 @@ from fairviz.data.features._cache import (
     load_feature_cache,
     save_feature_cache,
 )
-
-# the JSON sanitiser, reached as `features._jsonable` by the manifest reader
-from fairviz.data.features._cache import _jsonable as _jsonable
 from fairviz.data.features._extract import extract_features
 from fairviz.data.features._featureset import ARRAY_FIELDS, FEATURE_FORMAT_VERSION, FeatureSet, Progress
 from fairviz.data.features._synthetic import load_synthetic_features, synthetic_cache_material

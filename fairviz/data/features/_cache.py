@@ -17,33 +17,17 @@ from fairviz.atomic import MARKER, TMP_PREFIX, staged_dir
 from fairviz.data import feature_store as store
 from fairviz.data.feature_store import CacheError
 from fairviz.data.features._featureset import ARRAY_FIELDS, FEATURE_FORMAT_VERSION, FeatureSet, Progress
+from fairviz.jsonsafe import jsonable
 from fairviz.paths import cache_dir
 
 # the package's logger: a damaged cache is reported as coming from fairviz.data.features
 log = logging.getLogger("fairviz.data.features")
 
 
-def _jsonable(obj):
-    """``obj`` made JSON-serialisable (numpy scalars/arrays, tuples, Paths)."""
-    return json.loads(json.dumps(obj, default=_json_default, sort_keys=True))
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (Path, os.PathLike)):
-        return str(o)
-    if isinstance(o, (set, frozenset)):
-        return sorted(o)
-    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
-
-
 def cache_key(material: dict) -> str:
     """SHA-256 hex digest of ``material`` as canonical JSON (the format version is added)."""
     doc = {"format": FEATURE_FORMAT_VERSION, **material}
-    text = json.dumps(doc, sort_keys=True, default=_json_default, separators=(",", ":"))
+    text = json.dumps(jsonable(doc, strict=True), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -72,10 +56,10 @@ def _write_cache_files(folder: Path, features: FeatureSet, key: str, material: d
     doc = {
         "format": FEATURE_FORMAT_VERSION,
         "key": key,
-        "material": _jsonable(material),
+        "material": jsonable(material, strict=True),
         "arrays": specs,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "meta": _jsonable(features.meta),
+        "meta": jsonable(features.meta, strict=True),
     }
     with open(folder / "meta.json", "w", encoding="utf-8") as fh:
         fh.write(json.dumps(doc, indent=1, sort_keys=True))

@@ -7,9 +7,9 @@ import os
 import numpy as np
 
 from fairviz.data.features._audio import DEFAULT_MFCC_STEPS, DEFAULT_N_MFCC, SAMPLE_RATE, compute_mfcc
-from fairviz.data.features._cache import _jsonable
 from fairviz.data.features._featureset import FEATURE_FORMAT_VERSION, FeatureSet, Progress
 from fairviz.data.features._text import DEFAULT_BATCH_SIZE, embed_texts, text_model_info
+from fairviz.jsonsafe import jsonable
 
 
 def extract_features(
@@ -36,7 +36,7 @@ def extract_features(
     split = getattr(interviews, "split", None)
     meta = {
         "source": "synthetic",
-        "params": _jsonable(getattr(interviews, "params", {}) or {}),
+        "params": jsonable(getattr(interviews, "params", {}) or {}),
         "n": n,
         "group_labels": list(range(max(2, int(np.max(interviews.group)) + 1))),
         "privileged": max(1, int(np.max(interviews.group))),

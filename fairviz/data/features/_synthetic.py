@@ -9,10 +9,11 @@ from pathlib import Path
 
 from fairviz.data import synthetic
 from fairviz.data.features._audio import DEFAULT_MFCC_STEPS, DEFAULT_N_MFCC, SAMPLE_RATE
-from fairviz.data.features._cache import FeatureWriter, _jsonable, cached_features
+from fairviz.data.features._cache import FeatureWriter, cached_features
 from fairviz.data.features._extract import extract_features
 from fairviz.data.features._featureset import FeatureSet, Progress
 from fairviz.data.features._text import DEFAULT_MAX_LENGTH, text_model_info
+from fairviz.jsonsafe import jsonable
 
 
 def synthetic_cache_material(
@@ -64,7 +65,7 @@ def _generator_args(make, n_samples, seed, gen_kwargs) -> dict:
     for name, param in sig.parameters.items():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             args.update(args.pop(name, {}) or {})
-    return _jsonable(args)
+    return jsonable(args, strict=True)
 
 
 def load_synthetic_features(
