@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fairviz.metrics import _rng, _run_replicates, _seed_sequences
+from fairviz.metrics._resample import _rng, _run_replicates, _seed_sequences
 
 
 def relabel(rng: np.random.Generator, n: int, n1: int, out: np.ndarray) -> None:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fairviz import metrics as M
+from fairviz.metrics import _bootstrap, _resample, _sort, _validate, _w1
 
 # ------------------------------------------------------------------------------------------
 # helpers: brute force straight from the definitions
@@ -110,7 +111,7 @@ def test_integer_lattice_fallback_agrees(rng):
     # the int64 version used when n0·n1 ≥ 2^48 (float floors would no longer be exact)
     for n0, n1 in [(1, 1), (3, 7), (50, 2), (123, 77)]:
         a, b = np.sort(rng.random(n0)), np.sort(rng.random(n1))
-        assert abs(M._w1_exact_int(a, b, n0, n1) - ss.wasserstein_distance(a, b)) < 1e-12
+        assert abs(_w1._w1_exact_int(a, b, n0, n1) - ss.wasserstein_distance(a, b)) < 1e-12
 
 
 @pytest.mark.parametrize("gdtype", [np.int64, np.int32, np.uint8, bool])
@@ -377,9 +378,9 @@ def test_bootstrap_engine_equals_naive_recompute_with_the_same_draws(rng):
     x = np.round(rng.random(n), 2)
     y = np.clip(np.round(x + rng.normal(0, 0.25, n), 2), 0, 1)
     g = (rng.random(n) < 0.35).astype(int)
-    d = M._prepare(x, g, y)
+    d = _validate._prepare(x, g, y)
     keep: dict = {}
-    reps = M._replicates(d, ("spdd", "speo", "pcc", "srcc"), 25, 7, keep=keep)
+    reps = _bootstrap._replicates(d, ("spdd", "speo", "pcc", "srcc"), 25, 7, keep=keep)
     z, code = keep["spdd_sorted"]
     for r, c in enumerate(keep["spdd"]):
         ci = np.rint(c).astype(int)
@@ -403,11 +404,11 @@ def test_two_group_spdd_bootstrap_kernel_equals_scipy_on_each_resample(rng, shif
     n = 3001
     g = (rng.random(n) < 0.4).astype(int)
     x = np.clip(np.round(rng.beta(2, 3, n) + shift * g, 3), 0, 1)
-    d = M._prepare(x, g)
-    boot = M._SpddBoot(d, block=block, chunk=256, batch=3)
+    d = _validate._prepare(x, g)
+    boot = _bootstrap._SpddBoot(d, block=block, chunk=256, batch=3)
     keep: list = []
     run = boot.worker(keep)
-    seeds = M._seed_sequences(9, 7)
+    seeds = _resample._seed_sequences(9, 7)
     reps = np.concatenate([run(seeds[:3]), run(seeds[3:6]), run(seeds[6:])])
     for r, c in enumerate(keep):
         ci = np.rint(c).astype(int)
@@ -425,9 +426,9 @@ def test_bootstrap_multi_group_spdd_equals_naive(rng):
     n = 150
     x = rng.random(n)
     g = rng.integers(0, 3, n)
-    d = M._prepare(x, g)
+    d = _validate._prepare(x, g)
     keep: dict = {}
-    reps = M._replicates(d, ("spdd",), 15, 3, keep=keep)
+    reps = _bootstrap._replicates(d, ("spdd",), 15, 3, keep=keep)
     for r, c in enumerate(keep["generic"]):
         ci = c.astype(int)
         assert reps["spdd"][r] == pytest.approx(M.spdd(np.repeat(x, ci), np.repeat(g, ci)), abs=1e-12)
@@ -436,7 +437,7 @@ def test_bootstrap_multi_group_spdd_equals_naive(rng):
 def test_resampling_counts_are_within_group_multinomial():
     # tiny groups: compare the joint distribution of the counts with the multinomial pmf
     codes = np.array([0, 1, 0, 1, 1, 0, -1, -1])  # groups of 3 and 3, two padding slots
-    gen = M._Counts(codes, np.array([3, 3]))
+    gen = _resample._Counts(codes, np.array([3, 3]))
     rng = np.random.default_rng(1)
     out = np.empty(8, np.uint8)
     draws = 6000
@@ -460,7 +461,7 @@ def test_resampling_counts_are_within_group_multinomial():
 def test_resampling_counts_large_group_moments():
     n = 20000
     codes = (np.arange(n) % 5 == 0).astype(np.intp)  # groups of 16000 and 4000
-    gen = M._Counts(codes, np.bincount(codes))
+    gen = _resample._Counts(codes, np.bincount(codes))
     rng = np.random.default_rng(2)
     out = np.empty(n, np.uint8)
     acc = np.zeros(n)
@@ -480,11 +481,11 @@ def test_resampling_counts_large_group_moments():
 def test_bootstrap_ci_reproducible_and_thread_independent(rng, monkeypatch):
     x, g = two_groups(rng, 300, 200)
     y = np.clip(x + rng.normal(0, 0.1, 500), 0, 1)
-    d = M._prepare(x, g, y)
+    d = _validate._prepare(x, g, y)
     monkeypatch.setenv("FAIRVIZ_THREADS", "1")
-    one = M._replicates(d, ("spdd", "pcc"), 40, 11)
+    one = _bootstrap._replicates(d, ("spdd", "pcc"), 40, 11)
     monkeypatch.setenv("FAIRVIZ_THREADS", "3")
-    three = M._replicates(d, ("spdd", "pcc"), 40, 11)
+    three = _bootstrap._replicates(d, ("spdd", "pcc"), 40, 11)
     for k in one:
         np.testing.assert_array_equal(one[k], three[k])
     lo, hi = M.bootstrap_ci("spdd", x, g, n_boot=200, random_state=5)
@@ -498,11 +499,11 @@ def test_bootstrap_ci_reproducible_and_thread_independent(rng, monkeypatch):
 
 def test_two_group_spdd_bootstrap_thread_independent_over_many_blocks(rng, monkeypatch):
     x, g = two_groups(rng, 9000, 11000)
-    d = M._prepare(x, g)
+    d = _validate._prepare(x, g)
     monkeypatch.setenv("FAIRVIZ_THREADS", "1")
-    one = M._replicates(d, ("spdd",), 37, 4)["spdd"]
+    one = _bootstrap._replicates(d, ("spdd",), 37, 4)["spdd"]
     monkeypatch.setenv("FAIRVIZ_THREADS", "3")
-    three = M._replicates(d, ("spdd",), 37, 4)["spdd"]
+    three = _bootstrap._replicates(d, ("spdd",), 37, 4)["spdd"]
     np.testing.assert_array_equal(one, three)
     assert len(set(one.tolist())) == 37
 
@@ -596,8 +597,8 @@ def test_blockwise_w1_equals_scipy(data, sizes):
     # and sub-blocks: ranges settled by sign and ranges where the quantile functions cross.
     x, _, g, _ = data
     a, b = x[g == 0], x[g == 1]
-    key, ok, _ = M._pack_sign(x, g)
-    got = M._w1(*M._split_sorted(key, g), block=sizes[0], sub=sizes[1])
+    key, ok, _ = _sort._pack_sign(x, g)
+    got = _w1._w1(*_sort._split_sorted(key, g), block=sizes[0], sub=sizes[1])
     assert got == pytest.approx(ss.wasserstein_distance(a, b), abs=1e-12)
 
 
