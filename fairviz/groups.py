@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairviz.metrics._validate import factorize_groups, python_scalar
+
 __all__ = [
     "MISSING_VALUES",
     "INTERSECTION_SEPARATOR",
@@ -100,34 +102,12 @@ class GroupColumn:
         return lab[codes]
 
 
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _encode_attribute(name: str, values: Any, n: int, missing: set[str]) -> GroupColumn:
-    arr = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values, dtype=object)
-    if arr.ndim != 1:
-        arr = arr.reshape(-1)
-    if len(arr) != n:
-        raise ValueError(f"attribute {name!r} has {len(arr)} values but there are {n} scores")
-    try:
-        codes, uniques = pd.factorize(arr, use_na_sentinel=True)  # NaN/None/pd.NA -> -1
-    except TypeError:  # lists / dicts (e.g. from a Parquet file) are unhashable
-        raise ValueError(f"attribute {name!r} holds lists or other nested values; give one group label per row") from None
-    uniques = [_py(u) for u in uniques]
-    is_missing = np.array(
-        [isinstance(u, str) and u.strip().lower() in missing
-         or (isinstance(u, float) and np.isnan(u)) for u in uniques], dtype=bool)
-    keep = [j for j, m in enumerate(is_missing) if not m]
-    try:
-        keep.sort(key=lambda j: uniques[j])
-    except TypeError:  # unorderable mix (e.g. 1 and "a"): by text, as metrics and theme do
-        keep.sort(key=lambda j: str(uniques[j]))
-    labels = [uniques[j] for j in keep]
-    remap = np.full(len(uniques) + 1, -1, dtype=np.int64)
-    remap[keep] = np.arange(len(keep))
-    codes = remap[codes]  # code -1 indexes the trailing -1
-    return GroupColumn(name=name, attributes=(name,), codes=codes, labels=tuple(labels))
+def _attribute_column(name: str, values: Any, n: int, missing: set[str]) -> GroupColumn:
+    if len(values) != n:
+        raise ValueError(f"attribute {name!r} has {len(values)} values but there are {n} scores")
+    codes, labels, _ = factorize_groups(values, n, what=f"attribute {name!r}", missing=missing, need_two=False,
+                                        unused_categories="drop")
+    return GroupColumn(name=name, attributes=(name,), codes=codes.astype(np.int64, copy=False), labels=labels)
 
 
 def _intersect(columns: Sequence[GroupColumn], separator: str) -> GroupColumn:
@@ -187,7 +167,7 @@ def prepare_groups(
     missing = {str(m).strip().lower() for m in missing_values} | {""}  # an empty cell is always missing
     out: dict[str, GroupColumn] = {}
     for name, values in cols.items():
-        out[name] = _encode_attribute(name, values, n, missing)
+        out[name] = _attribute_column(name, values, n, missing)
     if intersections is True:
         combos = [tuple(cols)] if len(cols) >= 2 else []
     elif intersections is False or intersections is None:
@@ -340,7 +320,7 @@ def _records(df: pd.DataFrame) -> list[dict]:
     for rec in df.to_dict(orient="records"):
         clean = {}
         for k, v in rec.items():
-            v = _py(v)
+            v = python_scalar(v)
             if k == "group":
                 v = str(v)
             elif isinstance(v, float) and not np.isfinite(v):

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairviz.metrics._validate import factorize_groups
+
 __all__ = [
     "two_proportion_ztest",
     "compare_proportions",
@@ -258,16 +260,19 @@ class PermutationResult:
         }
 
 
-def _encode(groups: Any, n: int) -> tuple[np.ndarray, int]:
-    values = groups.to_numpy() if isinstance(groups, (pd.Series, pd.Index)) else np.asarray(groups)
-    if values.ndim != 1 or len(values) != n:
-        raise ValueError(f"scores and groups differ in length: {n} scores, {values.size} groups")
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    if (codes < 0).any():
-        raise ValueError(f"groups contain {int((codes < 0).sum())} missing value(s); drop those rows first")
-    if len(uniques) < 2:
-        raise ValueError("a permutation test needs at least two groups")
-    return codes.astype(np.int64), len(uniques)
+def _codes_by_appearance(groups: Any, n: int) -> tuple[np.ndarray, int]:
+    """Group codes (int64 (n,)) numbered in order of first appearance, and the number of groups.
+
+    The one encoder numbers groups in sorted order; the permutation draws (which group is "1"
+    in `fairviz.permute.relabel`) follow the order of appearance, so renumber to keep the
+    published nulls reproducible.
+    """
+    codes, labels, _ = factorize_groups(groups, n, unused_categories="drop")
+    first = np.full(len(labels), n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n))
+    rank = np.empty(len(labels), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(labels))
+    return rank[codes], len(labels)
 
 
 def _block_ends(sorted_values: np.ndarray) -> np.ndarray:
@@ -384,7 +389,7 @@ def permutation_test(
         raise ValueError("no rows to test")
     if not np.all(np.isfinite(x)):
         raise ValueError("scores contain NaN/inf; clean them first")
-    codes, n_groups = _encode(groups, n)
+    codes, n_groups = _codes_by_appearance(groups, n)
     if metric == "speo" and labels is None:
         raise ValueError("metric='speo' needs labels")
     order = np.argsort(x, kind="stable")

@@ -7,6 +7,7 @@ dataset call it rather than factorising on their own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -64,28 +65,28 @@ def _unit_interval(values: Any, name: str) -> np.ndarray:
     return arr
 
 
-def _python_scalar(v: Any) -> Any:
+def python_scalar(v: Any) -> Any:
+    """numpy scalar -> the Python scalar (so labels compare, hash and serialise like the input)."""
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _sorted_labels(values: Sequence) -> list:
+def sorted_labels(values: Sequence) -> list:
+    """Values sorted; a mixed, unorderable set (e.g. 1 and "a") by its text, as fairviz.theme does."""
     try:
         return sorted(values)
-    except TypeError:  # mixed, unorderable labels: sort by their text (as fairviz.theme does)
+    except TypeError:
         return sorted(values, key=str)
 
 
-def _encode_groups(groups: Any, n: int) -> tuple[np.ndarray, tuple, np.ndarray]:
-    """Group values -> (codes intp (n,), sorted labels tuple, counts int64 (G,))."""
-    unused: list = []
+def _group_array(groups: Any) -> tuple[np.ndarray, list | None]:
+    """Group values as a 1-D numpy array, and the categories of a categorical input (else None)."""
+    cats = None
     if hasattr(groups, "cat") and hasattr(groups, "to_numpy"):  # pandas categorical Series
         cats = list(groups.cat.categories)
         arr = groups.to_numpy(dtype=object)
-        unused = cats
     elif type(groups).__name__ == "Categorical" and hasattr(groups, "categories"):
         cats = list(groups.categories)
         arr = np.asarray(groups, dtype=object)
-        unused = cats
     elif hasattr(groups, "to_numpy") and not isinstance(groups, np.ndarray):
         arr = groups.to_numpy()
     else:
@@ -98,58 +99,92 @@ def _encode_groups(groups: Any, n: int) -> tuple[np.ndarray, tuple, np.ndarray]:
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise ValueError(f"groups must be one-dimensional (one value per row), got shape {arr.shape}")
+    return arr, cats
+
+
+def _encode_integers(arr: np.ndarray, n: int):
+    """Bool / integer groups by counting (no hashing): (codes, labels, counts), or None when the
+    values span too wide a range for a count table."""
+    a = arr.view(np.uint8) if arr.dtype.kind == "b" else arr
+    lo, hi = int(a.min()), int(a.max())
+    if hi - lo > max(4 * n, 1 << 16):
+        return None
+    off = a.astype(np.intp, copy=False) if lo == 0 else a.astype(np.intp) - lo
+    full = np.bincount(off, minlength=hi - lo + 1)
+    present = np.flatnonzero(full)
+    if len(present) == hi - lo + 1:
+        codes = np.ascontiguousarray(off)
+    else:
+        lut = np.full(hi - lo + 1, -1, dtype=np.intp)
+        lut[present] = np.arange(len(present))
+        codes = lut[off]
+    if arr.dtype.kind == "b":
+        labels = tuple(bool(v + lo) for v in present)
+    else:
+        labels = tuple(python_scalar(arr.dtype.type(v + lo)) for v in present)
+    return codes, labels, full[present].astype(np.int64)
+
+
+def _is_missing(u: Any, missing) -> bool:
+    return (isinstance(u, str) and u.strip().lower() in missing) or (isinstance(u, float) and math.isnan(u))
+
+
+def _encode_values(arr: np.ndarray, what: str, missing):
+    """Any hashable groups by `pandas.factorize`, labels sorted: (codes, labels, counts).
+
+    missing None: a missing value (NaN, None, pd.NA) raises; else those values and the strings
+    in ``missing`` (compared after strip().lower()) get code −1.
+    """
+    try:
+        raw_codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    except TypeError:  # lists / dicts (e.g. from a Parquet file) are unhashable
+        raise ValueError(f"{what} holds lists or other nested values; give one group label per row") from None
+    if missing is None and (raw_codes < 0).any():
+        bad = np.flatnonzero(raw_codes < 0)
+        raise ValueError(
+            f"{what} contain {bad.size} missing value(s) (first at index {bad[0]}); "
+            "drop those rows or give them an explicit group such as 'unknown'"
+        )
+    uniq = [python_scalar(u) for u in np.asarray(uniques, dtype=object)]
+    keep = [j for j, u in enumerate(uniq) if missing is None or not _is_missing(u, missing)]
+    try:
+        keep = sorted(keep, key=lambda j: uniq[j])
+    except TypeError:  # mixed, unorderable labels: by their text (ties stay in order of appearance)
+        keep = sorted(keep, key=lambda j: str(uniq[j]))
+    remap = np.full(len(uniq) + 1, -1, dtype=np.intp)  # code −1 indexes the trailing −1
+    remap[keep] = np.arange(len(keep))
+    codes = remap[raw_codes]
+    counts = np.bincount(codes[codes >= 0] if missing is not None else codes, minlength=len(keep))
+    return codes, tuple(uniq[j] for j in keep), counts.astype(np.int64)
+
+
+def factorize_groups(groups: Any, n: int, *, what: str = "groups", missing=None, need_two: bool = True,
+                     unused_categories: str = "raise") -> tuple[np.ndarray, tuple, np.ndarray]:
+    """The one group encoder: group values -> (codes intp (n,), labels tuple (G,), counts int64 (G,)).
+
+    ``labels`` are the distinct values (Python scalars), sorted (mixed, unorderable ones by their
+    text); ``codes[i]`` indexes them. ``missing``: None (a missing value raises ValueError) or
+    strings meaning "missing" (lower case): those rows, and NaN/None/pd.NA, get code −1 and are
+    not counted. ``need_two``: fewer than two distinct groups raise. ``unused_categories``: "raise" (a
+    categorical's category without rows is an error) or "drop". ``what`` names the values in
+    messages.
+    """
+    arr, cats = _group_array(groups)
     if len(arr) != n:
         raise ValueError(f"scores and groups differ in length: {n} scores, {len(arr)} group values")
-
-    codes = labels = counts = None
-    if arr.dtype.kind in "biu":
-        a = arr.view(np.uint8) if arr.dtype.kind == "b" else arr
-        lo, hi = int(a.min()), int(a.max())
-        if hi - lo <= max(4 * n, 1 << 16):
-            off = a.astype(np.intp, copy=False) if lo == 0 else a.astype(np.intp) - lo
-            full = np.bincount(off, minlength=hi - lo + 1)
-            present = np.flatnonzero(full)
-            if len(present) == hi - lo + 1:
-                codes = np.ascontiguousarray(off)
-            else:
-                lut = np.full(hi - lo + 1, -1, dtype=np.intp)
-                lut[present] = np.arange(len(present))
-                codes = lut[off]
-            counts = full[present].astype(np.int64)
-            if arr.dtype.kind == "b":
-                labels = tuple(bool(v + lo) for v in present)
-            else:
-                labels = tuple(_python_scalar(arr.dtype.type(v + lo)) for v in present)
-    if codes is None:
-
-
-        raw_codes, uniques = pd.factorize(arr, use_na_sentinel=True)
-        missing = raw_codes < 0
-        if missing.any():
-            bad = np.flatnonzero(missing)
-            raise ValueError(
-                f"groups contain {bad.size} missing value(s) (first at index {bad[0]}); "
-                "drop those rows or give them an explicit group such as 'unknown'"
-            )
-        uniq = [_python_scalar(u) for u in np.asarray(uniques, dtype=object)]
-        ordered = _sorted_labels(uniq)
-        rank = {id(u): i for i, u in enumerate(ordered)}
-        # ids are stable because `ordered` holds the very objects of `uniq`
-        remap = np.array([rank[id(u)] for u in uniq], dtype=np.intp)
-        codes = remap[raw_codes]
-        labels = tuple(ordered)
-        counts = np.bincount(codes, minlength=len(labels)).astype(np.int64)
-    if unused:
-        empty = [c for c in unused if c not in set(labels)]
+    found = _encode_integers(arr, n) if arr.dtype.kind in "biu" and n else None
+    codes, labels, counts = found if found is not None else _encode_values(arr, what, missing)
+    if cats is not None and unused_categories == "raise":
+        empty = [c for c in cats if c not in set(labels)]
         if empty:
             raise ValueError(
                 f"group(s) {empty!r} are categories of the group column but have no rows; "
                 "drop unused categories (e.g. series.cat.remove_unused_categories())"
             )
-    if len(labels) < 2:
+    if need_two and len(labels) < 2:
+        found_text = f"only {labels[0]!r}" if labels else "none"
         raise ValueError(
-            f"need at least two groups to compare, found only {labels[0]!r} in {n} rows; "
-            "check the group column"
+            f"need at least two groups to compare, found {found_text} in {n} rows; check the group column"
         )
     return codes, labels, counts
 
@@ -180,7 +215,7 @@ def _prepare(scores, groups, labels=None, *, need_labels: bool = False) -> _Data
             raise ValueError(f"scores and labels differ in length: {len(x)} scores, {len(y)} labels")
     elif need_labels:
         raise ValueError("this metric needs labels (the true outcome Y in [0, 1]); pass labels=...")
-    codes, glabels, counts = _encode_groups(groups, len(x))
+    codes, glabels, counts = factorize_groups(groups, len(x))
     return _Data(x, codes, glabels, counts, y)
 
 
