@@ -41,7 +41,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairviz.metrics._steps import _integrate_gap, _pooled_gap_fn
 from fairviz.metrics._validate import factorize_groups, python_scalar
+from fairviz.metrics._w1 import _w1
 
 __all__ = [
     "MISSING_VALUES",
@@ -186,30 +188,17 @@ def prepare_groups(
 
 
 # -------------------------------------------------------------------------------- exact W1
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """1-D dot product without BLAS (einsum's own loop: BLAS threads stall on a busy machine)."""
-    return float(np.einsum("i,i->", a, b))
-
-
 def w1_sorted(a: np.ndarray, b: np.ndarray) -> float:
     """Exact 1-Wasserstein distance between two samples given **sorted** (ascending).
 
-    W1 = ∫ |F_a(x) − F_b(x)| dx over the merged sample. The merge is a stable sort of the two
-    concatenated sorted runs (timsort: linear time), then one cumulative count: O(n_a + n_b).
-    Equal to `scipy.stats.wasserstein_distance(a, b)` (ties need no care: zero-width intervals).
+    W1 = ∫₀¹ |Q_a(u) − Q_b(u)| du by quantile matching (`fairviz.metrics`' two-group SPDD
+    kernel): O(n_a + n_b), no merge. Equal to `scipy.stats.wasserstein_distance(a, b)`.
     """
-    a = np.asarray(a, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    na, nb = len(a), len(b)
-    if na == 0 or nb == 0:
+    if len(a) == 0 or len(b) == 0:
         raise ValueError("W1 needs two non-empty samples")
-    both = np.concatenate([a, b])
-    order = np.argsort(both, kind="stable")
-    cb = np.cumsum(order[:-1] >= na, dtype=np.int64)  # b's at or before each merged point
-    # F_a - F_b = (k - cb)/na - cb/nb with k = 1..n-1 merged points so far
-    diff = np.arange(1, na + nb, dtype=np.float64) * (1.0 / na)
-    diff -= cb * (1.0 / na + 1.0 / nb)
-    return _dot(np.abs(diff, out=diff), np.diff(both[order]))
+    return float(_w1(a, np.negative(b)))
 
 
 def _split_sorted(xs: np.ndarray, codes_sorted: np.ndarray, n_groups: int) -> list[np.ndarray]:
@@ -237,20 +226,18 @@ def pairwise_w1(samples: Sequence[np.ndarray], *, presorted: bool = False) -> np
 def w1_to_pooled(xs: np.ndarray, codes_sorted: np.ndarray, n_groups: int) -> np.ndarray:
     """(G,) exact W1 of each group to the pooled sample, from score-sorted rows and their codes.
 
-    ∫ |F_g − F_pooled| over the pooled sorted values: one cumulative count per group, O(G · n).
+    ∫ |F_g − F_pooled| over the pooled sorted values (the step integral of `fairviz.metrics`),
+    O(G · n); NaN for a group without rows.
     """
-    n = len(xs)
-    widths = np.diff(xs)
-    pooled = np.arange(1, n, dtype=np.float64) * (1.0 / n)
     counts = np.bincount(codes_sorted, minlength=n_groups)
-    out = np.zeros(n_groups, dtype=np.float64)
-    for g in range(n_groups):
-        if counts[g] == 0:
-            out[g] = np.nan
-            continue
-        d = np.cumsum(codes_sorted[:-1] == g, dtype=np.int64) * (1.0 / counts[g])
-        d -= pooled
-        out[g] = _dot(np.abs(d, out=d), widths)
+    out = np.full(n_groups, np.nan)
+    present = np.flatnonzero(counts)
+    if len(xs) < 2:
+        out[present] = 0.0
+        return out
+    lut = np.full(n_groups, -1, dtype=np.intp)
+    lut[present] = np.arange(len(present))
+    out[present] = _integrate_gap(xs, lut[codes_sorted], len(present), _pooled_gap_fn(counts[present]))
     return out
 
 

@@ -33,6 +33,7 @@ from collections.abc import Callable
 import numpy as np
 
 from fairviz.metrics._resample import _rng, _run_replicates, _seed_sequences
+from fairviz.metrics._steps import _block_dots
 
 
 def relabel(rng: np.random.Generator, n: int, n1: int, out: np.ndarray) -> None:
@@ -75,17 +76,7 @@ class _Blocks:
 
     def _block_sums(self, C: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per block and labeling ((nb, B) each), for 0/1 indicators C (B, N): Σ C·tail and Σ C."""
-        B, BS = len(C), self.BS
-        q = np.empty((self.nb, B))
-        t1 = np.empty((self.nb, B))
-        for a in range(0, self.N, self.chunk):
-            m = min(self.chunk, self.N - a)
-            blocks = slice(a // BS, (a + m) // BS)
-            Xc = X[:B, :m]
-            np.copyto(Xc, C[:, a : a + m])
-            X3 = Xc.reshape(B, m // BS, BS)
-            q[blocks] = np.einsum("bkj,kj->kb", X3, self.tail[blocks])
-            t1[blocks] = X3.sum(axis=2).T
+        q, t1 = _block_dots(C, X, (self.tail, None), self.BS, self.chunk)
         return q, t1
 
 

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairviz.metrics._steps import _dp_gap_fn, _eo_gap_fn, _integrate_gap
 from fairviz.metrics._validate import factorize_groups
+from fairviz.permute import observed_spdd, spdd_null
 
 __all__ = [
     "two_proportion_ztest",
@@ -275,83 +277,57 @@ def _codes_by_appearance(groups: Any, n: int) -> tuple[np.ndarray, int]:
     return rank[codes], len(labels)
 
 
-def _block_ends(sorted_values: np.ndarray) -> np.ndarray:
-    """Index of the last element of each run of equal values in a sorted array."""
-    return np.flatnonzero(np.r_[sorted_values[1:] != sorted_values[:-1], True])
+def _check_permutation_args(metric: str, n_perm: Any, quantiles: Sequence[float]) -> None:
+    if metric not in ("spdd", "speo"):
+        raise ValueError(f"metric must be 'spdd' or 'speo'; got {metric!r}")
+    if isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
+        raise ValueError(f"n_perm must be a positive integer; got {n_perm!r}")
+    for q in quantiles:
+        if not 0.0 <= float(q) <= 1.0:
+            raise ValueError(f"quantiles must lie in [0, 1]; got {q!r}")
 
 
-def _take(a: np.ndarray, pos: np.ndarray | slice) -> np.ndarray:
-    return a[:, pos]
+def _finite_scores(scores: Any) -> np.ndarray:
+    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(x) == 0:
+        raise ValueError("no rows to test")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("scores contain NaN/inf; clean them first")
+    return x
 
 
-def _positions(pos: np.ndarray) -> np.ndarray | slice:
-    """A slice when `pos` is 0..K-1 (no ties: a view instead of a gather), else `pos`."""
-    if len(pos) and pos[0] == 0 and pos[-1] == len(pos) - 1:
-        return slice(0, len(pos))
-    return pos
+def _gap_statistic(metric: str, xs: np.ndarray, order: np.ndarray, labels: Any, counts: np.ndarray):
+    """f(c) -> the metric for group codes ``c`` over the score-sorted rows, by the one step
+    integral of `fairviz.metrics` (SPDD: the ECDF gap over the sorted scores; SPEO: the gap of
+    the rates over the 2n sorted breakpoints min(score, label) and label of every row)."""
+    n_groups = len(counts)
+    if metric == "spdd":
+        gap = _dp_gap_fn(counts)
+        return lambda c: _integrate_gap(xs, c, n_groups, gap)
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if len(y) != len(xs) or not np.all(np.isfinite(y)):
+        raise ValueError("labels must be finite and as long as scores")
+    ys = y[order]
+    vals = np.concatenate([np.minimum(xs, ys), ys])
+    by_value = np.argsort(vals, kind="stable")
+    z = vals[by_value]
+    rows = np.concatenate([np.arange(len(xs)), np.arange(len(xs))])[by_value]
+    is_label = (by_value >= len(xs)).astype(np.intp)  # tag 2g: min(score, label); 2g + 1: label
+    gap = _eo_gap_fn(counts)
+    return lambda c: _integrate_gap(z, 2 * c[rows].astype(np.intp) + is_label, 2 * n_groups, gap)
 
 
-def _gap_integral(c: np.ndarray, n_groups: int, counts: np.ndarray, pos: np.ndarray, widths: np.ndarray,
-                  den: tuple | None = None) -> np.ndarray:
-    """Integral of max_g - min_g of per-group step curves, for a chunk of code vectors; (B,).
-
-    c: (B, n) group codes of rows in the order of the sorted breakpoint values; pos: (K,) index of
-    the last row at or below each of the K breakpoints; widths: (K,) interval lengths.
-    Without `den`: curve_g = (# rows of g at or below the breakpoint) / n_g (the ECDF; DP(tau) =
-    max - min of 1 - ECDF = max - min of ECDF). With den = (c_y, pos_y): rate_g =
-    (n_g - #{m <= b}) / (n_g - #{y <= b}), 0 when the denominator is 0 (SPEO's convention).
-    """
-    hi = lo = None
-    if den is None:
-        sel = _positions(pos)
-        below_all = np.asarray(pos, dtype=np.float64) + 1.0  # rows at or below each breakpoint
-        if n_groups == 2:
-            # F_0 - F_1 = k0/n0 - (k - k0)/n1 = k0 (1/n0 + 1/n1) - k/n1, k0 = count of group 0
-            k0 = _take(np.cumsum(c == 0, axis=1, dtype=np.int32), sel)
-            diff = k0 * (1.0 / counts[0] + 1.0 / counts[1])
-            diff -= below_all * (1.0 / counts[1])
-            return np.einsum("ij,j->i", np.abs(diff, out=diff), widths)
-        acc = None
-        for g in range(n_groups):
-            if g < n_groups - 1:
-                cs = _take(np.cumsum(c == g, axis=1, dtype=np.int32), sel)
-                acc = cs.copy() if acc is None else np.add(acc, cs, out=acc)
-                curve = cs * (1.0 / counts[g])
-            else:  # the last group's count is what the others leave
-                curve = below_all - acc
-                curve *= 1.0 / counts[g]
-            if hi is None:
-                hi, lo = curve, curve.copy()
-            else:
-                np.maximum(hi, curve, out=hi)
-                np.minimum(lo, curve, out=lo)
-        hi -= lo
-        return np.einsum("ij,j->i", hi, widths)
-    c_y, pos_y = den
-    # pos / pos_y index a zero-padded column 0, so they are the counts of all rows at or below
-    # each breakpoint; the last group's counts are what the other groups leave.
-    acc_m = acc_y = None
-    for g in range(n_groups):
-        if g < n_groups - 1:
-            below_m = np.cumsum(c == g, axis=1, dtype=np.int32)[:, pos]
-            below_y = np.cumsum(c_y == g, axis=1, dtype=np.int32)[:, pos_y]
-            acc_m = below_m.copy() if acc_m is None else np.add(acc_m, below_m, out=acc_m)
-            acc_y = below_y.copy() if acc_y is None else np.add(acc_y, below_y, out=acc_y)
-        else:
-            below_m = pos[None, :] - acc_m
-            below_y = pos_y[None, :] - acc_y
-        # m = min(score, label) <= label, so a group with no label above tau has no m above it
-        # either: numerator 0, and max(d, 1) gives SPEO's rate-0 convention without a branch.
-        d = np.maximum(counts[g] - below_y, 1.0)
-        curve = counts[g] - below_m
-        curve = curve / d
-        if hi is None:
-            hi, lo = curve, curve.copy()
-        else:
-            np.maximum(hi, curve, out=hi)
-            np.minimum(lo, curve, out=lo)
-    hi -= lo
-    return np.einsum("ij,j->i", hi, widths)
+def _shuffled_null(stat, c: np.ndarray, n_perm: int, random_state, progress) -> np.ndarray:
+    """The statistic after each of ``n_perm`` successive in-place shuffles of ``c``."""
+    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+    null = np.empty(n_perm, dtype=np.float64)
+    step = max(1, -(-n_perm // 20)) if progress is not None else n_perm
+    for r in range(n_perm):
+        rng.shuffle(c)
+        null[r] = stat(c)
+        if progress is not None and ((r + 1) % step == 0 or r + 1 == n_perm):
+            progress(r + 1, n_perm)
+    return null
 
 
 def permutation_test(
@@ -363,92 +339,35 @@ def permutation_test(
     n_perm: int = 1000,
     random_state: int | np.random.Generator | None = 0,
     quantiles: Sequence[float] = (0.05, 0.5, 0.95),
-    chunk_elements: int = 262_144,
     progress: Callable[[int, int], None] | None = None,
 ) -> PermutationResult:
     """Permutation test of SPDD (or SPEO, needs `labels`) under shuffled group labels.
 
     The statistic is the exact integral used by `fairviz.metrics.spdd` / `speo`
-    (integral over tau of max_g - min_g of the group rates; W1 for two groups). Cost: one sort,
-    then O(n * n_groups) per permutation, evaluated in chunks of permutations (about
-    `chunk_elements` codes at a time); SPDD with up to `FAST_PERM_MAX_GROUPS` groups takes
-    `fairviz.permute`'s block sums over random relabelings instead (two groups: 1,000
-    permutations of 10⁶ rows in seconds, on two threads). See the module docstring for the exact schemes. ``progress(done, n_perm)`` is
-    called as permutations finish. The smallest p-value is 1 / (n_perm + 1).
+    (integral over tau of max_g - min_g of the group rates; W1 for two groups), computed by the
+    same kernel. Cost: one sort, then O(n * n_groups) per permutation; SPDD with up to
+    `FAST_PERM_MAX_GROUPS` groups takes `fairviz.permute`'s block sums over random relabelings
+    instead (two groups: 1,000 permutations of 10⁶ rows in seconds, on two threads). See the
+    module docstring for the exact schemes. ``progress(done, n_perm)`` is called as
+    permutations finish. The smallest p-value is 1 / (n_perm + 1).
     """
-    if metric not in ("spdd", "speo"):
-        raise ValueError(f"metric must be 'spdd' or 'speo'; got {metric!r}")
-    if isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
-        raise ValueError(f"n_perm must be a positive integer; got {n_perm!r}")
-    for q in quantiles:
-        if not 0.0 <= float(q) <= 1.0:
-            raise ValueError(f"quantiles must lie in [0, 1]; got {q!r}")
-    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    _check_permutation_args(metric, n_perm, quantiles)
+    x = _finite_scores(scores)
     n = len(x)
-    if n == 0:
-        raise ValueError("no rows to test")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("scores contain NaN/inf; clean them first")
     codes, n_groups = _codes_by_appearance(groups, n)
     if metric == "speo" and labels is None:
         raise ValueError("metric='speo' needs labels")
     order = np.argsort(x, kind="stable")
     xs = x[order]
     c = codes[order].astype(np.uint8 if n_groups < 256 else np.int64)
-    counts = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    counts = np.bincount(codes, minlength=n_groups)
     if metric == "spdd" and n_groups <= FAST_PERM_MAX_GROUPS:
-        from fairviz.permute import observed_spdd, spdd_null
-
-        sizes = counts.astype(np.int64)
-        observed = observed_spdd(xs, c, sizes)
-        null = spdd_null(xs, sizes, int(n_perm), random_state, progress=progress)
-        return _permutation_result(metric, observed, null, quantiles, random_state)
-
-    if metric == "spdd":
-        ends = _block_ends(xs)
-        pos = ends[:-1]
-        widths = np.diff(xs[ends])
-        remap_m = remap_y = None
-        pos_y = None
+        observed = observed_spdd(xs, c, counts)
+        null = spdd_null(xs, counts, int(n_perm), random_state, progress=progress)
     else:
-        y = np.asarray(labels, dtype=np.float64).reshape(-1)
-        if len(y) != n or not np.all(np.isfinite(y)):
-            raise ValueError("labels must be finite and as long as scores")
-        ys = y[order]
-        ms = np.minimum(xs, ys)
-        bps = np.unique(np.concatenate([ms, ys]))  # all breakpoints of both step functions
-        widths = np.diff(bps)
-        remap_m = np.argsort(ms, kind="stable")
-        remap_y = np.argsort(ys, kind="stable")
-        # last row (in m-order / y-order) with value <= each breakpoint b_k, k < K-1
-        pos = np.searchsorted(ms[remap_m], bps[:-1], side="right") - 1
-        pos_y = np.searchsorted(ys[remap_y], bps[:-1], side="right") - 1
-        # a breakpoint below every m (or y) has no row at or below it: prepend a zero column
-        pos, pos_y = pos + 1, pos_y + 1
-
-    def stat(chunk: np.ndarray) -> np.ndarray:
-        if metric == "spdd":
-            return _gap_integral(chunk, n_groups, counts, pos, widths)
-        zero = np.full((chunk.shape[0], 1), 255 if chunk.dtype == np.uint8 else -1, dtype=chunk.dtype)
-        cm = np.concatenate([zero, chunk[:, remap_m]], axis=1)
-        cy = np.concatenate([zero, chunk[:, remap_y]], axis=1)
-        return _gap_integral(cm, n_groups, counts, pos, widths, den=(cy, pos_y))
-
-    observed = float(stat(c[None, :])[0])
-    rng = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
-    batch = max(1, min(int(n_perm), chunk_elements // max(n, 1)))
-    null = np.empty(int(n_perm), dtype=np.float64)
-    buf = np.empty((batch, n), dtype=c.dtype)
-    done = 0
-    while done < n_perm:
-        b = min(batch, n_perm - done)
-        for i in range(b):
-            rng.shuffle(c)
-            buf[i] = c
-        null[done:done + b] = stat(buf[:b])
-        done += b
-        if progress is not None:
-            progress(done, int(n_perm))
+        stat = _gap_statistic(metric, xs, order, labels, counts)
+        observed = float(stat(c))
+        null = _shuffled_null(stat, c, int(n_perm), random_state, progress)
     return _permutation_result(metric, observed, null, quantiles, random_state)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from fairviz.metrics._correlation import _tie_blocks
 from fairviz.metrics._resample import _DRAW_STEP, _Counts, _rng, _run_replicates, _seed_sequences
 from fairviz.metrics._sort import _value_major
-from fairviz.metrics._steps import _dp_gap_fn, _eo_gap_fn, _integrate_gap
+from fairviz.metrics._steps import _block_dots, _dp_gap_fn, _eo_gap_fn, _integrate_gap
 from fairviz.metrics._threshold import _speo_entries
 from fairviz.metrics._validate import _Data, _prepare
 
@@ -64,20 +64,9 @@ class _SpddBoot:
         """Per block and resample ((nb, B) each): Σ c·P, T0 and T1 (C: (B, N) uint8 counts).
 
         T0 and T1 come from one dot product with is0 + K·is1 (K a power of two above any T0,
-        so both are exact). einsum rather than matmul: OpenBLAS calls from two threads run
-        one at a time here.
+        so both are exact).
         """
-        B, BS = len(C), self.BS
-        cp = np.empty((self.nb, B))
-        tt = np.empty((self.nb, B))
-        for a in range(0, self.N, self.chunk):
-            m = min(self.chunk, self.N - a)
-            blocks = slice(a // BS, (a + m) // BS)
-            Xc = X[:B, :m]
-            np.copyto(Xc, C[:, a : a + m])
-            X3 = Xc.reshape(B, m // BS, BS)
-            cp[blocks] = np.einsum("bkj,kj->kb", X3, self.P[blocks])
-            tt[blocks] = np.einsum("bkj,kj->kb", X3, self.tag[blocks])
+        cp, tt = _block_dots(C, X, (self.P, self.tag), self.BS, self.chunk)
         T1 = np.floor(tt * (1.0 / self.K))
         return cp, tt - self.K * T1, T1
 

@@ -1,4 +1,10 @@
-"""The step-function integral: ∫ gap(ECDF counts per group) dτ over sorted breakpoints."""
+"""The one step-function integral: ∫ gap(ECDF counts per group) dτ over sorted breakpoints.
+
+SPDD, SPEO (and their bootstrap and permutation replicates, on many groups) and the W1 of
+each group to the pooled sample (`fairviz.groups`) are all this integral with another gap
+function; `_block_dots` is the blockwise dot product that the two-group bootstrap and the
+permutation null (`fairviz.permute`) share.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,13 @@ import numpy as np
 from fairviz.metrics._sort import _CHUNK
 
 
-def _integrate_gap(z: np.ndarray, code: np.ndarray, n_tags: int, gap_fn, weights: np.ndarray | None = None) -> float:
+def _integrate_gap(z: np.ndarray, code: np.ndarray, n_tags: int, gap_fn, weights: np.ndarray | None = None):
     """Σ_k gap(C[:, k])·(z[k+1] − z[k]) where C[t, k] = Σ of ``weights`` (default 1) over the
     entries with tag t among z[:k+1].
 
-    Streams over the sorted entries in chunks (memory O(chunk · tags)).
+    z: (n,) sorted values; code: (n,) their tags in [0, n_tags). ``gap_fn(C)`` maps the
+    (n_tags, m) cumulative counts of a chunk to (m,) gaps (a float is returned) or (r, m)
+    gaps ((r,) floats are returned). Streams over the entries in chunks (memory O(chunk · tags)).
     """
     n = len(z)
     carry = np.zeros((n_tags, 1))
@@ -29,8 +37,8 @@ def _integrate_gap(z: np.ndarray, code: np.ndarray, n_tags: int, gap_fn, weights
         carry[:, 0] = C[:, -1]
         gap = gap_fn(C)
         dz = z[s + 1 : s + m + 1] - z[s : s + m]
-        total += float(np.einsum("i,i->", gap, dz))
-    return total
+        total = total + np.einsum("...i,i->...", gap, dz)
+    return float(total) if np.ndim(total) == 0 else np.asarray(total, dtype=np.float64)
 
 
 def _dp_gap_fn(counts: np.ndarray):
@@ -48,11 +56,51 @@ def _eo_gap_fn(counts: np.ndarray):
 
     def gap(C):
         A = nn - C[0::2]  # #{min(Ŷ, Y) > τ} per group
-        B = nn - C[1::2]  # #{Y > τ} per group: a whole count, and A = 0 wherever B = 0
-        np.maximum(B, 1.0, out=B)
-        return _spread(np.divide(A, B, out=A))
+        B = nn - C[1::2]  # #{Y > τ} per group
+        return _spread(_eo_rates(A, B))
 
     return gap
+
+def _eo_rates(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """P(Ŷ > τ | Y > τ, g) = A / B from A = #{min(Ŷ, Y) > τ} and B = #{Y > τ} (float counts,
+    same shape; A is overwritten). A group with no Y > τ counts as rate 0 (the paper's rule):
+    B is a whole count and A = 0 wherever B = 0, so A / max(B, 1) gives 0 there."""
+    np.maximum(B, 1.0, out=B)
+    return np.divide(A, B, out=A)
+
+
+def _pooled_gap_fn(counts: np.ndarray):
+    """Gap |F_g − F_pooled| per group (rows of the result) for `_integrate_gap`."""
+    inv = (1.0 / counts.astype(np.float64))[:, None]
+    inv_n = 1.0 / float(counts.sum())
+
+    def gap(C):
+        F = C * inv
+        F -= C.sum(axis=0) * inv_n
+        return np.abs(F, out=F)
+
+    return gap
+
+
+def _block_dots(C: np.ndarray, X: np.ndarray, weights, BS: int, chunk: int) -> list[np.ndarray]:
+    """Σ_j C[r, k·BS + j]·W[k, j] for each W in ``weights`` (None: plain sums), as (nb, B) arrays.
+
+    C: (B, N) uint8 per-position counts or indicators, N = nb·BS; X: (≥B, ≥chunk) float
+    scratch. Chunk by chunk so that the float copy of C stays in cache; einsum rather than
+    matmul: OpenBLAS calls from two threads run one at a time here.
+    """
+    B, N = len(C), C.shape[1]
+    out = [np.empty((N // BS, B)) for _ in weights]
+    for a in range(0, N, chunk):
+        m = min(chunk, N - a)
+        blocks = slice(a // BS, (a + m) // BS)
+        Xc = X[:B, :m]
+        np.copyto(Xc, C[:, a : a + m])
+        X3 = Xc.reshape(B, m // BS, BS)
+        for o, W in zip(out, weights):
+            o[blocks] = X3.sum(axis=2).T if W is None else np.einsum("bkj,kj->kb", X3, W[blocks])
+    return out
+
 
 def _spread(rows) -> np.ndarray:
     """max − min over a sequence of equal-length rows (elementwise, no axis-0 reduction)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairviz.metrics._sort import _pack_sign, _split_sorted, _value_major
-from fairviz.metrics._steps import _dp_gap_fn, _eo_gap_fn, _integrate_gap, _spread
+from fairviz.metrics._steps import _dp_gap_fn, _eo_gap_fn, _eo_rates, _integrate_gap, _spread
 from fairviz.metrics._validate import _Data, _prepare, _raise_bad_values, _to_float_array
 from fairviz.metrics._w1 import _w1
 
@@ -64,7 +64,7 @@ def _spdd_grid(d: _Data, grid: int) -> float:
 def _speo_grid(d: _Data, grid: int) -> float:
     A = _grid_above(np.minimum(d.x, d.y), d.codes, d.n_groups, grid)
     B = _grid_above(d.y, d.codes, d.n_groups, grid)
-    r = np.where(B > 0, A / np.where(B > 0, B, 1.0), 0.0)
+    r = _eo_rates(A, B)
     return float(np.mean(r.max(axis=0) - r.min(axis=0)))
 
 
