@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairviz import metrics
+from fairviz.atomic import write_text
 from fairviz.metrics._validate import factorize_groups
 
 __all__ = ["RepairMap", "wasserstein_repair", "repair_tradeoff", "check_strength"]
@@ -338,8 +340,6 @@ class RepairMap:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the map as JSON atomically (a reader never sees half a file); returns the path."""
-        from fairviz.atomic import write_text
-
         return write_text(path, self.to_json())
 
     @classmethod
@@ -383,8 +383,6 @@ def repair_tradeoff(
     with the original scores: how much the ranking changed). `repair_map` defaults to an exact map
     fitted on these scores (in-sample repair); pass a fitted map to evaluate it on new data.
     """
-    from fairviz import metrics
-
     x = _as_scores(scores)
     thetas = [check_strength(t) for t in strengths]
     if not thetas:

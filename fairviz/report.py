@@ -34,10 +34,9 @@ import numpy as np
 import pandas as pd
 
 from fairviz import theme
+from fairviz.metrics import FOUR_FIFTHS
 
 __all__ = ["build_report", "auto_n_perm", "data_fingerprint"]
-
-FOUR_FIFTHS = 0.8
 
 
 # ------------------------------------------------------------------------------ formatting

@@ -104,7 +104,7 @@ def _fmt(v) -> str:
 
 
 def _table(name, result, rates, args) -> str:
-    from fairviz.significance import FOUR_FIFTHS
+    from fairviz.metrics import FOUR_FIFTHS
 
     pct = f"{result.level * 100:g}%"
     lines = [
@@ -208,7 +208,7 @@ def _views(df, args) -> dict:
 
 
 def _sql_rate_lines(rows) -> list[str]:
-    from fairviz.significance import FOUR_FIFTHS
+    from fairviz.metrics import FOUR_FIFTHS
 
     lines = [f"    {'group':<20} {'n':>10} {'share':>7} {'rate':>7} {'impact':>7}"]
     for r in rows.itertuples(index=False):

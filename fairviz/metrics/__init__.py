@@ -33,13 +33,14 @@ values) raises ``ValueError`` with a message that says what to fix; values are n
 from fairviz.metrics._audit import AuditResult, MetricValue, audit
 from fairviz.metrics._bootstrap import STATISTICS, bootstrap_ci
 from fairviz.metrics._correlation import pcc, srcc
-from fairviz.metrics._rates import impact_ratio, scoring_rate_table, selection_rates
+from fairviz.metrics._rates import FOUR_FIFTHS, impact_ratio, scoring_rate_table, selection_rates
 from fairviz.metrics._threshold import DPCurve, dp_curve, spdd, spdd_parts, speo
 from fairviz.metrics._validate import validate_inputs
 
 __all__ = [
     "AuditResult",
     "DPCurve",
+    "FOUR_FIFTHS",
     "MetricValue",
     "STATISTICS",
     "audit",

@@ -10,6 +10,8 @@ import pandas as pd
 from fairviz.metrics._validate import _Data, _prepare
 
 _SMALL_GROUP_SHARE = 0.02
+#: The four-fifths rule: an impact ratio below this flags adverse impact (EEOC Uniform Guidelines).
+FOUR_FIFTHS = 0.8
 
 
 def _check_tau(tau) -> float:
@@ -44,7 +46,7 @@ def _ratios(rates: np.ndarray) -> np.ndarray:
 def impact_ratio(scores, groups, tau) -> dict:
     """Each group's selection rate at τ over the highest group's rate, as {group: ratio}.
 
-    The four-fifths rule flags ratios below 0.8. When no group has anyone above τ the ratio is
+    The four-fifths rule flags ratios below `FOUR_FIFTHS` (0.8). When no group has anyone above τ the ratio is
     undefined and every value is NaN.
     """
     t = _check_tau(tau)
