@@ -651,3 +651,38 @@ def test_two_group_swap(data):
     assert M.speo(x, y, swapped) == pytest.approx(M.speo(x, y, g), abs=1e-12)
     a, b = M.spdd_parts(x, g).values()
     assert tuple(M.spdd_parts(x, swapped).values()) == pytest.approx((b, a), abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# the one group encoder (metrics, groups, repair, significance and the video manifest use it)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["int", "str", "mixed", "float_nan", "bool"])
+def test_factorize_groups_matches_brute_force(rng, kind):
+    from fairviz.metrics._validate import factorize_groups
+
+    n = 60
+    pool = {"int": [5, -2, 40, 7], "str": ["b", "a", " NA ", "c"], "mixed": [1, "a", 2.5, "b"],
+            "float_nan": [0.5, float("nan"), 0.25, 2.0], "bool": [True, False]}[kind]
+    values = [pool[i] for i in rng.integers(0, len(pool), n)]
+    missing = {"na"}
+
+    def is_missing(v):
+        return (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip().lower() in missing)
+
+    known = [v for v in values if not is_missing(v)]
+    try:
+        expected = sorted(set(known))
+    except TypeError:
+        expected = sorted(set(known), key=str)
+    arr = np.array(values, dtype=object) if kind in ("mixed", "float_nan") else np.array(values)
+    codes, labels, counts = factorize_groups(arr, n, missing=missing, need_two=False)
+    assert list(labels) == expected
+    assert [labels[c] if c >= 0 else None for c in codes] == [None if is_missing(v) else v for v in values]
+    assert counts.tolist() == [known.count(lab) for lab in expected]
+    if any(isinstance(v, float) and math.isnan(v) for v in values):  # NaN is missing whatever the caller says
+        with pytest.raises(ValueError, match="missing"):
+            factorize_groups(arr, n)
+    else:  # text such as " NA " is a group unless listed as missing
+        assert len(factorize_groups(arr, n, need_two=False)[1]) == len(set(values))

@@ -88,7 +88,7 @@ def audit_attributes(
     order = np.argsort(x, kind="stable")  # one global sort serves every grouping's W1
     results: dict[str, AttributeAudit] = {}
     skipped: dict[str, str] = {}
-    corr_cache: dict = {}
+    corr_cache: dict = {}  # PCC / SRCC per set of known rows, shared by the groupings
     for name, col in columns.items():
         reason = _skip_reason(col, n, max_groups, max_cells)
         if reason:
@@ -98,16 +98,9 @@ def audit_attributes(
     if not results:
         raise ValueError("no attribute has two known groups to compare: "
                          + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
-    return MultiAuditResult(
-        n=n,
-        attributes=tuple(a for a in columns if len(columns[a].attributes) == 1),
-        results=results,
-        skipped=skipped,
-        level=float(level),
-        n_boot=int(n_boot),
-        small_share=float(small_share),
-        exclude_small=bool(exclude_small),
-    )
+    return MultiAuditResult(n=n, attributes=tuple(a for a in columns if len(columns[a].attributes) == 1),
+                            results=results, skipped=skipped, level=float(level), n_boot=int(n_boot),
+                            small_share=float(small_share), exclude_small=bool(exclude_small))
 
 
 @dataclass(frozen=True)

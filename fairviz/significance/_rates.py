@@ -130,8 +130,11 @@ def rate_tests(
     return pd.DataFrame(rows, columns=RATE_TEST_COLUMNS)
 
 
-def _counts_from_rates(rates: Mapping[Any, float], totals: Mapping[Any, int]) -> dict:
-    return {g: int(round(float(rates[g]) * int(totals[g]))) for g in totals}
+def _tests_of_rates(rates: Mapping[Any, float], totals: Mapping[Any, int], alpha: float, small_share: float,
+                    exclude_small: bool) -> pd.DataFrame:
+    """`rate_tests` from rates per group (selected counts = rate × n, rounded)."""
+    selected = {g: int(round(float(rates[g]) * int(totals[g]))) for g in totals}
+    return rate_tests(selected, totals, alpha=alpha, small_share=small_share, exclude_small=exclude_small)
 
 
 def _group_totals(groups: Any, order: Sequence) -> dict:
@@ -141,15 +144,8 @@ def _group_totals(groups: Any, order: Sequence) -> dict:
     return {g: lookup[g] for g in order}
 
 
-def impact_ratio_tests(
-    scores: Any,
-    groups: Any,
-    tau: float,
-    *,
-    alpha: float = 0.05,
-    small_share: float = 0.02,
-    exclude_small: bool = False,
-) -> pd.DataFrame:
+def impact_ratio_tests(scores: Any, groups: Any, tau: float, *, alpha: float = 0.05, small_share: float = 0.02,
+                       exclude_small: bool = False) -> pd.DataFrame:
     """Four-fifths check at threshold `tau` (selected = score > tau) with a test per group.
 
     Rates come from `fairviz.metrics.selection_rates`; see `rate_tests` for the columns.
@@ -158,19 +154,11 @@ def impact_ratio_tests(
     if not math.isfinite(tau):
         raise ValueError(f"tau must be a finite number; got {tau!r}")
     rates = metrics.selection_rates(scores, groups, tau)
-    totals = _group_totals(groups, list(rates))
-    return rate_tests(_counts_from_rates(rates, totals), totals, alpha=alpha,
-                      small_share=small_share, exclude_small=exclude_small)
+    return _tests_of_rates(rates, _group_totals(groups, list(rates)), alpha, small_share, exclude_small)
 
 
-def scoring_rate_tests(
-    scores: Any,
-    groups: Any,
-    *,
-    alpha: float = 0.05,
-    small_share: float = 0.02,
-    exclude_small: bool = False,
-) -> pd.DataFrame:
+def scoring_rate_tests(scores: Any, groups: Any, *, alpha: float = 0.05, small_share: float = 0.02,
+                       exclude_small: bool = False) -> pd.DataFrame:
     """NYC Local Law 144 scoring-rate table (share scoring above the sample median) with tests.
 
     Rates come from `fairviz.metrics.scoring_rate_table`; see `rate_tests` for the columns
@@ -180,6 +168,5 @@ def scoring_rate_tests(
     keys = [(g.item() if isinstance(g, np.generic) else g) for g in table["group"]]
     totals = {g: int(n) for g, n in zip(keys, table["n"])}
     rates = {g: float(r) for g, r in zip(keys, table["scoring_rate"])}
-    return rate_tests(_counts_from_rates(rates, totals), totals, alpha=alpha,
-                      small_share=small_share, exclude_small=exclude_small)
+    return _tests_of_rates(rates, totals, alpha, small_share, exclude_small)
 
