@@ -22,16 +22,19 @@ def _integrate_gap(z: np.ndarray, code: np.ndarray, n_tags: int, gap_fn, weights
     gaps ((r,) floats are returned). Streams over the entries in chunks (memory O(chunk · tags)).
     """
     n = len(z)
-    carry = np.zeros((n_tags, 1))
+    # plain counts accumulate as integers (the same values, and a cumsum several times faster)
+    dtype = np.int64 if weights is None else np.float64
+    carry = np.zeros((n_tags, 1), dtype=dtype)
     total = 0.0
-    c = min(_CHUNK, max(n - 1, 1))
-    cum = np.empty((n_tags, c))
+    # with many tags a chunk of counts (tags × chunk floats) would outgrow the cache
+    c = min(_CHUNK if n_tags <= 8 else max(2048, (1 << 17) // n_tags), max(n - 1, 1))
+    cum = np.empty((n_tags, c), dtype=dtype)
     cols = np.arange(c)
     for s in range(0, n - 1, c):
         m = min(c, n - 1 - s)
         C = cum[:, :m]
-        C.fill(0.0)
-        C[code[s : s + m], cols[:m]] = 1.0 if weights is None else weights[s : s + m]
+        C.fill(0)
+        C[code[s : s + m], cols[:m]] = 1 if weights is None else weights[s : s + m]
         np.cumsum(C, axis=1, out=C)
         C += carry
         carry[:, 0] = C[:, -1]
