@@ -10,7 +10,14 @@ import numpy as np
 from fairviz.metrics._correlation import _tie_blocks
 from fairviz.metrics._resample import _DRAW_STEP, _Counts, _rng, _run_replicates, _seed_sequences
 from fairviz.metrics._sort import _value_major
-from fairviz.metrics._steps import _block_dots, _dp_gap_fn, _eo_gap_fn, _integrate_gap
+from fairviz.metrics._steps import (
+    _add_abs_steps,
+    _block_dots,
+    _dp_gap_fn,
+    _eo_gap_fn,
+    _integrate_gap,
+    _two_group_signs,
+)
 from fairviz.metrics._threshold import _speo_entries
 from fairviz.metrics._validate import _Data, _prepare
 
@@ -76,11 +83,7 @@ class _SpddBoot:
         step = max(1, (1 << 16) // self.BS)
         for a in range(0, len(bi), step):
             b, r = bi[a : a + step], ri[a : a + step]
-            W = Cb[r, b] * self.s[b]
-            np.cumsum(W, axis=1, out=W)
-            W += E0[b, r][:, None]
-            np.abs(W, out=W)
-            np.add.at(acc, r, np.einsum("pj,pj->p", W, self.dz[b]))
+            _add_abs_steps(acc, r, Cb[r, b] * self.s[b], E0[b, r], self.dz[b])
         self.exact_blocks += len(bi)
 
     def worker(self, keep: list | None = None):
@@ -95,13 +98,8 @@ class _SpddBoot:
                 if keep is not None:
                     keep.append(C[r, : self.n].astype(np.float64))
             cp, T0, T1 = self._block_sums(C[:B], X)
-            U = self.n1 * T0 - self.n0 * T1  # E gained over each block (exact integers)
-            E0 = np.cumsum(U, axis=0) - U
-            pos = E0 - self.n0 * T1 >= 0.0
-            neg = E0 + self.n1 * T0 <= 0.0
-            sign = np.where(pos, 1.0, np.where(neg, -1.0, 0.0))
+            E0, sign, (bi, ri) = _two_group_signs(T0, T1, self.n0, self.n1)
             acc = np.einsum("br,br->r", sign, E0 * self.block_dz[:, None] + cp)
-            bi, ri = np.nonzero(~(pos | neg))
             if bi.size:
                 self._exact_blocks(C[:B], E0, bi, ri, acc)
             return acc / self.norm

@@ -105,6 +105,27 @@ def _block_dots(C: np.ndarray, X: np.ndarray, weights, BS: int, chunk: int) -> l
     return out
 
 
+def _two_group_signs(T0: np.ndarray, T1: np.ndarray, n0: float, n1: float):
+    """Two groups over sorted positions in blocks: E = n0·n1·(F0 − F1) before each block and
+    the sign of E on it, for (nb, B) block counts T0, T1 of the two groups (B labelings or
+    resamples). Inside a block E stays in [E0 − n0·T1, E0 + n1·T0]; where that range does not
+    straddle 0, |E| = sign·E on the whole block. Returns (E0, sign (±1, 0 where it straddles),
+    (block, labeling) indices of the straddling blocks, to be summed position by position)."""
+    U = n1 * T0 - n0 * T1  # E gained over each block (exact integers)
+    E0 = np.cumsum(U, axis=0) - U
+    pos = E0 - n0 * T1 >= 0.0
+    neg = E0 + n1 * T0 <= 0.0
+    return E0, np.where(pos, 1.0, np.where(neg, -1.0, 0.0)), np.nonzero(~(pos | neg))
+
+
+def _add_abs_steps(acc: np.ndarray, rows: np.ndarray, W: np.ndarray, E_start: np.ndarray, dz: np.ndarray) -> None:
+    """acc[rows[p]] += Σ_j |E_start[p] + Σ_{i≤j} W[p, i]|·dz[p, j] (W (P, BS) is overwritten)."""
+    np.cumsum(W, axis=1, out=W)
+    W += E_start[:, None]
+    np.abs(W, out=W)
+    np.add.at(acc, rows, np.einsum("pj,pj->p", W, dz))
+
+
 def _spread(rows) -> np.ndarray:
     """max − min over a sequence of equal-length rows (elementwise, no axis-0 reduction)."""
     rows = list(rows)
