@@ -1,4 +1,4 @@
-"""fairviz.groups: several attributes, intersections, missing values, exact W1 (issue 6 §2)."""
+"""fairviz.groups: several attributes, intersections, missing values, exact W1."""
 
 from __future__ import annotations
 
@@ -205,7 +205,7 @@ def test_audit_attributes_bad_input(rng, metrics):
 
 
 def test_million_rows_three_attributes_is_fast(rng, metrics):
-    """Issue 6: 1,000,000 rows × 3 attributes with intersections in a few seconds (bench/ has
+    """The target: 1,000,000 rows × 3 attributes with intersections in a few seconds (bench/ has
     the full benchmark). Here a 100k-row smoke run, exact metrics only, with a generous bound
     for a busy shared machine."""
     import time

@@ -215,6 +215,27 @@ def test_grid50_equals_brute_force_means(rng):
     assert M.spdd(x, g, grid=7) == pytest.approx(np.mean([bf_dp(x, g, t) for t in np.arange(7) / 7]), abs=1e-15)
 
 
+@pytest.mark.parametrize("grid", [None, 50])
+def test_speo_group_without_positive_labels_counts_as_rate_zero(grid):
+    # by hand: group "a" (x = y = 0.3) has no Y > τ from τ = 0.3 on, so its rate is 0 there while
+    # "b" (x = y = 0.9) keeps rate 1 until 0.9: the gap is 1 on [0.3, 0.9) and 0 elsewhere.
+    # Counting such a group as rate 1 would give 0 instead.
+    x = y = np.array([0.3, 0.9])
+    g = np.array(["a", "b"])
+    assert M.speo(x, y, g, grid=grid) == pytest.approx(0.6, abs=1e-12)
+
+
+def test_speo_many_groups_without_positive_labels_matches_brute_force(rng):
+    n = 300
+    g = rng.integers(0, 3, n)
+    y = np.where(g == 0, 0.5 * rng.random(n), rng.random(n))  # group 0 has no Y above 0.5
+    x = rng.random(n)
+    taus = np.arange(50) / 50
+    assert M.speo(x, y, g, grid=50) == pytest.approx(np.mean([bf_eo_gap(x, y, g, t) for t in taus]), abs=1e-15)
+    exact = bf_integral(lambda t: bf_eo_gap(x, y, g, t), np.concatenate([x, y, np.minimum(x, y)]))
+    assert M.speo(x, y, g) == pytest.approx(exact, abs=1e-12)
+
+
 # ------------------------------------------------------------------------------------------
 # SPEO
 # ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""fairviz.significance: rate tests (z / Fisher) and the permutation test (issue 6 §3)."""
+"""fairviz.significance: rate tests (z / Fisher) and the permutation test."""
 
 from __future__ import annotations
 

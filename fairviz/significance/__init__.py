@@ -12,9 +12,10 @@
 Permutation scheme (documented because a test reproduces it with a naive loop): rows are sorted
 once by score (stable); ``c`` holds the group codes in that order; ``rng =
 numpy.random.default_rng(random_state)`` and each permutation is ``rng.shuffle(c)`` applied to
-the previous state (each state is a uniformly random assignment of the group labels). Because the
-scores stay sorted, each group's ECDF is a cumulative sum of its indicator over ``c``; chunks of
-permutations are evaluated at once, without re-sorting. SPDD with up to 16 groups: permutation r
+the previous state (each state is a uniformly random assignment of the group labels). Group codes
+are numbered in order of first appearance. Because the scores stay sorted, each permutation's
+statistic is `fairviz.metrics`' step integral over ``c``, without re-sorting (SPEO: over the 2n
+breakpoints min(score, label) and label, sorted once). SPDD with up to 16 groups: permutation r
 is ``fairviz.permute.relabel`` (two groups) or ``relabel_groups`` with the generator seeded by
 ``SeedSequence(random_state).spawn(n_perm)[r]`` (also a uniformly random assignment with the same
 group sizes), summed by blocks (`fairviz.permute`), on as many threads as help.
