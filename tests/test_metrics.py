@@ -547,6 +547,24 @@ def test_bootstrap_ci_agrees_with_a_naive_resampler(rng):
         assert abs(lo - nlo) < 0.15 * width and abs(hi - nhi) < 0.15 * width
 
 
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_intervals_are_two_sided_at_the_level_of_the_replicates(rng, level):
+    # the replicates come from the engine; the interval ends are computed here from their
+    # definitions, so a wrong level or a one-sided interval fails whatever the engine draws
+    x, g = two_groups(rng, 90, 70)
+    y = np.clip(x + rng.normal(0, 0.2, 160), 0, 1)
+    reps = _bootstrap._replicates(_validate._prepare(x, g, y), ("spdd", "pcc"), 300, 5)
+    a = 1.0 - level
+    want = np.quantile(reps["pcc"], [a / 2, 1 - a / 2])
+    assert M.bootstrap_ci("pcc", x, g, y, n_boot=300, level=level, random_state=5) == pytest.approx(want, abs=1e-15)
+    res = M.audit(x, g, y, n_boot=300, level=level, random_state=5, n_perm=0)
+    assert (res.pcc.ci_low, res.pcc.ci_high) == pytest.approx(want, abs=1e-15)
+    # the distance: two-sided upper end at 1 − a/2, one-sided bound at 1 − a (docs/STATISTICS.md)
+    d = res.spdd.detail
+    assert d.ci_high == pytest.approx(np.quantile(reps["spdd"], 1 - a / 2), abs=1e-15)
+    assert d.upper == pytest.approx(np.quantile(reps["spdd"], 1 - a), abs=1e-15)
+
+
 # ------------------------------------------------------------------------------------------
 # audit()
 # ------------------------------------------------------------------------------------------
