@@ -27,10 +27,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from fairviz import theme
+from fairviz.metrics import FOUR_FIFTHS
 
 DEFAULT_MAX_POINTS = 2000
 DEFAULT_BINS = 40
-FOUR_FIFTHS = 0.8
 #: Above this many groups, histograms are drawn as outlines and per-group curves leave the legend
 #: (their values stay in the hover text and in the tables next to the chart).
 MANY_GROUPS = 3
