@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import REPO, machine, update_section  # noqa: E402
 
 from fairviz import metrics  # noqa: E402
+from fairviz.metrics import _bootstrap, _validate  # noqa: E402
 from fairviz.uncertainty import distance_uncertainty  # noqa: E402
 
 DOC = REPO / "docs" / "STATISTICS.md"
@@ -206,9 +207,9 @@ def speo_cell(n, delta, trials, n_boot, n_perm, seed, truth):
     rows = []
     for _ in range(trials):
         x, y, g = speo_draw(rng, n, delta)
-        d = metrics._prepare(x, g, y)
+        d = _validate._prepare(x, g, y)
         obs = metrics.speo(x, y, g)
-        reps = metrics._replicates(d, ("speo",), n_boot, int(rng.integers(2**31)))["speo"]
+        reps = _bootstrap._replicates(d, ("speo",), n_boot, int(rng.integers(2**31)))["speo"]
         null = permutation_test(x, g, y, metric="speo", n_perm=n_perm, random_state=int(rng.integers(2**31))).null_values
         u = distance_uncertainty(obs, reps, null, LEVEL)
         q_lo, q_hi = np.quantile(reps, [0.025, 0.975])

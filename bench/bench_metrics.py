@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already ther
 from _results import machine, publish  # noqa: E402
 
 from fairviz import metrics  # noqa: E402
+from fairviz.metrics import _resample  # noqa: E402
 
 SECTION = "bench_metrics"
 
@@ -126,7 +127,7 @@ def bench_bootstrap(n: int, n_boot: int) -> dict:
     wall = time.perf_counter() - t_wall
     cpu = time.process_time() - t_cpu
     return {"n": n, "n_boot": n_boot, "wall": wall, "cpu": cpu, "ci": (lo, hi), "spdd": metrics.spdd(x, g),
-            "threads": metrics._n_threads(n * n_boot)}
+            "threads": _resample._n_threads(n * n_boot)}
 
 
 def fmt_t(s: float) -> str:

@@ -32,7 +32,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fairviz.metrics import _rng, _run_replicates, _seed_sequences
+from fairviz.metrics._resample import _rng, _run_replicates, _seed_sequences
+from fairviz.metrics._steps import _add_abs_steps, _block_dots, _two_group_signs
 
 
 def relabel(rng: np.random.Generator, n: int, n1: int, out: np.ndarray) -> None:
@@ -75,17 +76,7 @@ class _Blocks:
 
     def _block_sums(self, C: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per block and labeling ((nb, B) each), for 0/1 indicators C (B, N): Σ C·tail and Σ C."""
-        B, BS = len(C), self.BS
-        q = np.empty((self.nb, B))
-        t1 = np.empty((self.nb, B))
-        for a in range(0, self.N, self.chunk):
-            m = min(self.chunk, self.N - a)
-            blocks = slice(a // BS, (a + m) // BS)
-            Xc = X[:B, :m]
-            np.copyto(Xc, C[:, a : a + m])
-            X3 = Xc.reshape(B, m // BS, BS)
-            q[blocks] = np.einsum("bkj,kj->kb", X3, self.tail[blocks])
-            t1[blocks] = X3.sum(axis=2).T
+        q, t1 = _block_dots(C, X, (self.tail, None), self.BS, self.chunk)
         return q, t1
 
 
@@ -110,14 +101,9 @@ class TwoGroupSpdd(_Blocks):
         n0, n1, n = float(self.n0), float(self.n1), float(self.n)
         q, T1 = self._block_sums(C, X)
         T0 = self.real_count[:, None] - T1
-        U = n1 * T0 - n0 * T1  # E gained over each block (exact integers)
-        E0 = np.cumsum(U, axis=0) - U
-        pos = E0 - n0 * T1 >= 0.0
-        neg = E0 + n1 * T0 <= 0.0
-        sign = np.where(pos, 1.0, np.where(neg, -1.0, 0.0))
+        E0, sign, (bi, ri) = _two_group_signs(T0, T1, n0, n1)
         share = E0 * self.block_dz[:, None] + n1 * self.tail_sum[:, None] - n * q
         acc = np.einsum("br,br->r", sign, share)
-        bi, ri = np.nonzero(~(pos | neg))
         if bi.size:
             self._exact_blocks(C, E0, bi, ri, acc)
         return acc / (n0 * n1)
@@ -128,10 +114,7 @@ class TwoGroupSpdd(_Blocks):
         for a in range(0, len(bi), step):
             b, r = bi[a : a + step], ri[a : a + step]
             W = self.real[b] * float(self.n1) - Cb[r, b] * float(self.n)  # s_m: n1 or −n0 (0 on padding)
-            np.cumsum(W, axis=1, out=W)
-            W += E0[b, r][:, None]
-            np.abs(W, out=W)
-            np.add.at(acc, r, np.einsum("pj,pj->p", W, self.dz[b]))
+            _add_abs_steps(acc, r, W, E0[b, r], self.dz[b])
         self.exact_blocks += len(bi)
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fairviz import metrics
+from fairviz.atomic import write_text
 from fairviz.repair import RepairMap, check_strength
 
 __all__ = [
@@ -96,8 +98,6 @@ def write_repair(folder, predictions: pd.DataFrame) -> Path | None:
     Returns the file, or None when the predictions hold no usable validation split (such a run
     simply has no stored repair; `load_repair` then says why).
     """
-    from fairviz.atomic import write_text
-
     try:
         rmap = fit_validation_repair(predictions)
     except ValueError:
@@ -131,7 +131,7 @@ def load_repair(folder, predictions: pd.DataFrame | None = None) -> RepairMap:
         except (TypeError, OverflowError, ValueError) as err:
             raise ValueError(f"run {folder.name!r}: {REPAIR_FILE} holds a malformed map: {err}") from None
     if predictions is None:
-        from fairviz.runs import read_predictions
+        from fairviz.runs import read_predictions  # noqa: PLC0415 - import cycle: fairviz.runs imports this module
 
         predictions = read_predictions(folder)
     return fit_validation_repair(predictions, run=f"run {folder.name!r}")
@@ -151,12 +151,10 @@ def permutation_floor(scores, groups, *, n_perm: int = 200, seed: int = 0) -> di
     Two samples of one distribution still differ by about sigma/sqrt(n); an SPDD at or below the
     95th percentile is as fair as this many rows can tell.
     """
-    from fairviz.metrics import spdd
-
     rng = np.random.default_rng(seed)
     g = np.asarray(groups)
     s = np.asarray(scores, dtype=np.float64)
-    vals = np.array([spdd(s, rng.permutation(g)) for _ in range(int(n_perm))])
+    vals = np.array([metrics.spdd(s, rng.permutation(g)) for _ in range(int(n_perm))])
     return {"mean": float(vals.mean()), "p95": float(np.quantile(vals, 0.95)), "n_perm": int(n_perm)}
 
 
@@ -166,8 +164,6 @@ def pipeline_metrics(scores, labels, groups, *, n_perm: int = 200, seed: int = 0
     scores, labels (true), groups: arrays (n,); scores in [0, 1]. ``n_perm = 0`` skips the floor
     (NaN). A constant score vector has PCC/SRCC NaN (no ranking at all).
     """
-    from fairviz import metrics
-
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     g = np.asarray(groups)

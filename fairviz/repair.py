@@ -39,6 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairviz import metrics
+from fairviz.atomic import write_text
+from fairviz.metrics._validate import factorize_groups
+
 __all__ = ["RepairMap", "wasserstein_repair", "repair_tradeoff", "check_strength"]
 
 JSON_FORMAT = "fairviz.RepairMap"
@@ -80,35 +84,6 @@ def _as_scores(scores: Any) -> np.ndarray:
             f"{int(np.flatnonzero(bad)[0])}); remove or fill them before repairing"
         )
     return arr
-
-
-def _py(value: Any) -> Any:
-    """numpy scalar -> python scalar (so group keys compare, hash and serialise like the input)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _factorize(groups: Any, n: int) -> tuple[np.ndarray, list]:
-    """(codes int64 (n,), uniques list) with sorted uniques where the values are orderable."""
-    values = groups.to_numpy() if isinstance(groups, (pd.Series, pd.Index)) else np.asarray(groups)
-    if values.ndim != 1:
-        values = values.reshape(-1)
-    if len(values) != n:
-        raise ValueError(f"scores and groups differ in length: {n} scores, {len(values)} groups")
-    codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=True)
-    if (codes < 0).any():
-        first = int(np.flatnonzero(codes < 0)[0])
-        raise ValueError(
-            f"groups contain {int((codes < 0).sum())} missing value(s) (first at index {first}); "
-            "drop those rows or give them a group"
-        )
-    uniq = [_py(u) for u in uniques]
-    try:
-        order = sorted(range(len(uniq)), key=lambda j: uniq[j])
-    except TypeError:  # mixed, unorderable values (e.g. 1 and "a"): by text, as metrics does
-        order = sorted(range(len(uniq)), key=lambda j: str(uniq[j]))
-    remap = np.empty(len(uniq), dtype=np.int64)
-    remap[order] = np.arange(len(uniq))
-    return remap[codes], [uniq[j] for j in order]
 
 
 # ------------------------------------------------------------------------- quantile functions
@@ -191,7 +166,7 @@ class RepairMap:
         x = _as_scores(scores)
         if len(x) == 0:
             raise ValueError("cannot fit a RepairMap on zero rows")
-        codes, uniques = _factorize(groups, len(x))
+        codes, uniques, _ = factorize_groups(groups, len(x), need_two=False, unused_categories="drop")
         order = np.lexsort((x, codes))  # by group, then by score
         counts = np.bincount(codes, minlength=len(uniques))
         bounds = np.r_[0, np.cumsum(counts)]
@@ -249,7 +224,7 @@ class RepairMap:
         x = _as_scores(scores)
         if len(x) == 0:
             return x.copy()
-        codes, uniques = _factorize(groups, len(x))
+        codes, uniques, _ = factorize_groups(groups, len(x), need_two=False, unused_categories="drop")
         fitted = self._match_groups(uniques)
         u = np.empty_like(x)
         for j, g in enumerate(fitted):
@@ -270,7 +245,7 @@ class RepairMap:
         x = _as_scores(scores)
         if theta == 0.0:
             self._check_fitted()
-            self._match_groups(_factorize(groups, len(x))[1])
+            self._match_groups(list(factorize_groups(groups, len(x), need_two=False, unused_categories="drop")[1]))
             return x.copy()
         full = self.repaired_full(x, groups)
         if theta == 1.0:
@@ -365,8 +340,6 @@ class RepairMap:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the map as JSON atomically (a reader never sees half a file); returns the path."""
-        from fairviz.atomic import write_text
-
         return write_text(path, self.to_json())
 
     @classmethod
@@ -410,8 +383,6 @@ def repair_tradeoff(
     with the original scores: how much the ranking changed). `repair_map` defaults to an exact map
     fitted on these scores (in-sample repair); pass a fitted map to evaluate it on new data.
     """
-    from fairviz import metrics
-
     x = _as_scores(scores)
     thetas = [check_strength(t) for t in strengths]
     if not thetas:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fairviz import score_range as _range
-from fairviz.significance import FOUR_FIFTHS
+from fairviz.metrics import FOUR_FIFTHS
 
 #: LL144's small group: under this share of the rows (as `fairviz.metrics.scoring_rate_table`).
 SMALL_SHARE = 0.02

@@ -244,7 +244,8 @@ def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, valu
     bootstrap). The permutation null comes from `fairviz.significance.permutation_test`
     (``n_perm=None``: `auto_n_perm`, a quarter budget for SPEO, whose statistic costs ~4×).
     """
-    from fairviz.significance import permutation_test  # pandas-heavy; only when auditing
+    # import cycle: fairviz.metrics imports this module, and the permutation test imports fairviz.metrics
+    from fairviz.significance import permutation_test  # noqa: PLC0415
 
     if n_perm is not None and (isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 0):
         raise ValueError(f"n_perm must be None or an integer ≥ 0, got {n_perm!r}")

@@ -12,6 +12,7 @@ import streamlit as st
 
 from fairviz import app_support, figures, theme
 from fairviz import score_range as scale
+from fairviz.metrics import FOUR_FIFTHS
 from fairviz.safety import csv_text
 from fairviz.tabular import parse_missing_values
 from pages import _common as ui
@@ -184,7 +185,7 @@ def threshold_view() -> None:
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
                                     for c in ("share", "selection rate", "impact ratio")})
     with right:
-        fails = table[table["impact ratio"] < 0.8]
+        fails = table[table["impact ratio"] < FOUR_FIFTHS]
         if max(info_tau["rates"].values()) == 0:
             st.info("Nobody scores above this τ, so there is no selection rate to compare.")
         elif len(fails):

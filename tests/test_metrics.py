@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fairviz import metrics as M
+from fairviz.metrics import _bootstrap, _resample, _sort, _validate, _w1
 
 # ------------------------------------------------------------------------------------------
 # helpers: brute force straight from the definitions
@@ -110,7 +111,7 @@ def test_integer_lattice_fallback_agrees(rng):
     # the int64 version used when n0·n1 ≥ 2^48 (float floors would no longer be exact)
     for n0, n1 in [(1, 1), (3, 7), (50, 2), (123, 77)]:
         a, b = np.sort(rng.random(n0)), np.sort(rng.random(n1))
-        assert abs(M._w1_exact_int(a, b, n0, n1) - ss.wasserstein_distance(a, b)) < 1e-12
+        assert abs(_w1._w1_exact_int(a, b, n0, n1) - ss.wasserstein_distance(a, b)) < 1e-12
 
 
 @pytest.mark.parametrize("gdtype", [np.int64, np.int32, np.uint8, bool])
@@ -212,6 +213,27 @@ def test_grid50_equals_brute_force_means(rng):
     assert M.spdd(x, g, grid=50) == pytest.approx(want_dp, abs=1e-15)
     assert M.speo(x, y, g, grid=50) == pytest.approx(want_eo, abs=1e-15)
     assert M.spdd(x, g, grid=7) == pytest.approx(np.mean([bf_dp(x, g, t) for t in np.arange(7) / 7]), abs=1e-15)
+
+
+@pytest.mark.parametrize("grid", [None, 50])
+def test_speo_group_without_positive_labels_counts_as_rate_zero(grid):
+    # by hand: group "a" (x = y = 0.3) has no Y > τ from τ = 0.3 on, so its rate is 0 there while
+    # "b" (x = y = 0.9) keeps rate 1 until 0.9: the gap is 1 on [0.3, 0.9) and 0 elsewhere.
+    # Counting such a group as rate 1 would give 0 instead.
+    x = y = np.array([0.3, 0.9])
+    g = np.array(["a", "b"])
+    assert M.speo(x, y, g, grid=grid) == pytest.approx(0.6, abs=1e-12)
+
+
+def test_speo_many_groups_without_positive_labels_matches_brute_force(rng):
+    n = 300
+    g = rng.integers(0, 3, n)
+    y = np.where(g == 0, 0.5 * rng.random(n), rng.random(n))  # group 0 has no Y above 0.5
+    x = rng.random(n)
+    taus = np.arange(50) / 50
+    assert M.speo(x, y, g, grid=50) == pytest.approx(np.mean([bf_eo_gap(x, y, g, t) for t in taus]), abs=1e-15)
+    exact = bf_integral(lambda t: bf_eo_gap(x, y, g, t), np.concatenate([x, y, np.minimum(x, y)]))
+    assert M.speo(x, y, g) == pytest.approx(exact, abs=1e-12)
 
 
 # ------------------------------------------------------------------------------------------
@@ -377,9 +399,9 @@ def test_bootstrap_engine_equals_naive_recompute_with_the_same_draws(rng):
     x = np.round(rng.random(n), 2)
     y = np.clip(np.round(x + rng.normal(0, 0.25, n), 2), 0, 1)
     g = (rng.random(n) < 0.35).astype(int)
-    d = M._prepare(x, g, y)
+    d = _validate._prepare(x, g, y)
     keep: dict = {}
-    reps = M._replicates(d, ("spdd", "speo", "pcc", "srcc"), 25, 7, keep=keep)
+    reps = _bootstrap._replicates(d, ("spdd", "speo", "pcc", "srcc"), 25, 7, keep=keep)
     z, code = keep["spdd_sorted"]
     for r, c in enumerate(keep["spdd"]):
         ci = np.rint(c).astype(int)
@@ -403,11 +425,11 @@ def test_two_group_spdd_bootstrap_kernel_equals_scipy_on_each_resample(rng, shif
     n = 3001
     g = (rng.random(n) < 0.4).astype(int)
     x = np.clip(np.round(rng.beta(2, 3, n) + shift * g, 3), 0, 1)
-    d = M._prepare(x, g)
-    boot = M._SpddBoot(d, block=block, chunk=256, batch=3)
+    d = _validate._prepare(x, g)
+    boot = _bootstrap._SpddBoot(d, block=block, chunk=256, batch=3)
     keep: list = []
     run = boot.worker(keep)
-    seeds = M._seed_sequences(9, 7)
+    seeds = _resample._seed_sequences(9, 7)
     reps = np.concatenate([run(seeds[:3]), run(seeds[3:6]), run(seeds[6:])])
     for r, c in enumerate(keep):
         ci = np.rint(c).astype(int)
@@ -425,9 +447,9 @@ def test_bootstrap_multi_group_spdd_equals_naive(rng):
     n = 150
     x = rng.random(n)
     g = rng.integers(0, 3, n)
-    d = M._prepare(x, g)
+    d = _validate._prepare(x, g)
     keep: dict = {}
-    reps = M._replicates(d, ("spdd",), 15, 3, keep=keep)
+    reps = _bootstrap._replicates(d, ("spdd",), 15, 3, keep=keep)
     for r, c in enumerate(keep["generic"]):
         ci = c.astype(int)
         assert reps["spdd"][r] == pytest.approx(M.spdd(np.repeat(x, ci), np.repeat(g, ci)), abs=1e-12)
@@ -436,7 +458,7 @@ def test_bootstrap_multi_group_spdd_equals_naive(rng):
 def test_resampling_counts_are_within_group_multinomial():
     # tiny groups: compare the joint distribution of the counts with the multinomial pmf
     codes = np.array([0, 1, 0, 1, 1, 0, -1, -1])  # groups of 3 and 3, two padding slots
-    gen = M._Counts(codes, np.array([3, 3]))
+    gen = _resample._Counts(codes, np.array([3, 3]))
     rng = np.random.default_rng(1)
     out = np.empty(8, np.uint8)
     draws = 6000
@@ -460,7 +482,7 @@ def test_resampling_counts_are_within_group_multinomial():
 def test_resampling_counts_large_group_moments():
     n = 20000
     codes = (np.arange(n) % 5 == 0).astype(np.intp)  # groups of 16000 and 4000
-    gen = M._Counts(codes, np.bincount(codes))
+    gen = _resample._Counts(codes, np.bincount(codes))
     rng = np.random.default_rng(2)
     out = np.empty(n, np.uint8)
     acc = np.zeros(n)
@@ -480,11 +502,11 @@ def test_resampling_counts_large_group_moments():
 def test_bootstrap_ci_reproducible_and_thread_independent(rng, monkeypatch):
     x, g = two_groups(rng, 300, 200)
     y = np.clip(x + rng.normal(0, 0.1, 500), 0, 1)
-    d = M._prepare(x, g, y)
+    d = _validate._prepare(x, g, y)
     monkeypatch.setenv("FAIRVIZ_THREADS", "1")
-    one = M._replicates(d, ("spdd", "pcc"), 40, 11)
+    one = _bootstrap._replicates(d, ("spdd", "pcc"), 40, 11)
     monkeypatch.setenv("FAIRVIZ_THREADS", "3")
-    three = M._replicates(d, ("spdd", "pcc"), 40, 11)
+    three = _bootstrap._replicates(d, ("spdd", "pcc"), 40, 11)
     for k in one:
         np.testing.assert_array_equal(one[k], three[k])
     lo, hi = M.bootstrap_ci("spdd", x, g, n_boot=200, random_state=5)
@@ -498,11 +520,11 @@ def test_bootstrap_ci_reproducible_and_thread_independent(rng, monkeypatch):
 
 def test_two_group_spdd_bootstrap_thread_independent_over_many_blocks(rng, monkeypatch):
     x, g = two_groups(rng, 9000, 11000)
-    d = M._prepare(x, g)
+    d = _validate._prepare(x, g)
     monkeypatch.setenv("FAIRVIZ_THREADS", "1")
-    one = M._replicates(d, ("spdd",), 37, 4)["spdd"]
+    one = _bootstrap._replicates(d, ("spdd",), 37, 4)["spdd"]
     monkeypatch.setenv("FAIRVIZ_THREADS", "3")
-    three = M._replicates(d, ("spdd",), 37, 4)["spdd"]
+    three = _bootstrap._replicates(d, ("spdd",), 37, 4)["spdd"]
     np.testing.assert_array_equal(one, three)
     assert len(set(one.tolist())) == 37
 
@@ -523,6 +545,24 @@ def test_bootstrap_ci_agrees_with_a_naive_resampler(rng):
         nlo, nhi = np.quantile(naive, [0.025, 0.975])
         width = nhi - nlo
         assert abs(lo - nlo) < 0.15 * width and abs(hi - nhi) < 0.15 * width
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_intervals_are_two_sided_at_the_level_of_the_replicates(rng, level):
+    # the replicates come from the engine; the interval ends are computed here from their
+    # definitions, so a wrong level or a one-sided interval fails whatever the engine draws
+    x, g = two_groups(rng, 90, 70)
+    y = np.clip(x + rng.normal(0, 0.2, 160), 0, 1)
+    reps = _bootstrap._replicates(_validate._prepare(x, g, y), ("spdd", "pcc"), 300, 5)
+    a = 1.0 - level
+    want = np.quantile(reps["pcc"], [a / 2, 1 - a / 2])
+    assert M.bootstrap_ci("pcc", x, g, y, n_boot=300, level=level, random_state=5) == pytest.approx(want, abs=1e-15)
+    res = M.audit(x, g, y, n_boot=300, level=level, random_state=5, n_perm=0)
+    assert (res.pcc.ci_low, res.pcc.ci_high) == pytest.approx(want, abs=1e-15)
+    # the distance: two-sided upper end at 1 − a/2, one-sided bound at 1 − a (docs/STATISTICS.md)
+    d = res.spdd.detail
+    assert d.ci_high == pytest.approx(np.quantile(reps["spdd"], 1 - a / 2), abs=1e-15)
+    assert d.upper == pytest.approx(np.quantile(reps["spdd"], 1 - a), abs=1e-15)
 
 
 # ------------------------------------------------------------------------------------------
@@ -596,8 +636,8 @@ def test_blockwise_w1_equals_scipy(data, sizes):
     # and sub-blocks: ranges settled by sign and ranges where the quantile functions cross.
     x, _, g, _ = data
     a, b = x[g == 0], x[g == 1]
-    key, ok, _ = M._pack_sign(x, g)
-    got = M._w1(*M._split_sorted(key, g), block=sizes[0], sub=sizes[1])
+    key, ok, _ = _sort._pack_sign(x, g)
+    got = _w1._w1(*_sort._split_sorted(key, g), block=sizes[0], sub=sizes[1])
     assert got == pytest.approx(ss.wasserstein_distance(a, b), abs=1e-12)
 
 
@@ -650,3 +690,38 @@ def test_two_group_swap(data):
     assert M.speo(x, y, swapped) == pytest.approx(M.speo(x, y, g), abs=1e-12)
     a, b = M.spdd_parts(x, g).values()
     assert tuple(M.spdd_parts(x, swapped).values()) == pytest.approx((b, a), abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# the one group encoder (metrics, groups, repair, significance and the video manifest use it)
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["int", "str", "mixed", "float_nan", "bool"])
+def test_factorize_groups_matches_brute_force(rng, kind):
+    from fairviz.metrics._validate import factorize_groups
+
+    n = 60
+    pool = {"int": [5, -2, 40, 7], "str": ["b", "a", " NA ", "c"], "mixed": [1, "a", 2.5, "b"],
+            "float_nan": [0.5, float("nan"), 0.25, 2.0], "bool": [True, False]}[kind]
+    values = [pool[i] for i in rng.integers(0, len(pool), n)]
+    missing = {"na"}
+
+    def is_missing(v):
+        return (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip().lower() in missing)
+
+    known = [v for v in values if not is_missing(v)]
+    try:
+        expected = sorted(set(known))
+    except TypeError:
+        expected = sorted(set(known), key=str)
+    arr = np.array(values, dtype=object) if kind in ("mixed", "float_nan") else np.array(values)
+    codes, labels, counts = factorize_groups(arr, n, missing=missing, need_two=False)
+    assert list(labels) == expected
+    assert [labels[c] if c >= 0 else None for c in codes] == [None if is_missing(v) else v for v in values]
+    assert counts.tolist() == [known.count(lab) for lab in expected]
+    if any(isinstance(v, float) and math.isnan(v) for v in values):  # NaN is missing whatever the caller says
+        with pytest.raises(ValueError, match="missing"):
+            factorize_groups(arr, n)
+    else:  # text such as " NA " is a group unless listed as missing
+        assert len(factorize_groups(arr, n, need_two=False)[1]) == len(set(values))

@@ -1,4 +1,4 @@
-"""fairviz.repair: barycenter repair, RepairMap, trade-off (issue 6 §1 and its "must hold")."""
+"""fairviz.repair: barycenter repair, RepairMap, trade-off, and the properties the repair must hold."""
 
 from __future__ import annotations
 

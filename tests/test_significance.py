@@ -1,4 +1,4 @@
-"""fairviz.significance: rate tests (z / Fisher) and the permutation test (issue 6 §3)."""
+"""fairviz.significance: rate tests (z / Fisher) and the permutation test."""
 
 from __future__ import annotations
 
@@ -262,12 +262,15 @@ def test_permutation_many_groups_takes_the_documented_shuffles(rng):
     np.testing.assert_allclose(res.null_values, null, atol=1e-12)
 
 
-def test_permutation_chunks_do_not_change_the_result(rng):
+def test_permutation_progress_does_not_change_the_result(rng):
     s = rng.random(500)
+    y = rng.random(500)
     g = rng.integers(0, 3, 500)
-    a = permutation_test(s, g, n_perm=40, random_state=1)
-    b = permutation_test(s, g, n_perm=40, random_state=1, chunk_elements=700)
+    seen = []
+    a = permutation_test(s, g, y, metric="speo", n_perm=40, random_state=1)
+    b = permutation_test(s, g, y, metric="speo", n_perm=40, random_state=1, progress=lambda d, t: seen.append((d, t)))
     np.testing.assert_array_equal(a.null_values, b.null_values)
+    assert seen[-1] == (40, 40) and [d for d, _ in seen] == sorted({d for d, _ in seen})
 
 
 def test_permutation_detects_real_gap_and_not_chance(rng):

@@ -40,7 +40,7 @@ import pandas as pd
 from fairviz import metrics, score_range, sql
 from fairviz.cli._common import add_command, add_score_range, add_table_arguments
 from fairviz.groups import INTERSECTION_SEPARATOR
-from fairviz.significance import FOUR_FIFTHS
+from fairviz.metrics import FOUR_FIFTHS
 from fairviz.tabular import (
     MAX_GROUPS,
     MAX_ROWS,

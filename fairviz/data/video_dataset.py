@@ -63,6 +63,7 @@ from fairviz.data.video_clips import (
     read_frames,
 )
 from fairviz.jsonsafe import jsonable
+from fairviz.metrics._validate import factorize_groups
 
 __all__ = [
     "FRAME_SAMPLINGS",
@@ -153,15 +154,9 @@ def read_manifest(manifest_csv: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _sort_values(values: Sequence) -> list:
-    try:
-        return sorted(values)
-    except TypeError:
-        return sorted(values, key=str)
+def _distinct(values: pd.Series) -> list:
+    """The distinct group values, sorted as everywhere in fairviz (the one group encoder)."""
+    return list(factorize_groups(values, len(values), need_two=False, unused_categories="drop")[1])
 
 
 def encode_groups(values: Sequence | pd.Series, privileged: Any = None) -> tuple[np.ndarray, dict]:
@@ -173,14 +168,14 @@ def encode_groups(values: Sequence | pd.Series, privileged: Any = None) -> tuple
     ``privileged`` value that does not occur.
     """
     values = pd.Series(values).reset_index(drop=True)
-    uniques = _sort_values([_py(v) for v in pd.unique(values)])
+    uniques = _distinct(values)
     if privileged is not None:
         hit = (values == privileged).to_numpy(dtype=bool)
         if not hit.any():  # "1" vs 1, "male" vs "Male" written on the command line
             hit = (values.astype(str).str.lower() == str(privileged).lower()).to_numpy(dtype=bool)
         if not hit.any():
             raise ValueError(f"privileged group {privileged!r} does not occur; the groups are {uniques}")
-        ones = _sort_values([_py(v) for v in pd.unique(values[hit])])
+        ones = _distinct(values[hit])
         zeros = [u for u in uniques if u not in ones]
         codes = hit.astype(np.int64)
     else:

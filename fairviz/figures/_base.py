@@ -6,10 +6,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from fairviz import metrics, theme
+from fairviz.metrics import FOUR_FIFTHS  # noqa: F401 (re-exported by the façade)
 
 DEFAULT_MAX_POINTS = 2000
 DEFAULT_BINS = 40
-FOUR_FIFTHS = 0.8
+
 #: Above this many groups, histograms are drawn as outlines and per-group curves leave the legend
 #: (their values stay in the hover text and in the tables next to the chart).
 MANY_GROUPS = 3

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # the one home of the four-fifths threshold is the statistics layer; the report only reads it
-from fairviz.significance import FOUR_FIFTHS
+from fairviz.metrics import FOUR_FIFTHS
 
 
 @dataclass(frozen=True)

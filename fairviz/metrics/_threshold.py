@@ -1,0 +1,225 @@
+"""Threshold-free metrics SPDD and SPEO (exact or on the paper's τ grid) and the DP(τ) curve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fairviz.metrics._sort import _pack_sign, _split_sorted, _value_major
+from fairviz.metrics._steps import _dp_gap_fn, _eo_gap_fn, _eo_rates, _integrate_gap, _spread
+from fairviz.metrics._validate import _Data, _prepare, _raise_bad_values, _to_float_array
+from fairviz.metrics._w1 import _w1
+
+
+def _spdd_exact(d: _Data) -> float:
+    if d.n_groups == 2:
+        key, _, _ = _pack_sign(d.x, d.codes)
+        return _w1(*_split_sorted(key, d.codes))
+    z, code = _value_major(d.x, d.codes, d.n_groups)
+    return _integrate_gap(z, code, d.n_groups, _dp_gap_fn(d.counts))
+
+
+def _spdd_fast(scores, groups) -> float | None:
+    """SPDD for two integer groups {0, 1}: validation and packing in one pass, one sort, W1."""
+    if not isinstance(groups, np.ndarray) or groups.dtype.kind not in "biu" or groups.ndim != 1:
+        return None
+    x = _to_float_array(scores, "scores")
+    if len(x) != len(groups) or len(x) < 2:
+        return None
+    key, ok, groups01 = _pack_sign(x, groups)
+    if not ok:
+        _raise_bad_values(x, "scores")
+    if not groups01:
+        return None
+    a, vb = _split_sorted(key, groups)
+    if len(a) == 0 or len(vb) == 0:
+        return None  # one group only: the general path explains
+    return _w1(a, vb)
+
+
+def _check_grid(grid) -> int | None:
+    if grid is None:
+        return None
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise ValueError(f"grid must be None (exact integral) or a positive integer such as 50, got {grid!r}")
+    return int(grid)
+
+
+def _grid_above(values: np.ndarray, codes: np.ndarray, n_groups: int, grid: int) -> np.ndarray:
+    """(G, grid) counts of values > τ_j per group, τ_j = j / grid; O(n log grid), no sort."""
+    taus = np.arange(grid) / grid
+    b = np.searchsorted(taus, values, side="left")  # #{τ_j < v}: v > τ_j  ⇔  j < b
+    hist = np.bincount(codes * (grid + 1) + b, minlength=n_groups * (grid + 1))
+    hist = hist.reshape(n_groups, grid + 1)
+    suffix = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]  # suffix[:, j] = #{b >= j}
+    return suffix[:, 1:].astype(np.float64)  # column j: #{b >= j + 1} = #{v > τ_j}
+
+
+def _spdd_grid(d: _Data, grid: int) -> float:
+    rates = _grid_above(d.x, d.codes, d.n_groups, grid) / d.counts[:, None]
+    return float(np.mean(rates.max(axis=0) - rates.min(axis=0)))
+
+
+def _speo_grid(d: _Data, grid: int) -> float:
+    A = _grid_above(np.minimum(d.x, d.y), d.codes, d.n_groups, grid)
+    B = _grid_above(d.y, d.codes, d.n_groups, grid)
+    r = _eo_rates(A, B)
+    return float(np.mean(r.max(axis=0) - r.min(axis=0)))
+
+
+def _speo_entries(d: _Data):
+    """The 2n breakpoints of SPEO: min(Ŷ, Y) (tag 2g) and Y (tag 2g + 1) per row."""
+    vals = np.concatenate([np.minimum(d.x, d.y), d.y])
+    tags = np.concatenate([2 * d.codes, 2 * d.codes + 1])
+    return vals, tags
+
+
+def _speo_exact(d: _Data) -> float:
+    vals, tags = _speo_entries(d)
+    z, tag = _value_major(vals, tags, 2 * d.n_groups)
+    return _integrate_gap(z, tag, 2 * d.n_groups, _eo_gap_fn(d.counts))
+
+
+
+def spdd(scores, groups, grid: int | None = None) -> float:
+    """Statistical parity distance: ∫₀¹ DP(τ) dτ, exactly (the default) or on a τ grid.
+
+    scores: (n,) in [0, 1]; groups: (n,) any hashable values, at least two distinct.
+    ``grid=None``: the exact integral of the step function DP(τ) (for two groups this equals
+    the 1-Wasserstein distance between the group score distributions). ``grid=50``: the
+    paper's evaluation, the mean of DP(τ) over τ ∈ {0, 0.02, …, 0.98} with a strict ``>``.
+    Returns a float in [0, 1]. Cost: one sort, O(n log n).
+    """
+    g = _check_grid(grid)
+    if g is None:
+        fast = _spdd_fast(scores, groups)
+        if fast is not None:
+            return float(fast)
+    d = _prepare(scores, groups)
+    if g is not None:
+        return _spdd_grid(d, g)
+    return float(_spdd_exact(d))
+
+
+def speo(scores, labels, groups, grid: int | None = None) -> float:
+    """Equal-opportunity distance: ∫₀¹ [max_g − min_g] P(Ŷ > τ | Y > τ, S = g) dτ.
+
+    The threshold moves on the score and the label together. A group with no Y > τ counts as
+    rate 0 at that τ. Exact by default (the rates are step functions of τ: counts of
+    min(Ŷ, Y) > τ over counts of Y > τ per group, from one sort of the 2n breakpoints);
+    ``grid=50`` gives the paper's mean over τ ∈ {0, 0.02, …, 0.98}.
+    """
+    g = _check_grid(grid)
+    d = _prepare(scores, groups, labels, need_labels=True)
+    if g is not None:
+        return _speo_grid(d, g)
+    return float(_speo_exact(d))
+
+
+
+
+@dataclass(frozen=True, eq=False)
+class DPCurve:
+    """The exact step function DP(τ) on [0, 1].
+
+    ``thresholds`` (k+1,): interval edges, increasing, ``[0] = 0.0``, ``[-1] = 1.0`` (the
+    interior edges are the distinct scores in (0, 1)). ``values`` (k,): DP(τ) for τ in
+    ``[thresholds[i], thresholds[i+1])``. ``rates`` (n_groups, k): P(Ŷ > τ | S = g) on each
+    interval, rows in the order of ``groups``. DP(τ) = 0 outside [0, 1).
+    """
+
+    thresholds: np.ndarray
+    values: np.ndarray
+    groups: tuple
+    rates: np.ndarray
+
+    def _index(self, tau) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = np.atleast_1d(np.asarray(tau, dtype=np.float64))
+        if np.isnan(t).any():
+            raise ValueError("tau contains NaN")
+        i = np.searchsorted(self.thresholds, t, side="right") - 1
+        inside = (t >= 0.0) & (t < 1.0)
+        return t, np.clip(i, 0, len(self.values) - 1), inside
+
+    def at(self, tau) -> np.ndarray:
+        """DP at each τ (array-like or scalar) -> float64 array of the same length."""
+        t, i, inside = self._index(tau)
+        return np.where(inside, self.values[i], 0.0)
+
+    def rates_at(self, tau) -> np.ndarray:
+        """Selection rates P(Ŷ > τ | g) -> (n_groups, len(tau)); 1 below 0, 0 from 1 on."""
+        t, i, inside = self._index(tau)
+        out = self.rates[:, i]
+        return np.where(inside[None, :], out, np.where(t[None, :] < 0.0, 1.0, 0.0))
+
+    def integral(self) -> float:
+        """∫₀¹ DP(τ) dτ (= `spdd`)."""
+        return float(np.einsum("i,i->", self.values, np.diff(self.thresholds)))
+
+
+def _dp_curve(d: _Data) -> DPCurve:
+    z, code = _value_major(d.x, d.codes, d.n_groups)
+    n = len(z)
+    last = np.empty(n, dtype=bool)
+    np.not_equal(z[1:], z[:-1], out=last[:-1])
+    last[-1] = True
+    distinct = bool(last.all())  # the usual case for continuous scores: no gather needed
+    ends = None if distinct else np.flatnonzero(last)
+    vals = z if distinct else z[ends]
+    k = int(np.searchsorted(vals, 1.0, side="left"))  # left edges are the distinct values < 1
+    G = d.n_groups
+    prepend = k == 0 or vals[0] > 0.0
+    off = int(prepend)
+    rates = np.empty((G, k + off))
+    hit = np.empty(n if not distinct else k, dtype=bool)
+    cum = None if distinct else np.empty(n)
+    for g in range(G):
+        row = rates[g, off:]
+        if distinct:  # C_g at sorted position i = #{group g among the first i + 1}
+            np.equal(code[:k], g, out=hit)
+            np.cumsum(hit, out=row, dtype=np.float64)
+        else:
+            np.equal(code, g, out=hit)
+            np.cumsum(hit, out=cum, dtype=np.float64)
+            np.take(cum, ends[:k], out=row)
+        row *= -1.0 / float(d.counts[g])
+        row += 1.0
+    if prepend:
+        rates[:, 0] = 1.0
+    thresholds = np.empty(k + off + 1)
+    thresholds[0] = 0.0
+    thresholds[off : k + off] = vals[:k]
+    thresholds[-1] = 1.0
+    values = _spread(rates)
+    return DPCurve(thresholds=thresholds, values=values, groups=d.labels, rates=rates)
+
+
+def dp_curve(scores, groups) -> DPCurve:
+    """The exact DP(τ) step function and per-group selection-rate curves (one sort)."""
+    return _dp_curve(_prepare(scores, groups))
+
+
+def _parts(curve: DPCurve) -> dict:
+    w = np.diff(curve.thresholds)
+    rates = curve.rates
+    top = rates[0].copy()
+    for r in rates[1:]:
+        np.maximum(top, r, out=top)
+    winners = [r == top for r in rates]
+    n_win = np.zeros(len(top))
+    for m in winners:
+        n_win += m
+    area = curve.values * w / n_win  # DP on each interval, shared by the groups at the top
+    return {g: float(np.einsum("i,i->", m.astype(np.float64), area)) for g, m in zip(curve.groups, winners)}
+
+
+def spdd_parts(scores, groups) -> dict:
+    """Split SPDD by who is favoured: {group: area where its selection rate is the highest}.
+
+    For two groups: ∫ max(DP₊, 0) dτ and ∫ max(DP₋, 0) dτ (the values sum to `spdd`). With
+    more groups, DP(τ) on each interval goes to the group with the highest rate (shared
+    equally on ties), so the values again sum to `spdd`.
+    """
+    return _parts(_dp_curve(_prepare(scores, groups)))
+
