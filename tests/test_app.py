@@ -52,7 +52,7 @@ def open_page(page: str | None = None) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert_clean(at)
     return at
 
@@ -112,7 +112,7 @@ def test_sidebar_picker_changes_current_run(models_dir):
     m = stored_metrics(models_dir, "vanilla-a4-label-s0")
     assert metric(at, "SPDD ↓") == f"{m['spdd']['value']:.3f}"
     # the choice follows the user to another page
-    at.switch_page("pages/audit.py").run()
+    at.switch_page("app_pages/audit.py").run()
     assert_clean(at)
     assert "vanilla-a4-label-s0" in texts(at)
 
@@ -432,10 +432,10 @@ def fake_training(monkeypatch, tmp_path, models_dir):
 
 
 def _wait_job(at: AppTest, key: str, timeout: float = 20.0):
-    from pages import _common
+    from app_pages import _jobs
 
     job = at.session_state[key]
-    reg = _common.job_registry()
+    reg = _jobs.job_registry()
     snap = reg.wait(job, timeout)
     assert snap.done, snap
     return snap
@@ -524,9 +524,9 @@ def test_audit_million_rows_is_exact_and_drawn_small(rng):
 
 
 def test_audit_intervals_on_request(rng, monkeypatch):
-    from fairviz import app_support
+    from fairviz.app_services import budget
 
-    monkeypatch.setattr(app_support, "BOOT_COST_PER_ROW", {False: 1.0, True: 1.0})  # "too slow": ask first
+    monkeypatch.setattr(budget, "BOOT_COST_PER_ROW", {False: 1.0, True: 1.0})  # "too slow": ask first
     n = 2000
     df = pd.DataFrame({"score": rng.random(n), "group": rng.integers(0, 2, n), "label": rng.random(n)})
     at = _upload(open_page("audit"), "s.csv", _csv(df))
@@ -541,9 +541,9 @@ def test_widget_values_survive_a_page_switch():
     at = open_page("train")
     at.number_input(key="fv_train_epochs").set_value(7).run()
     at.selectbox(key="fv_train_method").set_value("mmd").run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert_clean(at)
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert_clean(at)
     assert at.number_input(key="fv_train_epochs").value == 7
     assert at.selectbox(key="fv_train_method").value == "mmd"
@@ -658,7 +658,7 @@ def test_ll144_table_flags_impact_ratios_under_four_fifths(rng):
 
 
 def test_metrics_csv_names_its_attribute(rng):
-    from pages._common import metrics_frame
+    from fairviz.app_services.audit_view import metrics_frame
 
     n = 1000
     df = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n), "race": rng.choice(["a", "b"], n)})

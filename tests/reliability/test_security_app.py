@@ -96,9 +96,9 @@ def test_run_name_is_not_rendered_as_markdown(models_dir, tmp_path, monkeypatch)
     at = open_page("train")
     at.text_input(key="fv_train_name").input("**bold** _it_").run()
     at.button(key="fv_train_go").click().run()
-    from pages import _common
+    from app_pages import _jobs
 
-    _common.job_registry().wait(at.session_state["fv_train_job"], 20)
+    _jobs.job_registry().wait(at.session_state["fv_train_job"], 20)
     at.run()
     assert_clean(at)
     heads = [m.value for m in at.markdown if "bold" in m.value]
@@ -116,11 +116,11 @@ def test_out_of_memory_on_the_audit_page_is_an_error_message(monkeypatch):
     assert_clean(at)
     assert "out of memory" in errors(at) and "python -m fairviz audit" in errors(at)
     # outside the places that expect bad input too (app.py catches it around every page)
-    from pages import _common
+    from app_pages import _audit_data
 
-    monkeypatch.setattr(_common, "dp_curve_for", oom)
+    monkeypatch.setattr(_audit_data, "dp_curve_for", oom)
     at = open_page()
-    at.switch_page("pages/audit.py").run()
+    at.switch_page("app_pages/audit.py").run()
     assert_clean(at)
     assert "out of memory" in errors(at)
 

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
+from app_pages import _common as ui
+from app_pages import _jobs
 from fairviz import app_support, jobs, kgroups
 from fairviz.data import DEFAULT_FRAMES, DEFAULT_SIZE
-from fairviz.train import METHODS, TrainConfig
-from pages import _common as ui
+from fairviz.train import METHODS, TrainConfig  # this page trains: its form reads the methods and defaults
 
 JOB_KEY = "fv_train_job"
 WEIGHT_LABELS = {
@@ -26,7 +27,7 @@ SOURCES = {
 
 ui.page_header("Train", "Train a scoring model with one of the methods; training runs in the background.")
 defaults = TrainConfig()
-reg = ui.job_registry()
+reg = _jobs.job_registry()
 ui.widget_defaults(
     {
         "fv_train_source": "synthetic", "fv_train_path": "", "fv_train_method": "ours", "fv_train_bias": "label",
@@ -121,7 +122,7 @@ with tab_new:
                                    help="spdd: ∫ max − min of the groups' selection rates; pooled: each "
                                         "group's W1 to the batch's pooled scores")
 
-    mine = ui.job_status(st.session_state.get(JOB_KEY))
+    mine = _jobs.job_status(st.session_state.get(JOB_KEY))
     busy = mine is not None and not mine.done
     if st.button("Train", type="primary", icon=":material/play_arrow:", disabled=busy, key="fv_train_go",
                  help="Your training is still running" if busy else None):
@@ -149,7 +150,7 @@ with tab_new:
             ui.set_current_run(snap.run_name)
             st.rerun()  # redraw the sidebar with the new current run
 
-    ui.show_job(JOB_KEY, on_done=_finished)
+    _jobs.show_job(JOB_KEY, on_done=_finished)
 
 with tab_load:
     infos = ui.runs()
