@@ -336,9 +336,9 @@ def test_duplicate_column_names_are_refused_by_cli_and_app(tmp_path):
 
 
 def test_right_to_left_override_in_a_group_name_is_isolated():
+    from app_pages._common import md
     from fairviz import theme
     from fairviz.safety import isolate_bidi
-    from app_pages._common import md
 
     evil = "\u202eevil"
     for shown in (theme.group_name(evil), isolate_bidi(evil)):
