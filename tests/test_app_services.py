@@ -238,3 +238,36 @@ def test_tradeoff_texts_and_front_table():
     assert tradeoff.spread_warning(best, best) is None and tradeoff.spread_warning(None, best) is None
     assert "`c` (spread 0.001)" in tradeoff.collapsed_front_warning(pts)
     assert tradeoff.collapsed_front_warning(pts.assign(collapsed=False)) is None
+
+
+# ----------------------------------------------------------------------------- train form
+
+
+def _form(**kw):
+    base = dict(source="synthetic", method="ours", alpha=4.0, bias_mode="label", weight=0.7, adv_weight=0.2,
+                epochs=3, batch_size=32, lr=1e-3, seed=5, n_samples=0, target=0.0, val_labels="biased",
+                attr="k4", w1_form="pooled", s_fraction=0.5, frames=None, size=None)
+    return {**base, **kw}
+
+
+def test_train_config_of_the_form_values():
+    from fairviz.app_services import train_form
+    from fairviz.kgroups import SYNTHETIC_ATTRIBUTES
+    from fairviz.train import TrainConfig
+
+    cfg = train_form.train_config(_form(target=0.02, n_samples=300), "synthetic")
+    assert cfg == TrainConfig(method="ours", alpha=4.0, bias_mode="label", lambda_w=0.7, adv_weight=0.2, epochs=3,
+                              batch_size=32, lr=1e-3, seed=5, data="synthetic", n_samples=300, target_spdd=0.02,
+                              val_labels="biased", data_params=dict(SYNTHETIC_ATTRIBUTES["k4"][1]), w1_form="pooled",
+                              s_fraction=0.5)
+    l2 = train_form.train_config(_form(method="l2", weight=2.0), "synthetic")
+    assert l2.lambda_l2 == 2.0 and l2.lambda_w == TrainConfig().lambda_w and l2.n_samples is None
+    # no weight (so no target), S never read, real videos: frames and size, no synthetic size
+    dro = train_form.train_config(_form(method="dro", source="manifest", target=0.1, n_samples=300, frames=30,
+                                        size=112), "/data/m.csv")
+    assert dro.target_spdd is None and dro.s_fraction == 1.0 and dro.n_samples is None
+    assert (dro.frames, dro.size, dro.data) == (30, 112, "/data/m.csv")
+    assert train_form.train_config(_form(method="balancing"), "synthetic").s_fraction == 1.0
+    assert train_form.uses_s("ours") and not train_form.uses_s("balancing") and not train_form.uses_s("arl")
+    defaults, options = train_form.form_defaults()
+    assert set(options) <= set(defaults) and all(defaults[k] in options[k] for k in options)

@@ -7,7 +7,6 @@ needs the test rows' Z, groups and scores, the run's ``info`` and its training h
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 from fairviz.runs import HISTORY_FILE, Z_FILE, check_run_folder, read_predictions, read_run_config
-
-_MAX_HISTORY_BYTES = 50 * 1024 * 1024
+from fairviz.runs import _read_json as read_json  # the runs' own JSON reader (size and depth limits)
 
 
 @dataclass(frozen=True)
@@ -34,12 +32,7 @@ class Latent:
 
 
 def _read_history(path: Path) -> list:
-    if path.stat().st_size > _MAX_HISTORY_BYTES:
-        raise ValueError(f"history file {path.name} is too large ({path.stat().st_size} bytes)")
-    try:
-        history = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ValueError(f"history file {path.name} is not valid JSON: {err}") from None
+    history = read_json(path, "history file")
     if not isinstance(history, list):
         raise ValueError(f"run {path.parent.name!r}: history.json must be a list")
     return history
