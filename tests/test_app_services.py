@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from safetensors.numpy import save_file
 
 from fairviz import methods, metrics
 from fairviz.app_services import audit_view, budget, compare, latent, tradeoff, upload
+from fairviz.app_support import runs_frame
+from fairviz.figures import tau_summary
 from fairviz.repair import RepairMap
 from fairviz.report import auto_n_perm
+from fairviz.runs import load_run, save_run
 from fairviz.significance import permutation_test
+from tests._app_runs import make_fake_run
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
-    from fairviz.runs import save_run
-    from tests._app_runs import make_fake_run
-
     run = make_fake_run("ours", 1.0, 0.05, 0.6, n_test=120, n_val=40)
     run.history[1]["adv_acc"] = 0.7
     run.history[2]["adv_acc"] = 0.55
@@ -32,8 +35,6 @@ def run_folder(tmp_path_factory):
 
 
 def test_read_latent_matches_the_full_loader(run_folder):
-    from fairviz.runs import load_run
-
     full = load_run(run_folder)
     lat = latent.read_latent(run_folder)
     test = full.test_predictions()
@@ -46,10 +47,6 @@ def test_read_latent_matches_the_full_loader(run_folder):
 
 
 def test_read_latent_refuses_a_z_of_the_wrong_shape(run_folder, tmp_path):
-    import shutil
-
-    from safetensors.numpy import save_file
-
     bad = tmp_path / "bad"
     shutil.copytree(run_folder, bad)
     save_file({"z": np.zeros((3, 4), dtype=np.float32)}, str(bad / "z.safetensors"))
@@ -111,8 +108,6 @@ def test_rate_table_at_matches_counting_the_scores():
     g = np.where(rng.random(500) < 0.3, "F", "M")
     tau = 0.6
     curve = metrics.dp_curve(x, g)
-    from fairviz.figures import tau_summary
-
     rates = tau_summary(curve, tau)["rates"]
     table = audit_view.rate_table_at({"F": int((g == "F").sum()), "M": int((g == "M").sum())}, rates)
     by_hand = {k: float((x[g == k] > tau).mean()) for k in ("F", "M")}
@@ -190,8 +185,6 @@ def test_guess_column():
 
 
 def _frame():
-    from fairviz.app_support import runs_frame
-
     def info(name, method, pcc, spdd):
         return SimpleNamespace(name=name, method=method, alpha=4.0, lambda_w=1.0, seed=0, bias_mode="label",
                                metrics={"pcc": {"value": pcc, "ci_low": pcc - 0.01, "ci_high": pcc + 0.01},
@@ -212,7 +205,7 @@ def test_compare_table_marks_the_best_and_the_ties():
 
 
 def test_method_catalogue_matches_training():
-    from fairviz.train import METHODS, TrainConfig
+    from fairviz.train import METHODS, TrainConfig  # noqa: PLC0415 - imports torch
 
     assert methods.WEIGHT_FIELDS == {m: s.weight_field for m, s in METHODS.items() if s.weight_field}
     assert tradeoff.sweepable_methods() == [m for m in METHODS if METHODS[m].weight_field]
@@ -251,9 +244,9 @@ def _form(**kw):
 
 
 def test_train_config_of_the_form_values():
-    from fairviz.app_services import train_form
-    from fairviz.kgroups import SYNTHETIC_ATTRIBUTES
-    from fairviz.train import TrainConfig
+    from fairviz.app_services import train_form  # noqa: PLC0415 - imports torch
+    from fairviz.kgroups import SYNTHETIC_ATTRIBUTES  # noqa: PLC0415 - imports torch
+    from fairviz.train import TrainConfig  # noqa: PLC0415 - imports torch
 
     cfg = train_form.train_config(_form(target=0.02, n_samples=300), "synthetic")
     assert cfg == TrainConfig(method="ours", alpha=4.0, bias_mode="label", lambda_w=0.7, adv_weight=0.2, epochs=3,
