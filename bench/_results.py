@@ -47,6 +47,13 @@ def update_section(name: str, body: str, path: Path = RESULTS) -> Path:
     return write_text(path, text)
 
 
+def publish(name: str, body: str, write: bool = True) -> None:
+    """Print a benchmark's markdown ``body`` and, when ``write``, store it as section ``name``."""
+    print(body)
+    if write:
+        print(f"updated {update_section(name, body)}", file=sys.stderr)
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():

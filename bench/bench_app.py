@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
-from _results import REPO, RESULTS, machine, update_section  # noqa: E402
+from _results import REPO, machine, publish  # noqa: E402
 
 SECTION = "bench_app"
 READY = "[data-testid='stApp'][data-test-script-state='notRunning']"
@@ -143,10 +143,7 @@ are lower.
 
 Target: under {TARGET_S:g} s after the server is up — the first visit {verdict} it.
 """
-    print(body)
-    if not args.no_write:
-        update_section(SECTION, body)
-        print(f"written to {RESULTS}")
+    publish(SECTION, body, write=not args.no_write)
     return 0
 
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
-from _results import REPO, RESULTS, machine, update_section  # noqa: E402
+from _results import REPO, machine, publish  # noqa: E402
 
 SECTION = "bench_bombs"
 
@@ -85,10 +85,7 @@ Target: refused within 5 s, server memory under 1.5 GB: {'met' if ok else 'NOT M
 
 Machine: {where} (load and date before the run).
 """
-    print(body)
-    if not args.no_write:
-        update_section(SECTION, body)
-        print(f"written to {RESULTS}")
+    publish(SECTION, body, write=not args.no_write)
     return 0 if ok else 1
 
 

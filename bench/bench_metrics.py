@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
-from _results import RESULTS, machine, update_section  # noqa: E402
+from _results import machine, publish  # noqa: E402
 
 from fairviz import metrics  # noqa: E402
 
@@ -219,10 +219,7 @@ def main(argv=None) -> int:
         print(f"bootstrap {boot['n_boot']} × n={boot['n']:.0e}: {boot['wall']:.2f} s wall, "
               f"{boot['cpu']:.2f} s CPU, {boot['threads']} threads", file=sys.stderr)
     section = render(rows, cpus, boot, where)
-    print(section)
-    if not args.no_write:
-        update_section(SECTION, section)
-        print(f"wrote {RESULTS}", file=sys.stderr)
+    publish(SECTION, section, write=not args.no_write)
     return 0
 
 

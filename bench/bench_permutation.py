@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
-from _results import machine, update_section  # noqa: E402
+from _results import machine, publish  # noqa: E402
 
 SECTION = "bench_permutation"
 
@@ -83,9 +83,7 @@ def main() -> None:
         "block sum per group); past 16 groups, and for SPEO, the generic path runs, and the report and the app "
         "give those fewer permutations (`fairviz.report.auto_n_perm`).",
     ])
-    print(body)
-    if not args.no_write:
-        update_section(SECTION, body)
+    publish(SECTION, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

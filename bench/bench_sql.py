@@ -29,9 +29,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
-from _results import REPO, machine, update_section  # noqa: E402
+from _results import REPO, machine, publish  # noqa: E402
 
 SECTION = "bench_sql"
+
+
+#: How to read the table (measured: see the rows above it in RESULTS.md).
+READING = ("Memory stays bounded: the peak RSS is DuckDB's 2 GB limit plus the Python process, at 10⁷ and at "
+           "10⁸ rows alike; the rest spills to the temporary folder (several GB at 10⁸ rows, removed afterwards). "
+           "The work is one window over the rows in score order (a sort): 10× the rows took about 20× the CPU "
+           "time, as the sort spills to disk at 10⁸ rows.")
 
 
 def generate(folder: Path, rows: int, chunk: int, seed: int = 0) -> float:
@@ -132,14 +139,9 @@ def main() -> None:
         "",
         *table,
         "",
-        "Memory stays bounded: the peak RSS is DuckDB's 2 GB limit plus the Python process, at 10⁷ and at "
-        "10⁸ rows alike; the rest spills to the temporary folder (several GB at 10⁸ rows, removed afterwards). "
-        "The work is one window over the rows in score order (a sort): 10× the rows took about 20× the CPU "
-        "time, as the sort spills to disk at 10⁸ rows.",
+        READING,
     ])
-    print(body)
-    if not args.no_write:
-        update_section(SECTION, body)
+    publish(SECTION, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

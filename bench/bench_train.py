@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
-from _results import RESULTS, machine, update_section  # noqa: E402
+from _results import machine, publish  # noqa: E402
 
 SECTION = "bench_train"
 
@@ -85,10 +85,7 @@ def main(argv=None) -> int:
         "figure to compare across runs.",
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        update_section(SECTION, body)
-        print(f"updated {RESULTS}", file=sys.stderr)
+    publish(SECTION, body, write=not args.no_write)
     return 0
 
 

@@ -38,8 +38,10 @@ from fairviz.app_services.upload import (  # noqa: F401 (re-exported)
 from fairviz.atomic import staged_dir
 from fairviz.data import export_examples, make_synthetic
 from fairviz.data.first_impressions import build_manifest
+from fairviz.jsonsafe import jsonable
 from fairviz.methods import COMPARED_METHODS
 from fairviz.paths import DATA_ROOT_ENV, cache_dir, data_root, under_data_root
+from fairviz.runs import Estimate
 from fairviz.uncertainty import best_and_ties, describe
 
 #: Names tried first for the default current run, in order (then: ours at α=4 in rater-bias mode).
@@ -100,14 +102,10 @@ def pick_default_run(infos: Sequence[Any], preferred: Sequence[str] = PREFERRED_
 
 
 def metric_value(metrics: dict, name: str, part: str = "value") -> float:
-    """``metrics[name][part]`` as a float (NaN when absent); accepts a bare number too."""
-    m = (metrics or {}).get(name)
-    if m is None:
-        return float("nan")
-    if isinstance(m, dict):
-        v = m.get(part)
-        return float(v) if v is not None else float("nan")
-    return float(m) if part == "value" else float("nan")
+    """``metrics[name][part]`` as a float (NaN when absent, null or not finite); accepts a bare
+    number too. A stored metric is read as a `fairviz.runs.Estimate`, as every run reader does."""
+    est = Estimate.parse(jsonable((metrics or {}).get(name)), name)
+    return float("nan") if est is None else est.get(part)
 
 
 def format_metric(metrics: dict, name: str, digits: int = 3) -> str:

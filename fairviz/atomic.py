@@ -15,6 +15,8 @@ other file a user saves.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import secrets
 import shutil
@@ -172,9 +174,6 @@ def _commit_dir(tmp: Path, final: Path, *, replace: bool) -> None:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two existing paths atomically (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
-    import ctypes
-    import errno
-
     try:
         fn = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError):

@@ -12,6 +12,8 @@ epochs and steps per epoch.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -20,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from fairviz import postprocess
-from fairviz.pipelines import refine_points
-from fairviz.train import METHOD_NAMES, METHODS, Run, TrainConfig, load_features, train
+from fairviz.methods import ALL_METHODS, COMPARED_METHODS
+from fairviz.runs import RunMetrics, save_run
+from fairviz.sweeps import SweepPlan
+from fairviz.train import Run, TrainConfig, load_features, train
 
 #: The per-run numbers `compare` collects (all on the test split, true labels).
 RUN_COLUMNS = (
@@ -31,16 +35,17 @@ RUN_COLUMNS = (
 TABLE_METRICS = ("pcc", "srcc", "spdd", "speo")
 
 
+def _run_numbers(m: RunMetrics) -> dict:
+    """The `RUN_COLUMNS` of stored metrics `m` as floats (NaN when absent)."""
+    out = {k: m.get(k) for k in RUN_COLUMNS}
+    out["spdd_floor"] = m.get("spdd_floor", "mean")
+    out["best_epoch"] = float("nan") if m.best_epoch is None else float(m.best_epoch)
+    return out
+
+
 def run_record(run: Run) -> dict:
     """One flat row of numbers for `run` (metric values without confidence intervals)."""
-    m = run.metrics
-
-    def val(key):
-        v = m.get(key)
-        if isinstance(v, dict):
-            v = v.get("value", v.get("mean"))
-        return float("nan") if v is None else float(v)
-
+    m = RunMetrics.from_dict(run.metrics, f"run {run.name!r} metrics")
     cfg = run.config
     rec = {
         "name": run.name,
@@ -50,13 +55,12 @@ def run_record(run: Run) -> dict:
         "lambda_w": cfg.lambda_w,
         "weight": cfg.method_weight(),  # the method's own distribution-term weight (None: no term)
         "seed": cfg.seed,
+        **_run_numbers(m),
+        "spdd_floor_p95": m.get("spdd_floor", "p95"),
+        "score_std": m.get("score_std"),
+        "theta": float("nan"),  # no post-processing
+        "seconds": float(run.info.get("train_seconds", float("nan"))),
     }
-    rec.update({k: val(k) for k in RUN_COLUMNS})
-    floor = m.get("spdd_floor")
-    rec["spdd_floor_p95"] = float(floor.get("p95", float("nan"))) if isinstance(floor, dict) else float("nan")
-    rec["score_std"] = val("score_std")
-    rec["theta"] = float("nan")  # no post-processing
-    rec["seconds"] = float(run.info.get("train_seconds", float("nan")))
     return rec
 
 
@@ -77,10 +81,6 @@ def repaired_record(run: Run, theta: float = 1.0) -> dict:
     return rec
 
 
-def _config(**cfg) -> TrainConfig:
-    return TrainConfig(**cfg)
-
-
 def _shared_features(cfg: TrainConfig, progress):
     def data_progress(done, total, what):
         if progress is not None:
@@ -92,15 +92,13 @@ def _shared_features(cfg: TrainConfig, progress):
 def _save(run: Run, out_root, overwrite: bool) -> Path | None:
     if out_root is None:
         return None
-    from fairviz.runs import save_run
-
     return save_run(run, Path(out_root) / run.name, overwrite=overwrite)
 
 
 def compare_runs(
     alpha: float,
     seeds: Iterable[int] = (0, 1, 2),
-    methods: Sequence[str] = METHOD_NAMES,
+    methods: Sequence[str] = COMPARED_METHODS,
     *,
     out_root=None,
     overwrite: bool = False,
@@ -125,12 +123,12 @@ def compare_runs(
     methods = list(methods)
     if repair_strength is not None:
         repair_strength = postprocess.check_strength(repair_strength)
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
+        raise ValueError(f"unknown method(s) {unknown}; choose from {list(ALL_METHODS)}")
     if not seeds or not methods:
         raise ValueError("compare needs at least one seed and one method")
-    configs = [_config(method=m, alpha=alpha, seed=s, **cfg) for s in seeds for m in methods]
+    configs = [TrainConfig(method=m, alpha=alpha, seed=s, **cfg) for s in seeds for m in methods]
     if features is None:
         features = _shared_features(configs[0], progress)
     rows = []
@@ -152,8 +150,8 @@ def summarize(
     trained methods. A std over one seed is NaN.
     """
     present = set(per_run["method"])
-    order = [m for m in METHODS if m in present]
-    order += [postprocess.repair_label(m) for m in METHODS if postprocess.repair_label(m) in present]
+    order = [m for m in ALL_METHODS if m in present]
+    order += [postprocess.repair_label(m) for m in ALL_METHODS if postprocess.repair_label(m) in present]
     g = per_run.groupby("method", sort=False)
     out = pd.DataFrame(index=pd.Index(order, name="method"))
     for key in metrics:
@@ -168,7 +166,7 @@ def summarize(
 def compare(
     alpha: float,
     seeds: Iterable[int] = (0, 1, 2),
-    methods: Sequence[str] = METHOD_NAMES,
+    methods: Sequence[str] = COMPARED_METHODS,
     **cfg,
 ) -> pd.DataFrame:
     """The paper's table: `compare_runs` summarised as mean/std per method (see `summarize`).
@@ -207,9 +205,6 @@ def format_table(
         row += [f"{r[f'{c}_mean']:.{digits}f}" for c in extra]
         rows.append(row)
     if fmt == "csv":
-        import csv
-        import io
-
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(header)
@@ -236,45 +231,32 @@ def sweep(
     **cfg,
 ) -> list[Run]:
     """One run per value of the method's weight (same seed, data and budget); saved under
-    `out_root` if given. The values go to the method's own weight: lambda_w for `ours`,
-    lambda_l2 for `l2`, lambda_mmd for `mmd`.
+    `out_root` if given. The values go to the method's own weight (`fairviz.sweeps.SweepPlan`, the
+    definition the app's sweep jobs share): lambda_w for `ours`, lambda_l2 for `l2`, lambda_mmd
+    for `mmd`, lambda_sw for `fairoffset`.
 
     With `adaptive` = k > 0, up to k more runs are added where the curve moves fast between two
     neighbouring values (see `refine_points`), a round at a time, so a cliff (e.g. the scores
     collapsing) is bracketed instead of jumped over. Runs are returned sorted by weight.
     `names(value)` picks each run's name (default: TrainConfig.default_name()).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
-    field_ = METHODS[method].weight_field
-    if field_ is None:
-        raise ValueError(f"method {method!r} has no weight to sweep; use one of "
-                         f"{[m for m in METHODS if METHODS[m].weight_field]}")
-    lambda_ws = sorted({float(x) for x in lambda_ws})
-    if not lambda_ws:
-        raise ValueError("sweep needs at least one weight value")
-    bad = [v for v in lambda_ws if not (math.isfinite(v) and v >= 0)]
-    if bad:
-        raise ValueError(f"weight values must be finite and >= 0; got {bad}")
-    if int(adaptive) < 0:
-        raise ValueError(f"adaptive must be >= 0 (extra runs); got {adaptive}")
+    plan = SweepPlan.of(method, lambda_ws, adaptive)
+    base = TrainConfig(method=method, alpha=alpha, **cfg)
 
     def configs_for(values):
-        return [_config(method=method, alpha=alpha, **{field_: lw}, **({**cfg, "name": names(lw)} if names else cfg))
-                for lw in values]
+        return [plan.config(base, v, names(v) if names else base.name) for v in values]
 
-    first = configs_for(lambda_ws)
+    first = configs_for(plan.values)
     if features is None:
         features = _shared_features(first[0], progress)
-    total = len(lambda_ws) + int(adaptive)
-    runs = list(_train_each(first, features, progress, out_root, overwrite, total=total))
-    left = int(adaptive)
+    runs = list(_train_each(first, features, progress, out_root, overwrite, total=plan.total))
+    left = plan.adaptive
     while left > 0:
-        new = refine_points(sweep_table(runs))[:left]
+        new = plan.refine(sweep_table(runs), left)
         if not new:
             break
         runs += _train_each(configs_for(new), features, progress, out_root, overwrite,
-                            offset=len(runs), total=total)
+                            offset=len(runs), total=plan.total)
         left -= len(new)
     return sorted(runs, key=lambda r: r.config.method_weight())
 

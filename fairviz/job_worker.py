@@ -17,13 +17,15 @@ Protocol, one JSON object per line:
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
+
+from fairviz.jsonsafe import dumps
+from fairviz.runs import save_unique
 
 PREFIX = "@fairviz-job "
 
@@ -32,26 +34,8 @@ class WorkerCancelled(Exception):
     """The worker stopped because its job was cancelled."""
 
 
-def _plain(obj):
-    """A JSON-safe copy of a progress event (numpy / torch scalars to floats, NaN to None)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):
-        try:
-            obj = obj.item()
-        except (TypeError, ValueError):
-            return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
-
-
 def _send(message: dict) -> None:
-    sys.stdout.write(PREFIX + json.dumps(_plain(message)) + "\n")
+    sys.stdout.write(PREFIX + dumps(message) + "\n")  # numpy / torch scalars, NaN as null
     sys.stdout.flush()
 
 
@@ -137,17 +121,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cancel = threading.Event()
     threading.Thread(target=_watch_stdin, args=(cancel,), daemon=True).start()
+    try:  # imports torch: the worker process trains, the parent that imports this module does not
+        from fairviz.train import TrainConfig, TrainingCancelled, train  # noqa: PLC0415
+    except ImportError as err:
+        _send({"error": f"ImportError: {err}"})
+        return 1
     try:
-        from fairviz.jobs import save_unique
-        from fairviz.train import TrainConfig, TrainingCancelled, train
-
         run = train(TrainConfig.from_dict(config), progress=lambda ev: _send({"progress": ev}), cancel=cancel)
         if cancel.is_set():
             raise TrainingCancelled("training cancelled")
         path = save_unique(run, root, base)
         _send({"saved": {"name": path.name, "path": str(path), "metrics": run.metrics}})
     except Exception as exc:  # noqa: BLE001 - reported to the app, which shows it
-        if type(exc).__name__ == "TrainingCancelled" or cancel.is_set():
+        if isinstance(exc, TrainingCancelled) or cancel.is_set():
             _send({"cancelled": str(exc) or "cancelled"})
             return 0
         _send({"error": f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"})

@@ -20,13 +20,9 @@ FIXED_COLOR = "#E69F00"
 ALARM_COLOR = "#D55E00"
 
 
-def _shown(t) -> str:
-    """A time value as text Plotly will not read as tags (times can come from a user's file)."""
-    return str(t).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _hover_time(rows: pd.DataFrame) -> list[str]:
-    return ["" if t is None or t != t else f"time {_shown(t)}<br>" for t in rows["time"]]
+    """Each row's time as hover text, escaped for Plotly (times can come from a user's file)."""
+    return ["" if t is None or t != t else f"time {theme.plotly_text(t)}<br>" for t in rows["time"]]
 
 
 def gap_history_figure(history: pd.DataFrame, gap: str = "SPDD", *, epsilon: float, level: float = 0.95) -> go.Figure:
@@ -59,7 +55,7 @@ def gap_history_figure(history: pd.DataFrame, gap: str = "SPDD", *, epsilon: flo
     alarm = rows[rows["alarm"].astype(bool)]
     if len(alarm):
         first = alarm.iloc[0]
-        stamp = "" if first["time"] is None or first["time"] != first["time"] else f" (time {_shown(first['time'])})"
+        stamp = "" if first["time"] is None or first["time"] != first["time"] else f" (time {theme.plotly_text(first['time'])})"
         fig.add_vline(x=float(first["n"]), line=dict(color=ALARM_COLOR, width=2),
                       annotation_text=f"alarm at {int(first['n']):,} decisions{stamp}",
                       annotation_position="top right")

@@ -25,6 +25,7 @@ them), one count column per group.
 
 from __future__ import annotations
 
+import glob
 import math
 import numbers
 import re
@@ -100,20 +101,32 @@ def audit_sql(table: str, score: str, group: str, groups: Sequence, taus: Sequen
     """
     if len(groups) < 2:
         raise ValueError("need two or more groups to compare")
-    q = quote
+    return _AUDIT_SQL.format(**_audit_fragments(score, group, groups, taus, score_range, quote), table=table,
+                             four_fifths=number(FOUR_FIFTHS), small_share=number(SMALL_SHARE))
+
+
+def _audit_fragments(score: str, group: str, groups: Sequence, taus: Sequence[float], score_range: tuple | None,
+                     q: str) -> dict:
+    """The parts of `_AUDIT_SQL` that depend on the groups and thresholds: one column (or row) per
+    group or threshold, as SQL text."""
     k = range(len(groups))
     s = _score_expr(score, score_range, q)
     g = ident(group, q)
     running = ",\n    ".join(f"SUM(CASE WHEN g = {literal(v)} THEN 1 ELSE 0 END) OVER w AS k{i}"
-                               for i, v in zip(k, groups))
+                               for i, v in enumerate(groups))
     totals = ", ".join(f"MAX(k{i}) AS n{i}" for i in k)
     ecdf = [f"k{i} * 1e0 / n{i}" for i in k]
     gap = f"GREATEST({', '.join(ecdf)}) - LEAST({', '.join(ecdf)})"
     thresholds = "\n  UNION ALL ".join(f"SELECT 'tau' AS kind, {number(t)} AS t FROM totals" for t in taus)
     below = ",\n    ".join(f"COALESCE(MAX(CASE WHEN c.s <= th.t THEN c.k{i} END), 0) AS b{i}" for i in k)
     long = "\n  UNION ALL ".join(f"SELECT a.kind, a.t, {literal(v)} AS grp, n{i} AS n, n{i} - b{i} AS selected "
-                                 f"FROM at_t a CROSS JOIN totals" for i, v in zip(k, groups))
-    return f"""WITH src AS (
+                                 f"FROM at_t a CROSS JOIN totals" for i, v in enumerate(groups))
+    return {"s": s, "g": g, "running": running, "totals": totals, "gap": gap, "thresholds": thresholds,
+            "below": below, "long": long}
+
+
+#: The audit statement (see the module docstring); `audit_sql` fills the fields.
+_AUDIT_SQL = """WITH src AS (
   SELECT {s} AS s, {g} AS g FROM {table}
 ),
 running AS (
@@ -154,9 +167,9 @@ rated AS (
 )
 SELECT r.kind, r.t AS threshold, r.grp, r.n, r.share, r.selected, r.rate,
   r.rate / NULLIF(MAX(r.rate) OVER (PARTITION BY r.kind, r.t), 0) AS impact_ratio,
-  COALESCE(r.rate / NULLIF(MAX(r.rate) OVER (PARTITION BY r.kind, r.t), 0) < {number(FOUR_FIFTHS)}, FALSE)
+  COALESCE(r.rate / NULLIF(MAX(r.rate) OVER (PARTITION BY r.kind, r.t), 0) < {four_fifths}, FALSE)
     AS four_fifths_fail,
-  r.share < {number(SMALL_SHARE)} AS small_group,
+  r.share < {small_share} AS small_group,
   MAX(r.rate) OVER (PARTITION BY r.kind, r.t) - MIN(r.rate) OVER (PARTITION BY r.kind, r.t) AS dp,
   summary.spdd, summary.median
 FROM rated r CROSS JOIN summary
@@ -235,7 +248,7 @@ def source_relation(path: str) -> str:
 
 def connect(memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int = DEFAULT_THREADS, temp_dir: str | None = None):
     """A DuckDB connection with bounded memory: beyond ``memory_limit`` it spills to ``temp_dir``."""
-    import duckdb  # optional and heavy: only the SQL engine needs it
+    import duckdb  # noqa: PLC0415 - optional and heavy: only the SQL engine needs it
 
     if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[KMGT]?i?B\s*", str(memory_limit), flags=re.I):
         raise ValueError(f"memory limit must look like 2GB or 500MB; got {memory_limit!r}")
@@ -249,14 +262,12 @@ def connect(memory_limit: str = DEFAULT_MEMORY_LIMIT, threads: int = DEFAULT_THR
 
 
 def _check_files(path: str) -> None:
-    import glob
-
     if not glob.glob(path):
         raise FileNotFoundError(f"no such file: {path}" if not glob.has_magic(path) else f"no file matches {path}")
 
 
 def _group_list(con, table: str, score: str, group: str, score_range, quote: str) -> tuple[list, dict]:
-    import duckdb
+    import duckdb  # noqa: PLC0415 - optional and heavy: only the SQL engine needs it
 
     try:
         rows = con.execute(groups_sql(table, score, group, score_range=score_range, quote=quote)).fetchall()
@@ -298,7 +309,7 @@ def run_duckdb(path: str, score: str, group: str, taus: Sequence[float] = (0.5,)
     FileNotFoundError with a one-line message.
     ``progress(text)`` is told when the checks pass and the (long) audit statement starts.
     """
-    import duckdb
+    import duckdb  # noqa: PLC0415 - optional and heavy: only the SQL engine needs it
 
     _check_files(path)
     taus = tuple(dict.fromkeys(_check_tau(t) for t in taus))

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["CSV_SUFFIXES", "PARQUET_SUFFIXES", "MAX_ROWS", "MAX_GROUPS", "MAX_CELLS", "TooLargeError",
-           "DuplicateColumnsError", "read_table", "read_frame", "check_audit_size", "drop_missing_groups", "parse_missing_values",
-           "select_columns"]
+           "DuplicateColumnsError", "read_table", "read_frame", "check_audit_size", "drop_missing_groups",
+           "parse_missing_values", "select_columns", "numeric_values"]
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -118,7 +118,7 @@ def read_frame(source, suffix: str, name: str, max_rows: int = MAX_ROWS,
     else:
         opener = lambda: open(source, "rb")  # noqa: E731
     if suffix in PARQUET_SUFFIXES:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # noqa: PLC0415 - heavy; only Parquet files need it
 
         with opener() as fh:
             pf = pq.ParquetFile(fh)
@@ -244,6 +244,18 @@ def _column(df: pd.DataFrame, name: str, role: str) -> pd.Series:
     if isinstance(col, pd.DataFrame):
         raise ValueError(f"{role} column {name!r} appears more than once; rename the duplicates")
     return col
+
+
+def numeric_values(col: pd.Series, what: str, hint: str = "") -> np.ndarray:
+    """``col`` as float64 (n,), missing cells NaN; a ValueError naming ``what`` (e.g. "column 'score'"),
+    how many cells are not numbers and the first one (0-based row), then ``hint``, if any cell is text."""
+    values = pd.to_numeric(col, errors="coerce")
+    bad = values.isna() & col.notna()
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValueError(f"{what} has {int(bad.sum()):,} value(s) that are not numbers "
+                         f"(first at row {first}: {col.iloc[first]!r}){hint}")
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _unit_column(df: pd.DataFrame, name: str, role: str, *, allow_missing: bool = False) -> np.ndarray:

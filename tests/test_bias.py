@@ -249,6 +249,14 @@ def test_balanced_splits_errors_on_one_group_and_mismatch():
         balanced_splits([0.1, 0.2, 0.3], [1, 1, 1])
     with pytest.raises(ValueError, match="rows"):
         balanced_splits([0.1, 0.2, 0.3], [0, 1])
+    # the same label/group checks as bias injection, with the same messages
+    for labels, groups, match in (([[0.1, 0.2]], [0, 1], "labels must be one-dimensional"),
+                                  ([0.1, 0.2], [[0, 1]], "groups must be one-dimensional"),
+                                  ([], [], "labels is empty"),
+                                  ([0.1, float("inf")], [0, 1], "NaN/inf")):
+        for fn in (balanced_splits, lambda y, g: inject_bias(y, g, 2.0), lambda y, g: inject_label_bias(y, g, 2.0)):
+            with pytest.raises(ValueError, match=match):
+                fn(labels, groups)
     # every band holds a single group -> nothing can be balanced
     with pytest.raises(ValueError, match="test split is empty"):
         balanced_splits([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], bands=2)

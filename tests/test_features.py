@@ -16,6 +16,7 @@ import pytest
 
 from fairviz.atomic import TMP_PREFIX
 from fairviz.data import features as F
+from fairviz.data.features._text import _load_text_model
 from fairviz.data.synthetic import make_synthetic
 
 SMALL = dict(frames=2, size=16, audio_seconds=0.25)  # tiny synthetic candidates: fast to make
@@ -50,7 +51,7 @@ def test_embed_texts_is_masked_mean_pooling():
 
     texts = ["Short one.", "A much longer answer about the billing process and errors we cut."]
     got = F.embed_texts(texts, normalize=False)
-    tok, model = F._load_text_model(F.default_text_model(), "cpu")
+    tok, model = _load_text_model(F.default_text_model(), "cpu")
     with torch.no_grad():
         for text, row in zip(texts, got):
             enc = tok([text], return_tensors="pt")
@@ -179,6 +180,46 @@ def test_cache_key_covers_params_and_model(fresh_cache, tmp_path):
     assert F.text_model_info(other)["config_hash"] != F.text_model_info()["config_hash"]
     with pytest.raises(ValueError, match="unknown synthetic-data parameter"):
         F.synthetic_cache_material(16, bogus=1)
+
+
+def test_cache_key_covers_every_file_of_the_generator(fresh_cache, tmp_path, monkeypatch):
+    """An edit in any module of the synthetic package (not only its __init__) is a new key."""
+    import shutil
+    import types
+
+    from fairviz.data import synthetic
+    from fairviz.data.features import _synthetic as fs_synthetic
+
+    pkg = Path(synthetic.__file__).parent
+    assert len(list(pkg.glob("*.py"))) > 1
+    copy = tmp_path / "synthetic"
+    shutil.copytree(pkg, copy)
+    fake = types.SimpleNamespace(**{k: getattr(synthetic, k) for k in dir(synthetic) if not k.startswith("__")})
+    fake.__file__ = str(copy / "__init__.py")
+    monkeypatch.setattr(fs_synthetic, "synthetic", fake)
+    same = F.cache_key(F.synthetic_cache_material(16, seed=1, **SMALL))
+    monkeypatch.undo()
+    assert same == F.cache_key(F.synthetic_cache_material(16, seed=1, **SMALL))  # same bytes, same key
+    monkeypatch.setattr(fs_synthetic, "synthetic", fake)
+    for name in ("_video.py", "_text.py"):
+        before = F.cache_key(F.synthetic_cache_material(16, seed=1, **SMALL))
+        with open(copy / name, "a", encoding="utf-8") as fh:
+            fh.write("\n# an edit\n")
+        assert F.cache_key(F.synthetic_cache_material(16, seed=1, **SMALL)) != before, name
+
+
+def test_subset_rejects_bad_indices_like_interviews():
+    iv = make_synthetic(6, seed=0, **SMALL)
+    fs = F.FeatureSet(iv.video, np.zeros((6, 3, 2)), np.zeros((6, 4)), iv.label, iv.group, iv.ids)
+    np.testing.assert_array_equal(fs.subset([-1, 0]).label, fs.label[[5, 0]])
+    for data in (fs, iv):
+        with pytest.raises(ValueError, match="out of range"):
+            data.subset([0, 6])
+        with pytest.raises(ValueError, match="integers or a boolean mask"):
+            data.subset([0.5, 1.0])
+        with pytest.raises(ValueError, match="boolean mask"):
+            data.subset(np.ones(5, dtype=bool))
+        assert len(data.subset([])) == 0
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "flip_text", "pad", "meta", "delete_meta",

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from fairviz import experiments
 from fairviz.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRegistry, default_run_name
+from fairviz.train import TrainConfig, TrainingCancelled
 
 
 @dataclasses.dataclass
@@ -32,11 +34,7 @@ class FakeRun:
     metrics: dict
 
 
-class FakeCancelled(Exception):
-    pass
-
-
-FakeCancelled.__name__ = "TrainingCancelled"  # what fairviz.train raises
+FakeCancelled = TrainingCancelled  # what the real train raises when its cancel event is set
 
 
 def fake_save(run, path):
@@ -348,3 +346,40 @@ def test_process_job_reports_progress_and_cancels(tmp_path):
     snap = reg.wait(job, timeout=60)
     assert snap.state == CANCELLED and snap.results == ()
     assert not any(p.name.startswith("long") for p in tmp_path.iterdir())
+
+
+def test_an_exception_only_named_like_the_cancellation_is_a_failure(tmp_path):
+    """Cancellation is recognised by the exception's type, not by its class name."""
+    Impostor = type("TrainingCancelled", (Exception,), {})
+
+    def train(config, progress=None, cancel=None):
+        raise Impostor("not a cancellation")
+
+    reg = registry(tmp_path, train_fn=train)
+    snap = reg.wait(reg.start(FakeConfig()), 10)
+    assert snap.state == FAILED and "not a cancellation" in snap.error
+
+
+def test_app_and_cli_sweeps_train_the_same_configs(tmp_path, monkeypatch):
+    """`JobRegistry.start_sweep` (the app) and `experiments.sweep` (the CLI) share one sweep
+    definition: for mmd both set lambda_mmd to each value and leave λ_W at its default."""
+    seen = {"app": [], "cli": []}
+
+    def fake_train(who):
+        def train(config, progress=None, cancel=None, features=None):
+            seen[who].append(config)
+            return FakeRun(config.default_name(), config, {"pcc": {"value": 0.5}, "spdd": {"value": 0.01}})
+        return train
+
+    values = [1.0, 0.1, 0.3]
+    base = TrainConfig(method="mmd", alpha=2.0, epochs=1)
+    reg = registry(tmp_path, train_fn=fake_train("app"))
+    assert reg.wait(reg.start_sweep(base, values), 10).state == DONE
+    monkeypatch.setattr(experiments, "train", fake_train("cli"))
+    monkeypatch.setattr(experiments, "run_record", lambda run: {"name": run.name, "weight": run.config.lambda_mmd,
+                                                               "pcc": 0.5, "srcc": 0.5, "spdd": 0.01, "speo": 0.01,
+                                                               "spdd_floor": 0.0})
+    experiments.sweep("mmd", 2.0, values, features=object(), epochs=1)
+    assert seen["app"] == seen["cli"]
+    assert [c.lambda_mmd for c in seen["app"]] == [0.1, 0.3, 1.0]
+    assert all(c.lambda_w == TrainConfig().lambda_w and c.method == "mmd" for c in seen["app"])

@@ -1,17 +1,30 @@
-"""fairviz.report + `python -m fairviz report`: one self-contained, escaped HTML file (issue 6 §4)."""
+"""fairviz.report + `python -m fairviz report`: one self-contained, escaped HTML file."""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import html as html_mod
+import os
 import re
+import tomllib
+from pathlib import Path
 
+import markupsafe
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
+from plotly.offline import get_plotlyjs
 
-pytest.importorskip("fairviz.metrics")
-
-from fairviz.report import auto_n_perm, build_report, data_fingerprint  # noqa: E402
+from fairviz import metrics
+from fairviz import report as report_package
+from fairviz.cli import main
+from fairviz.repair import repair_tradeoff
+from fairviz.report import ReportSettings, auto_n_perm, build_report, compute_report, data_fingerprint, render
+from fairviz.report._inputs import resolve_inputs
+from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
+from fairviz.significance import dp_band, permutation_test
 
 EVIL = "<script>alert(1)</script>"
 EVIL_COLUMN = "race\"><img src=x onerror=alert(2)>"
@@ -41,8 +54,6 @@ def test_one_self_contained_file(report_html):
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert html.count("<html") == 1
     # plotly.js inlined exactly once, nothing fetched from the network
-    from plotly.offline import get_plotlyjs
-
     js = get_plotlyjs()
     assert html.count(js[:200]) == 1
     assert not re.search(r"<script[^>]+src\s*=", html, flags=re.I)
@@ -108,8 +119,6 @@ def test_auto_n_perm_budget():
 
 # ------------------------------------------------------------------------------------ CLI
 def _cli(argv):
-    from fairviz.cli import main
-
     return main(argv)
 
 
@@ -156,16 +165,9 @@ def test_cli_missing_file_and_out_of_range(tmp_path, capsys):
 
 # ------------------------------------------------------------------------ report figures
 def test_report_figures(rng):
-    from fairviz import metrics
-    from fairviz.repair import repair_tradeoff
-    from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
-    from fairviz.significance import dp_band, permutation_test
-
     s = rng.random(300)
     g = rng.integers(0, 2, 300)
     y = np.clip(s + rng.normal(0, 0.1, 300), 0, 1)
-    import plotly.graph_objects as go
-
     curve = metrics.dp_curve(s, g)
     fig = add_dp_band(go.Figure(), dp_band(curve, [int(np.sum(g == 0)), int(np.sum(g == 1))], n_boot=50))
     assert len(fig.data) == 2 and fig.data[1].fill == "tonexty" and "bootstrap band" in fig.data[1].name
@@ -195,21 +197,19 @@ def test_cli_report_shows_group_names_exactly_in_tables_and_figures(tmp_path, rn
     assert _cli(["report", str(src), "--score", "score", "--group", "age", "--out", str(out),
                  "--n-boot", "20", "--n-perm", "20"]) == 0
     html = out.read_text(encoding="utf-8")
-    for name in AWKWARD:  # every table cell holds the name HTML-escaped exactly once
-        import html as html_mod
-
-        assert f"<td>{html_mod.escape(name, quote=True)}</td>" in html, name
-    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html
+    for name in AWKWARD:  # every table cell holds the name HTML-escaped exactly once (by the templates)
+        cell = f"<td>{markupsafe.escape(name)}</td>"
+        assert cell in html and html_mod.unescape(cell) == f"<td>{name}</td>", name
+    assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html and "&amp;#34;" not in html
+    assert "&amp;#39;" not in html
     # figures: names escaped for plotly only (&amp; &lt; &gt;), which it shows as written;
-    # `&quot;` would be shown literally by plotly
+    # an entity for a quote would be shown literally by plotly
     assert '"name":"&lt;40' in html and '"name":"A&amp;B \\"q\\" \'s\'' in html
-    assert "&quot;q&quot;" not in html.split("<table", 1)[0] + "".join(
-        part.split("</script>", 1)[0] for part in html.split("<script")[1:])
+    figure_text = html.split("<table", 1)[0] + "".join(part.split("</script>", 1)[0] for part in html.split("<script")[1:])
+    assert "&#34;q&#34;" not in figure_text and "&quot;q&quot;" not in figure_text
 
 
 def test_cli_report_file_honours_the_umask(tmp_path, rng):
-    import os
-
     df = audit_frame(rng, 300)
     src = tmp_path / "scores.csv"
     df.to_csv(src, index=False)
@@ -234,3 +234,39 @@ def test_cli_report_score_range_is_stated(tmp_path, rng, capsys):
     html = out.read_text(encoding="utf-8")
     assert "Scores rescaled from [0, 100] to [0, 1]" in html
     assert _cli(base + ["--score-range", "1", "0"]) == 2 and "needs LOW < HIGH" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ computation apart from drawing
+def test_report_data_object_matches_independent_numbers(rng):
+    """`compute_report`'s data object against scipy: for two groups SPDD is W1 between their scores."""
+    from scipy.stats import wasserstein_distance  # noqa: PLC0415 - heavy, only this test needs it
+
+    n = 600
+    g = rng.choice(["a", "b"], n)
+    s = np.clip(rng.beta(2, 3, n) + 0.1 * (g == "b"), 0, 1)
+    report = compute_report(resolve_inputs(s, {"grp": g}, None, None, None, None), ReportSettings(n_boot=20, n_perm=20))
+    w1 = wasserstein_distance(s[g == "a"], s[g == "b"])
+    (section,) = report.attributes
+    assert section.result.audit.spdd.value == pytest.approx(w1, abs=1e-12)
+    assert section.result.spdd == pytest.approx(w1, abs=1e-12)
+    (row,) = report.repair.rows
+    assert row.original == pytest.approx(w1, abs=1e-12)
+    assert row.half == pytest.approx(w1 / 2, abs=0.02 * w1) and row.full < 0.02 * w1  # linear in θ for 2 groups
+    rates = {r.group: r for r in section.scoring_rates}
+    median = np.median(s)
+    for grp in ("a", "b"):
+        assert rates[grp].n == int(np.sum(g == grp))
+        assert rates[grp].rate == pytest.approx(np.mean(s[g == grp] > median), abs=1e-12)
+    assert section.lowest_ratio == pytest.approx(min(r.rate for r in rates.values()) / max(r.rate for r in rates.values()))
+    assert report.data.n == n and not report.has_labels and report.n_perms == (20,)
+    html = render(report)
+    assert f"<td>{w1:.4f}" in html  # the largest pairwise W1 cell of the summary
+
+
+def test_templates_are_package_data():
+    """Every file the renderer reads is covered by pyproject's package-data (a plain install ships it)."""
+    root = Path(report_package.__file__).parent
+    patterns = tomllib.loads((root.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["fairviz.report"]
+    files = [p.relative_to(root).as_posix() for p in (root / "templates").iterdir() if p.is_file()]
+    assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), files

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from fairviz import app_support
 from fairviz import runs as R
 from fairviz.atomic import TMP_PREFIX
 from fairviz.model import FairMultimodalNet, ModelConfig
+from fairviz.paths import REPO_ROOT
 from fairviz.train import Run, TrainConfig
 
 TINY = dict(
@@ -277,3 +281,120 @@ def test_list_runs_skips_broken_and_ignores_temp_folders(saved, tmp_path):
     assert [p.name for p, _ in runs.skipped] == ["broken"]
     assert "missing" in runs.skipped[0][1]
     assert R.list_runs(tmp_path / "nowhere") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed metrics (RunMetrics) and the JSON sanitiser
+
+# metrics.json as the first shipped runs stored it (before schema_version 2 added the distances'
+# test-inversion entries): a4-ours of the first `make models`
+METRICS_V1 = {
+    "n": 1200,
+    "spdd": {"value": 0.016360527177651723, "ci_low": 0.010467853548626106, "ci_high": 0.021899336942782004},
+    "speo": {"value": 0.011875441243063268, "ci_low": 0.006901830310685302, "ci_high": 0.017255628757683193},
+    "pcc": {"value": 0.6292811757531911, "ci_low": 0.6004864699100365, "ci_high": 0.6540598797747694},
+    "srcc": {"value": 0.6406571254563371, "ci_low": 0.6106860743428932, "ci_high": 0.6657866492826687},
+    "spdd_grid50": 0.016299999999999995, "speo_grid50": 0.01211442942847802,
+    "spdd_parts": {"0": 0.0, "1": 0.016360527177651723}, "groups": {"0": 600, "1": 600},
+    "level": 0.95, "n_boot": 200, "random_state": 0, "val_pcc": 0.6568990626889881,
+    "val_spdd": 0.013170359333356222, "best_epoch": 12, "score_std": 0.05260966067918684,
+    "spdd_floor": {"mean": 0.004012702137231827, "p95": 0.0058705919533967995, "n_perm": 20},
+}
+SHIPPED = sorted(p for p in (REPO_ROOT / "models").glob("*/metrics.json"))
+
+
+def test_run_metrics_reads_schema_1_and_gives_it_back_unchanged():
+    m = R.RunMetrics.from_dict(METRICS_V1, strict=True)
+    assert m.schema_version is None and m.n == 1200 and m.best_epoch == 12
+    assert (m.spdd.value, m.spdd.ci_low, m.spdd.ci_high) == (0.016360527177651723, 0.010467853548626106,
+                                                           0.021899336942782004)
+    assert math.isnan(m.get("spdd", "p_value")) and m.spdd.word("ci_method") is None
+    assert m.spdd_floor.mean == 0.004012702137231827 and m.get("spdd_floor", "p95") == 0.0058705919533967995
+    assert m.spdd_grid50.value == 0.016299999999999995 and m.val_pcc.value == 0.6568990626889881
+    assert m.groups == {"0": 600, "1": 600} and m.level == 0.95
+    out = m.to_dict()
+    assert out == METRICS_V1 and list(out) == list(METRICS_V1)
+    assert json.dumps(out) == json.dumps(METRICS_V1)  # the same bytes on disk
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.parent.name)
+def test_run_metrics_reads_every_shipped_metrics_file_unchanged(path):
+    raw = json.loads(path.read_text())
+    m = R.RunMetrics.from_dict(raw, strict=True)
+    assert json.dumps(m.to_dict(), indent=2) == json.dumps(raw, indent=2)
+    assert m.schema_version == raw["schema_version"] == 2
+    for name in ("spdd", "speo"):  # schema 2: the distances' test-inversion entries
+        assert m.get(name, "p_value") == raw[name]["p_value"] and m.get(name, "upper") == raw[name]["upper"]
+        assert getattr(m, name).word("ci_method") == raw[name]["ci_method"]
+    for name in ("pcc", "srcc", "spdd", "speo"):
+        for part in ("value", "ci_low", "ci_high"):
+            assert m.get(name, part) == raw[name][part]
+            assert app_support.metric_value(raw, name, part) == raw[name][part]
+    assert m.get("score_std") == raw["score_std"] and m.spdd_floor.mean == raw["spdd_floor"]["mean"]
+
+
+def test_run_metrics_in_memory_is_sanitised_like_a_save_and_a_file_is_strict():
+    raw = {"n": np.int64(5), "pcc": {"value": np.float32(0.5), "ci_low": float("nan"), "ci_high": 0.7},
+           "val_pcc": float("nan"), "score_std": np.float64(0.25), "note": "kept"}
+    m = R.RunMetrics.from_dict(raw)
+    assert m.n == 5 and type(m.n) is int and m.pcc.value == 0.5 and math.isnan(m.pcc.ci_low)
+    assert m.val_pcc is None and math.isnan(m.get("val_pcc")) and m.score_std.to_dict() == 0.25
+    assert m.to_dict() == {"n": 5, "pcc": {"value": 0.5, "ci_low": None, "ci_high": 0.7}, "val_pcc": None,
+                           "score_std": 0.25, "note": "kept"}
+    assert m.extra == {"note": "kept"}
+    with pytest.raises(ValueError, match="val_pcc must be a number"):
+        R.RunMetrics.from_dict({"val_pcc": float("nan")}, strict=True)
+    for bad, msg in [({"pcc": "high"}, "pcc must be"), ({"pcc": {"value": [1]}}, "pcc must be"),
+                     ({"n_boot": "x"}, "n_boot must be an integer"), ({"n": 1.5}, "n must be an integer"),
+                     ({"groups": {"0": 1.5}}, "groups must be"), ({"level": 2}, "level must be"),
+                     ({"spdd": {"ci_method": 3}}, "spdd must be"), ([1], "JSON object")]:
+        with pytest.raises(ValueError, match=msg):
+            R.RunMetrics.from_dict(bad, strict=True)
+
+
+def test_run_metrics_built_in_code_and_bare_numbers():
+    m = R.RunMetrics(n=3, pcc=R.Estimate({"value": 0.5}), score_std=R.Estimate({"value": 0.1}, bare=True))
+    assert m.to_dict() == {"n": 3, "pcc": {"value": 0.5}, "score_std": 0.1}
+    bare = R.RunMetrics.from_dict({"pcc": 0.4, "spdd": None})
+    assert bare.pcc.bare and bare.get("pcc") == 0.4 and math.isnan(bare.get("pcc", "ci_low"))
+    assert bare.to_dict() == {"pcc": 0.4, "spdd": None}  # a key stored as null stays
+    assert math.isnan(bare.get("srcc")) and math.isnan(bare.get("n"))  # absent, or not a metric
+    assert app_support.metric_value({"pcc": 0.4}, "pcc") == 0.4
+    assert math.isnan(app_support.metric_value({"pcc": 0.4}, "pcc", "ci_low"))
+
+
+def test_every_reader_shows_the_stored_numbers(tmp_path):
+    """The CLI summary, the experiment table row and the app's metric_value read a loaded run's
+    metrics.json the same way: compared with the numbers in the file itself."""
+    from fairviz.cli.train import summary_lines
+    from fairviz.experiments import run_record
+
+    src = REPO_ROOT / "models" / "a4-ours"
+    raw = json.loads((src / R.METRICS_FILE).read_text())
+    run = R.load_run(src)
+    rec = run_record(run)
+    for k in ("pcc", "srcc", "spdd", "speo", "val_pcc", "spdd_grid50", "score_std"):
+        v = raw[k]["value"] if isinstance(raw[k], dict) else raw[k]
+        assert rec[k] == v and app_support.metric_value(raw, k) == v, k
+    assert rec["spdd_floor"] == raw["spdd_floor"]["mean"] and rec["spdd_floor_p95"] == raw["spdd_floor"]["p95"]
+    assert rec["best_epoch"] == raw["best_epoch"]
+    text = "\n".join(summary_lines(run))
+    assert f"PCC {raw['pcc']['value']:.3f}" in text and f"SPDD {raw['spdd']['value']:.3f}" in text
+    assert f"(floor {raw['spdd_floor']['mean']:.3f})" in text and f"n={raw['n']}" in text
+
+
+def test_jsonable_turns_numpy_torch_paths_and_non_finite_into_json():
+    from fairviz.jsonsafe import dumps, json_float, jsonable
+
+    obj = {1: np.float32(0.5), "a": (np.int64(3), float("inf")), "p": Path("/x/y"), "s": {3, 1},
+           "arr": np.arange(4), "big": np.zeros((10, 10)), "t": torch.tensor(2.5), "nan": np.nan, "o": object}
+    out = jsonable(obj, max_array=20)
+    assert out["1"] == 0.5 and out["a"] == [3, None] and out["p"] == "/x/y" and out["s"] == [1, 3]
+    assert out["arr"] == [0, 1, 2, 3] and out["big"] == "<array (10, 10) float64>" and out["t"] == 2.5
+    assert out["nan"] is None and out["o"] == str(object)
+    assert type(out["a"][0]) is int
+    json.dumps(out, allow_nan=False)
+    assert json.loads(dumps({"x": [np.nan, 1]})) == {"x": [None, 1]}
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        jsonable({"o": object()}, strict=True)
+    assert [json_float(v) for v in (None, np.float32(0.5), 2, float("-inf"), np.nan)] == [None, 0.5, 2.0, None, None]

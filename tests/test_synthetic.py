@@ -22,6 +22,8 @@ from fairviz.data import (
     make_synthetic,
 )
 from fairviz.data import synthetic as syn
+from fairviz.data.synthetic._export import _has_libx264
+from fairviz.data.synthetic._text import _BACKGROUND_GROUP
 
 ARRAYS = ("video", "audio", "label", "group", "quality")
 
@@ -153,10 +155,10 @@ def test_same_seed_byte_identical_other_seed_differs_and_prefix_stable():
 def test_strengths_change_the_data():
     none = make_synthetic(60, seed=1, frames=2, size=16, audio_seconds=0.1, text_shortcut=0.0)
     full = make_synthetic(60, seed=1, frames=2, size=16, audio_seconds=0.1, text_shortcut=1.0)
-    linked = [p for bank in syn._BACKGROUND_GROUP for p in bank]
+    linked = [p for bank in _BACKGROUND_GROUP for p in bank]
     assert not any(p in t for t in none.text for p in linked)
     for t, s in zip(full.text, full.group):
-        assert any(p in t for p in syn._BACKGROUND_GROUP[s])
+        assert any(p in t for p in _BACKGROUND_GROUP[s])
     # q and S draws do not depend on the strengths
     assert np.array_equal(none.quality, full.quality) and np.array_equal(none.group, full.group)
 
@@ -290,7 +292,7 @@ def test_export_examples_writes_playable_mp4_wav_txt(tmp_path):
         streams = json.loads(probe.stdout)["streams"]
         kinds = {s["codec_type"]: s for s in streams}
         assert set(kinds) == {"video", "audio"}
-        if syn._has_libx264(shutil.which("ffmpeg")):
+        if _has_libx264(shutil.which("ffmpeg")):
             assert kinds["video"]["codec_name"] == "h264" and kinds["video"]["pix_fmt"] == "yuv420p"
         assert kinds["audio"]["codec_name"] == "aac"
 
@@ -317,7 +319,7 @@ def test_export_examples_writes_playable_mp4_wav_txt(tmp_path):
 
 def test_export_examples_without_ffmpeg_is_a_clear_error(tmp_path, monkeypatch):
     d = make_synthetic(2, seed=0, frames=2, size=16, audio_seconds=0.1)
-    monkeypatch.setattr(syn.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="ffmpeg"):
         export_examples(d, tmp_path / "x", n=1)
 

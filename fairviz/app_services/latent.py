@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 from fairviz.runs import HISTORY_FILE, Z_FILE, check_run_folder, read_predictions, read_run_config
-from fairviz.runs import _read_json as read_json  # the runs' own JSON reader (size and depth limits)
+from fairviz.runs._folder import read_json  # the runs' own JSON reader (size and depth limits)
 
 
 @dataclass(frozen=True)

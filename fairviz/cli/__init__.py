@@ -11,8 +11,7 @@ import argparse
 import importlib
 import sys
 
-# Command modules, in the order `--help` lists them. A module listed here that does not exist yet
-# is skipped, so the CLI works while the package grows.
+# Command modules, in the order `--help` lists them.
 COMMAND_MODULES = ("audit", "report", "data", "train", "experiments", "ship", "monitor")
 
 EXIT_BAD_INPUT = 2
@@ -25,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fairviz.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"fairviz.cli.{name}":
-                continue
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"fairviz.cli.{name}").add_parser(subparsers)
     return parser
 
 

@@ -35,30 +35,38 @@ import json
 import math
 import sys
 
+import pandas as pd
+
+from fairviz import metrics, score_range, sql
+from fairviz.cli._common import add_command, add_score_range, add_table_arguments
+from fairviz.groups import INTERSECTION_SEPARATOR
+from fairviz.significance import FOUR_FIFTHS
+from fairviz.tabular import (
+    MAX_GROUPS,
+    MAX_ROWS,
+    TooLargeError,
+    check_audit_size,
+    drop_missing_groups,
+    parse_missing_values,
+    read_table,
+    select_columns,
+)
+from fairviz.uncertainty import describe
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "audit",
-        help="audit a table of scores by group (SPDD, SPEO, PCC, SRCC with bootstrap CIs)",
-        description=(
-            "Threshold-free fairness audit of the scores in a CSV or Parquet file: exact SPDD "
-            "(the area between the groups' selection-rate curves; W1 for two groups), SPEO, PCC "
-            "and SRCC with percentile bootstrap intervals (resampling within groups)."
-        ),
-    )
-    parser.add_argument("file", help="CSV or Parquet file with one row per candidate")
-    parser.add_argument("--score", required=True, help="column with the scores, numbers in [0, 1]")
-    parser.add_argument("--group", required=True, action="append", metavar="COL",
-                        help="column with the group of each row (2 or more groups); repeat for several "
-                             "attributes (their intersection is audited too)")
-    parser.add_argument("--label", default=None, help="optional column with the true outcome in [0, 1] (SPEO, PCC, SRCC)")
+    parser = add_command(subparsers, "audit", run,
+                         help="audit a table of scores by group (SPDD, SPEO, PCC, SRCC with bootstrap CIs)",
+                         description="Threshold-free fairness audit of the scores in a CSV or Parquet file: exact SPDD "
+                                     "(the area between the groups' selection-rate curves; W1 for two groups), SPEO, PCC "
+                                     "and SRCC with percentile bootstrap intervals (resampling within groups).")
+    add_table_arguments(parser, group_help="column with the group of each row (2 or more groups); repeat for "
+                                           "several attributes (their intersection is audited too)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000; 0 = no intervals)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
-    parser.add_argument("--score-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
-                        help="the scores lie on [LOW, HIGH] (e.g. 0 100): rescale them into [0, 1] as "
-                             "(score - LOW) / (HIGH - LOW); every output says so")
+    add_score_range(parser, "every output says so")
     parser.add_argument("--engine", choices=("numpy", "duckdb"), default="numpy",
                         help="numpy (default: every metric, bootstrap intervals) or duckdb: exact SPDD, DP(τ), "
                              "selection rates and the LL144 table as SQL, read out of core from FILE (a glob of "
@@ -80,13 +88,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "folder (default 2GB)")
     parser.add_argument("--threads", type=int, default=2, help="with --engine duckdb: DuckDB threads (default 2)")
     _add_limits(parser)
-    parser.set_defaults(func=run)
     return parser
 
 
 def _add_limits(parser) -> None:
-    from fairviz.tabular import MAX_GROUPS, MAX_ROWS
-
     parser.add_argument("--missing-values", default="", metavar="A,B",
                         help="group values that mean 'missing', comma-separated (e.g. NA,unknown; case ignored): "
                              "those rows are left out and counted. Default: only an empty cell is missing")
@@ -103,9 +108,14 @@ def _fmt(v) -> str:
     return f"{v:.4f}"
 
 
-def _table(name, result, rates, args) -> str:
-    from fairviz.significance import FOUR_FIFTHS
+def _flag(small_group: bool, impact_ratio: float) -> str:
+    """The note after a group's row of a rate table: a small group, or one under four fifths."""
+    if small_group:
+        return "  <2% of rows"
+    return f"  below {FOUR_FIFTHS:g}" if impact_ratio < FOUR_FIFTHS else ""
 
+
+def _table(name, result, rates, args) -> str:
     pct = f"{result.level * 100:g}%"
     lines = [
         f"  by {name!r}: {result.n} rows; groups: " + ", ".join(f"{g} ({c})" for g, c in result.group_counts.items()),
@@ -128,17 +138,14 @@ def _table(name, result, rates, args) -> str:
     lines += ["", "  Scoring rates (share above the overall median score; LL144 style):",
               f"    {'group':<20} {'n':>8} {'share':>7} {'rate':>7} {'impact':>7}"]
     for row in rates.itertuples(index=False):
-        flag = "  <2% of rows" if row.small_group else ("  below 0.8" if row.impact_ratio < FOUR_FIFTHS else "")
         lines.append(
             f"    {str(row.group):<20} {row.n:>8d} {row.share:>7.3f} {row.scoring_rate:>7.3f} "
-            f"{_fmt(row.impact_ratio):>7}{flag}"
+            f"{_fmt(row.impact_ratio):>7}{_flag(row.small_group, row.impact_ratio)}"
         )
     return "\n".join(lines)
 
 
 def _header(args, n: int) -> list[str]:
-    from fairviz import score_range
-
     lines = [
         f"fairviz audit: {args.file}",
         f"  score {args.score!r}, group " + " + ".join(repr(g) for g in args.group)
@@ -181,11 +188,6 @@ def _rates_json(rates) -> list[dict]:
 def _views(df, args) -> dict:
     """name -> (scores, groups, labels): each ``--group`` column, then their intersection (left
     out, with a note in ``args.notes``, when it has more groups than the limits allow)."""
-    import pandas as pd
-
-    from fairviz.groups import INTERSECTION_SEPARATOR
-    from fairviz.tabular import TooLargeError, check_audit_size, select_columns
-
     names = list(dict.fromkeys(args.group))
     views = {}
     for col in names:
@@ -208,19 +210,14 @@ def _views(df, args) -> dict:
 
 
 def _sql_rate_lines(rows) -> list[str]:
-    from fairviz.significance import FOUR_FIFTHS
-
     lines = [f"    {'group':<20} {'n':>10} {'share':>7} {'rate':>7} {'impact':>7}"]
     for r in rows.itertuples(index=False):
-        flag = "  <2% of rows" if r.small_group else ("  below 0.8" if r.impact_ratio < FOUR_FIFTHS else "")
         lines.append(f"    {str(r.grp):<20} {int(r.n):>10d} {r.share:>7.3f} {r.rate:>7.3f} "
-                     f"{_fmt(r.impact_ratio):>7}{flag}")
+                     f"{_fmt(r.impact_ratio):>7}{_flag(r.small_group, r.impact_ratio)}")
     return lines
 
 
 def _run_sql(args: argparse.Namespace) -> int:
-    from fairviz import score_range, sql
-
     if len(args.group) > 1:
         raise ValueError("--engine duckdb and --print-sql take one --group (run once per attribute)")
     if args.label:
@@ -258,16 +255,11 @@ def _run_sql(args: argparse.Namespace) -> int:
 
 def _summaries(result) -> dict:
     """{"spdd": sentence, "speo": sentence}: what the distances' numbers mean, in words."""
-    from fairviz.uncertainty import describe
-
     return {name: describe(name.upper(), {**getattr(result, name).to_dict(), "level": result.level})
             for name in ("spdd", "speo") if getattr(result, name) is not None}
 
 
 def run(args: argparse.Namespace) -> int:
-    from fairviz import metrics, score_range
-    from fairviz.tabular import drop_missing_groups, parse_missing_values, read_table
-
     if args.n_boot < 0:
         raise ValueError("--n-boot must be 0 or more")
     if not 0.0 < args.level < 1.0:

@@ -13,6 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from tqdm import tqdm
+
+from fairviz.data.features import DEFAULT_MFCC_STEPS, DEFAULT_N_MFCC, load_synthetic_features
+from fairviz.data.first_impressions import build_manifest
+from fairviz.data.synthetic import export_examples, make_synthetic
+from fairviz.data.video_dataset import load_manifest_features
+
 
 class TqdmProgress:
     """A ``progress(done, total, stage)`` callback that draws one tqdm bar per stage (stderr)."""
@@ -26,8 +34,6 @@ class TqdmProgress:
         self.disable = disable
 
     def __call__(self, done: int, total: int, stage: str) -> None:
-        from tqdm import tqdm
-
         if stage != self.stage or self.bar is None:
             self.close()
             self.stage = stage
@@ -63,8 +69,6 @@ def _describe(fs, seconds: float) -> None:
     counts = {int(g): int((fs.group == g).sum()) for g in (0, 1)}
     print(f"  groups {counts}" + (f"  (0 = {labels[0]}, 1 = {labels[1]})" if labels else ""))
     if fs.split is not None:
-        import numpy as np
-
         names, n = np.unique(fs.split, return_counts=True)
         print("  split " + ", ".join(f"{a}: {b}" for a, b in zip(names, n)))
     if cache.name:
@@ -82,8 +86,6 @@ def _report_skipped(skipped: list[dict]) -> None:
 
 
 def run_synthetic(args) -> int:
-    from fairviz.data.features import load_synthetic_features
-
     gen = {k: v for k, v in (("frames", args.frames), ("size", args.size),
                               ("audio_seconds", args.audio_seconds)) if v is not None}
     progress = TqdmProgress(disable=args.quiet)
@@ -99,8 +101,6 @@ def run_synthetic(args) -> int:
 
 
 def run_manifest(args) -> int:
-    from fairviz.data.video_dataset import load_manifest_features
-
     progress = TqdmProgress(disable=args.quiet)
     start = time.perf_counter()
     try:
@@ -119,8 +119,6 @@ def run_manifest(args) -> int:
 
 
 def run_first_impressions(args) -> int:
-    from fairviz.data.first_impressions import build_manifest
-
     df = build_manifest(args.root, args.out, group=args.group)
     _report_skipped(df.attrs.get("skipped") or [])
     counts = df.groupby(["split", "group"]).size()
@@ -134,8 +132,6 @@ def run_first_impressions(args) -> int:
 
 
 def run_export(args) -> int:
-    from fairviz.data.synthetic import export_examples, make_synthetic
-
     # Candidates are generated independently by index, so the first N of a small run are the
     # first N of the full default data set with the same seed.
     interviews = make_synthetic(max(2, args.n), seed=args.seed)
@@ -148,8 +144,6 @@ def run_export(args) -> int:
 
 
 def _feature_args(p: argparse.ArgumentParser, *, video: bool) -> None:
-    from fairviz.data.features import DEFAULT_MFCC_STEPS, DEFAULT_N_MFCC
-
     p.add_argument("--text-model", metavar="PATH", default=None,
                    help="local transformers model folder for the transcripts "
                         "(default: the bundled all-MiniLM-L6-v2)")

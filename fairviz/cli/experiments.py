@@ -16,7 +16,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fairviz.cli.train import DEFAULTS, METHOD_CHOICES, TqdmProgress, add_train_options, config_kwargs, set_threads
+from fairviz.atomic import write_text
+from fairviz.cli.train import DEFAULTS, TqdmProgress, add_train_options, config_kwargs, set_threads
+from fairviz.methods import ALL_METHODS
+from fairviz.paths import models_dir
+from fairviz.postprocess import DEFAULT_THETAS, repair_curve
+from fairviz.repair import check_strength
+from fairviz.sweeps import sweep_run_name
 
 
 def add_parser(subparsers) -> None:
@@ -30,7 +36,7 @@ def add_parser(subparsers) -> None:
     )
     add_train_options(p, method=False, seed=False)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
-    p.add_argument("--methods", nargs="+", choices=METHOD_CHOICES, default=list(METHOD_CHOICES),
+    p.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=list(ALL_METHODS),
                    help="methods to compare (default: all)")
     p.add_argument("--lambda-w", type=float, default=None,
                    help=f"lambda_W, weight of the W1 term of ours (default {DEFAULTS['lambda_w']:g})")
@@ -65,15 +71,13 @@ def add_parser(subparsers) -> None:
 
 
 def run_compare(args) -> int:
-    from fairviz.experiments import compare_runs, format_table, summarize
+    from fairviz.experiments import compare_runs, format_table, summarize  # noqa: PLC0415 - imports torch
 
     repair = None if args.no_repair else _strength(args.repair_strength, "--repair-strength")
     set_threads(args)
     kw = config_kwargs(args)
     kw.pop("seed", None)
     kw.pop("method", None)
-    from fairviz.atomic import write_text
-
     out = Path(args.out) if args.out else Path.cwd()
     stem = args.name or f"compare-a{args.alpha:g}-{args.bias_mode}"
     partial = out / f"{stem}.partial.csv"
@@ -107,22 +111,14 @@ def run_compare(args) -> int:
 
 
 def _strength(value: float, option: str) -> float:
-    from fairviz.repair import check_strength
-
     try:
         return check_strength(value)
     except ValueError:
         raise ValueError(f"{option} must be in [0, 1] (0 = scores as trained, 1 = fully repaired); got {value:g}") from None
 
 
-def _lw_name(prefix: str, lw: float) -> str:
-    return f"{prefix}-lw{lw:g}"
-
-
 def run_sweep(args) -> int:
-    from fairviz.experiments import sweep, sweep_table
-    from fairviz.paths import models_dir
-    from fairviz.postprocess import DEFAULT_THETAS, repair_curve
+    from fairviz.experiments import sweep, sweep_table  # noqa: PLC0415 - imports torch
 
     thetas = [_strength(t, "--repair-thetas") for t in (args.repair_thetas or DEFAULT_THETAS)]
     if args.adaptive < 0:
@@ -133,14 +129,14 @@ def run_sweep(args) -> int:
         kw.pop(k, None)
     root = Path(args.out_root) if args.out_root else models_dir()
     prefix = args.prefix or f"sweep-a{args.alpha:g}"
-    names = [_lw_name(prefix, lw) for lw in args.lambda_w]
+    names = [sweep_run_name(prefix, lw) for lw in args.lambda_w]
     taken = [n for n in names if (root / n).exists()]
     if taken and not args.overwrite:
         raise ValueError(f"run folder(s) {taken} already exist under {root}; pass --overwrite or another --prefix")
     bar = None if args.no_progress else TqdmProgress(leave=False)
     try:
         runs = sweep(args.method, args.alpha, args.lambda_w, out_root=root, overwrite=args.overwrite,
-                     names=lambda lw: _lw_name(prefix, lw), progress=bar, adaptive=args.adaptive, **kw)
+                     names=lambda lw: sweep_run_name(prefix, lw), progress=bar, adaptive=args.adaptive, **kw)
     finally:
         if bar is not None:
             bar.close()

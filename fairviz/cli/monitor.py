@@ -18,19 +18,21 @@ import json
 import sys
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from fairviz import monitor
+from fairviz.cli._common import add_command
+from fairviz.tabular import read_table, select_columns
+
 EXIT_ALARM = 1
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "monitor",
-        help="monitor a stream of decisions: anytime-valid alarms when a fairness gap exceeds ε",
-        description=(
-            "Add a batch of scored decisions to a monitor state (or replay a time-stamped history) and "
-            "test H0 'the gap is at most ε' for SPDD and the selection-rate gap at each --tau, with "
-            "confidence sequences valid at every update (exit 1 once H0 is rejected)."
-        ),
-    )
+    parser = add_command(subparsers, "monitor", run,
+                         help="monitor a stream of decisions: anytime-valid alarms when a fairness gap exceeds ε",
+                         description="Add a batch of scored decisions to a monitor state (or replay a time-stamped history) and "
+                                     "test H0 'the gap is at most ε' for SPDD and the selection-rate gap at each --tau, with "
+                                     "confidence sequences valid at every update (exit 1 once H0 is rejected).")
     parser.add_argument("state", help="the state file (JSON; created on first use)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--add", metavar="FILE", help="CSV or Parquet file with a batch of decisions to add")
@@ -54,7 +56,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--bits", type=int, help="score grid of 2^bits cells (new state; default 16)")
     parser.add_argument("--max-looks", type=int, default=200, help="updates of a --replay (default 200)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.set_defaults(func=run)
     return parser
 
 
@@ -65,8 +66,6 @@ def _settings(args) -> dict:
 
 
 def _new_state(args, groups_in_file):
-    from fairviz import monitor
-
     given = {k: v for k, v in _settings(args).items() if v is not None}
     if "groups" not in given:
         names = list(dict.fromkeys(str(g) for g in groups_in_file))
@@ -79,9 +78,6 @@ def _new_state(args, groups_in_file):
 
 def _update(args, state):
     """The state after this run's input (a new state if the file does not exist yet)."""
-    from fairviz import monitor
-    from fairviz.tabular import read_table, select_columns
-
     path = args.add or args.replay
     if path is None:
         return state
@@ -109,10 +105,6 @@ def _update(args, state):
 
 
 def _replay(df, args, state):
-    from tqdm.auto import tqdm
-
-    from fairviz import monitor
-
     with tqdm(total=None, desc="replay", unit="look", disable=None, file=sys.stderr) as bar:
         def progress(i, total):
             bar.total = total
@@ -157,8 +149,6 @@ def _table(state, gaps, path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fairviz import monitor
-
     path = Path(args.state)
     state = None
     if path.exists():

@@ -12,45 +12,40 @@ import argparse
 import sys
 from pathlib import Path
 
+from fairviz import score_range
+from fairviz.atomic import write_text
+from fairviz.cli._common import add_command, add_score_range, add_table_arguments
+from fairviz.tabular import read_table
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "report",
-        help="write a self-contained HTML bias-audit report for a table of scores",
-        description=(
-            "Audit the scores in a CSV/Parquet file by one or more sensitive attributes (and their "
-            "intersection): DP(τ) curves, SPDD with bootstrap intervals and permutation tests, NYC "
-            "Local Law 144 scoring-rate tables, four-fifths checks with significance, and the effect "
-            "of a full and a partial fair repair. One HTML file that works offline."
-        ),
-    )
-    parser.add_argument("file", help="CSV or Parquet file with one row per candidate")
-    parser.add_argument("--score", required=True, help="column with the scores, numbers in [0, 1]")
-    parser.add_argument("--group", required=True, action="append", metavar="COL",
-                        help="sensitive-attribute column; repeat for several (their intersection is audited too)")
-    parser.add_argument("--label", default=None, help="optional column with the true outcome in [0, 1] (SPEO, PCC, SRCC)")
+    parser = add_command(subparsers, "report", run,
+                         help="write a self-contained HTML bias-audit report for a table of scores",
+                         description="Audit the scores in a CSV/Parquet file by one or more sensitive attributes (and their "
+                                     "intersection): DP(τ) curves, SPDD with bootstrap intervals and permutation tests, NYC "
+                                     "Local Law 144 scoring-rate tables, four-fifths checks with significance, and the effect "
+                                     "of a full and a partial fair repair. One HTML file that works offline.")
+    add_table_arguments(parser, group_help="sensitive-attribute column; repeat for several (their intersection is "
+                                           "audited too)")
     parser.add_argument("--out", required=True, help="where to write the HTML report")
     parser.add_argument("--tau", type=float, default=0.5, help="threshold for the four-fifths check (default 0.5)")
     parser.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples for intervals (default 200)")
     parser.add_argument("--n-perm", type=int, default=None,
                         help="permutations per attribute (default: as many as fit a fixed work budget, 50-1000)")
-    parser.add_argument("--no-intersections", action="store_true", help="do not audit the intersection of the attributes")
+    parser.add_argument("--no-intersections", action="store_true",
+                        help="do not audit the intersection of the attributes")
     parser.add_argument("--exclude-small", action="store_true",
                         help="leave groups under 2%% of the rows out of the impact ratios (LL144); counts stay")
     parser.add_argument("--seed", type=int, default=0, help="random seed for bootstrap, permutations, held-out split")
     parser.add_argument("--title", default=None, help="report title")
-    parser.add_argument("--score-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
-                        help="the scores lie on [LOW, HIGH] (e.g. 0 100): rescale them into [0, 1] as "
-                             "(score - LOW) / (HIGH - LOW); the report says so")
-    parser.set_defaults(func=run)
+    add_score_range(parser, "the report says so")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    from fairviz import score_range
-    from fairviz.atomic import write_text
-    from fairviz.report import build_report
-    from fairviz.tabular import read_table
+    # plotly, the figures and the templates take ~0.4 s to import: only this command needs them,
+    # so every other command (and `--help`) starts without them
+    from fairviz.report import build_report  # noqa: PLC0415 - heavy, see above
 
     path = Path(args.file)
     if not path.exists():

@@ -19,11 +19,17 @@ test metrics is written next to them.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
-from fairviz.cli.train import METHOD_CHOICES, TqdmProgress, set_threads
+from fairviz.atomic import write_text
+from fairviz.cli.train import TqdmProgress, set_threads, summary_lines
+from fairviz.methods import ALL_METHODS, COMPARED_METHODS
+from fairviz.postprocess import load_repair, pipeline_metrics, repair_label, repaired_test
+from fairviz.runs import list_runs, read_predictions, save_run
+from fairviz.sweeps import SweepPlan, sweep_run_name
 
 # dense below 1, where the W1 term collapses the scores; `--adaptive` refines where it still jumps
 SWEEP_LAMBDA_WS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0, 3.0, 10.0)
@@ -34,13 +40,14 @@ FAIROFFSET_LAMBDA_SWS = (0.1, 0.5, 1.0)
 def shipped_configs(alpha: float = 4.0, seed: int = 0, lambda_ws=SWEEP_LAMBDA_WS, **cfg) -> list:
     """The TrainConfigs of the shipped runs, named ``a4-<method>``, ``sweep-a4-lw<value>`` and (with
     the default ours sweep) ``fsweep-a4-lsw<value>``."""
-    from fairviz.train import METHOD_NAMES, TrainConfig
+    from fairviz.train import TrainConfig  # noqa: PLC0415 - imports torch: only when building the runs
 
     a = f"a{alpha:g}"
-    out = [TrainConfig(method=m, alpha=alpha, seed=seed, bias_mode="label", name=f"{a}-{m}", **cfg) for m in METHOD_NAMES]
+    out = [TrainConfig(method=m, alpha=alpha, seed=seed, bias_mode="label", name=f"{a}-{m}", **cfg)
+           for m in COMPARED_METHODS]
     out += [
         TrainConfig(method="ours", alpha=alpha, seed=seed, bias_mode="label", lambda_w=float(lw),
-                    name=f"sweep-{a}-lw{lw:g}", **cfg)
+                    name=sweep_run_name(f"sweep-{a}", lw), **cfg)
         for lw in lambda_ws
     ]
     out += [
@@ -74,15 +81,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from fairviz.atomic import write_text
-    from fairviz.experiments import sweep_table
-    from fairviz.pipelines import refine_points
-    from fairviz.runs import list_runs
-    from fairviz.train import load_features
+    # both import torch: only when building the runs
+    from fairviz.experiments import sweep_table  # noqa: PLC0415
+    from fairviz.train import load_features  # noqa: PLC0415
 
     set_threads(args)
     extra = {"epochs": args.epochs} if args.epochs else {}
     configs = shipped_configs(args.alpha, args.seed, args.lambda_ws, **extra)
+    sweep_base = next((c for c in configs if c.name.startswith("sweep-")), None)
+    # the ours sweep's adaptive runs go where its curve still jumps (not with --only)
+    plan = SweepPlan.of("ours", args.lambda_ws, 0 if args.only else max(0, int(args.adaptive)))
     if args.only:
         unknown = sorted(set(args.only) - {c.name for c in configs})
         if unknown:
@@ -94,15 +102,13 @@ def run(args) -> int:
     sweep = []
     for i, cfg in enumerate(configs):
         sweep += _train_save(cfg, features, out, f"[{i + 1}/{len(configs)}]", args)
-    left = 0 if args.only else max(0, int(args.adaptive))
-    n_runs = len(configs)
-    while left > 0:  # sample between sweep neighbours where the curve still jumps
-        new = refine_points(sweep_table(sweep))[:left]
+    left, n_runs = plan.adaptive, len(configs)
+    while left > 0 and sweep_base is not None:
+        new = plan.refine(sweep_table(sweep), left)
         if not new:
             break
         for lw in new:
-            cfg = next(c for c in shipped_configs(args.alpha, args.seed, [lw], **extra) if c.method == "ours"
-                       and c.name.startswith("sweep-"))
+            cfg = plan.config(sweep_base, lw, sweep_run_name(f"sweep-a{args.alpha:g}", lw))
             sweep += _train_save(cfg, features, out, "[adaptive]", args)
         left -= len(new)
         n_runs += len(new)
@@ -112,10 +118,9 @@ def run(args) -> int:
 
 
 def _train_save(cfg, features, out: Path, tag: str, args) -> list:
-    """Train one shipped config and save it; returns [run] for a sweep run, else []."""
-    from fairviz.cli.train import summary_lines
-    from fairviz.runs import save_run
-    from fairviz.train import train
+    """Train one shipped config and save it (replacing the folder); returns [run] for a run of
+    the ours sweep, else []."""
+    from fairviz.train import train  # noqa: PLC0415 - imports torch: only when building the runs
 
     bar = None if args.no_progress else TqdmProgress(desc=f"{tag} {cfg.name}", leave=False)
     try:
@@ -128,11 +133,11 @@ def _train_save(cfg, features, out: Path, tag: str, args) -> list:
     return [result] if cfg.name.startswith("sweep-") else []
 
 
-def _readme(infos, args) -> str:
-    def v(m, k):
-        x = m.get(k)
-        return f"{x['value']:.3f}" if isinstance(x, dict) and x.get("value") is not None else "–"
+def _num(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}f}" if math.isfinite(x) else "–"
 
+
+def _readme(infos, args) -> str:
     lines = [
         "# Shipped runs",
         "",
@@ -144,14 +149,13 @@ def _readme(infos, args) -> str:
         "| run | method | λ_W | PCC | SRCC | SPDD | SPDD floor | SPEO | score std |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    order = {m: i for i, m in enumerate(METHOD_CHOICES)}
+    order = {m: i for i, m in enumerate(ALL_METHODS)}
     for r in sorted(infos, key=lambda r: (r.name.startswith("sweep-"), order.get(r.method, 99), r.lambda_w, r.name)):
-        m = r.metrics
-        floor = (m.get("spdd_floor") or {}).get("mean")
+        m = r.run_metrics
         lines.append(
-            f"| {r.name} | {r.method} | {format(r.lambda_w, 'g') if r.method == 'ours' else '–'} | {v(m, 'pcc')} | {v(m, 'srcc')} | {v(m, 'spdd')} | "
-            f"{'–' if floor is None else f'{floor:.3f}'} | {v(m, 'speo')} | "
-            f"{'–' if m.get('score_std') is None else format(m['score_std'], '.3f')} |"
+            f"| {r.name} | {r.method} | {format(r.lambda_w, 'g') if r.method == 'ours' else '–'} | "
+            f"{_num(m.get('pcc'))} | {_num(m.get('srcc'))} | {_num(m.get('spdd'))} | "
+            f"{_num(m.get('spdd_floor', 'mean'))} | {_num(m.get('speo'))} | {_num(m.get('score_std'))} |"
         )
     return "\n".join(lines + _repair_lines(infos)) + "\n"
 
@@ -159,9 +163,6 @@ def _readme(infos, args) -> str:
 def _repair_lines(infos) -> list[str]:
     """The README table of each non-sweep run + the barycenter repair (theta = 1) fitted on its
     validation rows, with the 95th percentile of the permutation floor (1000 permutations)."""
-    from fairviz.postprocess import load_repair, pipeline_metrics, repair_label, repaired_test
-    from fairviz.runs import read_predictions
-
     lines = [
         "",
         "Post-processed: each run + the barycenter repair fitted on its validation rows only (`repair.json`",
@@ -172,7 +173,7 @@ def _repair_lines(infos) -> list[str]:
         "| pipeline | PCC | SPDD | SPDD floor p95 | within floor | score std |",
         "|---|---:|---:|---:|:---:|---:|",
     ]
-    order = {m: i for i, m in enumerate(METHOD_CHOICES)}
+    order = {m: i for i, m in enumerate(ALL_METHODS)}
     for r in sorted((i for i in infos if not i.name.startswith("sweep-")), key=lambda r: (order.get(r.method, 99), r.name)):
         try:
             preds = read_predictions(r.path)

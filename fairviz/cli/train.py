@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from fairviz.methods import ALL_METHODS, BIAS_MODES, VAL_LABELS
+from fairviz.paths import models_dir
+from fairviz.runs import RunMetrics, check_folder_name, check_replaceable, sanitize_run_name, save_run, save_unique
 
 # The CLI must start without importing torch (every `python -m fairviz` command builds all
 # parsers), so the choices and defaults shown in --help are spelled out here; a test checks them
@@ -100,7 +105,7 @@ def config_kwargs(args) -> dict:
 
 def set_threads(args) -> None:
     if getattr(args, "threads", None):
-        import torch
+        import torch  # noqa: PLC0415 - heavy: the CLI starts without it
 
         torch.set_num_threads(int(args.threads))
 
@@ -114,8 +119,6 @@ class TqdmProgress:
         self.data_bar = None
 
     def __call__(self, event: dict) -> None:
-        from tqdm.auto import tqdm
-
         stage = event.get("stage")
         if stage == "data":
             if self.data_bar is None:
@@ -148,21 +151,22 @@ class TqdmProgress:
         self.bar = self.data_bar = None
 
 
+def _num(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}f}" if math.isfinite(x) else "—"
+
+
 def summary_lines(run, path=None) -> list[str]:
-    m = run.metrics
-
-    def v(key):
-        x = m.get(key)
-        return "—" if not isinstance(x, dict) or x.get("value") is None else f"{x['value']:.3f}"
-
-    floor = m.get("spdd_floor", {}).get("mean")
+    """What `train` prints about a trained run: its config and test metrics (and where it is saved)."""
+    m = RunMetrics.from_dict(run.metrics, f"run {run.name!r} metrics")
+    cfg, floor = run.config, m.get("spdd_floor", "mean")
+    weight = cfg.method_weight()
     lines = [
-        f"{run.name}: method={run.config.method} alpha={run.config.alpha:g} bias_mode={run.config.bias_mode} "
-        + (f"weight={run.config.method_weight():g} " if run.config.method_weight() is not None else "")
-        + f"seed={run.config.seed}",
-        f"  test (n={m.get('n')}): PCC {v('pcc')}  SRCC {v('srcc')}  SPDD {v('spdd')}"
-        + (f" (floor {floor:.3f})" if floor is not None else "")
-        + f"  SPEO {v('speo')}  score std {m.get('score_std', float('nan')):.3f}  | best epoch {m.get('best_epoch')}, {run.info.get('train_seconds', 0):.0f} s",
+        f"{run.name}: method={cfg.method} alpha={cfg.alpha:g} bias_mode={cfg.bias_mode} "
+        + (f"weight={weight:g} " if weight is not None else "") + f"seed={cfg.seed}",
+        f"  test (n={m.n}): PCC {_num(m.get('pcc'))}  SRCC {_num(m.get('srcc'))}  SPDD {_num(m.get('spdd'))}"
+        + (f" (floor {floor:.3f})" if math.isfinite(floor) else "")
+        + f"  SPEO {_num(m.get('speo'))}  score std {m.get('score_std'):.3f}  | best epoch {m.best_epoch}, "
+        f"{run.info.get('train_seconds', 0):.0f} s",
     ]
     target = run.info.get("target_spdd")
     if target:
@@ -197,9 +201,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from fairviz.paths import models_dir
-    from fairviz.runs import check_replaceable, sanitize_run_name, save_run, unique_run_name
-    from fairviz.train import TrainConfig, train
+    from fairviz.train import TrainConfig, train  # noqa: PLC0415 - imports torch: only `train` needs it
 
     set_threads(args)
     kw = config_kwargs(args)
@@ -209,8 +211,7 @@ def run(args) -> int:
     cfg = TrainConfig(**kw)
     if not args.out:
         out = models_dir() / sanitize_run_name(cfg.default_name())
-    if sanitize_run_name(out.name) != out.name:
-        raise ValueError(f"run folder name {out.name!r} is not allowed; use e.g. {sanitize_run_name(out.name)!r}")
+    check_folder_name(out)
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} already exists; pass --overwrite or choose another --out")
     check_replaceable(out)  # --overwrite replaces a run folder, nothing else
@@ -226,18 +227,12 @@ def run(args) -> int:
         return 0
     try:
         path = save_run(result, out, overwrite=args.overwrite)
-    except FileExistsError:
-        for _ in range(100):  # several processes may race for the same free name too
-            alt = out.parent / unique_run_name(out.parent, out.name)
-            result.name = alt.name
-            try:
-                path = save_run(result, alt)
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise ValueError(f"no free run name like {out.name!r} in {out.parent}; choose another --out")
-        print(f"note: {out} appeared while training; saved as {alt.name}", file=sys.stderr)
+    except FileExistsError:  # another process took the name while this one trained
+        try:
+            path = save_unique(result, out.parent, out.name, tries=100)
+        except RuntimeError:
+            raise ValueError(f"no free run name like {out.name!r} in {out.parent}; choose another --out") from None
+        print(f"note: {out} appeared while training; saved as {path.name}", file=sys.stderr)
     if args.json:
         print(json.dumps({"path": str(path), **result.metrics}, indent=2))
     else:

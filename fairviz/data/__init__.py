@@ -36,39 +36,28 @@ __all__ = [
     "make_synthetic",
 ]
 
-# ---------------------------------------------------------------------------------------------
-# Lazy exports (feature / torch side). name -> submodules of fairviz.data to look in, in order.
-# Features developer: add names here; nothing in this table is imported until it is used.
-# ---------------------------------------------------------------------------------------------
-_LAZY: dict[str, tuple[str, ...]] = {
-    "FeatureSet": ("features",),
-    "extract_features": ("features",),
-    "load_synthetic_features": ("features",),
-    "embed_texts": ("features",),
-    "default_text_model": ("features",),
-    "load_manifest_features": ("features", "video_dataset"),
-    "InterviewDataset": ("torch_data", "features"),
-    "GroupStratifiedBatchSampler": ("torch_data", "features"),
-    "build_manifest": ("first_impressions",),
+# Lazy exports (feature / torch side): name -> the submodule of fairviz.data that defines it, imported
+# on first use so that `import fairviz.data` stays light.
+_LAZY: dict[str, str] = {
+    "FeatureSet": "features",
+    "extract_features": "features",
+    "load_synthetic_features": "features",
+    "embed_texts": "features",
+    "default_text_model": "features",
+    "load_manifest_features": "video_dataset",
+    "InterviewDataset": "torch_data",
+    "GroupStratifiedBatchSampler": "torch_data",
+    "build_manifest": "first_impressions",
 }
 
 
 def __getattr__(name: str) -> Any:
-    modules = _LAZY.get(name)
-    if modules is None:
+    module = _LAZY.get(name)
+    if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    for mod in modules:
-        try:
-            module = importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as err:
-            if err.name == f"{__name__}.{mod}":
-                continue
-            raise
-        if hasattr(module, name):
-            value = getattr(module, name)
-            globals()[name] = value  # later look-ups skip this function
-            return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r} (looked in {modules})")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
 
 def __dir__() -> list[str]:

@@ -40,23 +40,13 @@ from typing import Any
 
 import numpy as np
 
+from fairviz.data._checks import labels_and_groups
+
 __all__ = ["inject_bias", "inject_label_bias", "band_shares"]
 
 
 def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any, many: bool = False):
-    y = np.asarray(labels, dtype=np.float64)
-    g = np.asarray(groups)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional, got shape {y.shape}")
-    if g.ndim != 1:
-        raise ValueError(f"groups must be one-dimensional, got shape {g.shape}")
-    if len(y) != len(g):
-        raise ValueError(f"labels has {len(y)} rows but groups has {len(g)}")
-    if len(y) == 0:
-        raise ValueError("labels is empty")
-    bad = np.flatnonzero(~np.isfinite(y))
-    if bad.size:
-        raise ValueError(f"labels has {bad.size} NaN/inf value(s), first at index {bad[0]}")
+    y, g = labels_and_groups(labels, groups)
     try:
         alpha = float(alpha)
     except (TypeError, ValueError):
@@ -182,6 +172,12 @@ def inject_label_bias(
     if len(checked) == 4:
         return _label_bias_k(*checked, seed=seed)
     y, priv, alpha, _threshold, high = checked
+    return _label_bias_2(y, priv, alpha, high, seed=seed)
+
+
+def _label_bias_2(y: np.ndarray, priv: np.ndarray, alpha: float, high: np.ndarray, *, seed: int) -> np.ndarray:
+    """Rater bias for two groups: the top band (as large as ``high``) gets alpha/(alpha+1)
+    privileged (``priv`` (n,) bool), as close as the group counts allow."""
     n = len(y)
     k = int(high.sum())  # size of the top band
     tie = np.random.default_rng(seed).random(n)

@@ -27,6 +27,8 @@ from typing import Callable
 
 import numpy as np
 
+from fairviz.data.video_clips import ffmpeg_binary
+
 TRAITS = ("extraversion", "neuroticism", "agreeableness", "conscientiousness", "interview", "openness")
 _PARTS = ("training", "training", "training", "validation", "test")  # split of clip i: _PARTS[i % 5]
 _FOLDER = {"training": "train", "validation": "val", "test": "test"}
@@ -80,19 +82,13 @@ def make_fi_corpus(
 
     Returns ``root``. Needs ``ffmpeg`` on PATH (``FAIRVIZ_FFMPEG`` overrides).
     """
-    from fairviz.data.video_dataset import ffmpeg_binary
-
     if n < 5:
         raise ValueError(f"n must be >= 5 (one clip per split at least); got {n}")
     root = Path(root)
     ffmpeg = ffmpeg_binary()
     codec = _video_codec(ffmpeg)
     unique = n if unique is None else max(5, min(int(unique), n))
-    rng = np.random.default_rng(seed)
-    score = rng.uniform(0.05, 0.95, unique).round(6)
-    gender = 1 + np.arange(unique) // len(_PARTS) % 2  # 1 = male, 2 = female; both in every split
-    ethnicity = rng.integers(1, 4, unique)
-    traits = rng.uniform(0, 1, (unique, len(TRAITS))).round(6)
+    score, gender, ethnicity, traits = _draw_people(unique, seed)
     ann = {part: {t: {} for t in TRAITS} for part in _FOLDER}
     text = {part: {} for part in _FOLDER}
     demo = {"dev": [], "test": []}
@@ -109,11 +105,7 @@ def make_fi_corpus(
                     hue=300.0 * score[j], tone=(220.0 if gender[j] == 1 else 330.0) if audio else None)
             encoded[j] = path
         else:
-            path.unlink(missing_ok=True)
-            try:
-                os.link(encoded[j], path)
-            except OSError:
-                shutil.copyfile(encoded[j], path)
+            _link(encoded[j], path)
         for k, trait in enumerate(TRAITS):
             ann[part][trait][vid] = float(score[j] if trait == "interview" else traits[j, k])
         band = ("weak", "fair", "good", "strong")[min(3, int(score[j] * 4))]
@@ -121,6 +113,33 @@ def make_fi_corpus(
         demo["test" if part == "test" else "dev"].append(f"{vid};{vid[:11]};{ethnicity[j]};{gender[j]}\n")
         if progress is not None:
             progress(i + 1, n)
+    _write_annotations(root, ann, text, demo)
+    return root
+
+
+def _draw_people(unique: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per encoded clip: the interview score (unique,), gender (1 = male, 2 = female; alternating
+    so both are in every split), ethnicity (1..3) and the six trait values (unique, 6)."""
+    rng = np.random.default_rng(seed)
+    score = rng.uniform(0.05, 0.95, unique).round(6)
+    gender = 1 + np.arange(unique) // len(_PARTS) % 2
+    ethnicity = rng.integers(1, 4, unique)
+    traits = rng.uniform(0, 1, (unique, len(TRAITS))).round(6)
+    return score, gender, ethnicity, traits
+
+
+def _link(source: Path, path: Path) -> None:
+    """``path`` as a hard link to ``source`` (a copy where links are not possible)."""
+    path.unlink(missing_ok=True)
+    try:
+        os.link(source, path)
+    except OSError:
+        shutil.copyfile(source, path)
+
+
+def _write_annotations(root: Path, ann: dict, text: dict, demo: dict) -> None:
+    """The annotation and transcript pickles per split, and the demographics CSVs, as the real
+    data ships them (protocol-2 pickles of ``{trait: {video: value}}`` and ``{video: text}``)."""
     for part in _FOLDER:
         with open(root / f"annotation_{part}.pkl", "wb") as fh:
             pickle.dump(ann[part], fh, protocol=2)
@@ -129,4 +148,3 @@ def make_fi_corpus(
     for name, lines in demo.items():
         (root / f"eth_gender_annotations_{name}.csv").write_text(
             "VideoName;YouTubeID;Ethnicity;Gender\n" + "".join(lines), encoding="utf-8")
-    return root

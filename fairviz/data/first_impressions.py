@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fairviz.atomic import write_text
 from fairviz.safety import load_plain_pickle
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,18 @@ def build_manifest(root: str | os.PathLike, out_csv: str | os.PathLike | None = 
     demo = read_demographics(tree)
     videos = tree.videos
     df = ann.merge(demo, on="id", how="left")
+    keep, skipped = _usable_rows(df, videos, group)
+    base = Path(out_csv).expanduser().resolve().parent if out_csv is not None else None
+    manifest = _manifest_frame(df.loc[keep].copy(), videos, transcripts, group, base)
+    manifest.attrs["skipped"] = skipped
+    if out_csv is not None:
+        write_text(out_csv, manifest.to_csv(index=False))
+    return manifest
+
+
+def _usable_rows(df: pd.DataFrame, videos: dict, group: str) -> tuple[list, list[dict]]:
+    """Index labels of the annotated rows with a video file and a ``group`` annotation, and the
+    others as ``[{"video", "reason"}]`` (logged by name); ValueError when none is usable."""
     skipped = []
     keep = []
     for i, row in df.iterrows():
@@ -251,8 +264,12 @@ def build_manifest(root: str | os.PathLike, out_csv: str | os.PathLike | None = 
     if not keep:
         raise ValueError("no usable video in this folder: " + "; ".join(
             f"{s['video']}: {s['reason']}" for s in skipped[:5]))
-    df = df.loc[keep].copy()
-    base = Path(out_csv).expanduser().resolve().parent if out_csv is not None else None
+    return keep, skipped
+
+
+def _manifest_frame(df: pd.DataFrame, videos: dict, transcripts: dict, group: str, base: Path | None) -> pd.DataFrame:
+    """The manifest rows of ``df`` in split then id order; video paths relative to ``base`` (or
+    absolute when None)."""
 
     def where(vid: str) -> str:
         path = videos[vid].resolve()
@@ -265,7 +282,7 @@ def build_manifest(root: str | os.PathLike, out_csv: str | os.PathLike | None = 
     df = df.sort_values(["_order", "id"]).drop(columns="_order").reset_index(drop=True)
     traits = [c for c in df.columns if c not in
               {"id", "split", "label", "gender", "ethnicity"}]
-    manifest = pd.DataFrame({
+    return pd.DataFrame({
         "video": [where(v) for v in df["id"]],
         "label": df["label"].astype(float),
         "group": df[group].astype(str),
@@ -276,9 +293,3 @@ def build_manifest(root: str | os.PathLike, out_csv: str | os.PathLike | None = 
         "ethnicity": df["ethnicity"],
         **{t: df[t] for t in sorted(traits)},
     })
-    manifest.attrs["skipped"] = skipped
-    if out_csv is not None:
-        from fairviz.atomic import write_text
-
-        write_text(out_csv, manifest.to_csv(index=False))
-    return manifest

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fairviz.data._checks import labels_and_groups
+
 __all__ = ["balanced_splits", "label_bands"]
 
 DEFAULT_TEST_FRACTION = 0.3
@@ -83,17 +85,7 @@ def balanced_splits(
     Returns:
         ``{"train", "val", "test"}`` -> sorted int64 index arrays, disjoint, covering all rows.
     """
-    y = np.asarray(labels, dtype=np.float64)
-    g = np.asarray(groups)
-    if y.ndim != 1 or g.ndim != 1:
-        raise ValueError("labels and groups must be one-dimensional")
-    if len(y) != len(g):
-        raise ValueError(f"labels has {len(y)} rows but groups has {len(g)}")
-    if len(y) == 0:
-        raise ValueError("labels is empty")
-    bad = np.flatnonzero(~np.isfinite(y))
-    if bad.size:
-        raise ValueError(f"labels has {bad.size} NaN/inf value(s), first at index {bad[0]}")
+    y, g = labels_and_groups(labels, groups)
     test_fraction = _fraction("test_fraction", test_fraction)
     val_fraction = _fraction("val_fraction", val_fraction)
     if test_fraction + val_fraction >= 1.0:
@@ -104,10 +96,23 @@ def balanced_splits(
     values, codes = np.unique(g, return_inverse=True)
     if len(values) < 2:
         raise ValueError(f"balanced splits need at least two groups, found {values.tolist()}")
-    n_groups = len(values)
-    band = label_bands(y, bands)
-    rng = np.random.default_rng(seed)
+    test_idx, val_idx = _balanced_parts(codes, len(values), label_bands(y, bands), test_fraction,
+                                        val_fraction, np.random.default_rng(seed))
+    if test_fraction > 0 and test_idx.size == 0:
+        raise ValueError(
+            "the test split is empty: no label band holds rows of every group; use fewer bands "
+            "or more data"
+        )
+    taken = np.zeros(len(y), dtype=bool)
+    taken[test_idx] = True
+    taken[val_idx] = True
+    return {"train": np.flatnonzero(~taken).astype(np.int64), "val": val_idx, "test": test_idx}
 
+
+def _balanced_parts(codes: np.ndarray, n_groups: int, band: np.ndarray, test_fraction: float,
+                    val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted int64 test and validation row indices: in each band of m rows, the same number of
+    rows of every group (round(fraction * m / n_groups), capped by the smallest group)."""
     test: list[np.ndarray] = []
     val: list[np.ndarray] = []
     for b in np.unique(band):
@@ -120,14 +125,4 @@ def balanced_splits(
         for x in members:
             test.append(x[:k_test])
             val.append(x[k_test : k_test + k_val])
-    test_idx = np.sort(np.concatenate(test)).astype(np.int64)
-    val_idx = np.sort(np.concatenate(val)).astype(np.int64)
-    if test_fraction > 0 and test_idx.size == 0:
-        raise ValueError(
-            "the test split is empty: no label band holds rows of every group; use fewer bands "
-            "or more data"
-        )
-    taken = np.zeros(len(y), dtype=bool)
-    taken[test_idx] = True
-    taken[val_idx] = True
-    return {"train": np.flatnonzero(~taken).astype(np.int64), "val": val_idx, "test": test_idx}
+    return np.sort(np.concatenate(test)).astype(np.int64), np.sort(np.concatenate(val)).astype(np.int64)

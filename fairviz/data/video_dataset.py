@@ -43,178 +43,48 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import subprocess
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from fairviz.data import features as F
+from fairviz.data import synthetic
+from fairviz.data.manifest_build import ManifestBuild, warn_cached_skips
+from fairviz.data.video_clips import (
+    FRAME_SAMPLINGS,
+    VideoReadError,
+    check_video_options,
+    check_video_shape,
+    ffmpeg_binary,
+    frame_indices,
+    read_audio,
+    read_frames,
+)
+
+__all__ = [
+    "FRAME_SAMPLINGS",
+    "REQUIRED_COLUMNS",
+    "SPLIT_NAMES",
+    "VideoReadError",
+    "check_video_options",
+    "check_video_shape",
+    "encode_groups",
+    "ffmpeg_binary",
+    "frame_indices",
+    "load_manifest_features",
+    "manifest_cache_material",
+    "read_audio",
+    "read_frames",
+    "read_manifest",
+]
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("video", "label", "group")
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "dev": "val", "test": "test", "testing": "test"}
-
-
-#: How frames are picked from a clip: "uniform" spreads them over the whole clip (the centres of
-#: equal stretches); "consecutive" takes a run of neighbouring frames from its middle.
-FRAME_SAMPLINGS = ("uniform", "consecutive")
-
-
-class VideoReadError(ValueError):
-    """A video that cannot be read (missing file, no decodable frames, ffmpeg failure)."""
-
-
-def _default_frames_size() -> tuple[int, int]:
-    """The synthetic data's frame count and size, so one model fits both sources."""
-    try:
-        from fairviz.data import synthetic
-
-        return int(synthetic.DEFAULT_FRAMES), int(synthetic.DEFAULT_SIZE)
-    except (ImportError, AttributeError):  # pragma: no cover
-        return 8, 32
-
-
-# --------------------------------------------------------------------------------------------
-# Reading one video
-# --------------------------------------------------------------------------------------------
-
-
-def check_video_options(frames: int | None, size: int | None, sampling: str = "uniform") -> None:
-    """ValueError naming the bad value when frames / size are not whole numbers >= 1 (None is
-    allowed: the default) or ``sampling`` is not one of ``FRAME_SAMPLINGS``."""
-    for name, value, what in (("frames", frames, "frames per clip"), ("size", size, "frame side in pixels")):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1 ({what}); got {value!r}")
-    if sampling not in FRAME_SAMPLINGS:
-        raise ValueError(f"frame sampling must be one of {list(FRAME_SAMPLINGS)}; got {sampling!r}")
-
-
-def check_video_shape(shape, frames: int | None, size: int | None) -> None:
-    """ValueError when video features of ``shape`` ``(n, T, H, W, 3)`` are not ``frames`` frames
-    of ``size × size`` (None: any)."""
-    _, t, h, w, _ = shape
-    if (frames is not None and t != frames) or (size is not None and (h, w) != (size, size)):
-        want = f"{frames or t} frames of {size or h}x{size or w}"
-        raise ValueError(
-            f"the features hold {t} frames of {h}x{w} per clip, but {want} were asked for; "
-            f"build features at that resolution or use --frames {t} --size {h}"
-        )
-
-
-def read_frames(path: str | os.PathLike, frames: int, size: int, sampling: str = "uniform") -> np.ndarray:
-    """``frames`` RGB frames of the clip, resized (no crop) to ``size × size``.
-
-    ``sampling="uniform"``: frame ``k`` of ``frames`` is the clip's frame at the centre of the
-    k-th of ``frames`` equal stretches; ``"consecutive"``: ``frames`` consecutive frames from the
-    middle of the clip. Returns uint8 ``(frames, size, size, 3)``. Raises VideoReadError when
-    the file is missing, has no decodable frame, or has fewer frames than ``frames``.
-    """
-    import cv2
-
-    path = Path(path)
-    check_video_options(frames, size, sampling)
-    if not path.is_file():
-        raise VideoReadError("file not found")
-    count = 0
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise VideoReadError("OpenCV cannot open it")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if count >= frames:
-            wanted = frame_indices(count, frames, sampling)
-            want = set(wanted.tolist())
-            got: dict[int, np.ndarray] = {}
-            for i in range(int(wanted.max()) + 1):
-                if not cap.grab():
-                    break
-                if i not in want:
-                    continue
-                ok, frame = cap.retrieve()
-                if ok and frame is not None:
-                    got[i] = _resize_rgb(frame, size)
-            if all(int(i) in got for i in wanted):
-                return np.stack([got[int(i)] for i in wanted])
-    finally:
-        cap.release()
-    # Frame count unknown, understated or overstated: decode everything (small copies) and pick.
-    cap = cv2.VideoCapture(str(path))
-    small = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
-            small.append(_resize_rgb(frame, size))
-    finally:
-        cap.release()
-    if not small:
-        raise VideoReadError("no decodable video frames")
-    if len(small) < frames:
-        raise VideoReadError(f"the clip has {len(small)} frames, fewer than the {frames} asked for; "
-                             f"use {len(small)} frames or fewer")
-    return np.stack([small[i] for i in frame_indices(len(small), frames, sampling)])
-
-
-def frame_indices(count: int, frames: int, sampling: str = "uniform") -> np.ndarray:
-    """Which of a clip's ``count`` frames are kept (``count >= frames``), int64 ``(frames,)``."""
-    if sampling == "consecutive":
-        return (count - frames) // 2 + np.arange(frames, dtype=np.int64)
-    return np.minimum(((np.arange(frames) + 0.5) * count / frames).astype(np.int64), count - 1)
-
-
-def _resize_rgb(frame_bgr: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    if frame_bgr.ndim == 2:
-        frame_bgr = cv2.cvtColor(frame_bgr, cv2.COLOR_GRAY2BGR)
-    small = cv2.resize(frame_bgr[..., :3], (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
-
-
-def ffmpeg_binary() -> str:
-    """The ``ffmpeg`` executable ($FAIRVIZ_FFMPEG or the one on PATH)."""
-    exe = os.environ.get("FAIRVIZ_FFMPEG") or shutil.which("ffmpeg")
-    if not exe:
-        raise ValueError("ffmpeg was not found on PATH; install it (e.g. `apt install ffmpeg`) "
-                         "or set FAIRVIZ_FFMPEG to its path")
-    return exe
-
-
-def read_audio(path: str | os.PathLike, sample_rate: int = F.SAMPLE_RATE, *,
-               timeout: float = 300.0) -> np.ndarray:
-    """The first audio stream of a media file as float32 mono in [-1, 1] at ``sample_rate``.
-
-    ``ffmpeg`` writes signed 16-bit little-endian PCM to its stdout (no temporary files). A file
-    without an audio stream gives an empty array. Raises VideoReadError when ffmpeg fails.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise VideoReadError("file not found")
-    cmd = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
-           "-vn", "-map", "0:a:0?", "-ac", "1", "-ar", str(int(sample_rate)),
-           "-f", "s16le", "-acodec", "pcm_s16le", "pipe:1"]
-    try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as err:
-        raise VideoReadError(f"ffmpeg took longer than {timeout:.0f} s") from err
-    if proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip()
-        if "does not contain any stream" in message:
-            return np.zeros(0, dtype=np.float32)
-        raise VideoReadError(f"ffmpeg could not decode the audio: {message.splitlines()[-1:] or '?'}")
-    pcm = np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2")
-    return (pcm.astype(np.float32) / 32768.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,28 +231,6 @@ def manifest_cache_material(df: pd.DataFrame, manifest_csv: Path, *, frames: int
     }
 
 
-def _read_one(path: str, frames: int, size: int, sampling: str, n_mfcc: int,
-              mfcc_steps: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(frames uint8 (T, S, S, 3), MFCC float32 (steps, n_mfcc), has audio) of one clip."""
-    video = read_frames(path, frames, size, sampling)
-    audio = read_audio(path)
-    mfcc = F.compute_mfcc([audio], F.SAMPLE_RATE, n_mfcc=n_mfcc, steps=mfcc_steps)[0]
-    return video, mfcc, audio.size > 0
-
-
-def _ordered_map(fn, n: int, workers: int) -> Iterator:
-    """``fn(i)`` for i in range(n), in order, at most ``2 × workers`` in flight (memory stays
-    bounded however slowly the results are consumed)."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: deque = deque()
-        for i in range(n):
-            pending.append(pool.submit(fn, i))
-            if len(pending) >= 2 * max(1, workers):
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 def load_manifest_features(
     manifest_csv: str | os.PathLike,
     *,
@@ -426,83 +274,20 @@ def load_manifest_features(
             bad groups, or no readable video at all (the message lists the first failures; a
             clip with fewer frames than ``frames`` is skipped with that reason).
     """
-    d_frames, d_size = _default_frames_size()
     check_video_options(frames, size, sampling)
-    frames = d_frames if frames is None else int(frames)
-    size = d_size if size is None else int(size)
+    # the synthetic data's resolution by default, so one model fits both sources
+    frames = int(synthetic.DEFAULT_FRAMES) if frames is None else int(frames)
+    size = int(synthetic.DEFAULT_SIZE) if size is None else int(size)
     manifest_csv = Path(manifest_csv)
     df = read_manifest(manifest_csv)
     codes, group_info = encode_groups(df["group"], privileged)
     material = manifest_cache_material(df, manifest_csv, frames=frames, size=size, n_mfcc=n_mfcc,
-                                       mfcc_steps=mfcc_steps, privileged=privileged,
-                                       text_model=text_model)
+                                       mfcc_steps=mfcc_steps, privileged=privileged, text_model=text_model)
     material["features"]["sampling"] = sampling
-
-    def build(writer: F.FeatureWriter) -> F.FeatureSet:
-        n = len(df)
-        video_out = writer.rows("video", np.uint8, (frames, size, size, 3), max_rows=n)
-        mfcc, keep, skipped, no_audio = [], [], [], []
-
-        def job(i: int):
-            try:
-                return _read_one(df["path"].iat[i], frames, size, sampling, n_mfcc, mfcc_steps)
-            except VideoReadError as err:
-                return err
-
-        if progress is not None:
-            progress(0, n, "decode")
-        for i, res in enumerate(_ordered_map(job, n, workers or min(4, os.cpu_count() or 1))):
-            name = str(df["video"].iat[i])
-            if isinstance(res, Exception):
-                skipped.append({"video": name, "reason": str(res)})
-                log.warning("skipping video %s: %s", name, res)
-            else:
-                video_out.append(res[0][None])
-                mfcc.append(res[1])
-                keep.append(i)
-                if not res[2]:
-                    no_audio.append(name)
-            if progress is not None:
-                progress(i + 1, n, "decode")
-        if skipped:
-            log.warning("skipped %d of %d videos (missing, unreadable or too short)", len(skipped), n)
-        if not keep:
-            listed = "; ".join(f"{s['video']}: {s['reason']}" for s in skipped[:5])
-            raise ValueError(f"none of the {n} videos in {manifest_csv.name} could be read ({listed})")
-        mfcc = np.stack(mfcc)
-        info = material["text_model"]
-        text = F.embed_texts(df["transcript"].iloc[keep].tolist(), info["path"], progress=progress)
-        split = df["split"].iloc[keep].to_numpy(dtype=str) if "split" in df.columns else None
-        meta = {
-            "source": "manifest",
-            "manifest": str(manifest_csv.resolve()),
-            "n": len(keep),
-            "frames": frames,
-            "size": size,
-            "sampling": sampling,
-            **group_info,
-            "skipped": skipped,
-            "n_skipped": len(skipped),
-            "no_audio": no_audio,
-            **F._feature_meta(n_mfcc, mfcc_steps, info, text.shape[1], mfcc),
-        }
-        return F.FeatureSet(
-            video=writer.finish("video"),
-            mfcc=mfcc,
-            text=text,
-            label=df["label"].to_numpy(dtype=np.float32)[keep],
-            group=codes[keep],
-            ids=df["id"].iloc[keep].tolist(),
-            split=split,
-            meta=meta,
-        )
-
-    features = F.cached_features("manifest", material, build, refresh=refresh, progress=progress,
-                                 mmap=mmap)
+    build = ManifestBuild(df, manifest_csv, codes, group_info, material["text_model"], frames, size, sampling,
+                          n_mfcc, mfcc_steps, workers or min(4, os.cpu_count() or 1), progress).build
+    features = F.cached_features("manifest", material, build, refresh=refresh, progress=progress, mmap=mmap)
     # the key holds the resolution, so this only fails for a cache folder edited by hand
     check_video_shape(features.video.shape, frames, size)
-    if features.meta.get("cache_hit") and features.meta.get("n_skipped"):
-        log.warning("cached features skip %d video(s) of the manifest (missing, unreadable or too "
-                    "short): %s", features.meta["n_skipped"],
-                    ", ".join(s["video"] for s in features.meta["skipped"][:5]))
+    warn_cached_skips(features)
     return features

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fairviz.cli import main
 from tests.reliability._helpers import ENV_BASE, REPO
 from tests.reliability._tables import brute_spdd, cases, cli_path, close, encode
 
@@ -29,8 +30,6 @@ _DIR = Path(tempfile.mkdtemp(prefix="fairviz-cli-fuzz-"))
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    from fairviz.cli import main
-
     out, err = io.StringIO(), io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         try:

@@ -8,20 +8,27 @@ server") lists what each one tried and what happens now.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
 import pickle
 import re
 import shutil
+import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from fairviz import atomic
+from fairviz import app_support, atomic, theme
 from fairviz import runs as R
+from fairviz.cli import main
+from fairviz.data.first_impressions import build_manifest
+from fairviz.safety import csv_text, isolate_bidi, load_plain_pickle
+from fairviz.tabular import read_table
 from tests.reliability._helpers import REPO, SENTINEL, Marker, make_run, record_dangerous_events
 
 ANNOTATION = {"interview": {"a.mp4": 0.5, "b.mp4": 0.7}, "openness": {"a.mp4": 0.1, "b.mp4": 0.2}}
@@ -44,8 +51,6 @@ def _fi_folder(root: Path, annotation=ANNOTATION) -> Path:
 
 
 def test_first_impressions_pickle_that_runs_code_is_refused(tmp_path):
-    from fairviz.data.first_impressions import build_manifest
-
     hit = tmp_path / "pwned"
     root = _fi_folder(tmp_path / "fi", {"interview": Marker(hit)})
     with record_dangerous_events() as events, pytest.raises(ValueError, match="refusing to load"):
@@ -64,8 +69,6 @@ def _pickle_calls(text: str) -> list[str]:
 def test_no_unpickling_without_refusal_of_globals_anywhere_in_the_package(tmp_path):
     """Grep fairviz/ for every way to unpickle; the only one left is `fairviz.safety`'s
     unpickler, which must refuse a hostile pickle without running it."""
-    from fairviz.safety import load_plain_pickle
-
     hits = {}
     for path in (REPO / "fairviz").rglob("*.py"):
         calls = _pickle_calls(path.read_text(encoding="utf-8"))
@@ -94,8 +97,6 @@ def test_no_unpickling_without_refusal_of_globals_anywhere_in_the_package(tmp_pa
 
 
 def test_server_path_sources_are_off_without_a_data_root(tmp_path, monkeypatch):
-    from fairviz import app_support
-
     monkeypatch.delenv("FAIRVIZ_DATA_ROOT", raising=False)
     hit = tmp_path / "pwned"
     root = _fi_folder(tmp_path / "shared-tmp", {"interview": Marker(hit)})
@@ -107,8 +108,6 @@ def test_server_path_sources_are_off_without_a_data_root(tmp_path, monkeypatch):
 
 
 def test_user_paths_must_stay_under_the_data_root(tmp_path, monkeypatch):
-    from fairviz import app_support
-
     data = tmp_path / "srv" / "data"
     fi = _fi_folder(data / "fi")
     outside = _fi_folder(tmp_path / "private")
@@ -134,10 +133,6 @@ def test_user_paths_must_stay_under_the_data_root(tmp_path, monkeypatch):
 
 
 def test_first_impressions_tree_is_walked_once(tmp_path):
-    import sys
-
-    from fairviz.data.first_impressions import build_manifest
-
     root = _fi_folder(tmp_path / "fi")
     for k in range(20):
         (root / f"d{k}").mkdir()
@@ -155,8 +150,6 @@ def test_first_impressions_tree_is_walked_once(tmp_path):
 
 
 def test_streamlit_config_serves_locally_without_watcher_or_table_export():
-    import tomllib
-
     cfg = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["address"] == "127.0.0.1"
     assert cfg["server"]["fileWatcherType"] == "none"
@@ -170,8 +163,7 @@ def test_streamlit_config_serves_locally_without_watcher_or_table_export():
 
 
 def test_overwrite_never_replaces_a_folder_that_is_not_a_run(tmp_path, monkeypatch):
-    from fairviz import train as T
-    from fairviz.cli import main
+    from fairviz import train as T  # noqa: PLC0415 - imports torch, which only this test needs
 
     user = tmp_path / "some" / "folder"
     user.mkdir(parents=True)
@@ -312,21 +304,14 @@ def test_reports_and_run_folders_honour_the_umask(tmp_path):
 
 
 def test_fairviz_csv_downloads_neutralise_formulas():
-    from fairviz.safety import csv_text
-
     df = pd.DataFrame({"group": ["=HYPERLINK(\"http://evil\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "ok", "a=b"],
                        "score": [0.1, -0.5, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]})
-    import csv
-
     rows = list(csv.reader(io.StringIO(csv_text(df), newline="")))
     assert [r[0] for r in rows[1:7]] == ["'=HYPERLINK(\"http://evil\")", "'+1", "'-2+3", "'@SUM(A1)", "'\tx", "'\rx"]
     assert [r[0] for r in rows[7:]] == ["ok", "a=b"] and rows[2][1] == "-0.5"  # numbers stay numbers
 
 
 def test_duplicate_column_names_are_refused_by_cli_and_app(tmp_path):
-    from fairviz import app_support
-    from fairviz.tabular import read_table
-
     data = b"score,score,group\n0.1,0.9,a\n0.2,0.8,b\n"
     (tmp_path / "dup.csv").write_bytes(data)
     with pytest.raises(ValueError, match="duplicate column name"):
@@ -336,9 +321,7 @@ def test_duplicate_column_names_are_refused_by_cli_and_app(tmp_path):
 
 
 def test_right_to_left_override_in_a_group_name_is_isolated():
-    from app_pages._common import md
-    from fairviz import theme
-    from fairviz.safety import isolate_bidi
+    from app_pages._common import md  # noqa: PLC0415 - imports streamlit, which only this test needs
 
     evil = "\u202eevil"
     for shown in (theme.group_name(evil), isolate_bidi(evil)):

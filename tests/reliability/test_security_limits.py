@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fairviz import app_support
+from fairviz import app_support, metrics
 from fairviz.cli import main
+from fairviz.groups import audit_attributes
+from fairviz.tabular import MAX_GROUPS, read_table
 from tests.reliability._bombs import csv_gz_bomb, parquet_bomb
 from tests.reliability._helpers import ENV_BASE, PY, REPO
 
@@ -63,8 +65,6 @@ def test_app_reader_refuses_a_parquet_bomb_before_building_it(bombs):
 
 
 def test_row_cap_counts_csv_lines_exactly(tmp_path):
-    from fairviz.tabular import read_table
-
     path = tmp_path / "s.csv"
     pd.DataFrame({"score": np.linspace(0, 1, 50), "group": ["a", "b"] * 25}).to_csv(path, index=False)
     assert len(read_table(path, max_rows=50)) == 50
@@ -75,8 +75,6 @@ def test_row_cap_counts_csv_lines_exactly(tmp_path):
 
 
 def test_out_of_memory_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
-    from fairviz import metrics
-
     path = tmp_path / "s.csv"
     pd.DataFrame({"score": [0.1, 0.9, 0.4, 0.6], "group": ["a", "b", "a", "b"]}).to_csv(path, index=False)
 
@@ -105,9 +103,6 @@ def test_cli_audit_refuses_too_many_groups(tmp_path, capsys):
 
 
 def test_app_refuses_too_many_groups_and_skips_huge_intersections():
-    from fairviz.groups import audit_attributes
-    from fairviz.tabular import MAX_GROUPS
-
     rng = np.random.default_rng(1)
     n = 30_000
     df = pd.DataFrame({"score": rng.random(n), "id": np.arange(n) % 300,
@@ -129,8 +124,6 @@ NA_TABLE = "score,group\n" + "".join(f"{s},{g}\n" for s, g in zip(
 
 
 def test_groups_named_na_or_none_are_groups_not_missing(tmp_path, capsys):
-    from fairviz.groups import audit_attributes
-
     path = tmp_path / "regions.csv"
     path.write_text(NA_TABLE)
     # app path: NA is a group; only the empty cell is left out, and counted

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 import uuid
@@ -30,10 +31,22 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fairviz import job_worker
+import pandas as pd
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-TERMINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
+from fairviz import job_worker
+from fairviz.jobs._snapshot import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    TERMINAL_STATES,
+    JobSnapshot,
+    default_run_name,
+)
+from fairviz.paths import models_dir
+from fairviz.runs import RunMetrics, sanitize_run_name, save_unique
+from fairviz.sweeps import REFINE_COLUMNS, SweepPlan, sweep_run_name
 
 __all__ = [
     "JobRegistry",
@@ -45,105 +58,8 @@ __all__ = [
     "FAILED",
     "CANCELLED",
     "TERMINAL_STATES",
+    "save_unique",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class JobSnapshot:
-    """A consistent copy of a job's state at one moment (safe to read from any thread).
-
-    ``epoch``/``epochs`` and ``step``/``steps`` come from the latest progress event of the run
-    being trained; ``history`` holds one dict per finished epoch (``epoch``, ``losses``,
-    ``val_pcc``, ``val_spdd``) of that run. While features are being prepared ``stage`` is
-    ``"data"`` and ``data_done``/``data_total``/``data_what`` say how far. A sweep trains ``total_runs`` runs one after the
-    other; ``run_index`` (0-based) says which one is running and ``results`` lists the saved
-    ones: dicts with ``name``, ``path``, ``lambda_w`` and ``metrics``.
-    """
-
-    id: str
-    kind: str
-    label: str
-    state: str
-    stage: str | None = None
-    data_done: int | None = None
-    data_total: int | None = None
-    data_what: str | None = None
-    epoch: int | None = None
-    epochs: int | None = None
-    step: int | None = None
-    steps: int | None = None
-    losses: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    val_pcc: float | None = None
-    val_spdd: float | None = None
-    history: tuple[dict, ...] = ()
-    run_index: int = 0
-    total_runs: int = 1
-    results: tuple[dict, ...] = ()
-    error: str | None = None
-    created: float = 0.0
-    started: float | None = None
-    finished: float | None = None
-
-    @property
-    def done(self) -> bool:
-        """True once the job has ended (finished, failed or cancelled)."""
-        return self.state in TERMINAL_STATES
-
-    @property
-    def run_name(self) -> str | None:
-        """Name of the (last) saved run, or None."""
-        return self.results[-1]["name"] if self.results else None
-
-    @property
-    def run_names(self) -> list[str]:
-        return [r["name"] for r in self.results]
-
-    @property
-    def fraction(self) -> float:
-        """Progress in [0, 1] over the whole job (all runs of a sweep)."""
-        if self.state == DONE:
-            return 1.0
-        within = 0.0
-        if self.epochs:
-            done_epochs = max(0, (self.epoch or 0) - 1)
-            step_part = (self.step / self.steps) if self.steps and self.step is not None else 0.0
-            if self.history and self.history[-1].get("epoch") == self.epoch:
-                done_epochs, step_part = (self.epoch or 0), 0.0
-            within = min(1.0, (done_epochs + step_part) / self.epochs)
-        return min(1.0, (self.run_index + within) / max(self.total_runs, 1))
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds since the job started running (0 while queued)."""
-        if self.started is None:
-            return 0.0
-        return (self.finished or time.time()) - self.started
-
-
-def default_run_name(config: Any) -> str:
-    """A readable base name for a run from its config.
-
-    Uses the config's own ``name`` if set, else its ``default_name()`` (`fairviz.train.TrainConfig`
-    gives ``<method>-a<alpha>-<bias_mode>[-lw<λ_W>]-s<seed>``), else builds
-    ``<method>-a<alpha>[-lw<λ_W>]-s<seed>`` from whichever of those fields exist.
-    """
-    own = getattr(config, "name", None)
-    if isinstance(own, str) and own.strip():
-        return own
-    if callable(getattr(config, "default_name", None)):
-        return str(config.default_name())
-    method = str(getattr(config, "method", "run"))
-    parts = [method]
-    alpha = getattr(config, "alpha", None)
-    if alpha is not None:
-        parts.append(f"a{alpha:g}" if isinstance(alpha, (int, float)) else f"a{alpha}")
-    lw = getattr(config, "lambda_w", None)
-    if lw is not None and method == "ours":
-        parts.append(f"lw{lw:g}")
-    seed = getattr(config, "seed", None)
-    if seed is not None:
-        parts.append(f"s{seed}")
-    return "-".join(parts)
 
 
 @dataclasses.dataclass
@@ -160,7 +76,9 @@ class _Job:
     run_index: int = 0
     results: list = dataclasses.field(default_factory=list)
     error: str | None = None
-    refine: tuple | None = None  # (weight field, base name, extra runs left) of an adaptive sweep
+    plan: SweepPlan | None = None  # of a sweep
+    base_name: str | None = None  # of a sweep's runs (None: each config's default name)
+    left: int = 0  # adaptive runs of a sweep not yet queued
     created: float = dataclasses.field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -226,8 +144,6 @@ class JobRegistry:
     def models_root(self) -> Path:
         if self._models_root is not None:
             return self._models_root
-        from fairviz.paths import models_dir
-
         return models_dir()
 
     def start(self, config: Any, *, name: str | None = None) -> str:
@@ -238,35 +154,27 @@ class JobRegistry:
         (``!!!``, ``tmp-x``, ``...``) is a ValueError now, before any training.
         """
         if name is not None:
-            (self._sanitize_fn or _default_sanitize)(name)
+            (self._sanitize_fn or sanitize_run_name)(name)
         return self._launch("train", [config], [name], label=name or default_run_name(config))
 
     def start_sweep(self, config: Any, lambda_ws: Sequence[float], *, name: str | None = None,
                     adaptive: int = 0) -> str:
-        """Train one run per value of the method's own weight (λ_W for ours, ``lambda_l2`` for l2,
-        ``lambda_mmd`` for mmd: ``dataclasses.replace(config, <field>=v)``), one after the other,
-        saving each; returns the job id. ``name`` is a base name, suffixed ``-lw<v>``. With
-        ``adaptive`` = k, up to k more runs follow where PCC, SPDD or the score spread jump
-        between neighbouring values (`fairviz.pipelines.refine_points`).
+        """Train one run per value of the method's own weight (`fairviz.sweeps.SweepPlan`, the
+        definition `fairviz.experiments.sweep` uses too: λ_W for ours, ``lambda_l2`` for l2,
+        ``lambda_mmd`` for mmd, ``lambda_sw`` for fairoffset), one after the other, saving each;
+        returns the job id. ``name`` is a base name, suffixed ``-lw<v>``. With ``adaptive`` = k,
+        up to k more runs follow where PCC, SPDD or the score spread jump between neighbouring
+        values (`fairviz.pipelines.refine_points`).
         """
         if name is not None:
-            (self._sanitize_fn or _default_sanitize)(name)  # refuse a bad name before any training
-        values = [float(v) for v in lambda_ws]
-        if not values:
-            raise ValueError("a sweep needs at least one weight value")
-        bad = [v for v in values if not (v >= 0 and v == v and v != float("inf"))]
-        if bad:
-            raise ValueError(f"weight values must be finite and ≥ 0, got {bad}")
-        if int(adaptive) < 0:
-            raise ValueError(f"adaptive must be ≥ 0 (extra runs), got {adaptive}")
+            (self._sanitize_fn or sanitize_run_name)(name)  # refuse a bad name before any training
         if not dataclasses.is_dataclass(config):
             raise ValueError("start_sweep needs a dataclass config (fairviz.train.TrainConfig)")
-        field = _weight_field(config)
-        configs = [_with_weight(config, field, v) for v in values]
-        names = [f"{name}-lw{v:g}" if name else None for v in values]
-        label = name or f"sweep {getattr(config, 'method', '')} {field} ∈ {{{', '.join(f'{v:g}' for v in values)}}}"
-        return self._launch("sweep", configs, names, label=label,
-                            refine=(field, name, int(adaptive)))
+        plan = SweepPlan.of(getattr(config, "method", None), lambda_ws, adaptive)
+        configs = [plan.config(config, v) for v in plan.values]
+        names = [sweep_run_name(name, v) if name else None for v in plan.values]
+        label = name or f"sweep {plan.method} {plan.field} ∈ {{{', '.join(f'{v:g}' for v in plan.values)}}}"
+        return self._launch("sweep", configs, names, label=label, plan=plan, base_name=name)
 
     def status(self, job_id: str) -> JobSnapshot:
         """A snapshot of the job; ValueError for an unknown id."""
@@ -321,9 +229,10 @@ class JobRegistry:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _launch(self, kind: str, configs: list, names: list, *, label: str, refine: tuple | None = None) -> str:
+    def _launch(self, kind: str, configs: list, names: list, *, label: str, plan: SweepPlan | None = None,
+                base_name: str | None = None) -> str:
         job = _Job(id=uuid.uuid4().hex[:12], kind=kind, label=label, configs=configs, names=names,
-                   cancel=threading.Event(), refine=refine)
+                   cancel=threading.Event(), plan=plan, base_name=base_name, left=plan.adaptive if plan else 0)
         thread = threading.Thread(target=self._run, args=(job,), name=f"fairviz-job-{job.id}", daemon=True)
         job.thread = thread
         with self._lock:
@@ -339,7 +248,7 @@ class JobRegistry:
             epoch=p.get("epoch"), epochs=p.get("epochs"), step=p.get("step"), steps=p.get("steps"),
             losses=dict(p.get("losses") or {}), val_pcc=p.get("val_pcc"), val_spdd=p.get("val_spdd"),
             history=tuple(dict(h) for h in job.history), run_index=job.run_index,
-            total_runs=len(job.configs) + (job.refine[2] if job.refine else 0), results=tuple(dict(r) for r in job.results), error=job.error,
+            total_runs=len(job.configs) + job.left, results=tuple(dict(r) for r in job.results), error=job.error,
             created=job.created, started=job.started, finished=job.finished,
         )
 
@@ -387,12 +296,12 @@ class JobRegistry:
                     job.results.append({
                         **saved,
                         "lambda_w": getattr(config, "lambda_w", None),
-                        "weight": getattr(config, job.refine[0] if job.refine else "lambda_w", None),
+                        "weight": getattr(config, job.plan.field if job.plan else "lambda_w", None),
                     })
                 i += 1
             self._set(job, state=DONE, finished=time.time())
         except BaseException as exc:  # noqa: BLE001 - a job must never die silently
-            if job.cancel.is_set() or _is_cancellation(exc):
+            if job.cancel.is_set() or is_cancellation(exc):
                 self._set(job, state=CANCELLED, finished=time.time())
             else:
                 msg = str(exc) or type(exc).__name__
@@ -402,22 +311,17 @@ class JobRegistry:
 
     def _refine(self, job: _Job) -> bool:
         """Queue the next adaptive runs of a sweep (where its curve jumps); False when none."""
-        if job.refine is None or job.refine[2] <= 0 or job.cancel.is_set():
+        if job.plan is None or job.left <= 0 or job.cancel.is_set():
             return False
-        import pandas as pd
-
-        from fairviz.pipelines import refine_points
-
-        field, base, left = job.refine
         with self._lock:
-            rows = [{"weight": r["weight"], **{k: _value(r["metrics"].get(k)) for k in ("pcc", "spdd", "score_std")}}
+            rows = [{"weight": r["weight"], **{k: RunMetrics.from_dict(r["metrics"]).get(k) for k in REFINE_COLUMNS[1:]}}
                     for r in job.results]
-        new = refine_points(pd.DataFrame(rows, columns=["weight", "pcc", "spdd", "score_std"]))[:left]
+        new = job.plan.refine(pd.DataFrame(rows, columns=list(REFINE_COLUMNS)), job.left)
         with self._lock:
-            job.refine = (field, base, left - len(new) if new else 0)
+            job.left = job.left - len(new) if new else 0
             for v in new:
-                job.configs.append(_with_weight(job.configs[0], field, v))
-                job.names.append(f"{base}-lw{v:g}" if base else None)
+                job.configs.append(job.plan.config(job.configs[0], v))
+                job.names.append(sweep_run_name(job.base_name, v) if job.base_name else None)
         return bool(new)
 
     def _save(self, run: Any, base: str) -> Path:
@@ -436,105 +340,30 @@ class JobRegistry:
             train = self._train_fn or _default_train
             run = train(config, progress=lambda ev: self._on_progress(job, ev), cancel=job.cancel)
             if job.cancel.is_set():
-                raise _Cancelled()
+                raise JobCancelled()
             saved = self._save(run, base)
             return {"name": saved.name, "path": str(saved), "metrics": dict(getattr(run, "metrics", None) or {})}
         try:
             return job_worker.run_in_process(config, self.models_root, base, job.cancel,
                                              lambda ev: self._on_progress(job, ev))
         except job_worker.WorkerCancelled:
-            raise _Cancelled() from None
+            raise JobCancelled() from None
 
 
-def save_unique(run: Any, root, base: str, *, save=None, unique=None, sanitize=None) -> Path:
-    """Save `run` under ``root/<free name>`` (`unique_run_name` of `base`); if another process takes
-    the name between the choice and the write, choose again (up to 20 times). Returns the folder."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    unique = unique or _default_unique_name
-    save = save or _default_save
-    base = (sanitize or _default_sanitize)(base)
-    last_err: Exception | None = None
-    for _ in range(20):
-        name = unique(root, base)
-        path = root / name
-        try:
-            _set_run_name(run, name)
-            out = save(run, path)
-            return Path(out) if out is not None else path
-        except FileExistsError as err:  # another server process won the race
-            last_err = err
-    raise RuntimeError(f"could not find a free run name for {base!r} in {root}: {last_err}")
+class JobCancelled(Exception):
+    """A run of a job stopped because the job was cancelled."""
 
 
-class _Cancelled(Exception):
-    pass
-
-
-def _is_cancellation(exc: BaseException) -> bool:
-    return isinstance(exc, _Cancelled) or type(exc).__name__ == "TrainingCancelled"
-
-
-def _value(metric: Any) -> float:
-    """A stored metric (``{"value": x, ...}`` or a bare number) as a float; NaN when absent."""
-    if isinstance(metric, dict):
-        metric = metric.get("value")
-    try:
-        return float(metric)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _weight_field(config: Any) -> str:
-    """The config field holding its method's own weight (λ_W for ours, λ for l2 / mmd)."""
-    method = getattr(config, "method", None)
-    try:
-        from fairviz.train import METHODS
-    except ImportError:  # pragma: no cover - torch missing
-        METHODS = {}
-    spec = METHODS.get(method)
-    if spec is None:
-        return "lambda_w"  # a config of another trainer (tests use fakes): its field is lambda_w
-    if spec.weight_field is None:
-        raise ValueError(f"method {method!r} has no weight to sweep; choose one of "
-                         f"{[m for m, s in METHODS.items() if s.weight_field]}")
-    return spec.weight_field
-
-
-def _with_weight(config: Any, field: str, value: float) -> Any:
-    """`config` with its weight `field` set to `value` and no fixed run name."""
-    overrides = {"name": None} if any(f.name == "name" for f in dataclasses.fields(config)) else {}
-    return dataclasses.replace(config, **{field: float(value)}, **overrides)
-
-
-def _set_run_name(run: Any, name: str) -> None:
-    """Keep the Run's own `name` in step with its folder, when it has one and it is settable."""
-    if hasattr(run, "name"):
-        try:
-            run.name = name
-        except (AttributeError, dataclasses.FrozenInstanceError):
-            pass
+def is_cancellation(exc: BaseException) -> bool:
+    """True for the exceptions that mean "cancelled", not "failed": `JobCancelled`, the worker's
+    `fairviz.job_worker.WorkerCancelled` and `fairviz.train.TrainingCancelled` (looked up only
+    when fairviz.train is loaded: an exception of that type cannot exist before)."""
+    train = sys.modules.get("fairviz.train")
+    kinds = (JobCancelled, job_worker.WorkerCancelled) + ((train.TrainingCancelled,) if train else ())
+    return isinstance(exc, kinds)
 
 
 def _default_train(config, progress=None, cancel=None):
-    from fairviz.train import train
+    from fairviz.train import train  # noqa: PLC0415 - imports torch: only the thread isolation trains here
 
     return train(config, progress=progress, cancel=cancel)
-
-
-def _default_save(run, path):
-    from fairviz.runs import save_run
-
-    return save_run(run, path)
-
-
-def _default_unique_name(root: Path, base: str) -> str:
-    from fairviz.runs import unique_run_name
-
-    return unique_run_name(root, base)
-
-
-def _default_sanitize(name: str) -> str:
-    from fairviz.runs import sanitize_run_name
-
-    return sanitize_run_name(name)

@@ -1,0 +1,244 @@
+"""The report's numbers and figures: plain functions from the inputs to `fairviz.report._model`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from fairviz import __version__, figures, metrics, theme
+from fairviz.groups import audit_attributes, prepare_groups
+from fairviz.repair import RepairMap, repair_tradeoff
+from fairviz.report._inputs import ReportInputs, source_digest
+from fairviz.report._model import (
+    AccuracyRow,
+    AttributeSection,
+    AttributeStatus,
+    AuditReport,
+    DataSummary,
+    GroupRow,
+    RateRow,
+    RepairRow,
+    RepairSection,
+    ReportSettings,
+)
+from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
+from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test
+from fairviz.uncertainty import describe
+
+#: Cost per row of SPDD's permutations through `fairviz.permute` relative to the generic path
+#: (bench/RESULTS.md): two groups, and 3 to 16 groups.
+FAST_PERM_COST = {2: 0.1, "more": 0.5}
+
+
+def auto_n_perm(n: int, n_groups: int, *, budget: float = 1.5e8, low: int = 50, high: int = 1000,
+                metric: str = "spdd") -> int:
+    """Permutations for a permutation test within a work budget (rows × groups × permutations;
+    SPDD's fast path counts `FAST_PERM_COST` per row). The smallest p-value is 1 / (result + 1)."""
+    factor = 1.0
+    if metric == "spdd" and n_groups <= FAST_PERM_MAX_GROUPS:
+        factor = FAST_PERM_COST[2] if n_groups == 2 else FAST_PERM_COST["more"]
+    cost = n * max(1, n_groups - 1) * factor
+    return int(np.clip(budget / max(1.0, cost), low, high))
+
+
+def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_name: str | None = None,
+                   source_bytes: bytes | None = None, source: str | None = None, title: str | None = None,
+                   generated_at: _dt.datetime | None = None,
+                   progress: Callable[[str], None] | None = None) -> AuditReport:
+    """Audit every attribute, run the permutation tests and the repair: the whole report as data.
+    Bad input raises ValueError."""
+    say = progress or (lambda stage: None)
+    scores, attrs, y = inputs.scores, inputs.attributes, inputs.labels
+    n = len(scores)
+    for k, v in attrs.items():
+        if len(v) != n:
+            raise ValueError(f"attribute {k!r} has {len(v)} values but there are {n} scores")
+    columns = prepare_groups(attrs, n, intersections=settings.intersections)
+    for name, col in columns.items():
+        if len(col.labels) > settings.max_groups:
+            raise ValueError(
+                f"{name!r} has {len(col.labels):,} distinct groups (more than {settings.max_groups}); a group column "
+                "should hold a few values such as sex or race — is it an ID or a numeric column? "
+                "(or leave out intersections)")
+    say("auditing every attribute")
+    multi = audit_attributes(scores, attrs, y, intersections=settings.intersections, n_boot=settings.n_boot,
+                             level=settings.level, random_state=settings.random_state, tau=settings.tau,
+                             alpha=settings.alpha, exclude_small=settings.exclude_small)
+    when = (generated_at or _dt.datetime.now(_dt.timezone.utc)).replace(microsecond=0)
+    sections = []
+    for idx, (name, res) in enumerate(multi.results.items()):
+        say(f"attribute {name}")
+        sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, multi.n_boot))
+    say("repair")
+    repair = repair_section(inputs, columns, list(multi.results), settings.random_state)
+    say("writing the report")
+    digest, digest_note = source_digest(inputs, source_bytes)
+    data = data_summary(inputs, columns, multi, source_name=source_name, digest=digest,
+                        digest_note=digest_note, source=source)
+    return AuditReport(
+        title=title or f"fairviz bias audit{' — ' + source_name if source_name else ''}",
+        generated_at=when.isoformat(), version=__version__, settings=settings, n_boot=multi.n_boot,
+        has_labels=y is not None, data=data, attributes=tuple(sections), repair=repair,
+        n_perms=tuple(sorted({s.perm.n_perm for s in sections})))
+
+
+def data_summary(inputs: ReportInputs, columns, multi, *, source_name, digest, digest_note, source) -> DataSummary:
+    """The data section: the source, the columns and each attribute's missing values and status."""
+    statuses = []
+    for name, col in columns.items():
+        res = multi.results.get(name)
+        statuses.append(AttributeStatus(
+            name=name, rows_used=int(col.known.sum()), n_missing=col.n_missing, n_groups=len(col.labels),
+            small_groups=tuple(res.small_groups) if res else (),
+            skipped=None if res is not None else multi.skipped.get(name, "")))
+    s = inputs.scores
+    return DataSummary(
+        source_name=source_name, digest=digest, digest_note=digest_note, n=len(s), score_name=inputs.score_name,
+        score_min=float(s.min()), score_mean=float(s.mean()), score_max=float(s.max()),
+        label_name=inputs.label_name, has_labels=inputs.labels is not None,
+        attribute_names=tuple(inputs.attributes), source_note=source, attributes=tuple(statuses))
+
+
+def _permutations(xk, codes, yk, n_groups: int, settings: ReportSettings):
+    """(SPDD's permutation test, SPEO's or None) on the known rows of one grouping."""
+    n_perm = settings.n_perm
+    k_perm = n_perm if n_perm is not None else auto_n_perm(len(xk), n_groups)
+    perm = permutation_test(xk, codes, metric="spdd", n_perm=k_perm, random_state=settings.random_state)
+    if yk is None:
+        return perm, None
+    # SPEO's statistic costs about four times SPDD's per permutation: a quarter budget
+    k_speo = n_perm if n_perm is not None else auto_n_perm(len(xk), n_groups, budget=0.4e8, metric="speo")
+    return perm, permutation_test(xk, codes, yk, metric="speo", n_perm=k_speo, random_state=settings.random_state)
+
+
+def attribute_section(anchor: str, res, col, inputs: ReportInputs, settings: ReportSettings,
+                      n_boot: int) -> AttributeSection:
+    """Everything the report shows for one attribute or intersection (`res`: its `AttributeAudit`)."""
+    known = col.known
+    xk = inputs.scores[known]
+    yk = None if inputs.labels is None else inputs.labels[known]
+    disp = col.values(known_only=True)  # labels as written: figures escape them for Plotly
+    perm, perm_speo = _permutations(xk, col.codes[known], yk, len(col.labels), settings)
+    name_text = theme.plotly_text(res.name)
+    curve = metrics.dp_curve(xk, disp)
+    band = dp_band(curve, [res.group_counts[g] for g in col.labels], n_boot=max(int(settings.n_boot), 200),
+                   level=settings.level, random_state=settings.random_state)
+    dp_fig = figures.dp_curve_figure(curve, tau=settings.tau, spdd=res.spdd_max_min,
+                                     title=f"DP(τ) by {name_text}: gap in selection rate at every threshold")
+    add_dp_band(dp_fig, band)
+    impact = res.impact_ratios
+    fails = impact.loc[impact["four_fifths_fail"]] if impact is not None else pd.DataFrame()
+    sig_fails = fails.loc[fails["significant"]] if len(fails) else fails
+    sr = res.scoring_rates
+    ratios = sr.loc[~sr["excluded"], "impact_ratio"]
+    groups = list(res.groups)
+    a = res.audit
+    return AttributeSection(
+        anchor=anchor, result=res, perm=perm, perm_speo=perm_speo,
+        spdd_words=_in_words("SPDD", a.spdd, settings.level),
+        speo_words=_in_words("SPEO", a.speo, settings.level) if inputs.labels is not None else None,
+        spdd_pair=tuple(theme.group_label(g) for g in res.spdd_pair[:2]),
+        groups=tuple(GroupRow(theme.group_label(g), int(c), c / max(res.n, 1), res.w1_to_pooled[g])
+                     for g, c in res.group_counts.items()),
+        favoured=tuple((theme.group_label(g), v) for g, v in a.spdd_parts.items()),
+        pairwise=(tuple(theme.group_label(g) for g in groups),
+                  tuple((theme.group_label(g), tuple(res.pairwise_w1.loc[g, h] for h in groups)) for g in groups)),
+        scoring_rates=rate_rows(sr), impact_rates=rate_rows(impact) if impact is not None else None,
+        n_fails=len(fails), n_significant_fails=len(sig_fails),
+        lowest_ratio=float(ratios.min()) if ratios.notna().any() else float("nan"),
+        dp_figure=dp_fig,
+        distribution_figure=figures.score_distribution_figure(xk, disp, title=f"Score distribution by {name_text}"),
+        permutation_figure=permutation_figure(perm, title=f"SPDD by {name_text} against its chance level"))
+
+
+def _in_words(name: str, mv, level: float) -> str | None:
+    """`fairviz.uncertainty.describe` of a distance (None without its uncertainty)."""
+    if mv is None or getattr(mv, "detail", None) is None:
+        return None
+    return describe(name, {**mv.detail.to_dict(), "level": level})
+
+
+_TESTS = {"z": "two-proportion z", "fisher": "Fisher exact"}
+
+
+def rate_rows(df: pd.DataFrame) -> tuple:
+    """A selection-rate table of `fairviz.significance` (one row per group) as `RateRow`s."""
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        tested = rec["test"] != ""
+        test = _TESTS[rec["test"]] if tested else ("reference" if rec["reference"] else "—")
+        rows.append(RateRow(
+            group=theme.group_label(rec["group"]), n=int(rec["n"]), share=rec["share"], selected=int(rec["selected"]),
+            rate=rec["rate"], impact_ratio=rec["impact_ratio"], excluded=bool(rec["excluded"]),
+            fails=bool(rec["four_fifths_fail"]), small=bool(rec["small_group"]), test=test,
+            p_value=rec["p_value"], significant=bool(rec["significant"]) if tested else None))
+    return tuple(rows)
+
+
+def _finest_rows(columns, audited: list[str]):
+    """(name of the finest audited grouping, boolean (n,) rows where all its attributes are known).
+
+    The intersection of every attribute when there is one: equal intersectional distributions
+    make every attribute's groups equal too."""
+    finest = max(audited, key=lambda k: (len(columns[k].attributes), columns[k].known.sum()))
+    col = columns[finest]
+    rows = col.known.copy()
+    for a in col.attributes:
+        rows &= columns[a].known
+    return finest, rows
+
+
+def repair_section(inputs: ReportInputs, columns, audited: list[str], random_state: int) -> RepairSection:
+    """The effect of a full (θ = 1) and a partial (θ = 0.5) barycenter repair on every audited
+    grouping inside the finest one, the trade-off over θ, and a held-out check of a `RepairMap`."""
+    finest, rows = _finest_rows(columns, audited)
+    col = columns[finest]
+    x = inputs.scores[rows]
+    g = col.values(known_only=False)[rows]
+    rmap = RepairMap(n_quantiles=None).fit(x, g)
+    full = rmap.repaired_full(x, g)
+    half = 0.5 * x + 0.5 * full
+    yr = None if inputs.labels is None else inputs.labels[rows]
+    table = []
+    for name in audited:
+        c = columns[name]
+        if not set(c.attributes) <= set(col.attributes):
+            continue
+        gv = c.values(known_only=False)[rows]
+        if len(set(gv.tolist())) < 2:
+            continue
+        s0, s5, s1 = (metrics.spdd(v, gv) for v in (x, half, full))
+        table.append(RepairRow(name, s0, s5, s1, 1.0 - s1 / s0 if s0 > 0 else float("nan")))
+    accuracy = None
+    if yr is not None:
+        accuracy = tuple(AccuracyRow(label, metrics.pcc(v, yr), metrics.srcc(v, yr), metrics.speo(v, yr, g))
+                         for label, v in (("original", x), ("θ = 0.5", half), ("θ = 1", full)))
+    trade = repair_tradeoff(x, g, yr, strengths=np.linspace(0.0, 1.0, 6), repair_map=rmap)
+    first = col.attributes[0]
+    g_first = np.asarray(columns[first].values(known_only=False)[rows], dtype=object)
+    before, after, error = _heldout(x, g, random_state)
+    return RepairSection(
+        by=finest, first_attribute=first, n_rows=int(rows.sum()), rows=tuple(table), accuracy=accuracy,
+        tradeoff_figure=repair_tradeoff_figure(
+            trade, title=f"Repair by {theme.plotly_text(finest)}: SPDD and accuracy against θ"),
+        distribution_figure=figures.score_distribution_figure(
+            full, g_first, reference_scores=x, reference_name="before repair",
+            title=f"Scores by {theme.plotly_text(first)} after the full repair (θ = 1); dotted: before"),
+        heldout_before=before, heldout_after=after, heldout_error=error)
+
+
+def _heldout(x: np.ndarray, g: np.ndarray, random_state: int):
+    """(SPDD before, after, None) on a random half repaired by a `RepairMap` fitted on the other
+    half, or (None, None, why) when that is not possible (a group absent from one half)."""
+    rng = np.random.default_rng(random_state)
+    fit = rng.random(len(x)) < 0.5
+    try:
+        hm = RepairMap().fit(x[fit], g[fit])
+        before = metrics.spdd(x[~fit], g[~fit])
+        after = metrics.spdd(hm.transform(x[~fit], g[~fit]), g[~fit])
+    except ValueError as err:
+        return None, None, str(err)
+    return before, after, None
