@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 
 from fairviz import metrics
-from fairviz.tabular import MAX_GROUPS, DuplicateColumnsError, TooLargeError, check_audit_size, read_frame
+from fairviz.tabular import (
+    MAX_GROUPS,
+    DuplicateColumnsError,
+    TooLargeError,
+    check_audit_size,
+    numeric_values,
+    read_frame,
+)
 
 #: Lower-case column names tried first for each role when a table is uploaded.
 SCORE_NAMES = frozenset({"score", "scores", "prediction", "pred", "y_pred"})
@@ -69,14 +76,7 @@ def file_slug(text: str, limit: int = 60) -> str:
 def _numeric_column(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
     if col not in df.columns:
         raise ValueError(f"no column {col!r}; the columns are {list(df.columns)}")
-    raw = df[col]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() & raw.notna()
-    if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{what} column {col!r} has {int(bad.sum()):,} value(s) that are not numbers "
-                         f"(first at row {first}: {raw.iloc[first]!r}); choose the column that holds the {what}s")
-    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return numeric_values(df[col], f"{what} column {col!r}", f"; choose the column that holds the {what}s")
 
 
 def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], label_col: str | None = None,
