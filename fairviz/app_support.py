@@ -8,14 +8,17 @@
 - a sample synthetic interview (video, audio, transcript) written once to the cache;
 - turning the Train page's data-source choice into a `TrainConfig.data` value.
 
+Uploaded tables and the resampling budgets live in `fairviz.app_services` (re-exported here);
+the pages' other computations too, one module per page concern.
+
 Inputs are `fairviz.runs.RunInfo` objects (``name``, ``method``, ``alpha``, ``lambda_w``,
 ``seed``, ``bias_mode``, ``metrics``), or anything with those attributes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairviz.app_services.budget import BOOT_COST_PER_ROW, auto_n_boot, boot_seconds  # noqa: F401 (re-exported)
+from fairviz.app_services.upload import (  # noqa: F401 (re-exported)
+    APP_MAX_CELLS,
+    APP_MAX_ROWS,
+    UPLOAD_SUFFIXES,
+    audit_columns,
+    file_slug,
+    read_uploaded_table,
+)
+from fairviz.atomic import staged_dir
+from fairviz.data import export_examples, make_synthetic
+from fairviz.data.first_impressions import build_manifest
 from fairviz.jsonsafe import jsonable
 from fairviz.methods import COMPARED_METHODS
+from fairviz.paths import DATA_ROOT_ENV, cache_dir, data_root, under_data_root
 from fairviz.runs import Estimate
+from fairviz.uncertainty import best_and_ties, describe
 
 #: Names tried first for the default current run, in order (then: ours at α=4 in rater-bias mode).
 PREFERRED_RUN_NAMES = ("a4-ours", "ours-a4", "ours-a4-label-lw1-s0")
@@ -106,8 +123,6 @@ def metric_caption(metrics: dict, name: str, n: int | None = None) -> str:
     """The caption under a metric card: for the distances (SPDD, SPEO) the sentence of
     `fairviz.uncertainty.describe` (what the value, test and bound mean); for PCC / SRCC
     ``95 % CI [lo, hi]``; then ``n = …``. "needs a label column" when the metric is absent."""
-    from fairviz.uncertainty import describe
-
     v = metric_value(metrics, name)
     if not math.isfinite(v):
         return "needs a label column"
@@ -129,8 +144,6 @@ def ties_with_best(frame: pd.DataFrame, higher_is_better: dict = HIGHER_IS_BETTE
     """Per metric column of a `runs_frame` (indexed by run), the runs whose interval overlaps
     the best run's (`fairviz.uncertainty.best_and_ties`): the data cannot tell them apart, so
     "best per column" is not decided by noise. {column: [index labels]} (empty: a clear best)."""
-    from fairviz.uncertainty import best_and_ties
-
     out = {}
     for k, higher in higher_is_better.items():
         if k not in frame.columns:
@@ -203,14 +216,9 @@ def sample_interview(out_dir: str | Path | None = None, *, seed: int = 0) -> dic
     ``cache_dir()/app-sample-<seed>``. Written into a temporary folder and renamed, so two
     sessions asking at once never see half-written files.
     """
-    from fairviz.atomic import staged_dir
-    from fairviz.paths import cache_dir
-
     out = Path(out_dir) if out_dir is not None else cache_dir() / f"app-sample-{int(seed)}"
     manifest = out / "manifest.csv"
     if not manifest.exists():
-        from fairviz.data import export_examples, make_synthetic
-
         interviews = make_synthetic(2, seed=seed)
         try:
             with staged_dir(out) as tmp:
@@ -241,8 +249,6 @@ def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Pa
     server-side sources are off. ``..`` and symbolic links are refused, and messages name paths
     relative to the root. Raises ValueError / FileNotFoundError with what to fix.
     """
-    from fairviz.paths import DATA_ROOT_ENV, data_root, under_data_root
-
     if kind == "synthetic":
         return "synthetic"
     if kind not in ("manifest", "first_impressions"):
@@ -268,11 +274,6 @@ def resolve_data_source(kind: str, path: str | None = None, *, out_dir: str | Pa
         return str(p)
     if not p.is_dir():
         raise FileNotFoundError(f"First Impressions folder not found: {shown!r} is not a folder")
-    import hashlib
-
-    from fairviz.data.first_impressions import build_manifest
-    from fairviz.paths import cache_dir
-
     key = hashlib.sha256(str(p).encode()).hexdigest()[:12]
     out = Path(out_dir) if out_dir is not None else cache_dir() / "manifests"
     out_csv = out / f"first-impressions-{key}.csv"
@@ -325,151 +326,3 @@ def parse_weights(text: str, *, what: str = "weight") -> list[float]:
             raise ValueError(f"{what} values must be finite and >= 0; got {p!r}")
         out.append(v)
     return sorted(set(out))
-
-
-# ---------------------------------------------------------------------------------------------
-# uploaded score tables
-
-UPLOAD_SUFFIXES = (".csv", ".parquet")
-#: Rows one uploaded table may hold, and rows × groups of one grouping, on the shared server.
-APP_MAX_ROWS = 2_000_000
-APP_MAX_CELLS = 20_000_000
-
-
-def read_uploaded_table(data: bytes, filename: str, *, max_rows: int = APP_MAX_ROWS) -> pd.DataFrame:
-    """An uploaded CSV / Parquet file (its bytes) as a DataFrame; ValueError saying what is wrong
-    (empty file, unknown type, unreadable content, no rows, duplicate column names, more than
-    ``max_rows`` rows: the count is read before the table is built, `fairviz.tabular.read_frame`).
-    Only an empty cell is missing."""
-    from fairviz.tabular import DuplicateColumnsError, TooLargeError, read_frame
-
-    name = str(filename or "")
-    suffix = Path(name).suffix.lower()
-    if suffix not in UPLOAD_SUFFIXES:
-        raise ValueError(f"{name or 'the file'}: upload a .csv or .parquet file")
-    if not data:
-        raise ValueError(f"{name} is empty (0 bytes)")
-    try:
-        df = read_frame(data, suffix, name, max_rows)
-    except (TooLargeError, DuplicateColumnsError):
-        raise
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{name} has no columns: is it empty?") from None
-    except (ValueError, OSError, EOFError) as err:
-        kind = "CSV" if suffix == ".csv" else "Parquet"
-        raise ValueError(f"{name} is not a readable {kind} file: {err}") from None
-    if len(df.columns) < 2:
-        raise ValueError(f"{name} has {len(df.columns)} column(s); it needs a score column and a group column "
-                         "(is the separator a comma?)")
-    if len(df) == 0:
-        raise ValueError(f"{name} has a header but no rows")
-    df.columns = [str(c) for c in df.columns]
-    return df
-
-
-def file_slug(text: str, limit: int = 60) -> str:
-    """``text`` as part of a download's file name: letters, digits, ``.`` and ``-`` kept, any
-    other run of characters becomes ``_`` (e.g. ``sex × race`` → ``sex_race``)."""
-    slug = re.sub(r"[^\w.-]+", "_", str(text), flags=re.ASCII).strip("._")
-    return slug[:limit] or "attribute"
-
-
-def _numeric_column(df: pd.DataFrame, col: str, what: str) -> np.ndarray:
-    if col not in df.columns:
-        raise ValueError(f"no column {col!r}; the columns are {list(df.columns)}")
-    raw = df[col]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() & raw.notna()
-    if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{what} column {col!r} has {int(bad.sum()):,} value(s) that are not numbers "
-                         f"(first at row {first}: {raw.iloc[first]!r}); choose the column that holds the {what}s")
-    return values.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def audit_columns(df: pd.DataFrame, score_col: str, group_cols: Sequence[str], label_col: str | None = None,
-                  missing_values: Sequence[str] = ()):
-    """``(scores, {group column: values}, labels or None)`` from a table, checked.
-
-    Scores and labels must be numbers in [0, 1] without NaN (errors name the column, the count
-    and the first offending row); group values are passed on as they are, except that those in
-    ``missing_values`` (the user's own list; case and surrounding spaces ignored) become None.
-    Missing values are counted and excluded by `fairviz.groups.audit_attributes`. A group column
-    with more than `fairviz.tabular.MAX_GROUPS` groups, or more than `APP_MAX_CELLS` rows × groups,
-    is refused.
-    """
-    from fairviz import metrics
-    from fairviz.tabular import MAX_GROUPS, check_audit_size
-
-    group_cols = list(group_cols)
-    if not group_cols:
-        raise ValueError("choose at least one group column")
-    missing = [c for c in [score_col, *group_cols] + ([label_col] if label_col else []) if c not in df.columns]
-    if missing:
-        raise ValueError(f"no column(s) {missing}; the columns are {list(df.columns)}")
-    if score_col in group_cols or (label_col and (label_col == score_col or label_col in group_cols)):
-        raise ValueError("the score, group and label columns must be different columns")
-    scores = _numeric_column(df, score_col, "score")
-    labels = _numeric_column(df, label_col, "label") if label_col else None
-    for arr, col, what in ((scores, score_col, "score"), (labels, label_col, "label")):
-        if arr is None:
-            continue
-        nan = np.isnan(arr)
-        if nan.any():
-            raise ValueError(f"{what} column {col!r} has {int(nan.sum()):,} empty value(s) (first at row "
-                             f"{int(np.flatnonzero(nan)[0])}); fill or drop those rows")
-        out = (arr < 0) | (arr > 1) | ~np.isfinite(arr)
-        if out.any():
-            i = int(np.flatnonzero(out)[0])
-            raise ValueError(f"{what} column {col!r} has {int(out.sum()):,} value(s) outside [0, 1] (first at row "
-                             f"{i}: {float(arr[i]):g}); rescale the {what}s to [0, 1]")
-    # the same checks as every other entry point (e.g. fewer than two groups)
-    first = df[group_cols[0]]
-    known = first.notna().to_numpy()
-    try:
-        metrics.validate_inputs(scores[known], first[known].astype(str).to_numpy(),
-                                None if labels is None else labels[known])
-    except ValueError as err:
-        raise ValueError(f"group column {group_cols[0]!r}: {err}") from None
-    tokens = {str(t).strip().lower() for t in missing_values} - {""}
-    attributes = {}
-    for c in group_cols:
-        values = df[c]
-        if tokens:
-            values = values.astype(object).where(~values.astype(str).str.strip().str.lower().isin(tokens), None)
-        try:
-            n_groups = values.nunique()
-        except TypeError:  # lists from a Parquet file: audit_attributes says what is wrong
-            n_groups = 0
-        check_audit_size(len(df), n_groups, f"group column {c!r}", max_groups=MAX_GROUPS, max_cells=APP_MAX_CELLS)
-        attributes[c] = values.to_numpy()
-    return scores, attributes, labels
-
-
-# ---------------------------------------------------------------------------------------------
-# budgets for the resampling parts of an interactive audit
-
-#: Seconds per bootstrap resample per row, measured with `fairviz.metrics.audit` on the 2-core
-#: development machine (bench/RESULTS.md): SPDD only (no labels) vs all four metrics (SPEO and
-#: SRCC dominate).
-BOOT_COST_PER_ROW = {False: 4e-9, True: 3e-7}
-
-
-def auto_n_boot(n: int, has_labels: bool, *, budget_s: float = 3.0, low: int = 100, high: int = 1000) -> int:
-    """Bootstrap resamples that fit ``budget_s`` seconds for ``n`` rows: ``high`` for small data,
-    fewer (a multiple of 50, at least ``low``) for large data, and 0 when even ``low`` would not
-    fit — then the page offers to compute the intervals on request instead of making everyone wait.
-    """
-    if n <= 0:
-        return 0
-    per = BOOT_COST_PER_ROW[bool(has_labels)] * n
-    k = int(budget_s / per) if per > 0 else high
-    if k < low:
-        return 0
-    return int(min(high, k // 50 * 50))
-
-
-def boot_seconds(n: int, has_labels: bool, n_boot: int) -> float:
-    """Rough time of ``n_boot`` resamples on ``n`` rows (for telling the user what a click costs)."""
-    return BOOT_COST_PER_ROW[bool(has_labels)] * n * n_boot
-

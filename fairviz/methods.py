@@ -15,3 +15,8 @@ BIAS_MODES = ("label", "sample")
 #: true labels; "biased" = validation labels biased like the training split's (what a team whose
 #: raters are biased has).
 VAL_LABELS = ("true", "biased")
+#: Each method's own fairness weight: the `TrainConfig` field its distribution term reads, which a
+#: sweep sets (λ_W for ours, λ for l2 and mmd); methods without one are absent.
+WEIGHT_FIELDS = {"l2": "lambda_l2", "mmd": "lambda_mmd", "ours": "lambda_w", "fairoffset": "lambda_sw"}
+#: `TrainConfig`'s default number of epochs (what a form starts with before torch is loaded).
+DEFAULT_EPOCHS = 12

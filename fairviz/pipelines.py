@@ -22,6 +22,8 @@ import pandas as pd
 
 from fairviz import postprocess
 from fairviz.figures import pareto_front
+from fairviz.methods import WEIGHT_FIELDS
+from fairviz.runs import read_run_config
 
 __all__ = [
     "POINT_COLUMNS",
@@ -58,18 +60,13 @@ def _metric(metrics: Mapping, key: str, part: str = "value") -> float:
 
 def _weight(info) -> float:
     """The run's own knob value (λ_W, λ_l2 or λ_mmd), NaN for a method without one."""
-    from fairviz.train import METHODS
-
-    spec = METHODS.get(info.method)
-    field = getattr(spec, "weight_field", None) if spec is not None else None
+    field = WEIGHT_FIELDS.get(info.method)
     if field is None:
         return math.nan
     if field == "lambda_w":
         return float(info.lambda_w)
     cfg = getattr(info, "config", None)
     if cfg is None and getattr(info, "path", None) is not None:
-        from fairviz.runs import read_run_config
-
         try:
             cfg = read_run_config(info.path).get("train")
         except (ValueError, OSError):

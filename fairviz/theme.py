@@ -1,6 +1,6 @@
 """One look for every fairviz figure: a registered Plotly template and fixed colours.
 
-The app (`pages/`) and the HTML report (`fairviz.report`) both draw through `fairviz.figures`,
+The app (`app_pages/`) and the HTML report (`fairviz.report`) both draw through `fairviz.figures`,
 which uses the template registered here as ``plotly.io.templates["fairviz"]``, so a chart looks
 the same on screen and in a downloaded report.
 

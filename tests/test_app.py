@@ -7,6 +7,7 @@ fake train function injected into `fairviz.jobs` (the real one is tested in test
 
 from __future__ import annotations
 
+import html as html_module
 import io
 import json
 import re
@@ -19,8 +20,15 @@ import pandas as pd
 import pytest
 
 st = pytest.importorskip("streamlit")
+from streamlit import config  # noqa: E402
+from streamlit.runtime.media_file_manager import MediaFileManager  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from app_pages import _jobs  # noqa: E402
+from fairviz import jobs, metrics, postprocess  # noqa: E402
+from fairviz.app_services import budget  # noqa: E402
+from fairviz.app_services.audit_view import metrics_frame  # noqa: E402
+from fairviz.runs import save_run  # noqa: E402
 from tests._app_runs import make_fake_models, make_fake_run  # noqa: E402
 from tests._plotly_json import figure_json, plotly_shown  # noqa: E402
 
@@ -37,8 +45,6 @@ def models_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _fresh_streamlit(monkeypatch, models_dir):
-    from streamlit import config
-
     monkeypatch.setenv("FAIRVIZ_MODELS", str(models_dir))
     config.set_option("client.showErrorDetails", "full")  # tracebacks visible to the test
     st.cache_data.clear()
@@ -52,7 +58,7 @@ def open_page(page: str | None = None) -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert_clean(at)
     return at
 
@@ -112,7 +118,7 @@ def test_sidebar_picker_changes_current_run(models_dir):
     m = stored_metrics(models_dir, "vanilla-a4-label-s0")
     assert metric(at, "SPDD ↓") == f"{m['spdd']['value']:.3f}"
     # the choice follows the user to another page
-    at.switch_page("pages/audit.py").run()
+    at.switch_page("app_pages/audit.py").run()
     assert_clean(at)
     assert "vanilla-a4-label-s0" in texts(at)
 
@@ -178,8 +184,6 @@ def test_audit_upload_good_csv(rng):
     df = pd.DataFrame({"score": score, "sex": g, "label": label})
     at = _upload(open_page("audit"), "scores.csv", _csv(df))
     assert_clean(at)
-    from fairviz import metrics
-
     assert metric(at, "SPDD ↓") == f"{metrics.spdd(score, g):.3f}"
     assert metric(at, "PCC ↑") == f"{metrics.pcc(score, label):.3f}"
     assert "scores.csv" in texts(at)
@@ -267,8 +271,6 @@ def test_compare_table_best_marked_and_curves(models_dir):
 
 
 def test_compare_adds_each_run_plus_repair(models_dir):
-    from fairviz import postprocess
-
     at = open_page("compare")
     assert at.toggle(key="fv_compare_repair").value is True
     at.slider(key="fv_compare_theta").set_value(0.5).run()
@@ -278,9 +280,7 @@ def test_compare_adds_each_run_plus_repair(models_dir):
     assert row in table.index and table.loc[row, "method"] == "mmd + repair"
     preds = pd.read_csv(models_dir / "mmd-a4-label-lam0.15-s0" / "predictions.csv")
     test = postprocess.repaired_test(preds, postprocess.fit_validation_repair(preds), 0.5)
-    from fairviz import metrics as M
-
-    assert table.loc[row, "SPDD ↓"] == f"{M.spdd(test['score'], test['group']):.3f}"
+    assert table.loc[row, "SPDD ↓"] == f"{metrics.spdd(test['score'], test['group']):.3f}"
     assert table.loc[row, "score spread"] == f"{test['score'].std(ddof=0):.3f}"
 
 
@@ -329,9 +329,6 @@ def test_tradeoff_accepted_spdd_moves_the_best_pipeline(models_dir):
 
 def test_tradeoff_user_run_does_not_replace_the_shipped_point(fake_training):
     """A new run with the same method and λ as a shipped one is drawn next to it, not instead."""
-    from fairviz.runs import save_run
-    from tests._app_runs import make_fake_run
-
     run = make_fake_run("ours", 0.3, 0.05, 0.62)
     save_run(run, fake_training / "my-ours-lw0.3")
     at = open_page("tradeoff")
@@ -340,9 +337,6 @@ def test_tradeoff_user_run_does_not_replace_the_shipped_point(fake_training):
 
 
 def test_tradeoff_run_without_validation_split_has_no_repair_curve(fake_training):
-    from fairviz.runs import save_run
-    from tests._app_runs import make_fake_run
-
     run = make_fake_run("vanilla", 0.0, 0.12, 0.6, n_val=0)  # an older run: test rows only
     save_run(run, fake_training / "a4-vanilla")  # the shipped name: the page repairs this one
     at = open_page("tradeoff")
@@ -404,8 +398,6 @@ def test_representation_pca_and_distances(models_dir):
 @pytest.fixture
 def fake_training(monkeypatch, tmp_path, models_dir):
     """A private runs folder and a fake `train` (fast, honours cancel) inside fairviz.jobs."""
-    from fairviz import jobs
-
     root = tmp_path / "models"
     shutil.copytree(models_dir, root)
     monkeypatch.setenv("FAIRVIZ_MODELS", str(root))
@@ -413,7 +405,7 @@ def fake_training(monkeypatch, tmp_path, models_dir):
     def fake_train(config, progress=None, cancel=None):
         for e in range(1, config.epochs + 1):
             if cancel is not None and cancel.is_set():
-                from fairviz.train import TrainingCancelled
+                from fairviz.train import TrainingCancelled  # noqa: PLC0415 - imports torch; AppTests of other pages must not
 
                 raise TrainingCancelled("cancelled")
             progress({"stage": "epoch", "epoch": e, "epochs": config.epochs, "losses": {"mse": 0.1 / e},
@@ -432,10 +424,8 @@ def fake_training(monkeypatch, tmp_path, models_dir):
 
 
 def _wait_job(at: AppTest, key: str, timeout: float = 20.0):
-    from pages import _common
-
     job = at.session_state[key]
-    reg = _common.job_registry()
+    reg = _jobs.job_registry()
     snap = reg.wait(job, timeout)
     assert snap.done, snap
     return snap
@@ -498,8 +488,6 @@ def test_train_page_load_existing_run(fake_training):
 
 
 def test_audit_million_rows_is_exact_and_drawn_small(rng):
-    from fairviz import metrics
-
     n = 1_000_000
     g = rng.choice(["F", "M"], n)
     label = rng.random(n)
@@ -524,9 +512,7 @@ def test_audit_million_rows_is_exact_and_drawn_small(rng):
 
 
 def test_audit_intervals_on_request(rng, monkeypatch):
-    from fairviz import app_support
-
-    monkeypatch.setattr(app_support, "BOOT_COST_PER_ROW", {False: 1.0, True: 1.0})  # "too slow": ask first
+    monkeypatch.setattr(budget, "BOOT_COST_PER_ROW", {False: 1.0, True: 1.0})  # "too slow": ask first
     n = 2000
     df = pd.DataFrame({"score": rng.random(n), "group": rng.integers(0, 2, n), "label": rng.random(n)})
     at = _upload(open_page("audit"), "s.csv", _csv(df))
@@ -541,9 +527,9 @@ def test_widget_values_survive_a_page_switch():
     at = open_page("train")
     at.number_input(key="fv_train_epochs").set_value(7).run()
     at.selectbox(key="fv_train_method").set_value("mmd").run()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("app_pages/compare.py").run()
     assert_clean(at)
-    at.switch_page("pages/train.py").run()
+    at.switch_page("app_pages/train.py").run()
     assert_clean(at)
     assert at.number_input(key="fv_train_epochs").value == 7
     assert at.selectbox(key="fv_train_method").value == "mmd"
@@ -585,8 +571,6 @@ def test_train_page_sets_the_methods_own_weight(fake_training):
 def deferred_downloads(monkeypatch):
     """file name -> the callables deferred `st.download_button`s registered, oldest first
     (AppTest cannot click a download; the test calls the callable as the server would)."""
-    from streamlit.runtime.media_file_manager import MediaFileManager
-
     seen: dict = {}
     original = MediaFileManager.add_deferred
 
@@ -620,9 +604,11 @@ def test_group_names_with_markup_characters_shown_exactly(rng, deferred_download
     for name in AWKWARD:
         assert name in legend, (name, legend[:500])
     html = deferred_downloads["s-audit.html"][-1]().decode()
+    # each name is one table cell that reads as the name once the HTML entities are decoded
+    # (whatever entity spelling the template engine uses), and no cell holds a raw tag character
+    cells = re.findall(r"<td>([^<]*)</td>", html)
     for name in AWKWARD:
-        cell = name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-        assert f"<td>{cell.replace(chr(39), '&#x27;')}</td>" in html, name
+        assert name in {html_module.unescape(c) for c in cells}, name
     assert "&amp;lt;" not in html and "&amp;gt;" not in html and "&amp;quot;" not in html
 
 
@@ -658,8 +644,6 @@ def test_ll144_table_flags_impact_ratios_under_four_fifths(rng):
 
 
 def test_metrics_csv_names_its_attribute(rng):
-    from pages._common import metrics_frame
-
     n = 1000
     df = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["F", "M"], n), "race": rng.choice(["a", "b"], n)})
     at = _upload(open_page("audit"), "s.csv", _csv(df))
@@ -676,8 +660,6 @@ def test_metrics_csv_names_its_attribute(rng):
 
 
 def test_audit_rescales_scores_on_request_and_says_so(rng, deferred_downloads):
-    from fairviz import metrics
-
     n = 2000
     g = rng.choice(["F", "M"], n)
     score = np.clip(rng.random(n) + 0.1 * (g == "M"), 0, 1)
@@ -696,9 +678,6 @@ def test_audit_rescales_scores_on_request_and_says_so(rng, deferred_downloads):
 
 
 def test_representation_says_when_ours_separates_more_than_vanilla(fake_training):
-    from fairviz.runs import save_run
-    from tests._app_runs import make_fake_run
-
     save_run(make_fake_run("ours", 0.5, 0.3, 0.6), fake_training / "ours-far")  # Z encodes a big gap
     at = open_page("representation")
     at.multiselect(key="fv_rep_runs").set_value(["vanilla-a4-label-s0", "ours-far"]).run()

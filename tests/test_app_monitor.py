@@ -25,7 +25,7 @@ TIMEOUT = 90
 def open_monitor() -> AppTest:
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/monitor.py").run()
+    at.switch_page("app_pages/monitor.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

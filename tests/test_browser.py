@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests._app_runs import make_fake_models
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,8 +64,6 @@ def _models_for_test(tmp: Path) -> Path:
     if has_runs:
         shutil.copytree(shipped, root, ignore=shutil.ignore_patterns(".fairviz-tmp-*"))
     else:
-        from tests._app_runs import make_fake_models
-
         make_fake_models(root)
     return root
 
@@ -121,7 +121,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - optional: only the browser tests need it
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

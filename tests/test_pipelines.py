@@ -13,6 +13,8 @@ import pytest
 
 from fairviz import pipelines as P
 from fairviz import postprocess
+from fairviz.app_support import runs_frame
+from fairviz.metrics import spdd
 from fairviz.pipeline_figure import pipeline_figure
 
 
@@ -70,8 +72,6 @@ def test_points_cover_every_run_and_every_repair_strength(world):
     assert rep["pipeline"] == "mmd + repair" and rep["knob"] == "theta"
     # the repaired point is the validation-fitted repair of the test rows
     t = postprocess.repaired_test(preds["mmd"], postprocess.fit_validation_repair(preds["mmd"]), 1.0)
-    from fairviz.metrics import spdd
-
     assert rep["spdd"] == pytest.approx(spdd(t["score"], t["group"]))
 
 
@@ -111,8 +111,6 @@ def test_run_without_validation_rows_cannot_be_repaired(world):
     no_val = {**preds, "van": preds["van"][preds["van"]["split"] == "test"]}
     with pytest.raises(ValueError, match="run 'van' has no validation rows"):
         P.pipeline_points(infos, no_val, repaired=["van"])
-    from fairviz.app_support import runs_frame
-
     frame = runs_frame(infos)
     rows, skipped = P.repaired_rows(frame, no_val, 1.0, n_perm=5)
     assert [s[0] for s in skipped] == ["van"] and "no validation rows" in skipped[0][1]

@@ -15,6 +15,9 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("streamlit")
+from app_pages import _audit_data, _jobs  # noqa: E402
+from fairviz import app_support, jobs  # noqa: E402
+from tests._app_runs import make_fake_run  # noqa: E402
 from tests.reliability.test_security_files import DAMAGED, _edit_json  # noqa: E402
 from tests.reliability.test_security_limits import NA_TABLE  # noqa: E402
 
@@ -66,8 +69,6 @@ def test_damaged_runs_never_break_a_page_and_their_text_is_not_markdown(models_d
 
 
 def test_bad_run_name_is_refused_before_training(monkeypatch):
-    from fairviz import jobs
-
     launched = []
     monkeypatch.setattr(jobs.JobRegistry, "_launch", lambda self, *a, **k: launched.append(a) or "job-x")
     for bad in ("!!!", "tmp-x", "..."):
@@ -80,9 +81,6 @@ def test_bad_run_name_is_refused_before_training(monkeypatch):
 
 
 def test_run_name_is_not_rendered_as_markdown(models_dir, tmp_path, monkeypatch):
-    from fairviz import jobs
-    from tests._app_runs import make_fake_run
-
     root = tmp_path / "models"
     shutil.copytree(models_dir, root)
     monkeypatch.setenv("FAIRVIZ_MODELS", str(root))
@@ -96,9 +94,7 @@ def test_run_name_is_not_rendered_as_markdown(models_dir, tmp_path, monkeypatch)
     at = open_page("train")
     at.text_input(key="fv_train_name").input("**bold** _it_").run()
     at.button(key="fv_train_go").click().run()
-    from pages import _common
-
-    _common.job_registry().wait(at.session_state["fv_train_job"], 20)
+    _jobs.job_registry().wait(at.session_state["fv_train_job"], 20)
     at.run()
     assert_clean(at)
     heads = [m.value for m in at.markdown if "bold" in m.value]
@@ -106,8 +102,6 @@ def test_run_name_is_not_rendered_as_markdown(models_dir, tmp_path, monkeypatch)
 
 
 def test_out_of_memory_on_the_audit_page_is_an_error_message(monkeypatch):
-    from fairviz import app_support
-
     def oom(*a, **k):
         raise MemoryError
 
@@ -116,11 +110,9 @@ def test_out_of_memory_on_the_audit_page_is_an_error_message(monkeypatch):
     assert_clean(at)
     assert "out of memory" in errors(at) and "python -m fairviz audit" in errors(at)
     # outside the places that expect bad input too (app.py catches it around every page)
-    from pages import _common
-
-    monkeypatch.setattr(_common, "dp_curve_for", oom)
+    monkeypatch.setattr(_audit_data, "dp_curve_for", oom)
     at = open_page()
-    at.switch_page("pages/audit.py").run()
+    at.switch_page("app_pages/audit.py").run()
     assert_clean(at)
     assert "out of memory" in errors(at)
 

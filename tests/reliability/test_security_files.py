@@ -321,7 +321,7 @@ def test_duplicate_column_names_are_refused_by_cli_and_app(tmp_path):
 
 
 def test_right_to_left_override_in_a_group_name_is_isolated():
-    from pages._common import md  # noqa: PLC0415 - imports streamlit, which only this test needs
+    from app_pages._common import md  # noqa: PLC0415 - imports streamlit, which only this test needs
 
     evil = "\u202eevil"
     for shown in (theme.group_name(evil), isolate_bidi(evil)):

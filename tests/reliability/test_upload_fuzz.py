@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -177,8 +179,6 @@ def test_one_million_rows(million, fmt):
 
 
 def _arrow_columns():
-    import pyarrow as pa
-
     return {
         "decimal": pa.array([1, 2, 1], pa.decimal128(10, 2)),
         "duration": pa.array([1, 2, 1], pa.duration("s")),
@@ -202,9 +202,6 @@ def _arrow_columns():
 @pytest.mark.parametrize("role", ["score", "group"])
 @pytest.mark.parametrize("kind", list(_arrow_columns()))
 def test_parquet_arrow_types(kind, role):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     col = _arrow_columns()[kind]
     other = pa.array([0.1, 0.9, 0.5]) if role == "group" else pa.array(["a", "b", "a"])
     table = pa.table({"score": col, "group": other} if role == "score" else {"score": other, "group": col})

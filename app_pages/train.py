@@ -2,45 +2,18 @@
 
 import streamlit as st
 
+from app_pages import _common as ui
+from app_pages import _jobs
 from fairviz import app_support, jobs, kgroups
-from fairviz.data import DEFAULT_FRAMES, DEFAULT_SIZE
-from fairviz.train import METHODS, TrainConfig
-from pages import _common as ui
+from fairviz.app_services import train_form
+from fairviz.app_services.train_form import SOURCES, VAL_LABEL_TEXT, WEIGHT_LABELS
+from fairviz.train import METHODS  # this page trains: its form reads the methods
 
 JOB_KEY = "fv_train_job"
-WEIGHT_LABELS = {
-    "lambda_w": "λ_W: weight of the Wasserstein term",
-    "lambda_l2": "λ: weight of the mean-gap (L2) term",
-    "lambda_mmd": "λ: weight of the MMD term",
-    "lambda_sw": "λ: weight of the scale-free W1 term",
-}
-VAL_LABELS = {
-    "true": "an audited validation set (true labels)",
-    "biased": "validation labels biased like training",
-}
-SOURCES = {
-    "synthetic": "Built-in synthetic interviews",
-    "manifest": "Real videos: a manifest CSV (video, label, group[, transcript, split])",
-    "first_impressions": "ChaLearn First Impressions V2 folder",
-}
 
 ui.page_header("Train", "Train a scoring model with one of the methods; training runs in the background.")
-defaults = TrainConfig()
-reg = ui.job_registry()
-ui.widget_defaults(
-    {
-        "fv_train_source": "synthetic", "fv_train_path": "", "fv_train_method": "ours", "fv_train_bias": "label",
-        "fv_train_alpha": float(defaults.alpha), "fv_train_epochs": int(defaults.epochs),
-        "fv_train_seed": int(defaults.seed), "fv_train_name": "", "fv_train_bs": int(defaults.batch_size),
-        "fv_train_lr": float(defaults.lr), "fv_train_n": 0, "fv_train_adv": float(defaults.adv_weight),
-        "fv_train_target": 0.0, "fv_train_sel": defaults.val_labels,
-        "fv_train_attr": "binary", "fv_train_sfrac": 1.0, "fv_train_w1form": defaults.w1_form,
-        "fv_train_frames": DEFAULT_FRAMES, "fv_train_size": DEFAULT_SIZE,
-    },
-    options={"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_sel": list(VAL_LABELS),
-             "fv_train_attr": list(kgroups.SYNTHETIC_ATTRIBUTES), "fv_train_sfrac": list(kgroups.S_FRACTIONS),
-             "fv_train_w1form": list(kgroups.W1_FORMS)},
-)
+reg = _jobs.job_registry()
+ui.widget_defaults(*train_form.form_defaults())
 
 tab_new, tab_load = st.tabs(["Train a new run", "Load an existing run"])
 
@@ -48,7 +21,7 @@ with tab_new:
     left, right = st.columns(2, gap="large")
     with left:
         source = st.radio("Data", list(SOURCES), format_func=SOURCES.get, key="fv_train_source")
-        path = None
+        path = frames = size = None
         if source != "synthetic":
             path = st.text_input(
                 ("Path" if source == "manifest" else "Folder") + " inside the server's data folder (FAIRVIZ_DATA_ROOT)",
@@ -66,7 +39,7 @@ with tab_new:
                             format_func=lambda k: kgroups.SYNTHETIC_ATTRIBUTES[k][0])
         method = st.selectbox("Method", list(METHODS), key="fv_train_method")
         st.caption(f"**{method}** adds to the MSE loss: {METHODS[method].description}.")
-        needs_s = METHODS[method].needs_s and not METHODS[method].balance_training_rows
+        needs_s = train_form.uses_s(method)
         s_fraction = st.select_slider(
             "Training rows whose group S the training may use", options=list(kgroups.S_FRACTIONS),
             key="fv_train_sfrac", format_func=lambda v: f"{v:.0%}", disabled=not needs_s,
@@ -83,11 +56,11 @@ with tab_new:
         alpha = st.slider("Bias strength α (1 = no bias)", 1.0, 6.0, step=0.5, key="fv_train_alpha")
     with right:
         # the method's own fairness weight (λ_W for ours, λ for l2 and mmd), if it has one
-        weight_field = getattr(METHODS[method], "weight_field", "lambda_w" if METHODS[method].uses_lambda_w else None)
+        weight_field = METHODS[method].weight_field
         weight = None
         if weight_field:
             weight_key = f"fv_train_w_{weight_field}"
-            weight_default = float(getattr(defaults, weight_field))
+            weight_default = train_form.weight_default(weight_field)
             ui.widget_defaults({weight_key: weight_default})
             weight = st.number_input(
                 f"{WEIGHT_LABELS.get(weight_field, weight_field)} (0 = off; large values collapse the scores)",
@@ -115,28 +88,23 @@ with tab_new:
                 help="Training adjusts the weight itself until the validation SPDD is at most this, and keeps "
                      "the most accurate such epoch; the weight reached is stored in the run.",
             )
-            val_labels = a2.radio("Pick the best epoch with", list(VAL_LABELS), format_func=VAL_LABELS.get,
+            val_labels = a2.radio("Pick the best epoch with", list(VAL_LABEL_TEXT), format_func=VAL_LABEL_TEXT.get,
                                   key="fv_train_sel")
             w1_form = a2.selectbox("W1 term with k > 2 groups", list(kgroups.W1_FORMS), key="fv_train_w1form",
                                    help="spdd: ∫ max − min of the groups' selection rates; pooled: each "
                                         "group's W1 to the batch's pooled scores")
 
-    mine = ui.job_status(st.session_state.get(JOB_KEY))
+    mine = _jobs.job_status(st.session_state.get(JOB_KEY))
     busy = mine is not None and not mine.done
     if st.button("Train", type="primary", icon=":material/play_arrow:", disabled=busy, key="fv_train_go",
                  help="Your training is still running" if busy else None):
         with ui.user_errors("Cannot start training"):
             data = app_support.resolve_data_source(source, path)
-            cfg = TrainConfig(
-                method=method, alpha=float(alpha), bias_mode=bias_mode,
-                **({weight_field: float(weight)} if weight_field else {}),
-                adv_weight=float(adv_weight), epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
-                seed=int(seed), data=data, n_samples=int(n_samples) or None if source == "synthetic" else None,
-                target_spdd=float(target) if weight_field and target > 0 else None, val_labels=val_labels,
-                data_params=dict(kgroups.SYNTHETIC_ATTRIBUTES[attr][1]), w1_form=w1_form,
-                s_fraction=float(s_fraction) if needs_s else 1.0,
-                **({} if source == "synthetic" else {"frames": int(frames), "size": int(size)}),
-            )
+            cfg = train_form.train_config(dict(
+                source=source, method=method, alpha=alpha, bias_mode=bias_mode, weight=weight, adv_weight=adv_weight,
+                epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_samples=n_samples, target=target,
+                val_labels=val_labels, attr=attr, w1_form=w1_form, s_fraction=s_fraction, frames=frames, size=size,
+            ), data)
             if not busy:  # a click that raced the button's disabling must not start a second job
                 st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)
         st.rerun()  # redraw with the button disabled and the progress shown
@@ -149,7 +117,7 @@ with tab_new:
             ui.set_current_run(snap.run_name)
             st.rerun()  # redraw the sidebar with the new current run
 
-    ui.show_job(JOB_KEY, on_done=_finished)
+    _jobs.show_job(JOB_KEY, on_done=_finished)
 
 with tab_load:
     infos = ui.runs()

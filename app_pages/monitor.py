@@ -7,8 +7,8 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+from app_pages import _common as ui
 from fairviz import monitor, monitor_figures
-from pages import _common as ui
 
 ui.page_header(
     "Monitor",

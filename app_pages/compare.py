@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages import _common as ui
 from fairviz import app_support, figures, pipelines
-from fairviz.train import METHODS
-from pages import _common as ui
+from fairviz.app_services.compare import compare_table
 
 ui.page_header("Compare", "Several runs side by side: accuracy (PCC, SRCC) against unfairness (SPDD, SPEO).")
 
@@ -42,47 +42,12 @@ sub = table.set_index("name").loc[chosen]
 if with_repair:
     with ui.user_errors("Cannot repair the runs"):
         extra, skipped = _repaired(table[table["name"].isin(chosen)], float(theta),
-                                   tuple((n, (ui.models_root() / n).stat().st_mtime_ns) for n in chosen))
+                                   tuple((n, ui.run_mtime(n)) for n in chosen))
         for name, reason in skipped:
             st.warning(f"`{name}` has no repaired row: {reason}")
         sub = pd.concat([sub, extra.set_index("name")])
-best = figures.best_per_column(sub, app_support.HIGHER_IS_BETTER)
-ties = app_support.ties_with_best(sub)
-
-
-def _cell(row, k):
-    v, lo, hi = row[k], row[f"{k}_low"], row[f"{k}_high"]
-    if pd.isna(v):
-        return "—"
-    return f"{v:.3f}" + (f"  [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) and pd.notna(hi) else "")
-
-
-shown = pd.DataFrame(
-    {
-        "method": sub["method"],
-        "α": sub["alpha"].map("{:g}".format),
-        "λ_W": [f"{lw:g}" if m in METHODS and METHODS[m].uses_lambda_w else "—"
-                for m, lw in zip(sub["method"], sub["lambda_w"])],
-        "seed": sub["seed"],
-        **{f"{k.upper()} {'↑' if up else '↓'}": [_cell(r, k) for _, r in sub.iterrows()]
-           for k, up in app_support.HIGHER_IS_BETTER.items()},
-        "SPDD floor": sub["spdd_floor"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
-        "score spread": sub["score_std"].map(lambda v: "—" if pd.isna(v) else f"{v:.3f}"),
-    },
-    index=sub.index,
-)
-shown.index.name = "run"
-best_cols = {f"{k.upper()} {'↑' if up else '↓'}": best.get(k) for k, up in app_support.HIGHER_IS_BETTER.items()}
-tie_cols = {f"{k.upper()} {'↑' if up else '↓'}": ties.get(k, []) for k, up in app_support.HIGHER_IS_BETTER.items()}
-
-
-def _mark(col):
-    target, tied = best_cols.get(col.name), tie_cols.get(col.name, [])
-    return ["font-weight: 700; background-color: #DCEBF7" if idx == target else
-            ("background-color: #EEF5FB" if idx in tied else "") for idx in col.index]
-
-
-st.dataframe(shown.style.apply(_mark, axis=0), width="stretch")
+table_view = compare_table(sub)
+st.dataframe(table_view.shown.style.apply(table_view.styles, axis=0), width="stretch")
 st.caption(
     "Value and 95 % interval on each run's test split (SPDD / SPEO: lower end 0 unless a permutation "
     "test tells the groups apart); the best value per column is highlighted, and runs whose interval "
@@ -90,9 +55,7 @@ st.caption(
     "the run's test scores after the barycenter repair fitted on its validation split (values only). "
     "SPDD floor: SPDD of the same scores with the group labels shuffled — the smallest gap this test "
     "split can show. Score spread: the std of the test scores; a small SPDD with a near-zero spread "
-    "means collapsed scores, not fair ones. Best: "
-    + ", ".join(f"{col} → `{run}`" + (f" (tied with {len(tie_cols[col])})" if tie_cols[col] else "")
-                for col, run in best_cols.items() if run is not None)
+    "means collapsed scores, not fair ones. Best: " + table_view.best_caption()
 )
 
 with ui.user_errors("Cannot read the runs' predictions"):

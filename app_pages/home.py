@@ -4,8 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import _common as ui
 from fairviz import app_support
-from pages import _common as ui
 
 ui.page_header("fairviz", "Fair scores for video interviews — and how fair any score is at every threshold.")
 
@@ -42,9 +42,9 @@ with left:
             ui.metric_card("SPDD ↓", m, "spdd", help="Area under DP(τ): the group gap in selection rate over all thresholds.")
         with c[3]:
             ui.metric_card("SPEO ↓", m, "speo", help="The same for equal opportunity: gap among candidates whose true label is above τ.")
-        st.page_link("pages/audit.py", label="Audit this run: DP(τ), impact ratios, report", icon=":material/fact_check:")
-        st.page_link("pages/compare.py", label="Compare the six methods", icon=":material/compare_arrows:")
-        st.page_link("pages/train.py", label="Train a new run", icon=":material/model_training:")
+        st.page_link("app_pages/audit.py", label="Audit this run: DP(τ), impact ratios, report", icon=":material/fact_check:")
+        st.page_link("app_pages/compare.py", label="Compare the six methods", icon=":material/compare_arrows:")
+        st.page_link("app_pages/train.py", label="Train a new run", icon=":material/model_training:")
         if ui.skipped_runs():
             with st.expander(f"{len(ui.skipped_runs())} folder(s) in the runs folder could not be read"):
                 for path, reason in ui.skipped_runs():
