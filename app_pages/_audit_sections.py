@@ -55,7 +55,7 @@ def metric_cards(view, metrics_dict: dict) -> tuple[dict, object]:
     note = st.empty()
     if len(view.groups) > 2:
         st.caption(f"{len(view.groups)} groups: SPDD is the area under max − min of the selection rates "
-                   f"({view.spdd_max_min:.3f}); the largest pairwise W1 is {view.spdd:.3f} "
+                   f"({view.spdd_max_min:.3f}); the largest pairwise W1 is {view.max_pairwise_w1:.3f} "
                    f"({ui.md(view.spdd_pair[0])} vs {ui.md(view.spdd_pair[1])}).")
     if view.small_groups:
         st.caption("⚠ Small groups have wide intervals; read their numbers with their n.")

@@ -18,8 +18,7 @@ class AttributeAudit:
     n: rows with a known group; n_missing: rows excluded as missing/unknown; groups: labels;
     group_counts: group -> n; small_groups: groups under `small_share` of the known rows;
     audit: `fairviz.metrics.AuditResult` (its SPDD is ``spdd_max_min``, with bootstrap CI);
-    max_pairwise_w1: largest pairwise W1 (``spdd``: the same, a read-only alias kept for callers that
-    predate the name; it is not `metrics.spdd`); spdd_pair: the two groups of that pair; spdd_max_min: ∫(max−min);
+    max_pairwise_w1: largest pairwise W1 (not `metrics.spdd`, which is ∫(max−min)); spdd_pair: the two groups of that pair; spdd_max_min: ∫(max−min);
     spdd_mean_to_pooled: mean W1 of a group to the pooled sample; w1_to_pooled: group -> W1;
     pairwise_w1: DataFrame (G × G); scoring_rates: LL144 table with tests
     (`significance.scoring_rate_tests` columns); impact_ratios: four-fifths table at `tau` with
@@ -44,11 +43,6 @@ class AttributeAudit:
     impact_ratios: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     tau: float | None = None
     permutation: Any = None
-
-    @property
-    def spdd(self) -> float:
-        """The largest pairwise W1 (alias of ``max_pairwise_w1``; the Audit page and report read it)."""
-        return self.max_pairwise_w1
 
     def to_dict(self) -> dict:
         """JSON-serialisable summary (group labels as strings)."""
