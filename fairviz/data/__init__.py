@@ -13,21 +13,9 @@ from typing import Any
 
 from fairviz.data.bias import inject_bias, inject_label_bias
 from fairviz.data.splits import balanced_splits
-from fairviz.data.synthetic import (
-    DEFAULT_AUDIO_SECONDS,
-    DEFAULT_FRAMES,
-    DEFAULT_N_SAMPLES,
-    DEFAULT_SIZE,
-    Interviews,
-    export_examples,
-    make_synthetic,
-)
+from fairviz.data.synthetic import Interviews, export_examples, make_synthetic
 
 __all__ = [
-    "DEFAULT_AUDIO_SECONDS",
-    "DEFAULT_FRAMES",
-    "DEFAULT_N_SAMPLES",
-    "DEFAULT_SIZE",
     "Interviews",
     "balanced_splits",
     "export_examples",
@@ -36,9 +24,14 @@ __all__ = [
     "make_synthetic",
 ]
 
-# Lazy exports (feature / torch side): name -> the submodule of fairviz.data that defines it, imported
+# Lazy exports (the generator's defaults, and the feature / torch side): name -> the submodule of fairviz.data that defines it, imported
 # on first use so that `import fairviz.data` stays light.
 _LAZY: dict[str, str] = {
+    # the generator's defaults (light, but listed once, in fairviz.data.synthetic)
+    "DEFAULT_AUDIO_SECONDS": "synthetic",
+    "DEFAULT_FRAMES": "synthetic",
+    "DEFAULT_N_SAMPLES": "synthetic",
+    "DEFAULT_SIZE": "synthetic",
     "FeatureSet": "features",
     "extract_features": "features",
     "load_synthetic_features": "features",
