@@ -53,10 +53,11 @@ def jsonable(obj: Any, *, max_array: int | None = None, strict: bool = False) ->
 
 
 def json_float(v: Any) -> float | None:
-    """`v` as a float, or None when it is None or not finite (NaN, ±inf)."""
-    if v is None:
+    """`v` as a float, or None when it is not a finite number (None, NaN, ±inf, pandas NA, text)."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
         return None
-    v = float(v)
     return v if math.isfinite(v) else None
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fairviz import score_range as _range
+from fairviz.jsonsafe import json_float
 from fairviz.metrics import FOUR_FIFTHS
 
 #: LL144's small group: under this share of the rows (as `fairviz.metrics.scoring_rate_table`).
@@ -204,7 +205,7 @@ class SqlAudit:
     def to_dict(self) -> dict:
         def rows(df):
             return [{"group": _py(r.grp), "n": int(r.n), "share": float(r.share), "selected": int(r.selected),
-                     "rate": float(r.rate), "impact_ratio": _opt(r.impact_ratio),
+                     "rate": float(r.rate), "impact_ratio": json_float(r.impact_ratio),
                      "four_fifths_fail": bool(r.four_fifths_fail),
                      "small_group": bool(r.small_group)} for r in df.itertuples(index=False)]
 
@@ -223,14 +224,6 @@ class SqlAudit:
 
 def _py(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
-
-
-def _opt(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 # ------------------------------------------------------------------------------ DuckDB

@@ -3,7 +3,7 @@ background jobs (`fairviz.jobs.JobRegistry.start_sweep`) and the shipped runs.
 
 A sweep trains one config several times, changing only the weight of the method's own fairness
 term (λ_W for ``ours``, ``lambda_l2`` for ``l2``, ``lambda_mmd`` for ``mmd``, ``lambda_sw`` for
-``fairoffset``: `fairviz.train.Method.weight_field`), then optionally adds runs where the
+``fairoffset``: `fairviz.methods.WEIGHT_FIELDS`), then optionally adds runs where the
 results still jump between neighbouring weights (`fairviz.pipelines.refine_points`).
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from fairviz.methods import ALL_METHODS, WEIGHT_FIELDS
 from fairviz.pipelines import refine_points
 
 #: The columns `SweepPlan.refine` reads: one row per finished run.
@@ -25,15 +26,11 @@ REFINE_COLUMNS = ("weight", "pcc", "spdd", "score_std")
 def weight_field(method: str) -> str:
     """The TrainConfig field holding `method`'s own weight; ValueError for an unknown method or
     one without a weight (vanilla, balancing, adversarial, ...)."""
-    from fairviz.train import METHODS  # noqa: PLC0415 - imports torch; the weights live with the losses
-
-    spec = METHODS.get(method)
-    if spec is None:
-        raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
-    if spec.weight_field is None:
-        raise ValueError(f"method {method!r} has no weight to sweep; choose one of "
-                         f"{[m for m, s in METHODS.items() if s.weight_field]}")
-    return spec.weight_field
+    if method not in ALL_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {list(ALL_METHODS)}")
+    if method not in WEIGHT_FIELDS:
+        raise ValueError(f"method {method!r} has no weight to sweep; choose one of {list(WEIGHT_FIELDS)}")
+    return WEIGHT_FIELDS[method]
 
 
 def sweep_run_name(base: str, value: float) -> str:

@@ -398,3 +398,13 @@ def test_jsonable_turns_numpy_torch_paths_and_non_finite_into_json():
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         jsonable({"o": object()}, strict=True)
     assert [json_float(v) for v in (None, np.float32(0.5), 2, float("-inf"), np.nan)] == [None, 0.5, 2.0, None, None]
+
+
+def test_run_info_weight_is_the_methods_own_weight():
+    by_name = {info.name: info for info in R.list_runs(REPO_ROOT / "models")}
+    # read from config.json here, not through fairviz: the field each method's term reads
+    own = {"ours": "lambda_w", "l2": "lambda_l2", "mmd": "lambda_mmd", "fairoffset": "lambda_sw"}
+    for name, info in by_name.items():
+        train = json.loads((info.path / "config.json").read_text())["train"]
+        assert info.weight == (train[own[info.method]] if info.method in own else None), name
+    assert by_name["a4-mmd"].weight == 0.15 and by_name["a4-vanilla"].weight is None

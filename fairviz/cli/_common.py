@@ -4,6 +4,7 @@ commands that read a table of scores (``audit``, ``report``)."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 
@@ -31,3 +32,8 @@ def add_score_range(parser: argparse.ArgumentParser, said: str) -> None:
     parser.add_argument("--score-range", nargs=2, type=float, metavar=("LOW", "HIGH"), default=None,
                         help="the scores lie on [LOW, HIGH] (e.g. 0 100): rescale them into [0, 1] as "
                              f"(score - LOW) / (HIGH - LOW); {said}")
+
+
+def fmt_num(x: float, digits: int = 3) -> str:
+    """``x`` with ``digits`` decimals for a table or summary line; "—" when it is not finite."""
+    return f"{x:.{digits}f}" if math.isfinite(x) else "—"

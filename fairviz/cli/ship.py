@@ -19,12 +19,12 @@ test metrics is written next to them.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
 from fairviz.atomic import write_text
+from fairviz.cli._common import fmt_num
 from fairviz.cli.train import TqdmProgress, set_threads, summary_lines
 from fairviz.methods import ALL_METHODS, COMPARED_METHODS
 from fairviz.postprocess import load_repair, pipeline_metrics, repair_label, repaired_test
@@ -133,10 +133,6 @@ def _train_save(cfg, features, out: Path, tag: str, args) -> list:
     return [result] if cfg.name.startswith("sweep-") else []
 
 
-def _num(x: float, digits: int = 3) -> str:
-    return f"{x:.{digits}f}" if math.isfinite(x) else "–"
-
-
 def _readme(infos, args) -> str:
     lines = [
         "# Shipped runs",
@@ -146,16 +142,16 @@ def _readme(infos, args) -> str:
         "synthetic data. Metrics are on the test split with true labels; the SPDD floor is the mean SPDD",
         "of the same scores with the group labels permuted (what equal distributions would still show).",
         "",
-        "| run | method | λ_W | PCC | SRCC | SPDD | SPDD floor | SPEO | score std |",
+        "| run | method | weight | PCC | SRCC | SPDD | SPDD floor | SPEO | score std |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     order = {m: i for i, m in enumerate(ALL_METHODS)}
     for r in sorted(infos, key=lambda r: (r.name.startswith("sweep-"), order.get(r.method, 99), r.lambda_w, r.name)):
         m = r.run_metrics
         lines.append(
-            f"| {r.name} | {r.method} | {format(r.lambda_w, 'g') if r.method == 'ours' else '–'} | "
-            f"{_num(m.get('pcc'))} | {_num(m.get('srcc'))} | {_num(m.get('spdd'))} | "
-            f"{_num(m.get('spdd_floor', 'mean'))} | {_num(m.get('speo'))} | {_num(m.get('score_std'))} |"
+            f"| {r.name} | {r.method} | {'—' if r.weight is None else format(r.weight, 'g')} | "
+            f"{fmt_num(m.get('pcc'))} | {fmt_num(m.get('srcc'))} | {fmt_num(m.get('spdd'))} | "
+            f"{fmt_num(m.get('spdd_floor', 'mean'))} | {fmt_num(m.get('speo'))} | {fmt_num(m.get('score_std'))} |"
         )
     return "\n".join(lines + _repair_lines(infos)) + "\n"
 

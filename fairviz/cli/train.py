@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from fairviz.cli._common import fmt_num
 from fairviz.methods import ALL_METHODS, BIAS_MODES, VAL_LABELS
 from fairviz.paths import models_dir
 from fairviz.runs import RunMetrics, check_folder_name, check_replaceable, sanitize_run_name, save_run, save_unique
@@ -151,10 +152,6 @@ class TqdmProgress:
         self.bar = self.data_bar = None
 
 
-def _num(x: float, digits: int = 3) -> str:
-    return f"{x:.{digits}f}" if math.isfinite(x) else "—"
-
-
 def summary_lines(run, path=None) -> list[str]:
     """What `train` prints about a trained run: its config and test metrics (and where it is saved)."""
     m = RunMetrics.from_dict(run.metrics, f"run {run.name!r} metrics")
@@ -163,9 +160,9 @@ def summary_lines(run, path=None) -> list[str]:
     lines = [
         f"{run.name}: method={cfg.method} alpha={cfg.alpha:g} bias_mode={cfg.bias_mode} "
         + (f"weight={weight:g} " if weight is not None else "") + f"seed={cfg.seed}",
-        f"  test (n={m.n}): PCC {_num(m.get('pcc'))}  SRCC {_num(m.get('srcc'))}  SPDD {_num(m.get('spdd'))}"
+        f"  test (n={m.n}): PCC {fmt_num(m.get('pcc'))}  SRCC {fmt_num(m.get('srcc'))}  SPDD {fmt_num(m.get('spdd'))}"
         + (f" (floor {floor:.3f})" if math.isfinite(floor) else "")
-        + f"  SPEO {_num(m.get('speo'))}  score std {m.get('score_std'):.3f}  | best epoch {m.best_epoch}, "
+        + f"  SPEO {fmt_num(m.get('speo'))}  score std {m.get('score_std'):.3f}  | best epoch {m.best_epoch}, "
         f"{run.info.get('train_seconds', 0):.0f} s",
     ]
     target = run.info.get("target_spdd")

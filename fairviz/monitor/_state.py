@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fairviz.jsonsafe import json_float
 from fairviz.monitor import _bounds
 
 __all__ = ["HISTORY_MAX", "MAX_GROUPS", "MonitorConfig", "MonitorState", "Gap"]
@@ -110,11 +111,6 @@ class Gap:
                 "rejected": self.rejected, "fixed_rejects": self.fixed_rejects}
 
 
-def _num(v) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 @dataclass
 class MonitorState:
     """Counts of all rows seen so far; `update` adds a batch, `gaps` reads the current answer.
@@ -163,7 +159,7 @@ class MonitorState:
         """SPDD of all rows seen so far (binned; within `config.grid_error` of the exact one);
         None while fewer than two groups have rows."""
         t, n = _bounds.survival(self.counts)
-        return _num(_bounds.spdd_estimate(t, n))
+        return json_float(_bounds.spdd_estimate(t, n))
 
     def gaps(self) -> list[Gap]:
         """SPDD, DP(τ) and EO(τ) at each of their thresholds, with confidence sequences and tests."""
@@ -172,7 +168,7 @@ class MonitorState:
         lo, hi = _bounds.spdd_bounds(t, n, cfg.family_alpha)
         zc = _bounds.z_critical(cfg.alpha)
         z = _bounds.fixed_spdd_z(self.counts, cfg.epsilon)
-        out = [Gap("SPDD", _num(_bounds.spdd_estimate(t, n)), float(lo), float(hi),
+        out = [Gap("SPDD", json_float(_bounds.spdd_estimate(t, n)), float(lo), float(hi),
                    bool(lo > cfg.epsilon), bool(z > zc))]
         for name, taus, hits, rows in (("DP", cfg.taus, self.above, n), ("EO", cfg.eo_taus, self.passed, self.qualified)):
             if not taus:
@@ -180,7 +176,7 @@ class MonitorState:
             est, rlo, rhi = _bounds.rate_gap(hits, rows, cfg.family_alpha)
             rz = _bounds.fixed_rate_z(hits, rows, cfg.epsilon)
             for i, tau in enumerate(taus):
-                out.append(Gap(f"{name}({tau:g})", _num(est[i]), float(rlo[i]), float(rhi[i]),
+                out.append(Gap(f"{name}({tau:g})", json_float(est[i]), float(rlo[i]), float(rhi[i]),
                                bool(rlo[i] > cfg.epsilon), bool(rz[i] > zc)))
         return out
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError
 
+from fairviz.methods import WEIGHT_FIELDS
 from fairviz.paths import models_dir
 from fairviz.runs._folder import (
     CONFIG_FILE,
@@ -143,6 +144,7 @@ class RunInfo:
     bias_mode: str
     metrics: dict = field(default_factory=dict)
     created: float = 0.0  # folder mtime (seconds since the epoch)
+    weight: float | None = None  # the method's own fairness weight (None: the method has none)
 
     @property
     def run_metrics(self) -> RunMetrics:
@@ -176,9 +178,18 @@ def run_info(path) -> RunInfo:
             bias_mode=str(cfg["bias_mode"]),
             metrics=metrics,
             created=path.stat().st_mtime,
+            weight=_own_weight(cfg),
         )
     except (TypeError, ValueError, OverflowError) as err:  # Overflow: "seed": 1e400
         raise ValueError(f"run config {path / CONFIG_FILE} has a bad field: {err}") from None
+
+
+def _own_weight(cfg: dict) -> float | None:
+    """The value of the run method's own weight field, None when it has none (or an older
+    config does not store it)."""
+    train = cfg["train"] if isinstance(cfg["train"], dict) else {}
+    value = train.get(WEIGHT_FIELDS.get(cfg["method"], ""))
+    return None if value is None else float(value)
 
 
 def list_runs(root=None) -> RunList:
