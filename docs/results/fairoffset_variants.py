@@ -68,15 +68,16 @@ def repaired(pred, theta: float, seed: int) -> dict:
     return postprocess.pipeline_metrics(test["score"], test["label"], test["group"], n_perm=N_PERM, seed=seed)
 
 
-def run_job(job: str, features, preds_dir: Path | None) -> dict:
+def run_job(job: str, features, preds_dir: Path | None, text_model: str | None = None) -> dict:
     spec = parse_job(job)
-    cfg = T.TrainConfig(alpha=4.0, **spec)
+    cfg = T.TrainConfig(alpha=4.0, text_model=text_model, **spec)
     t0 = time.time()
     run = T.train(cfg, features=features)
     pred = run.predictions
     test = run.test_predictions()
     rec = {
         "job": job,
+        "encoder": "random-bert" if text_model else "default",
         "variant": cfg.method,
         "mode": cfg.bias_mode,
         "seed": cfg.seed,
@@ -95,17 +96,18 @@ def run_job(job: str, features, preds_dir: Path | None) -> dict:
     }
     if preds_dir is not None:
         preds_dir.mkdir(parents=True, exist_ok=True)
-        pred.to_csv(preds_dir / f"{job.replace(':', '_')}.csv", index=False)
+        tag = "rb_" if text_model else ""
+        pred.to_csv(preds_dir / f"{tag}{job.replace(':', '_')}.csv", index=False)
     return rec
 
 
 def cmd_run(args) -> None:
     torch.set_num_threads(1)
     register_variants()
-    features = T.load_features(T.TrainConfig())
+    features = T.load_features(T.TrainConfig(text_model=args.text_model))
     out = Path(args.out)
     for job in args.jobs:
-        rec = run_job(job, features, Path(args.preds) if args.preds else None)
+        rec = run_job(job, features, Path(args.preds) if args.preds else None, args.text_model)
         with out.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
         t = rec["trained"]
@@ -117,23 +119,75 @@ def load(path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def cmd_table(args) -> None:
-    """One markdown row per run: as trained and + repair, with vanilla's seed/mode as reference."""
-    recs = load(args.out)
-    van = {(r["mode"], r["seed"]): r["trained"] for r in recs if r["variant"] == "vanilla"}
-    print("| variant | λ | mode | seed | PCC | SPDD | floor p95 | std (× vanilla) | b | ΔPCC | SPDD cut "
-          "| + repair PCC / SPDD / p95 |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+def enc(rec: dict) -> str:
+    return rec.get("encoder", "default")
+
+
+def flat(rec: dict, vanilla: dict | None) -> dict:
+    """One CSV row: the run as trained, + repair (θ = 1), and the ratios to vanilla's same seed/mode."""
+    t, rp = rec["trained"], rec["repair_1"]
+    row = {"encoder": enc(rec)}
+    row.update({k: rec.get(k) for k in ("variant", "lambda_sw", "mode", "seed", "best_epoch", "group_offset", "val_pcc")})
+    row.update({k: t[k] for k in ("pcc", "spdd", "spdd_floor_p95", "score_std")})
+    row.update({f"repair_{k}": rp[k] for k in ("pcc", "spdd", "spdd_floor_p95", "score_std")})
+    if vanilla is not None:
+        row["std_ratio"] = t["score_std"] / vanilla["score_std"]
+        row["dpcc"] = t["pcc"] - vanilla["pcc"]
+        row["spdd_cut"] = vanilla["spdd"] / t["spdd"]
+    return row
+
+
+def auto_rows(recs: list[dict]) -> list[dict]:
+    """`auto`: per mode and seed, whichever of fairoffset (λ 0.3) and fo_bal has the higher
+    validation PCC (true labels) - the criterion model selection already uses."""
+    out = []
+    pool = {}
     for r in recs:
-        t, v, rp = r["trained"], van.get((r["mode"], r["seed"])), r["repair_1"]
-        ratio = f"{t['score_std']:.3f} ({t['score_std'] / v['score_std']:.2f})" if v else f"{t['score_std']:.3f}"
-        dp = f"{t['pcc'] - v['pcc']:+.3f}" if v else "–"
-        cut = f"{v['spdd'] / t['spdd']:.1f}×" if v else "–"
-        b = "–" if r["group_offset"] is None else f"{r['group_offset']:.3f}"
-        lam = "–" if r["lambda_sw"] is None else f"{r['lambda_sw']:g}"
-        print(f"| {r['variant']} | {lam} | {r['mode']} | {r['seed']} | {t['pcc']:.3f} | {t['spdd']:.4f} "
-              f"| {t['spdd_floor_p95']:.4f} | {ratio} | {b} | {dp} | {cut} "
-              f"| {rp['pcc']:.3f} / {rp['spdd']:.4f} / {rp['spdd_floor_p95']:.4f} |")
+        if r["variant"] in ("fairoffset", "fo_bal") and r["lambda_sw"] == 0.3 and r.get("val_pcc") is not None:
+            pool.setdefault((r["mode"], r["seed"]), []).append(r)
+    for key in sorted(pool):
+        if len(pool[key]) == 2:
+            best = max(pool[key], key=lambda r: r["val_pcc"])
+            out.append({**best, "variant": f"auto ({best['variant']})"})
+    return out
+
+
+def compare_vanilla() -> dict:
+    """Vanilla's test numbers per (mode, seed) from the shipped `compare` tables (an earlier build of
+    the same code), for seeds this driver did not retrain vanilla on."""
+    import pandas as pd
+
+    out = {}
+    for mode in ("label", "sample"):
+        path = HERE / f"compare-a4-{mode}.csv"
+        if path.is_file():
+            t = pd.read_csv(path)
+            for _, r in t[t["method"] == "vanilla"].iterrows():
+                out[(mode, int(r["seed"]))] = {k: float(r[k]) for k in ("pcc", "spdd", "score_std")}
+    return out
+
+
+def cmd_table(args) -> None:
+    """Per-run rows (CSV beside the JSONL) and a markdown table with the means per variant and mode."""
+    import pandas as pd
+
+    recs = load(args.out)
+    van = {("default", *k): v for k, v in compare_vanilla().items()}
+    van.update({(enc(r), r["mode"], r["seed"]): r["trained"] for r in recs if r["variant"] == "vanilla"})
+    rows = [flat(r, van.get((enc(r), r["mode"], r["seed"]))) for r in recs + auto_rows(recs)]
+    df = pd.DataFrame(rows)
+    df.to_csv(Path(args.out).with_suffix(".csv"), index=False, float_format="%.4f")
+    cols = ["pcc", "spdd", "spdd_floor_p95", "score_std", "std_ratio", "dpcc", "spdd_cut",
+            "repair_pcc", "repair_spdd", "repair_spdd_floor_p95"]
+    df["lambda_sw"] = df["lambda_sw"].fillna(-1)
+    g = df.groupby(["encoder", "mode", "variant", "lambda_sw"], sort=True)
+    mean = g[cols].mean().round(4)
+    mean["seeds"] = g["seed"].apply(lambda s: " ".join(str(int(x)) for x in sorted(s)))
+    table = mean.reset_index()
+    print("| " + " | ".join(table.columns) + " |")
+    print("|" + "---|" * len(table.columns))
+    for row in table.itertuples(index=False):
+        print("| " + " | ".join("–" if v == -1 else str(v) for v in row) + " |")
 
 
 def main(argv=None) -> None:
@@ -143,6 +197,8 @@ def main(argv=None) -> None:
     r.add_argument("jobs", nargs="+")
     r.add_argument("--out", default=str(DEFAULT_OUT))
     r.add_argument("--preds", default=None, help="folder for each run's predictions.csv (scratch, not in git)")
+    r.add_argument("--text-model", default=None,
+                   help="local BERT folder for the transcripts (docs/results/make_random_bert.py makes the weak one)")
     t = sub.add_parser("table")
     t.add_argument("--out", default=str(DEFAULT_OUT))
     args = p.parse_args(argv)
