@@ -167,6 +167,19 @@ def compare_vanilla() -> dict:
     return out
 
 
+def print_seed_table(df) -> None:
+    """Per-seed markdown rows of fairoffset at each weight, against vanilla, as trained and + repair."""
+    f = df[df["variant"] == "fairoffset"].sort_values(["encoder", "mode", "lambda_sw", "seed"])
+    print("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD (cut) | floor p95 | std × vanilla | b "
+          "| + repair: PCC / SPDD / p95 |")
+    print("|---|---|---:|---:|---|---|---:|---:|---:|---|")
+    for r in f.itertuples(index=False):
+        print(f"| {r.encoder} | {r.mode} | {r.lambda_sw:g} | {r.seed} | {r.pcc:.3f} ({r.dpcc:+.3f}) "
+              f"| {r.spdd:.4f} ({r.spdd_cut:.1f}×) | {r.spdd_floor_p95:.4f} | {r.std_ratio:.2f} | {r.group_offset:.3f} "
+              f"| {r.repair_pcc:.3f} / {r.repair_spdd:.4f} / {r.repair_spdd_floor_p95:.4f} |")
+    print()
+
+
 def cmd_table(args) -> None:
     """Per-run rows (CSV beside the JSONL) and a markdown table with the means per variant and mode."""
     import pandas as pd
@@ -183,6 +196,7 @@ def cmd_table(args) -> None:
     g = df.groupby(["encoder", "mode", "variant", "lambda_sw"], sort=True)
     mean = g[cols].mean().round(4)
     mean["seeds"] = g["seed"].apply(lambda s: " ".join(str(int(x)) for x in sorted(s)))
+    print_seed_table(df)
     table = mean.reset_index()
     print("| " + " | ".join(table.columns) + " |")
     print("|" + "---|" * len(table.columns))
