@@ -7,9 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
-from fairviz.metrics._correlation import _tie_blocks
+from fairviz.metrics._prepared import PreparedAudit, as_prepared
 from fairviz.metrics._resample import _DRAW_STEP, _Counts, _rng, _run_replicates, _seed_sequences
-from fairviz.metrics._sort import _value_major
 from fairviz.metrics._steps import (
     _add_abs_steps,
     _block_dots,
@@ -40,8 +39,10 @@ class _SpddBoot:
     the two ECDFs cross or meet, e.g. at the ends) are summed position by position.
     """
 
-    def __init__(self, d: _Data, block: int = 1024, chunk: int = 1 << 14, batch: int = 8):
-        z, code = _value_major(d.x, d.codes, 2)
+    def __init__(self, d: _Data | PreparedAudit, block: int = 1024, chunk: int = 1 << 14, batch: int = 8):
+        p = as_prepared(d)
+        d = p.data
+        z, code = p.sorted_scores()
         n = len(z)
         n0, n1 = int(d.counts[0]), int(d.counts[1])
         BS = max(8, min(int(block), -(-n // 8) * 8) // 8 * 8)  # _Counts needs N % 8 == 0
@@ -110,7 +111,8 @@ class _SpddBoot:
 class _GenericBoot:
     """Replicates of any statistics from count vectors over the rows (in row order)."""
 
-    def __init__(self, d: _Data, stats: Sequence[str]):
+    def __init__(self, p: PreparedAudit, stats: Sequence[str]):
+        d = p.data
         self.d = d
         self.stats = tuple(stats)
         n = d.n
@@ -118,7 +120,7 @@ class _GenericBoot:
         seq[:n] = d.codes
         self.gen = _Counts(seq, d.counts)
         if "spdd" in self.stats:
-            order = np.argsort(d.x, kind="stable")
+            order = p.score_order()
             self.sp_order = order
             self.sp_z = d.x[order]
             self.sp_code = d.codes[order]
@@ -135,7 +137,7 @@ class _GenericBoot:
             yc = d.y - d.y.mean()
             self.pc = np.stack([xc, yc, xc * xc, yc * yc, xc * yc])
         if "srcc" in self.stats:
-            self.rk = [_tie_blocks(d.x), _tie_blocks(d.y)]
+            self.rk = [p.tie_blocks(0), p.tie_blocks(1)]
 
     @staticmethod
     def _weighted_corr(c: np.ndarray, m: np.ndarray, n: int) -> float:
@@ -195,20 +197,24 @@ class _GenericBoot:
         return run
 
 
-def _replicates(d: _Data, stats: Sequence[str], n_boot: int, random_state, *, keep: dict | None = None) -> dict:
-    """Bootstrap replicate values {statistic: (n_boot,) array}; ``keep`` collects the counts
-    (row order for the generic path, sorted order for two-group SPDD) — for tests."""
+def _replicates(d: _Data | PreparedAudit, stats: Sequence[str], n_boot: int, random_state, *,
+                keep: dict | None = None) -> dict:
+    """Bootstrap replicate values {statistic: (n_boot,) array} of prepared data (its sorts are
+    reused); ``keep`` collects the counts (row order for the generic path, sorted order for
+    two-group SPDD) — for tests."""
+    p = as_prepared(d)
+    d = p.data
     seeds = _seed_sequences(random_state, n_boot)
     out: dict[str, np.ndarray] = {}
     generic = [s for s in stats if s != "spdd" or d.n_groups != 2]
     if "spdd" in stats and d.n_groups == 2:
-        sb = _SpddBoot(d)
+        sb = _SpddBoot(p)
         k = None if keep is None else keep.setdefault("spdd", [])
         out["spdd"] = _run_replicates(lambda: sb.worker(k), seeds, 1, d.n * n_boot, sb.batch)[:, 0]
         if keep is not None:
             keep["spdd_sorted"] = (sb.z, sb.code)
     if generic:
-        gb = _GenericBoot(d, generic)
+        gb = _GenericBoot(p, generic)
         k = None if keep is None else keep.setdefault("generic", [])
         vals = _run_replicates(lambda: gb.worker(k), seeds, len(generic), 4 * d.n * n_boot)
         for i, s in enumerate(generic):
@@ -269,7 +275,7 @@ def bootstrap_ci(
     stat = _check_statistic(statistic)
     n_boot, lv = _check_boot_args(n_boot, level, allow_zero=False)
     d = _prepare(scores, groups, labels, need_labels=stat != "spdd")
-    reps = _replicates(d, (stat,), n_boot, random_state)[stat]
+    reps = _replicates(PreparedAudit(d), (stat,), n_boot, random_state)[stat]
     return _percentile_ci(reps, lv)
 
 
