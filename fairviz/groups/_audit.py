@@ -175,6 +175,18 @@ def _metrics_audit(col: GroupColumn, p: metrics.PreparedAudit, s: _Settings):
     return res if p.groups == col.labels else _relabel_audit(res, col.labels)
 
 
+def audit_intervals(view: AttributeAudit, n_boot: int, *, level: float = 0.95, random_state: int = 0,
+                    n_perm: int | None = None):
+    """`fairviz.metrics.AuditResult` of one audited grouping with ``n_boot`` bootstrap resamples
+    (and the permutation test), from the rows `audit_attributes` prepared: no new check, encoding
+    or sort — the same numbers as `metrics.audit` on the grouping's known rows."""
+    p = view.prepared
+    if p is None:
+        raise ValueError(f"{view.name!r} holds no prepared rows; audit it with fairviz.groups.audit_attributes")
+    res = metrics.audit_prepared(p, n_boot=n_boot, level=level, random_state=random_state, n_perm=n_perm)
+    return res if p.groups == view.groups else _relabel_audit(res, view.groups)
+
+
 def _rate_tables(col: GroupColumn, xk: np.ndarray, s: _Settings):
     """(LL144 scoring-rate table, four-fifths table at tau or None), with a test per group."""
     codes_k = col.codes[col.known]
