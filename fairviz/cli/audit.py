@@ -262,15 +262,21 @@ def _summaries(result) -> dict:
 
 def _audit_views(views: dict, args) -> dict:
     """name -> (AuditResult, LL144 table): each view prepared once (checked, encoded, sorted), with
-    a progress bar over the views on stderr (hidden when stderr is not a terminal)."""
+    a progress bar per view over its bootstrap resamples on stderr (hidden when stderr is not a
+    terminal)."""
     results = {}
-    with tqdm(total=len(views), desc="auditing", unit="grouping", disable=None, file=sys.stderr) as bar:
-        for name, (scores, groups, labels) in views.items():
-            bar.set_postfix_str(name)
+    for i, (name, (scores, groups, labels)) in enumerate(views.items(), 1):
+        with tqdm(total=None, desc=f"[{i}/{len(views)}] {name}", unit="resample", disable=None,
+                  file=sys.stderr) as bar:
+            def follow(done: int, total: int, bar=bar) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
             p = metrics.prepare(scores, groups, labels)
-            result = metrics.audit_prepared(p, n_boot=args.n_boot, level=args.level, random_state=args.seed)
+            result = metrics.audit_prepared(p, n_boot=args.n_boot, level=args.level, random_state=args.seed,
+                                            progress=follow)
             results[name] = (result, p.scoring_rate_table())
-            bar.update()
     return results
 
 

@@ -102,9 +102,10 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
 
 
 def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95, random_state=0,
-                   n_perm: int | None = None) -> AuditResult:
+                   n_perm: int | None = None, progress=None) -> AuditResult:
     """`audit` of inputs prepared once (`fairviz.metrics.prepare`): the same numbers, and the
-    sorts ``p`` already holds are reused (its DP(τ) curve and rate tables stay available)."""
+    sorts ``p`` already holds are reused (its DP(τ) curve and rate tables stay available).
+    ``progress(done, total)`` follows the bootstrap resamples (called from worker threads)."""
     n_boot, lv = _check_boot_args(n_boot, level, allow_zero=True)
     d = p.data
     has_y = d.y is not None
@@ -112,7 +113,7 @@ def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95,
     values = {"spdd": p.spdd()}
     if has_y:
         values.update(speo=p.speo(), pcc=p.pcc(), srcc=p.srcc())
-    reps = _replicates(p, stats, n_boot, random_state) if n_boot > 0 else {}
+    reps = _replicates(p, stats, n_boot, random_state, progress=progress) if n_boot > 0 else {}
     if n_perm is None and n_boot == 0:
         n_perm = 0
     dist = audit_distances(d.x, d.codes, d.y, values, reps, level=lv, n_perm=n_perm, random_state=random_state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -198,28 +199,44 @@ class _GenericBoot:
 
 
 def _replicates(d: _Data | PreparedAudit, stats: Sequence[str], n_boot: int, random_state, *,
-                keep: dict | None = None) -> dict:
+                keep: dict | None = None, progress=None) -> dict:
     """Bootstrap replicate values {statistic: (n_boot,) array} of prepared data (its sorts are
     reused); ``keep`` collects the counts (row order for the generic path, sorted order for
-    two-group SPDD) — for tests."""
+    two-group SPDD) — for tests. ``progress(done, total)`` follows the resamples (from threads)."""
     p = as_prepared(d)
     d = p.data
     seeds = _seed_sequences(random_state, n_boot)
     out: dict[str, np.ndarray] = {}
     generic = [s for s in stats if s != "spdd" or d.n_groups != 2]
+    step = _progress_steps(progress, n_boot * (int(bool(generic)) + int("spdd" in stats and d.n_groups == 2)))
     if "spdd" in stats and d.n_groups == 2:
         sb = _SpddBoot(p)
         k = None if keep is None else keep.setdefault("spdd", [])
-        out["spdd"] = _run_replicates(lambda: sb.worker(k), seeds, 1, d.n * n_boot, sb.batch)[:, 0]
+        out["spdd"] = _run_replicates(lambda: sb.worker(k), seeds, 1, d.n * n_boot, sb.batch, step)[:, 0]
         if keep is not None:
             keep["spdd_sorted"] = (sb.z, sb.code)
     if generic:
         gb = _GenericBoot(p, generic)
         k = None if keep is None else keep.setdefault("generic", [])
-        vals = _run_replicates(lambda: gb.worker(k), seeds, len(generic), 4 * d.n * n_boot)
+        vals = _run_replicates(lambda: gb.worker(k), seeds, len(generic), 4 * d.n * n_boot, progress=step)
         for i, s in enumerate(generic):
             out[s] = vals[:, i]
     return out
+
+
+def _progress_steps(progress, total: int):
+    """A ``step(k)`` that adds k finished resamples and calls ``progress(done, total)`` (thread-safe), or None."""
+    if progress is None:
+        return None
+    lock = threading.Lock()
+    done = [0]
+
+    def step(k: int) -> None:
+        with lock:
+            done[0] += k
+            progress(done[0], total)
+
+    return step
 
 
 def _check_boot_args(n_boot, level, *, allow_zero: bool) -> tuple[int, float]:
