@@ -139,9 +139,11 @@ class _GenericBoot:
             self.pc = np.stack([xc, yc, xc * xc, yc * yc, xc * yc])
         if "srcc" in self.stats:
             self.rk = [p.tie_blocks(0), p.tie_blocks(1)]
+            self._local = threading.local()
 
     @staticmethod
     def _weighted_corr(c: np.ndarray, m: np.ndarray, n: int) -> float:
+        """Weighted Pearson correlation from the (5, n) rows x, y, x², y², xy."""
         sx, sy, sxx, syy, sxy = np.einsum("i,ki->k", c, m)
         vxx = sxx - sx * sx / n
         vyy = syy - sy * sy / n
@@ -150,14 +152,29 @@ class _GenericBoot:
             return math.nan
         return max(-1.0, min(1.0, vxy / math.sqrt(vxx * vyy)))
 
-    def _ranks(self, c: np.ndarray, which: int) -> np.ndarray:
+    def _ranks(self, c: np.ndarray, which: int, out: np.ndarray) -> np.ndarray:
+        """Mid-ranks (in ``out``, row order) of the scores (0) or labels (1) under counts ``c``."""
         order, starts, block_id = self.rk[which]
         cs = c[order]
-        T = np.add.reduceat(cs, starts)
+        T = cs if len(starts) == len(cs) else np.add.reduceat(cs, starts)  # no ties: one row per block
         mid = np.cumsum(T) - T + (T + 1.0) / 2.0
-        r = np.empty(len(c))
-        r[order] = mid[block_id]
-        return r
+        out[order] = mid if len(mid) == len(c) else mid[block_id]
+        return out
+
+    def _rank_rows(self, c: np.ndarray) -> np.ndarray:
+        """(5, n) centred mid-ranks rx, ry and rx², ry², rx·ry under counts ``c``, in a buffer kept
+        per thread (a fresh 5·n array per resample cost more than the arithmetic)."""
+        m = getattr(self._local, "m", None)
+        if m is None:
+            m = self._local.m = np.empty((5, self.d.n))
+        mid = (self.d.n + 1) / 2.0
+        rx, ry = self._ranks(c, 0, m[0]), self._ranks(c, 1, m[1])
+        rx -= mid
+        ry -= mid
+        np.multiply(rx, rx, out=m[2])
+        np.multiply(ry, ry, out=m[3])
+        np.multiply(rx, ry, out=m[4])
+        return m
 
     def compute(self, c: np.ndarray) -> list[float]:
         d = self.d
@@ -173,11 +190,7 @@ class _GenericBoot:
             elif s == "pcc":
                 out.append(self._weighted_corr(c, self.pc, n))
             elif s == "srcc":
-                mid = (n + 1) / 2.0
-                rx = self._ranks(c, 0) - mid
-                ry = self._ranks(c, 1) - mid
-                m = np.stack([rx, ry, rx * rx, ry * ry, rx * ry])
-                out.append(self._weighted_corr(c, m, n))
+                out.append(self._weighted_corr(c, self._rank_rows(c), n))
         return out
 
     def worker(self, keep: list | None = None):
