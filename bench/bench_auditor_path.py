@@ -63,14 +63,42 @@ def timed(fn):
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
+def bootstrap_costs(n: int, write: bool, k: int = 20) -> int:
+    """CPU per bootstrap resample of each statistic at ``n`` rows (two groups), section ``_boot``."""
+    scores, attrs, labels = make_data(n)
+    p = metrics.prepare(scores, attrs["sex"], labels)
+    rows = []
+    for stat in ("spdd", "speo", "pcc", "srcc"):
+        _, w, c = timed(lambda stat=stat: _replicates(p, (stat,), k, 0))
+        rows.append(f"| {stat.upper()} | {w:.2f} s | {c:.2f} s | {1e3 * c / k:.1f} ms | ≈ {c / k * 1000:.0f} s |")
+        print(rows[-1], flush=True)
+    body = "\n".join([
+        f"### Bootstrap cost per statistic at {n:,} rows (`bench/bench_auditor_path.py --only-bootstrap`)",
+        "",
+        f"`_replicates` of one statistic by sex (2 groups), labels given, {k} resamples, on the prepared rows.",
+        "",
+        "| statistic | wall | CPU | CPU per resample | CPU per 1,000 resamples |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Machine: {machine()}.",
+    ])
+    publish(SECTION + "_boot", body, write=write)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--small", type=int, default=100_000, help="rows for the CLI audit with its default intervals")
     ap.add_argument("--no-report-labels", action="store_true", help="skip the report with labels (the slow one)")
+    ap.add_argument("--only-bootstrap", action="store_true",
+                    help="only the per-statistic bootstrap costs (their own section)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     n = args.n
+    if args.only_bootstrap:
+        return bootstrap_costs(n, write=not args.no_write and n == 1_000_000)
     load0 = os.getloadavg()
     rows: list[str] = []
 
@@ -89,12 +117,6 @@ def main(argv=None) -> int:
         add(f"CLI `audit`, {args.small:,} rows, default intervals (1,000 resamples, automatic permutations)", w, c,
             "3 groupings")
         scores, attrs, labels = make_data(n)
-        p = metrics.prepare(scores, attrs["sex"], labels)
-        for stat in ("spdd", "speo", "pcc", "srcc"):
-            k = 20
-            _, w, c = timed(lambda stat=stat, k=k: _replicates(p, (stat,), k, 0))
-            add(f"bootstrap of {stat.upper()} by sex, {n:,} rows, {k} resamples", w, c,
-                f"{1e3 * c / k:.1f} ms CPU per resample → ≈ {c / k * 1000:.0f} s CPU per 1,000")
         two = {"sex": attrs["sex"], "age": attrs["age"]}
         plan = interval_plan(n, True)
         res, w, c = timed(lambda: audit_attributes(scores, two, labels, n_boot=plan.n_boot, random_state=0))
