@@ -13,9 +13,10 @@ import pandas as pd
 
 from fairviz import figures, metrics, theme
 from fairviz.app_support import METRIC_NAMES, metric_value
+from fairviz.groups import AttributeAudit, audit_intervals
 from fairviz.metrics import FOUR_FIFTHS
 from fairviz.repair import RepairMap, repair_tradeoff
-from fairviz.significance import PermutationResult, rate_tests
+from fairviz.significance import PermutationResult, permutation_test, rate_tests
 
 #: The column of `rate_tests_display` that flags an impact ratio under four-fifths.
 UNDER_FOUR_FIFTHS = f"under four-fifths (< {FOUR_FIFTHS:g})"
@@ -71,6 +72,19 @@ def metrics_frame(metrics_dict: dict, attribute: str | None = None, note: str | 
     if note:
         frame["note"] = note
     return frame
+
+
+def view_intervals(view: AttributeAudit, n_boot: int, *, random_state: int = 0):
+    """The view's metrics with ``n_boot`` bootstrap resamples (an `AuditResult`), from the rows the
+    page's `audit_attributes` already checked, encoded and sorted (`fairviz.groups.audit_intervals`)."""
+    return audit_intervals(view, n_boot, random_state=random_state)
+
+
+def view_permutation(view: AttributeAudit, n_perm: int, *, random_state: int = 0, progress=None) -> PermutationResult:
+    """Permutation test of the view's SPDD on its prepared rows (integer group codes: no second
+    encoding of the group labels; the null is the same as from the labels themselves)."""
+    d = view.prepared.data
+    return permutation_test(d.x, d.codes, metric="spdd", n_perm=n_perm, random_state=random_state, progress=progress)
 
 
 def permutation_caption(perm: PermutationResult) -> str:

@@ -36,6 +36,7 @@ import math
 import sys
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from fairviz import metrics, score_range, sql
 from fairviz.cli._common import add_command, add_score_range, add_table_arguments
@@ -259,6 +260,26 @@ def _summaries(result) -> dict:
             for name in ("spdd", "speo") if getattr(result, name) is not None}
 
 
+def _audit_views(views: dict, args) -> dict:
+    """name -> (AuditResult, LL144 table): each view prepared once (checked, encoded, sorted), with
+    a progress bar per view over its bootstrap resamples on stderr (hidden when stderr is not a
+    terminal)."""
+    results = {}
+    for i, (name, (scores, groups, labels)) in enumerate(views.items(), 1):
+        with tqdm(total=None, desc=f"[{i}/{len(views)}] {name}", unit="resample", disable=None,
+                  file=sys.stderr) as bar:
+            def follow(done: int, total: int, bar=bar) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            p = metrics.prepare(scores, groups, labels)
+            result = metrics.audit_prepared(p, n_boot=args.n_boot, level=args.level, random_state=args.seed,
+                                            progress=follow)
+            results[name] = (result, p.scoring_rate_table())
+    return results
+
+
 def run(args: argparse.Namespace) -> int:
     if args.n_boot < 0:
         raise ValueError("--n-boot must be 0 or more")
@@ -278,10 +299,7 @@ def run(args: argparse.Namespace) -> int:
         args.n_left_out += left_out
     if args.score_range:
         df = score_range.rescale_column(df, args.score, *args.score_range)
-    results = {}
-    for name, (scores, groups, labels) in _views(df, args).items():
-        result = metrics.audit(scores, groups, labels, n_boot=args.n_boot, level=args.level, random_state=args.seed)
-        results[name] = (result, metrics.scoring_rate_table(scores, groups))
+    results = _audit_views(_views(df, args), args)
     if args.json:
         per = {name: _result_json(result, rates) for name, (result, rates) in results.items()}
         out = dict(next(iter(per.values())))

@@ -31,12 +31,13 @@ silently. Groups under 2 % of the known rows are flagged (``small_groups``) and,
 ``exclude_small=True``, left out of the impact ratios while their counts stay in the tables (LL144).
 """
 
-from fairviz.groups._audit import audit_attributes
+from fairviz.groups._audit import audit_attributes, audit_intervals
 from fairviz.groups._columns import INTERSECTION_SEPARATOR, MISSING_VALUES, GroupColumn, prepare_groups
 from fairviz.groups._distances import pairwise_w1, w1_sorted, w1_to_pooled
 from fairviz.groups._result import AttributeAudit, MultiAuditResult
 
 __all__ = [
+    "audit_intervals",
     "MISSING_VALUES",
     "INTERSECTION_SEPARATOR",
     "GroupColumn",

@@ -88,13 +88,13 @@ def audit_attributes(
     order = np.argsort(x, kind="stable")  # one global sort serves every grouping's W1
     results: dict[str, AttributeAudit] = {}
     skipped: dict[str, str] = {}
-    corr_cache: dict = {}  # PCC / SRCC per set of known rows, shared by the groupings
+    row_cache: dict = {}  # a prepared grouping per set of known rows: others share its ranks, PCC, SRCC
     for name, col in columns.items():
         reason = _skip_reason(col, n, max_groups, max_cells)
         if reason:
             skipped[name] = reason
         else:
-            results[name] = _audit_column(col, x, y, order, settings, corr_cache)
+            results[name] = _audit_column(col, x, y, order, settings, row_cache)
     if not results:
         raise ValueError("no attribute has two known groups to compare: "
                          + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
@@ -142,26 +142,49 @@ def _skip_reason(col: GroupColumn, n: int, max_groups: int | None, max_cells: in
     return None
 
 
-def _metrics_audit(col: GroupColumn, xk: np.ndarray, yk: np.ndarray | None, s: _Settings, corr_cache: dict):
-    """`metrics.audit` on the known rows by integer codes (its fast path; no hashing of labels),
-    keyed by the labels again (code k <-> col.labels[k], same sorted order)."""
+def _prepared(col: GroupColumn, xk: np.ndarray, yk: np.ndarray | None, row_cache: dict) -> metrics.PreparedAudit:
+    """The grouping's known rows prepared once (scores already checked): every metric, curve and
+    interval of this grouping derives from it. Groupings over the same rows share their rank
+    orders, PCC and SRCC (``row_cache``, by the set of known rows)."""
     codes_k = col.codes[col.known]
-    if s.n_boot == 0 and yk is not None:
-        # No intervals: PCC/SRCC do not depend on the grouping, so compute them once per set
-        # of rows (every grouping shares them when nothing is missing); SPEO per grouping.
-        res = metrics.audit(xk, codes_k, None, n_boot=0, level=s.level, random_state=s.random_state)
-        key = (len(xk), col.n_missing == 0 or col.known.tobytes())
-        if key not in corr_cache:
-            corr_cache[key] = (metrics.pcc(xk, yk), metrics.srcc(xk, yk))
-        pcc_v, srcc_v = corr_cache[key]
-        nan = float("nan")
-        res = dataclasses.replace(res, speo=metrics.MetricValue(metrics.speo(xk, yk, codes_k), nan, nan),
-                                  pcc=metrics.MetricValue(pcc_v, nan, nan),
-                                  srcc=metrics.MetricValue(srcc_v, nan, nan),
-                                  speo_grid50=metrics.speo(xk, yk, codes_k, grid=50))
+    counts = np.bincount(codes_k, minlength=len(col.labels))
+    if counts.all():  # the usual case: the column's codes and labels are the metrics' own
+        p = metrics.PreparedAudit.from_codes(xk, codes_k, col.labels, yk, counts)
+    else:  # a label without rows: let the one encoder renumber, then name the groups again
+        p = metrics.prepare(xk, codes_k, yk)
+    key = (len(xk), col.n_missing == 0 or col.known.tobytes())
+    if key in row_cache:
+        p.share_rows(row_cache[key])
     else:
-        res = metrics.audit(xk, codes_k, yk, n_boot=s.n_boot, level=s.level, random_state=s.random_state)
-    return _relabel_audit(res, col.labels)
+        row_cache[key] = p
+    return p
+
+
+def _metrics_audit(col: GroupColumn, p: metrics.PreparedAudit, s: _Settings):
+    """`metrics.audit_prepared` of the grouping, keyed by the group labels."""
+    if s.n_boot == 0 and p.has_labels:
+        # No intervals: SPEO, PCC and SRCC as plain values (PCC / SRCC shared by the groupings)
+        res = metrics.audit_prepared(p.without_labels(), n_boot=0, level=s.level, random_state=s.random_state)
+        nan = float("nan")
+        res = dataclasses.replace(res, speo=metrics.MetricValue(p.speo(), nan, nan),
+                                  pcc=metrics.MetricValue(p.pcc(), nan, nan),
+                                  srcc=metrics.MetricValue(p.srcc(), nan, nan),
+                                  speo_grid50=p.speo(grid=50))
+    else:
+        res = metrics.audit_prepared(p, n_boot=s.n_boot, level=s.level, random_state=s.random_state)
+    return res if p.groups == col.labels else _relabel_audit(res, col.labels)
+
+
+def audit_intervals(view: AttributeAudit, n_boot: int, *, level: float = 0.95, random_state: int = 0,
+                    n_perm: int | None = None):
+    """`fairviz.metrics.AuditResult` of one audited grouping with ``n_boot`` bootstrap resamples
+    (and the permutation test), from the rows `audit_attributes` prepared: no new check, encoding
+    or sort — the same numbers as `metrics.audit` on the grouping's known rows."""
+    p = view.prepared
+    if p is None:
+        raise ValueError(f"{view.name!r} holds no prepared rows; audit it with fairviz.groups.audit_attributes")
+    res = metrics.audit_prepared(p, n_boot=n_boot, level=level, random_state=random_state, n_perm=n_perm)
+    return res if p.groups == view.groups else _relabel_audit(res, view.groups)
 
 
 def _rate_tables(col: GroupColumn, xk: np.ndarray, s: _Settings):
@@ -177,10 +200,11 @@ def _rate_tables(col: GroupColumn, xk: np.ndarray, s: _Settings):
 
 
 def _audit_column(col: GroupColumn, x: np.ndarray, y: np.ndarray | None, order: np.ndarray, s: _Settings,
-                  corr_cache: dict) -> AttributeAudit:
+                  row_cache: dict) -> AttributeAudit:
     known = col.known
     xk = x[known]
-    res = _metrics_audit(col, xk, None if y is None else y[known], s, corr_cache)
+    p = _prepared(col, xk, None if y is None else y[known], row_cache)
+    res = _metrics_audit(col, p, s)
     cs = col.codes[order]  # exact W1 summaries from the one global sort
     keep = cs >= 0
     n_groups = len(col.labels)
@@ -212,4 +236,5 @@ def _audit_column(col: GroupColumn, x: np.ndarray, y: np.ndarray | None, order: 
         impact_ratios=impact,
         tau=None if s.tau is None else float(s.tau),
         permutation=perm,
+        prepared=p,
     )

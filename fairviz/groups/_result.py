@@ -22,7 +22,9 @@ class AttributeAudit:
     spdd_mean_to_pooled: mean W1 of a group to the pooled sample; w1_to_pooled: group -> W1;
     pairwise_w1: DataFrame (G × G); scoring_rates: LL144 table with tests
     (`significance.scoring_rate_tests` columns); impact_ratios: four-fifths table at `tau` with
-    tests, or None; permutation: `significance.PermutationResult` for SPDD (∫(max−min)), or None.
+    tests, or None; permutation: `significance.PermutationResult` for SPDD (∫(max−min)), or None;
+    prepared: the grouping's known rows as a `fairviz.metrics.PreparedAudit` (group codes in the
+    order of ``groups`` when every group has rows): its DP(τ) curve and rate tables cost no new sort.
     """
 
     name: str
@@ -43,6 +45,7 @@ class AttributeAudit:
     impact_ratios: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     tau: float | None = None
     permutation: Any = None
+    prepared: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """JSON-serialisable summary (group labels as strings)."""

@@ -10,6 +10,11 @@ Definitions (S = group, Ŷ = score, Y = label, all scores and labels in [0, 1]):
 - SPEO                ∫₀¹ [max_g − min_g] P(Ŷ > τ | Y > τ, S = g) dτ; a group with no Y > τ
                       counts as rate 0 at that τ (the paper's convention).
 
+Prepare once, derive everything: `prepare(scores, groups, labels)` checks and encodes the inputs
+once and returns a `PreparedAudit`, whose methods give every metric, the DP(τ) curve, the rate
+tables and (through `audit_prepared`) the intervals, each sort computed at most once and
+reused; the one-call functions below prepare and ask for one number.
+
 Every step function above changes only at data values, so the integrals are computed exactly
 from one sort of the data (O(n log n)), with no τ grid. ``grid=50`` reproduces the paper's
 evaluation instead: the mean over τ ∈ {0, 0.02, …, 0.98} (τ_j = j / 50 as doubles).
@@ -30,11 +35,21 @@ Bad input (lengths differ, NaN/inf, values outside [0, 1], fewer than two groups
 values) raises ``ValueError`` with a message that says what to fix; values are never clipped.
 """
 
-from fairviz.metrics._audit import AuditResult, MetricValue, audit
+from fairviz.metrics._audit import AuditResult, MetricValue, audit, audit_prepared
 from fairviz.metrics._bootstrap import STATISTICS, bootstrap_ci
 from fairviz.metrics._correlation import pcc, srcc
-from fairviz.metrics._rates import FOUR_FIFTHS, impact_ratio, scoring_rate_table, selection_rates
-from fairviz.metrics._threshold import DPCurve, dp_curve, spdd, spdd_parts, speo
+from fairviz.metrics._functions import (
+    dp_curve,
+    impact_ratio,
+    scoring_rate_table,
+    selection_rates,
+    spdd,
+    spdd_parts,
+    speo,
+)
+from fairviz.metrics._prepared import PreparedAudit, prepare
+from fairviz.metrics._rates import FOUR_FIFTHS
+from fairviz.metrics._threshold import DPCurve
 from fairviz.metrics._validate import validate_inputs
 
 __all__ = [
@@ -42,12 +57,15 @@ __all__ = [
     "DPCurve",
     "FOUR_FIFTHS",
     "MetricValue",
+    "PreparedAudit",
     "STATISTICS",
     "audit",
+    "audit_prepared",
     "bootstrap_ci",
     "dp_curve",
     "impact_ratio",
     "pcc",
+    "prepare",
     "scoring_rate_table",
     "selection_rates",
     "spdd",

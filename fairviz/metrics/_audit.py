@@ -9,9 +9,7 @@ from typing import Any
 import pandas as pd
 
 from fairviz.metrics._bootstrap import _check_boot_args, _percentile_ci, _replicates
-from fairviz.metrics._correlation import _corr, _midranks
-from fairviz.metrics._threshold import _dp_curve, _parts, _spdd_exact, _spdd_grid, _speo_exact, _speo_grid
-from fairviz.metrics._validate import _prepare
+from fairviz.metrics._prepared import PreparedAudit, prepare
 from fairviz.uncertainty import SCHEMA_VERSION, audit_distances
 
 
@@ -99,15 +97,23 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
     when ``n_boot=0``).
     """
     n_boot, lv = _check_boot_args(n_boot, level, allow_zero=True)
-    d = _prepare(scores, groups, labels)
+    return audit_prepared(prepare(scores, groups, labels), n_boot=n_boot, level=lv, random_state=random_state,
+                          n_perm=n_perm)
+
+
+def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95, random_state=0,
+                   n_perm: int | None = None, progress=None) -> AuditResult:
+    """`audit` of inputs prepared once (`fairviz.metrics.prepare`): the same numbers, and the
+    sorts ``p`` already holds are reused (its DP(τ) curve and rate tables stay available).
+    ``progress(done, total)`` follows the bootstrap resamples (called from worker threads)."""
+    n_boot, lv = _check_boot_args(n_boot, level, allow_zero=True)
+    d = p.data
     has_y = d.y is not None
     stats = ("spdd", "speo", "pcc", "srcc") if has_y else ("spdd",)
-    values = {"spdd": float(_spdd_exact(d))}
+    values = {"spdd": p.spdd()}
     if has_y:
-        values["speo"] = float(_speo_exact(d))
-        values["pcc"] = _corr(d.x, d.y) if d.n >= 2 else math.nan
-        values["srcc"] = _corr(_midranks(d.x), _midranks(d.y)) if d.n >= 2 else math.nan
-    reps = _replicates(d, stats, n_boot, random_state) if n_boot > 0 else {}
+        values.update(speo=p.speo(), pcc=p.pcc(), srcc=p.srcc())
+    reps = _replicates(p, stats, n_boot, random_state, progress=progress) if n_boot > 0 else {}
     if n_perm is None and n_boot == 0:
         n_perm = 0
     dist = audit_distances(d.x, d.codes, d.y, values, reps, level=lv, n_perm=n_perm, random_state=random_state)
@@ -119,7 +125,6 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
         lo, hi = _percentile_ci(reps[name], lv) if name in reps else (math.nan, math.nan)
         return MetricValue(values[name], lo, hi)
 
-    curve = _dp_curve(d)
     return AuditResult(
         n=d.n,
         group_counts={g: int(c) for g, c in zip(d.labels, d.counts)},
@@ -127,9 +132,9 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
         speo=mv("speo") if has_y else None,
         pcc=mv("pcc") if has_y else None,
         srcc=mv("srcc") if has_y else None,
-        spdd_grid50=_spdd_grid(d, 50),
-        speo_grid50=_speo_grid(d, 50) if has_y else None,
-        spdd_parts=_parts(curve),
+        spdd_grid50=p.spdd(grid=50),
+        speo_grid50=p.speo(grid=50) if has_y else None,
+        spdd_parts=p.spdd_parts(),
         level=lv,
         n_boot=n_boot,
         groups=d.labels,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Sequence
 
 import numpy as np
 
-from fairviz.metrics._correlation import _tie_blocks
+from fairviz.metrics._prepared import PreparedAudit, as_prepared
 from fairviz.metrics._resample import _DRAW_STEP, _Counts, _rng, _run_replicates, _seed_sequences
-from fairviz.metrics._sort import _value_major
 from fairviz.metrics._steps import (
     _add_abs_steps,
     _block_dots,
@@ -40,8 +40,10 @@ class _SpddBoot:
     the two ECDFs cross or meet, e.g. at the ends) are summed position by position.
     """
 
-    def __init__(self, d: _Data, block: int = 1024, chunk: int = 1 << 14, batch: int = 8):
-        z, code = _value_major(d.x, d.codes, 2)
+    def __init__(self, d: _Data | PreparedAudit, block: int = 1024, chunk: int = 1 << 14, batch: int = 8):
+        p = as_prepared(d)
+        d = p.data
+        z, code = p.sorted_scores()
         n = len(z)
         n0, n1 = int(d.counts[0]), int(d.counts[1])
         BS = max(8, min(int(block), -(-n // 8) * 8) // 8 * 8)  # _Counts needs N % 8 == 0
@@ -110,7 +112,8 @@ class _SpddBoot:
 class _GenericBoot:
     """Replicates of any statistics from count vectors over the rows (in row order)."""
 
-    def __init__(self, d: _Data, stats: Sequence[str]):
+    def __init__(self, p: PreparedAudit, stats: Sequence[str]):
+        d = p.data
         self.d = d
         self.stats = tuple(stats)
         n = d.n
@@ -118,7 +121,7 @@ class _GenericBoot:
         seq[:n] = d.codes
         self.gen = _Counts(seq, d.counts)
         if "spdd" in self.stats:
-            order = np.argsort(d.x, kind="stable")
+            order = p.score_order()
             self.sp_order = order
             self.sp_z = d.x[order]
             self.sp_code = d.codes[order]
@@ -135,10 +138,12 @@ class _GenericBoot:
             yc = d.y - d.y.mean()
             self.pc = np.stack([xc, yc, xc * xc, yc * yc, xc * yc])
         if "srcc" in self.stats:
-            self.rk = [_tie_blocks(d.x), _tie_blocks(d.y)]
+            self.rk = [p.tie_blocks(0), p.tie_blocks(1)]
+            self._local = threading.local()
 
     @staticmethod
     def _weighted_corr(c: np.ndarray, m: np.ndarray, n: int) -> float:
+        """Weighted Pearson correlation from the (5, n) rows x, y, x², y², xy."""
         sx, sy, sxx, syy, sxy = np.einsum("i,ki->k", c, m)
         vxx = sxx - sx * sx / n
         vyy = syy - sy * sy / n
@@ -147,14 +152,29 @@ class _GenericBoot:
             return math.nan
         return max(-1.0, min(1.0, vxy / math.sqrt(vxx * vyy)))
 
-    def _ranks(self, c: np.ndarray, which: int) -> np.ndarray:
+    def _ranks(self, c: np.ndarray, which: int, out: np.ndarray) -> np.ndarray:
+        """Mid-ranks (in ``out``, row order) of the scores (0) or labels (1) under counts ``c``."""
         order, starts, block_id = self.rk[which]
         cs = c[order]
-        T = np.add.reduceat(cs, starts)
+        T = cs if len(starts) == len(cs) else np.add.reduceat(cs, starts)  # no ties: one row per block
         mid = np.cumsum(T) - T + (T + 1.0) / 2.0
-        r = np.empty(len(c))
-        r[order] = mid[block_id]
-        return r
+        out[order] = mid if len(mid) == len(c) else mid[block_id]
+        return out
+
+    def _rank_rows(self, c: np.ndarray) -> np.ndarray:
+        """(5, n) centred mid-ranks rx, ry and rx², ry², rx·ry under counts ``c``, in a buffer kept
+        per thread (a fresh 5·n array per resample cost more than the arithmetic)."""
+        m = getattr(self._local, "m", None)
+        if m is None:
+            m = self._local.m = np.empty((5, self.d.n))
+        mid = (self.d.n + 1) / 2.0
+        rx, ry = self._ranks(c, 0, m[0]), self._ranks(c, 1, m[1])
+        rx -= mid
+        ry -= mid
+        np.multiply(rx, rx, out=m[2])
+        np.multiply(ry, ry, out=m[3])
+        np.multiply(rx, ry, out=m[4])
+        return m
 
     def compute(self, c: np.ndarray) -> list[float]:
         d = self.d
@@ -170,11 +190,7 @@ class _GenericBoot:
             elif s == "pcc":
                 out.append(self._weighted_corr(c, self.pc, n))
             elif s == "srcc":
-                mid = (n + 1) / 2.0
-                rx = self._ranks(c, 0) - mid
-                ry = self._ranks(c, 1) - mid
-                m = np.stack([rx, ry, rx * rx, ry * ry, rx * ry])
-                out.append(self._weighted_corr(c, m, n))
+                out.append(self._weighted_corr(c, self._rank_rows(c), n))
         return out
 
     def worker(self, keep: list | None = None):
@@ -195,25 +211,45 @@ class _GenericBoot:
         return run
 
 
-def _replicates(d: _Data, stats: Sequence[str], n_boot: int, random_state, *, keep: dict | None = None) -> dict:
-    """Bootstrap replicate values {statistic: (n_boot,) array}; ``keep`` collects the counts
-    (row order for the generic path, sorted order for two-group SPDD) — for tests."""
+def _replicates(d: _Data | PreparedAudit, stats: Sequence[str], n_boot: int, random_state, *,
+                keep: dict | None = None, progress=None) -> dict:
+    """Bootstrap replicate values {statistic: (n_boot,) array} of prepared data (its sorts are
+    reused); ``keep`` collects the counts (row order for the generic path, sorted order for
+    two-group SPDD) — for tests. ``progress(done, total)`` follows the resamples (from threads)."""
+    p = as_prepared(d)
+    d = p.data
     seeds = _seed_sequences(random_state, n_boot)
     out: dict[str, np.ndarray] = {}
     generic = [s for s in stats if s != "spdd" or d.n_groups != 2]
+    step = _progress_steps(progress, n_boot * (int(bool(generic)) + int("spdd" in stats and d.n_groups == 2)))
     if "spdd" in stats and d.n_groups == 2:
-        sb = _SpddBoot(d)
+        sb = _SpddBoot(p)
         k = None if keep is None else keep.setdefault("spdd", [])
-        out["spdd"] = _run_replicates(lambda: sb.worker(k), seeds, 1, d.n * n_boot, sb.batch)[:, 0]
+        out["spdd"] = _run_replicates(lambda: sb.worker(k), seeds, 1, d.n * n_boot, sb.batch, step)[:, 0]
         if keep is not None:
             keep["spdd_sorted"] = (sb.z, sb.code)
     if generic:
-        gb = _GenericBoot(d, generic)
+        gb = _GenericBoot(p, generic)
         k = None if keep is None else keep.setdefault("generic", [])
-        vals = _run_replicates(lambda: gb.worker(k), seeds, len(generic), 4 * d.n * n_boot)
+        vals = _run_replicates(lambda: gb.worker(k), seeds, len(generic), 4 * d.n * n_boot, progress=step)
         for i, s in enumerate(generic):
             out[s] = vals[:, i]
     return out
+
+
+def _progress_steps(progress, total: int):
+    """A ``step(k)`` that adds k finished resamples and calls ``progress(done, total)`` (thread-safe), or None."""
+    if progress is None:
+        return None
+    lock = threading.Lock()
+    done = [0]
+
+    def step(k: int) -> None:
+        with lock:
+            done[0] += k
+            progress(done[0], total)
+
+    return step
 
 
 def _check_boot_args(n_boot, level, *, allow_zero: bool) -> tuple[int, float]:
@@ -269,7 +305,7 @@ def bootstrap_ci(
     stat = _check_statistic(statistic)
     n_boot, lv = _check_boot_args(n_boot, level, allow_zero=False)
     d = _prepare(scores, groups, labels, need_labels=stat != "spdd")
-    reps = _replicates(d, (stat,), n_boot, random_state)[stat]
+    reps = _replicates(PreparedAudit(d), (stat,), n_boot, random_state)[stat]
     return _percentile_ci(reps, lv)
 
 

@@ -63,10 +63,14 @@ def _tie_blocks(v: np.ndarray):
 
 
 def _midranks(v: np.ndarray) -> np.ndarray:
-    order, starts, block_id = _tie_blocks(v)
-    ends = np.append(starts[1:], len(v))
+    return _midranks_from_blocks(*_tie_blocks(v))
+
+
+def _midranks_from_blocks(order: np.ndarray, starts: np.ndarray, block_id: np.ndarray) -> np.ndarray:
+    """1-based mid-ranks (n,) in row order from `_tie_blocks`' output."""
+    ends = np.append(starts[1:], len(order))
     mid = (starts + ends + 1) / 2.0  # average of the 1-based ranks starts+1 .. ends
-    r = np.empty(len(v))
+    r = np.empty(len(order))
     r[order] = mid[block_id]
     return r
 

@@ -196,11 +196,14 @@ def _n_threads(work: float) -> int:
     return max(1, min(avail, 8))
 
 
-def _run_replicates(make_worker, seeds: list, n_out: int, work: float, batch: int = 1) -> np.ndarray:
+def _run_replicates(make_worker, seeds: list, n_out: int, work: float, batch: int = 1,
+                    progress=None) -> np.ndarray:
     """Evaluate resamples in batches, one worker per thread -> (n_boot, n_out).
 
     ``make_worker()`` returns ``f(list of SeedSequence) -> (len, n_out)``. Resample r always
     uses the generator seeded by seeds[r], so results do not depend on the number of threads.
+    ``progress(k)`` (optional) is called with the number of resamples each batch finished, from
+    the worker threads.
     """
     B = len(seeds)
     out = np.empty((B, n_out))
@@ -211,6 +214,8 @@ def _run_replicates(make_worker, seeds: list, n_out: int, work: float, batch: in
         for a in range(lo, hi, batch):
             b = min(hi, a + batch)
             out[a:b] = np.asarray(f(seeds[a:b]), dtype=np.float64).reshape(b - a, n_out)
+            if progress is not None:
+                progress(b - a)
 
     if k <= 1:
         run(0, B)

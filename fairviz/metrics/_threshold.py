@@ -6,18 +6,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fairviz.metrics._sort import _pack_sign, _split_sorted, _value_major
-from fairviz.metrics._steps import _dp_gap_fn, _eo_gap_fn, _eo_rates, _integrate_gap, _spread
-from fairviz.metrics._validate import _Data, _prepare, _raise_bad_values, _to_float_array
+from fairviz.metrics._sort import _pack_sign, _split_sorted
+from fairviz.metrics._steps import _eo_rates, _spread
+from fairviz.metrics._validate import _Data, _raise_bad_values, _to_float_array
 from fairviz.metrics._w1 import _w1
 
 
-def _spdd_exact(d: _Data) -> float:
-    if d.n_groups == 2:
-        key, _, _ = _pack_sign(d.x, d.codes)
-        return _w1(*_split_sorted(key, d.codes))
-    z, code = _value_major(d.x, d.codes, d.n_groups)
-    return _integrate_gap(z, code, d.n_groups, _dp_gap_fn(d.counts))
+def _w1_from_sorted(z: np.ndarray, code: np.ndarray) -> float:
+    """W1 of two groups from the scores sorted by value (z (n,)) and their 0/1 codes."""
+    a = z[code == 0]
+    vb = np.negative(z[code == 1])  # −(group 1 ascending): the layout `_w1` takes (see `_split_sorted`)
+    return _w1(a, vb)
 
 
 def _spdd_fast(scores, groups) -> float | None:
@@ -75,47 +74,6 @@ def _speo_entries(d: _Data):
     return vals, tags
 
 
-def _speo_exact(d: _Data) -> float:
-    vals, tags = _speo_entries(d)
-    z, tag = _value_major(vals, tags, 2 * d.n_groups)
-    return _integrate_gap(z, tag, 2 * d.n_groups, _eo_gap_fn(d.counts))
-
-
-
-def spdd(scores, groups, grid: int | None = None) -> float:
-    """Statistical parity distance: ∫₀¹ DP(τ) dτ, exactly (the default) or on a τ grid.
-
-    scores: (n,) in [0, 1]; groups: (n,) any hashable values, at least two distinct.
-    ``grid=None``: the exact integral of the step function DP(τ) (for two groups this equals
-    the 1-Wasserstein distance between the group score distributions). ``grid=50``: the
-    paper's evaluation, the mean of DP(τ) over τ ∈ {0, 0.02, …, 0.98} with a strict ``>``.
-    Returns a float in [0, 1]. Cost: one sort, O(n log n).
-    """
-    g = _check_grid(grid)
-    if g is None:
-        fast = _spdd_fast(scores, groups)
-        if fast is not None:
-            return float(fast)
-    d = _prepare(scores, groups)
-    if g is not None:
-        return _spdd_grid(d, g)
-    return float(_spdd_exact(d))
-
-
-def speo(scores, labels, groups, grid: int | None = None) -> float:
-    """Equal-opportunity distance: ∫₀¹ [max_g − min_g] P(Ŷ > τ | Y > τ, S = g) dτ.
-
-    The threshold moves on the score and the label together. A group with no Y > τ counts as
-    rate 0 at that τ. Exact by default (the rates are step functions of τ: counts of
-    min(Ŷ, Y) > τ over counts of Y > τ per group, from one sort of the 2n breakpoints);
-    ``grid=50`` gives the paper's mean over τ ∈ {0, 0.02, …, 0.98}.
-    """
-    g = _check_grid(grid)
-    d = _prepare(scores, groups, labels, need_labels=True)
-    if g is not None:
-        return _speo_grid(d, g)
-    return float(_speo_exact(d))
-
 
 
 
@@ -158,8 +116,8 @@ class DPCurve:
         return float(np.einsum("i,i->", self.values, np.diff(self.thresholds)))
 
 
-def _dp_curve(d: _Data) -> DPCurve:
-    z, code = _value_major(d.x, d.codes, d.n_groups)
+def _curve_from_sorted(z: np.ndarray, code: np.ndarray, d: _Data) -> DPCurve:
+    """The DP(τ) curve of ``d`` from its scores sorted by value (z (n,)) and their codes."""
     n = len(z)
     last = np.empty(n, dtype=bool)
     np.not_equal(z[1:], z[:-1], out=last[:-1])
@@ -195,11 +153,6 @@ def _dp_curve(d: _Data) -> DPCurve:
     return DPCurve(thresholds=thresholds, values=values, groups=d.labels, rates=rates)
 
 
-def dp_curve(scores, groups) -> DPCurve:
-    """The exact DP(τ) step function and per-group selection-rate curves (one sort)."""
-    return _dp_curve(_prepare(scores, groups))
-
-
 def _parts(curve: DPCurve) -> dict:
     w = np.diff(curve.thresholds)
     rates = curve.rates
@@ -212,14 +165,3 @@ def _parts(curve: DPCurve) -> dict:
         n_win += m
     area = curve.values * w / n_win  # DP on each interval, shared by the groups at the top
     return {g: float(np.einsum("i,i->", m.astype(np.float64), area)) for g, m in zip(curve.groups, winners)}
-
-
-def spdd_parts(scores, groups) -> dict:
-    """Split SPDD by who is favoured: {group: area where its selection rate is the highest}.
-
-    For two groups: ∫ max(DP₊, 0) dτ and ∫ max(DP₋, 0) dτ (the values sum to `spdd`). With
-    more groups, DP(τ) on each interval goes to the group with the highest rate (shared
-    equally on ties), so the values again sum to `spdd`.
-    """
-    return _parts(_dp_curve(_prepare(scores, groups)))
-

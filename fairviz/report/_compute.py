@@ -123,7 +123,8 @@ def attribute_section(anchor: str, res, col, inputs: ReportInputs, settings: Rep
     disp = col.values(known_only=True)  # labels as written: figures escape them for Plotly
     perm, perm_speo = _permutations(xk, col.codes[known], yk, len(col.labels), settings)
     name_text = theme.plotly_text(res.name)
-    curve = metrics.dp_curve(xk, disp)
+    prep = res.prepared  # the grouping as audited: its curve needs no new check or sort
+    curve = prep.dp_curve() if prep is not None and prep.groups == tuple(col.labels) else metrics.dp_curve(xk, disp)
     band = dp_band(curve, [res.group_counts[g] for g in col.labels], n_boot=max(int(settings.n_boot), 200),
                    level=settings.level, random_state=settings.random_state)
     dp_fig = figures.dp_curve_figure(curve, tau=settings.tau, spdd=res.spdd_max_min,

@@ -1,0 +1,159 @@
+"""Benchmark: the auditor's path at 1,000,000 rows — CLI `audit`, the HTML report, the app's cards
+and intervals — on 2 attributes (sex, age band) + their intersection, with labels.
+
+    python bench/bench_auditor_path.py              # run, print, update bench/RESULTS.md
+    python bench/bench_auditor_path.py --n 200000   # smaller (RESULTS.md is updated only at 10^6)
+
+The CLI commands run as subprocesses (wall time, CPU time of the child, its peak RSS); the app's
+computations (what `app_pages/_audit_data.py` calls) run in this process. The machine is shared,
+so the load average goes with the numbers and CPU time is given next to wall time. Results go
+between ``<!-- bench_auditor_path:start -->`` and ``<!-- bench_auditor_path:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ (already there when run as a script)
+from _results import REPO, machine, publish  # noqa: E402
+from bench_audit import make_data  # noqa: E402
+
+from fairviz import metrics  # noqa: E402
+from fairviz.app_services.budget import ON_REQUEST_N_BOOT, interval_plan, permutation_count  # noqa: E402
+from fairviz.groups import audit_attributes  # noqa: E402
+from fairviz.metrics._bootstrap import _replicates  # noqa: E402
+from fairviz.significance import permutation_test  # noqa: E402
+
+SECTION = "bench_auditor_path"
+
+
+def write_table(n: int, folder: Path) -> Path:
+    scores, attrs, labels = make_data(n)
+    path = folder / f"scores_{n}.csv"
+    pd.DataFrame({"score": scores, "sex": attrs["sex"], "age": attrs["age"], "label": labels}).to_csv(path, index=False)
+    return path
+
+
+def run_cli(args: list[str]) -> tuple[float, float, float]:
+    """(wall s, CPU s of the child, peak RSS of the child in MB) of `python -m fairviz ARGS`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "fairviz", *args], capture_output=True, text=True, env=env, cwd=REPO)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 1024  # ru_maxrss: the largest child so far, in KiB
+
+
+def timed(fn):
+    c0, t0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0, time.process_time() - c0
+
+
+def bootstrap_costs(n: int, write: bool, k: int = 20) -> int:
+    """CPU per bootstrap resample of each statistic at ``n`` rows (two groups), section ``_boot``."""
+    scores, attrs, labels = make_data(n)
+    p = metrics.prepare(scores, attrs["sex"], labels)
+    rows = []
+    for stat in ("spdd", "speo", "pcc", "srcc"):
+        _, w, c = timed(lambda stat=stat: _replicates(p, (stat,), k, 0))
+        rows.append(f"| {stat.upper()} | {w:.2f} s | {c:.2f} s | {1e3 * c / k:.1f} ms | ≈ {c / k * 1000:.0f} s |")
+        print(rows[-1], flush=True)
+    body = "\n".join([
+        f"### Bootstrap cost per statistic at {n:,} rows (`bench/bench_auditor_path.py --only-bootstrap`)",
+        "",
+        f"`_replicates` of one statistic by sex (2 groups), labels given, {k} resamples, on the prepared rows.",
+        "",
+        "| statistic | wall | CPU | CPU per resample | CPU per 1,000 resamples |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Machine: {machine()}.",
+    ])
+    publish(SECTION + "_boot", body, write=write)
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--small", type=int, default=100_000, help="rows for the CLI audit with its default intervals")
+    ap.add_argument("--no-report-labels", action="store_true", help="skip the report with labels (the slow one)")
+    ap.add_argument("--only-bootstrap", action="store_true",
+                    help="only the per-statistic bootstrap costs (their own section)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    n = args.n
+    if args.only_bootstrap:
+        return bootstrap_costs(n, write=not args.no_write and n == 1_000_000)
+    load0 = os.getloadavg()
+    rows: list[str] = []
+
+    def add(what, wall, cpu, note=""):
+        rows.append(f"| {what} | **{wall:.2f} s** | {cpu:.2f} s | {note} |")
+        print(rows[-1], flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        big, small = write_table(n, folder), write_table(args.small, folder)
+        common = ["--score", "score", "--group", "sex", "--group", "age", "--label", "label"]
+        w, c, rss = run_cli(["audit", str(big), *common, "--n-boot", "0"])
+        add(f"CLI `audit`, {n:,} rows, `--n-boot 0` (exact metrics, LL144 tables, no intervals)", w, c,
+            f"3 groupings; peak RSS {rss:.0f} MB")
+        w, c, _ = run_cli(["audit", str(small), *common])
+        add(f"CLI `audit`, {args.small:,} rows, default intervals (1,000 resamples, automatic permutations)", w, c,
+            "3 groupings")
+        scores, attrs, labels = make_data(n)
+        two = {"sex": attrs["sex"], "age": attrs["age"]}
+        plan = interval_plan(n, True)
+        res, w, c = timed(lambda: audit_attributes(scores, two, labels, n_boot=plan.n_boot, random_state=0))
+        n_perm = permutation_count(n, 2)
+        _, w2, c2 = timed(lambda: permutation_test(scores, attrs["sex"], metric="spdd", n_perm=n_perm, random_state=0))
+        add(f"app cards: `audit_attributes` (n_boot = {plan.n_boot}, the page's plan) + SPDD permutation test "
+            f"({n_perm:,} shuffles) of one view", w + w2, c + c2,
+            f"audit {w:.2f} s / {c:.2f} s CPU; permutations {w2:.2f} s / {c2:.2f} s CPU")
+        _, w, c = timed(lambda: metrics.audit(scores, attrs["sex"], labels, n_boot=ON_REQUEST_N_BOOT, random_state=0))
+        add(f"app intervals on demand: `metrics.audit` of one view (sex), labels, n_boot = {ON_REQUEST_N_BOOT}", w, c)
+        out = folder / "r.html"
+        w, c, rss = run_cli(["report", str(big), "--score", "score", "--group", "sex", "--group", "age",
+                             "--out", str(out)])
+        add(f"CLI `report`, {n:,} rows, no labels, defaults (n_boot = 200)", w, c,
+            f"peak RSS {rss:.0f} MB; file {out.stat().st_size / 1e6:.1f} MB")
+        if not args.no_report_labels:
+            w, c, rss = run_cli(["report", str(big), *common, "--out", str(out)])
+            add(f"CLI `report`, {n:,} rows, labels, defaults (n_boot = 200)", w, c,
+                f"peak RSS {rss:.0f} MB (largest child so far); file {out.stat().st_size / 1e6:.1f} MB")
+    load1 = os.getloadavg()
+    body = "\n".join([
+        "## The auditor's path at 10⁶ rows (`bench/bench_auditor_path.py`)",
+        "",
+        f"{n:,} rows (CSV), attributes sex (2 groups) and age band (3) and their intersection (6), labels. "
+        "CLI runs are subprocesses (CPU and peak RSS of the child); app rows are the calls the Audit page makes.",
+        "",
+        "| what | wall | CPU | note |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        f"Machine: {machine()}; load average at the end {load1[0]:.1f} / {load1[1]:.1f} / {load1[2]:.1f} "
+        f"(at the start {load0[0]:.1f}). On this shared 2-core machine wall time is inflated by the load; CPU "
+        "time is the work.",
+    ])
+    publish(SECTION, body, write=not args.no_write and n == 1_000_000)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
