@@ -108,7 +108,7 @@ with st.expander("Run a sweep", expanded=not scope):
     sweepable = tradeoff.sweepable_methods()
     ui.widget_defaults(
         {"fv_sw_method": "ours" if "ours" in sweepable else sweepable[0], "fv_sw_alpha": float(alpha),
-         "fv_sw_epochs": DEFAULT_EPOCHS, "fv_sw_values": "0 0.1 0.2 0.3 0.5 1 3", "fv_sw_seed": 0,
+         "fv_sw_epochs": DEFAULT_EPOCHS, "fv_sw_values": "0 0.01 0.03 0.1 0.3 0.5 1 3", "fv_sw_seed": 0,
          "fv_sw_adaptive": 3},
         options={"fv_sw_method": sweepable},
     )

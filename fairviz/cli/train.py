@@ -32,7 +32,7 @@ W1_FORM_CHOICES = ("spdd", "pooled")
 FRAME_SAMPLING_CHOICES = ("uniform", "consecutive")
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
-    "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.3, "val_labels": "true",
+    "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.01, "val_labels": "true",
     "seed": 0, "epochs": 12, "batch_size": 64, "lr": 2e-3, "data": "synthetic", "device": "auto",
     "n_boot": 200,
 }
