@@ -124,8 +124,7 @@ def attribute_section(anchor: str, res, col, inputs: ReportInputs, settings: Rep
     perm, perm_speo = _permutations(xk, col.codes[known], yk, len(col.labels), settings)
     name_text = theme.plotly_text(res.name)
     curve = metrics.dp_curve(xk, disp)
-    band = dp_band(curve, [res.group_counts[g] for g in col.labels], n_boot=max(int(settings.n_boot), 200),
-                   level=settings.level, random_state=settings.random_state)
+    band = dp_band(curve, [res.group_counts[g] for g in col.labels], level=settings.level)
     dp_fig = figures.dp_curve_figure(curve, tau=settings.tau, spdd=res.spdd_max_min,
                                      title=f"DP(τ) by {name_text}: gap in selection rate at every threshold")
     add_dp_band(dp_fig, band)
