@@ -1,7 +1,7 @@
 """Coverage of the DP(τ) band (`fairviz.significance.dp_band`) where the true curve is known.
 Results: docs/STATISTICS.md (the section between the band markers).
 
-    nice -n 10 python bench/bench_band.py              # the study (a few minutes)
+    nice -n 10 python bench/bench_band.py --trials 300  # the study (~30 min on 2 shared cores)
     python bench/bench_band.py --trials 50 --no-write  # a quick look
 
 Data as in bench/bench_coverage.py: scores 0.1 + 0.8·Beta(3, 3), group g shifted by s_g (two
@@ -17,6 +17,7 @@ resamples, the construction of the old `dp_band`).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -107,15 +108,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=500)
     ap.add_argument("--sizes", nargs="+", type=int, default=[200, 1000, 10_000])
+    ap.add_argument("--cache", default="/tmp/fairviz-band.jsonl", help="finished cells (resumable)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    cache = Path(args.cache)
+    done = {c["key"]: c for c in map(json.loads, cache.read_text().splitlines())} if cache.exists() else {}
     cells = []
     t0 = time.time()
     for n in args.sizes:
         for k in (2, 4):
             for minority in (False, True):
                 for i, delta in enumerate((0.0, 0.03, 0.1)):
+                    key = f"{n}/{k}/{minority}/{delta}/{args.trials}"
+                    if key in done:
+                        cells.append(done[key])
+                        continue
                     c = run_cell(n, k, minority, delta, args.trials, seed=n * 100 + k * 10 + minority + 31 * i)
+                    c["key"] = key
+                    with cache.open("a") as f:
+                        f.write(json.dumps(c) + "\n")
                     cells.append(c)
                     print(f"[{time.time() - t0:5.0f} s] n={n} k={k} minority={minority} δ={delta}: "
                           f"new {c['sim_new']}/{c['trials']} old {c['sim_old']}/{c['trials']}", flush=True)

@@ -5,7 +5,7 @@ which ran only 100 / 10 trials there). Results: docs/STATISTICS.md ("Recheck" se
     nice -n 10 python bench/bench_coverage_recheck.py --plan ties   # tie-grid cells far from 0 (fast)
     nice -n 10 python bench/bench_coverage_recheck.py --plan mid    # 10⁴ rows, no ties
     nice -n 10 python bench/bench_coverage_recheck.py --plan large  # 10⁵ rows, no ties (2 s a trial)
-    python bench/bench_coverage_recheck.py --render                 # the table from the saved trials
+    python bench/bench_coverage_recheck.py --render --write         # the table from the saved trials
 
 The same data, truth and engines as bench_coverage.py, with seeds independent of its run. Every
 trial's raw quantities (θ̂, bootstrap quantiles, permutation quantile, p-value) are appended to a
@@ -111,7 +111,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="/tmp/fairviz-coverage-recheck.jsonl", help="saved trials (resumable)")
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--perm", type=int, default=99)
-    ap.add_argument("--render", action="store_true", help="print the table of the saved trials")
+    ap.add_argument("--render", nargs="*", metavar="FILE",
+                    help="print the table of the trials saved in --out and these files")
+    ap.add_argument("--write", action="store_true", help="with --render: put the table in docs/STATISTICS.md")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.plan:
@@ -128,8 +130,12 @@ def main(argv=None) -> int:
                 f.write(json.dumps(c) + "\n")
             r = cell_row(c)
             print(f"[{time.time() - t0:6.0f} s] {key}: new {r['new']} upper {r['upper']}", flush=True)
-    if args.render:
-        print(render(load(out)))
+    if args.render is not None:
+        cells = [c for path in [out, *map(Path, args.render)] for c in load(path)]
+        body = f"Measured {time.strftime('%Y-%m-%d')} on {bc.machine()}.\n\n{render(cells)}"
+        print(body)
+        if args.write:
+            bc.update_section("recheck", body, bc.DOC)
     return 0
 
 
