@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=10**6)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--groups", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     n = args.rows
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
              "(`n_perm=0`) and with it (default: `auto_n_perm` shuffles).", "",
              "| groups | permutations | CPU s without | CPU s with | CPU change | wall s without | wall s with |",
              "|---|---|---|---|---|---|---|"]
-    for k in (2, 4):
+    for k in args.groups:
         g = rng.integers(0, k, n)
         x = np.clip(rng.beta(2.5, 2.5, n) + 0.02 * g, 0.0, 1.0)
         c0, w0 = timed(lambda x=x, g=g: metrics.audit(x, g, n_boot=1000, n_perm=0), args.repeat)
