@@ -289,30 +289,6 @@ def summary(cells):
     ])
 
 
-def speed(n: int = 10**6, repeat: int = 2) -> str:
-    """`audit(n_boot=1000)` at n rows (two groups) without and with the permutation test (best
-    of ``repeat``): the test must keep the bootstrap's speed class. Returns a RESULTS.md body."""
-    rng = np.random.default_rng(0)
-    g = (rng.random(n) < 0.45).astype(np.int64)
-    x = np.where(g == 1, rng.beta(2.0, 3.0, n), rng.beta(2.5, 2.5, n))
-
-    def best(**kw):
-        times = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            metrics.audit(x, g, n_boot=1000, **kw)
-            times.append(time.perf_counter() - t)
-        return min(times)
-
-    without, with_test = best(n_perm=0), best()
-    from fairviz.uncertainty import auto_n_perm
-
-    return (f"## Uncertainty of distances (`bench/bench_coverage.py --speed`)\n\n{machine()}\n\n"
-            f"| {n:,} rows, 2 groups | seconds |\n|---|---|\n| `audit(n_boot=1000, n_perm=0)` | {without:.2f} |\n"
-            f"| `audit(n_boot=1000)` (+ {auto_n_perm(n, 2)} permutations) | {with_test:.2f} "
-            f"({100 * (with_test / without - 1):+.0f} %) |")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", nargs="+", type=float, default=[200, 1000, 10_000, 100_000])
@@ -326,14 +302,7 @@ def main(argv=None) -> int:
     ap.add_argument("--speo-trials", type=int, default=200)
     ap.add_argument("--cache", default="/tmp/fairviz-coverage.jsonl", help="finished cells (resumable)")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--speed", action="store_true", help="only time audit() with and without the test (bench/RESULTS.md)")
     args = ap.parse_args(argv)
-    if args.speed:
-        body = speed()
-        print(body)
-        if not args.no_write:
-            update_section("coverage_speed", body)
-        return 0
     cache = Path(args.cache)
     done = {}
     if cache.exists():

@@ -2,7 +2,7 @@
 
 Pure functions of plain data (no Streamlit), so the app can draw them too:
 
-- `add_dp_band(fig, band)`: the pointwise bootstrap band of DP(τ) on a `figures.dp_curve_figure`;
+- `add_dp_band(fig, band)`: the simultaneous confidence band of DP(τ) on a `figures.dp_curve_figure`;
 - `permutation_figure(result)`: the permutation null of SPDD (chance level) and the observed value;
 - `repair_tradeoff_figure(table)`: SPDD (and PCC / SRCC) against the repair strength θ.
 """
@@ -26,7 +26,7 @@ BAND_FILL = "rgba(0, 114, 178, 0.16)"
 def add_dp_band(fig: go.Figure, band: Any) -> go.Figure:
     """Draw `band` (a `fairviz.significance.DPBand`) on a DP(τ) figure as a shaded ribbon.
 
-    The band is pointwise (each τ on its own) and drawn beneath the curve. Returns ``fig``.
+    The band holds at every τ at once (see `dp_band`) and is drawn beneath the curve. Returns ``fig``.
     """
     taus = np.asarray(band.taus, dtype=np.float64)
     fig.add_trace(go.Scatter(
@@ -36,7 +36,7 @@ def add_dp_band(fig: go.Figure, band: Any) -> go.Figure:
     fig.add_trace(go.Scatter(
         x=taus, y=np.asarray(band.low, dtype=np.float64), mode="lines", line=dict(width=0, shape="hv"),
         fill="tonexty", fillcolor=BAND_FILL,
-        name=f"DP(τ) {band.level:.0%} bootstrap band (pointwise, {band.n_boot} resamples)",
+        name=band.label,
         hovertemplate="τ %{x:.3f}<br>band %{y:.3f}<extra></extra>",
     ))
     return fig

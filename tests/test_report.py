@@ -169,8 +169,8 @@ def test_report_figures(rng):
     g = rng.integers(0, 2, 300)
     y = np.clip(s + rng.normal(0, 0.1, 300), 0, 1)
     curve = metrics.dp_curve(s, g)
-    fig = add_dp_band(go.Figure(), dp_band(curve, [int(np.sum(g == 0)), int(np.sum(g == 1))], n_boot=50))
-    assert len(fig.data) == 2 and fig.data[1].fill == "tonexty" and "bootstrap band" in fig.data[1].name
+    fig = add_dp_band(go.Figure(), dp_band(curve, [int(np.sum(g == 0)), int(np.sum(g == 1))]))
+    assert len(fig.data) == 2 and fig.data[1].fill == "tonexty" and "all τ at once" in fig.data[1].name
     perm = permutation_test(s, g, n_perm=40)
     pf = permutation_figure(perm)
     assert pf.layout.template.layout.font.family.startswith("Inter")  # the shared fairviz template

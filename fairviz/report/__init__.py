@@ -72,8 +72,8 @@ def build_report(
     - arrays: ``build_report(scores, {"sex": sex, "race": race}, labels)`` (attributes may also
       be a DataFrame or one array).
 
-    tau: the threshold of the four-fifths check; n_boot / level: bootstrap intervals (metrics and
-    the DP(τ) band); n_perm: permutations per attribute (None: as many as fit a fixed work
+    tau: the threshold of the four-fifths check; n_boot / level: bootstrap intervals of the
+    metrics (level also for the DP(τ) band, which needs no resampling); n_perm: permutations per attribute (None: as many as fit a fixed work
     budget, 50–1000); intersections: also audit the intersection of all attributes;
     exclude_small: leave groups under 2 % out of the impact ratios (LL144); source: free text
     shown under the data description; progress(stage) is called as sections are computed;

@@ -125,8 +125,7 @@ def attribute_section(anchor: str, res, col, inputs: ReportInputs, settings: Rep
     name_text = theme.plotly_text(res.name)
     prep = res.prepared  # the grouping as audited: its curve needs no new check or sort
     curve = prep.dp_curve() if prep is not None and prep.groups == tuple(col.labels) else metrics.dp_curve(xk, disp)
-    band = dp_band(curve, [res.group_counts[g] for g in col.labels], n_boot=max(int(settings.n_boot), 200),
-                   level=settings.level, random_state=settings.random_state)
+    band = dp_band(curve, [res.group_counts[g] for g in col.labels], level=settings.level)
     dp_fig = figures.dp_curve_figure(curve, tau=settings.tau, spdd=res.spdd_max_min,
                                      title=f"DP(τ) by {name_text}: gap in selection rate at every threshold")
     add_dp_band(dp_fig, band)
