@@ -48,9 +48,6 @@ def check_config(cfg) -> None:
             f"s_fraction (share of training rows whose group is known) must be in (0, 1]; got {frac!r}"
             " (for no group labels at all use a method that needs none: dro or arl)"
         )
-    shares = (cfg.data_params or {}).get("group_shares") if cfg.data == "synthetic" else None
-    if shares is not None and len(shares) > 2 and cfg.bias_mode == "sample":
-        raise ValueError("sampling bias (bias_mode 'sample') is defined for two groups; use bias_mode 'label' for k groups")
     if not (isinstance(cfg.dro_alpha, (int, float)) and 0 < cfg.dro_alpha <= 1):
         raise ValueError(f"dro_alpha (smallest protected group share) must be in (0, 1]; got {cfg.dro_alpha!r}")
 

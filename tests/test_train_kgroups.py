@@ -287,9 +287,19 @@ def test_one_group_and_a_group_missing_from_training(kfeats):
         prepared_from_features(feats, cfg, splits={k: np.arange(240) for k in splits})
 
 
-def test_sample_bias_with_k_groups_is_refused(kfeats):
-    with pytest.raises(ValueError, match="exactly two groups"):
-        prepared_from_features(kfeats, tiny_config(bias_mode="sample"))
+def test_sample_bias_with_k_groups_subsamples_the_training_rows(kfeats):
+    """Sampling bias on k groups: the training split is the k-group subsample of
+    `inject_bias`; validation and test rows are untouched."""
+    from fairviz.data import inject_bias
+
+    free = prepared_from_features(kfeats, tiny_config(alpha=1.0))
+    data = prepared_from_features(kfeats, tiny_config(bias_mode="sample", alpha=4.0))
+    tr = free.train_idx
+    want = tr[inject_bias(kfeats.label[tr], kfeats.group[tr], 4.0, seed=0)]
+    np.testing.assert_array_equal(data.train_idx, want)
+    assert len(data.train_idx) < len(tr) and set(kfeats.group[data.train_idx]) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(data.test_idx, free.test_idx)
+    np.testing.assert_array_equal(data.train_label, kfeats.label[want])
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,11 +339,6 @@ def test_kgroup_summary_against_direct_computation():
     assert out["small_gap"] == pytest.approx(np.mean(s[g == 0] > 0.5) - np.mean(s[g != 0] > 0.5))
     assert out["worst_group_pcc"] == pytest.approx(min(np.corrcoef(s[g == k], y[g == k])[0, 1] for k in range(3)))
     assert out["dp_tau"] == pytest.approx(max(out["rates"].values()) - min(out["rates"].values()))
-
-
-def test_sample_bias_with_k_synthetic_groups_is_refused_at_config_time():
-    with pytest.raises(ValueError, match="use bias_mode 'label' for k groups"):
-        TrainConfig(bias_mode="sample", data_params={"group_shares": [1, 1, 1]})
 
 
 def test_batches_hold_every_group_including_the_small_one():
