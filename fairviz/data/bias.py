@@ -111,15 +111,8 @@ def _keep_counts(n_major: int, n_minor: int, alpha: float) -> tuple[int, int]:
     return min(n_major, int(math.floor(alpha * n_minor + 0.5))), n_minor
 
 
-def inject_bias(
-    labels: Any,
-    groups: Any,
-    alpha: float,
-    *,
-    privileged: Any = None,
-    split: float = 0.5,
-    seed: int = 0,
-) -> np.ndarray:
+def inject_bias(labels: Any, groups: Any, alpha: float, *, privileged: Any = None, split: float = 0.5,
+                seed: int = 0) -> np.ndarray:
     """Sampling bias: indices of the rows to keep so that the privileged group is over-represented
     among high labels and under-represented among low labels (our reading of the paper; k > 2
     groups: graded along the group order, see the module docstring).

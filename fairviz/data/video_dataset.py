@@ -225,11 +225,13 @@ def _video_stamp(path: str) -> list:
 
 
 def manifest_cache_material(df: pd.DataFrame, manifest_csv: Path, *, frames: int, size: int,
-                            n_mfcc: int, mfcc_steps: int, privileged: Any, text_model) -> dict:
+                            n_mfcc: int, mfcc_steps: int, privileged: Any, text_model,
+                            k_groups: bool = False) -> dict:
     """Cache-key material of a manifest: the CSV's bytes and folder, each video's size and
-    modification time, the feature parameters and the text model."""
+    modification time, the feature parameters and the text model (and ``all_groups`` where the
+    group column's k > 2 values are kept: only there does it change the codes)."""
     manifest_csv = Path(manifest_csv).resolve()
-    return {
+    material = {
         "source": "manifest",
         "manifest": {"path": str(manifest_csv),
                      "sha256": hashlib.sha256(manifest_csv.read_bytes()).hexdigest()},
@@ -239,6 +241,9 @@ def manifest_cache_material(df: pd.DataFrame, manifest_csv: Path, *, frames: int
                      "privileged": None if privileged is None else str(privileged)},
         "text_model": F.text_model_info(text_model),
     }
+    if k_groups:
+        material["features"]["all_groups"] = True
+    return material
 
 
 def load_manifest_features(
@@ -250,8 +255,7 @@ def load_manifest_features(
     text_model: str | os.PathLike | None = None,
     n_mfcc: int = F.DEFAULT_N_MFCC,
     mfcc_steps: int = F.DEFAULT_MFCC_STEPS,
-    privileged: Any = None,
-    all_groups: bool = False,
+    privileged: Any = None, all_groups: bool = False,
     workers: int | None = None,
     progress: F.Progress | None = None,
     refresh: bool = False,
@@ -265,9 +269,7 @@ def load_manifest_features(
         size: frame side in pixels; None = ``synthetic.DEFAULT_SIZE``.
         sampling: which frames (``FRAME_SAMPLINGS``; see ``read_frames``).
         text_model: local text model folder; None = ``features.default_text_model()``.
-        n_mfcc, mfcc_steps: MFCC shape.
-        privileged: the group value coded 1 (see the module docstring).
-        all_groups: keep k > 2 group values as k groups 0..k-1 (see the module docstring).
+        n_mfcc, mfcc_steps: MFCC shape. privileged, all_groups: see the module docstring.
         workers: videos decoded at once (threads; OpenCV and ffmpeg run outside the GIL);
             None = min(4, CPU count).
         progress: ``progress(done, total, stage)``, stages "cache", "decode", "text".
@@ -294,10 +296,9 @@ def load_manifest_features(
     df = read_manifest(manifest_csv)
     codes, group_info = encode_groups(df["group"], privileged, all_groups=all_groups)
     material = manifest_cache_material(df, manifest_csv, frames=frames, size=size, n_mfcc=n_mfcc,
-                                       mfcc_steps=mfcc_steps, privileged=privileged, text_model=text_model)
+                                       mfcc_steps=mfcc_steps, privileged=privileged, text_model=text_model,
+                                       k_groups=len(group_info["group_labels"]) > 2)
     material["features"]["sampling"] = sampling
-    if len(group_info["group_labels"]) > 2:  # in the key only where it changes the codes
-        material["features"]["all_groups"] = True
     build = ManifestBuild(df, manifest_csv, codes, group_info, material["text_model"], frames, size, sampling,
                           n_mfcc, mfcc_steps, workers or min(4, os.cpu_count() or 1), progress).build
     features = F.cached_features("manifest", material, build, refresh=refresh, progress=progress, mmap=mmap)
