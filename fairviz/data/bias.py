@@ -55,7 +55,7 @@ from fairviz.data._checks import labels_and_groups
 __all__ = ["inject_bias", "inject_label_bias", "band_shares"]
 
 
-def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any, many: bool = False):
+def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any):
     y, g = labels_and_groups(labels, groups)
     try:
         alpha = float(alpha)
@@ -70,7 +70,7 @@ def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any,
     if not (0.0 < split < 1.0):
         raise ValueError(f"split must be strictly between 0 and 1 (a quantile of the labels), got {split}")
     values = np.unique(g)
-    if many and len(values) > 2:
+    if len(values) > 2:
         if privileged is not None:
             raise ValueError(
                 "with more than two groups privilege follows the sorted group values; leave privileged unset"
@@ -80,7 +80,7 @@ def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any,
         privileged = 1
     if len(values) != 2:
         raise ValueError(
-            f"bias injection needs exactly two groups, found {len(values)}: {values[:10].tolist()}"
+            f"bias injection needs at least two groups, found {len(values)}: {values[:10].tolist()}"
         )
     priv = g == privileged
     if not priv.any():
@@ -131,7 +131,7 @@ def inject_bias(labels: Any, groups: Any, alpha: float, *, privileged: Any = Non
         each band, the group that is over-represented for the target ratio is subsampled; the
         other is kept whole (as many rows as possible).
     """
-    checked = _validate(labels, groups, alpha, privileged, split, many=True)
+    checked = _validate(labels, groups, alpha, privileged, split)
     if len(checked) == 4:
         return _sample_bias_k(*checked, seed=seed)
     y, priv, alpha, _threshold, high = checked
@@ -175,7 +175,7 @@ def inject_label_bias(
         alpha = 1 the privileged share of the top band is brought to 1/2 (a no-op when it already
         is, up to rounding).
     """
-    checked = _validate(labels, groups, alpha, privileged, split, many=True)
+    checked = _validate(labels, groups, alpha, privileged, split)
     if len(checked) == 4:
         return _label_bias_k(*checked, seed=seed)
     y, priv, alpha, _threshold, high = checked
