@@ -39,6 +39,7 @@ SWEEP = [("ours", {"lambda_w": lw, "w1_form": form}) for lw in (0.1, 0.03) for f
 def main() -> None:
     out, seeds = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")]
     runs = {"sweep": SWEEP, "check": CHECK, "semi": SEMI, "fairoffset": FAIROFFSET, "fairoffset-pooled": FAIROFFSET[:1],
+             "fairoffset-spdd": FAIROFFSET[1:],
              "offset": OFFSET, "nos": NOS}.get((sys.argv[3:] or [""])[0], RUNS)
     torch.set_num_threads(1)
     features = load_features(TrainConfig(**BASE))
