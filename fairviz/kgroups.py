@@ -6,7 +6,8 @@
   forms in `fairviz.losses`: the W1 term of `ours` is the paper's SPDD for k groups
   (``w1_form="spdd"``: ∫ max − min of the groups' selection rates) or each group's W1 to the
   batch's pooled scores (``w1_form="pooled"``); `mmd` and `l2` average over pairs of groups; the
-  adversary predicts one of k classes. Batches stay group-stratified (every group, the small
+  adversary predicts one of k classes; `fairoffset` learns k − 1 group offsets (group 0's is 0)
+  and its shape W1 term takes the ``w1_form`` too. Batches stay group-stratified (every group, the small
   one too, is in every batch).
 - **S partly known** (``s_fraction`` < 1): only a seeded random ``s_fraction`` of the training
   rows keep their group; the others are coded -1. Fairness terms and the adversary use the
@@ -47,9 +48,6 @@ def check_config(cfg) -> None:
             f"s_fraction (share of training rows whose group is known) must be in (0, 1]; got {frac!r}"
             " (for no group labels at all use a method that needs none: dro or arl)"
         )
-    shares = (cfg.data_params or {}).get("group_shares") if cfg.data == "synthetic" else None
-    if shares is not None and len(shares) > 2 and cfg.bias_mode == "sample":
-        raise ValueError("sampling bias (bias_mode 'sample') is defined for two groups; use bias_mode 'label' for k groups")
     if not (isinstance(cfg.dro_alpha, (int, float)) and 0 < cfg.dro_alpha <= 1):
         raise ValueError(f"dro_alpha (smallest protected group share) must be in (0, 1]; got {cfg.dro_alpha!r}")
 
@@ -125,6 +123,13 @@ def w1_term(score: torch.Tensor, s: torch.Tensor, n_groups: int, form: str = "sp
     return losses.spdd_loss(score, s) if form == "spdd" else losses.w1_pooled_loss(score, s)
 
 
+def shape_w1_term(score: torch.Tensor, s: torch.Tensor, n_groups: int, form: str = "spdd") -> torch.Tensor:
+    """fairoffset's W1 term: `w1_term`'s distance without its gradient along the score scale."""
+    if n_groups == 2:
+        return losses.shape_wasserstein_loss(score, s)
+    return losses.shape_k_loss(score, s, form)
+
+
 def mmd_term(x: torch.Tensor, s: torch.Tensor, n_groups: int, bandwidth) -> torch.Tensor:
     fn = losses.mmd_loss if n_groups == 2 else losses.mmd_k_loss
     return fn(x, s, bandwidth=bandwidth)
@@ -132,6 +137,30 @@ def mmd_term(x: torch.Tensor, s: torch.Tensor, n_groups: int, bandwidth) -> torc
 
 def gap_term(z: torch.Tensor, s: torch.Tensor, n_groups: int) -> torch.Tensor:
     return (losses.mean_gap_loss if n_groups == 2 else losses.mean_gap_k_loss)(z, s)
+
+
+# ---------------------------------------------------------------------------------------------
+# the group offset of fairoffset (score units, outside the network, dropped at inference)
+
+
+def new_offset(n_groups: int, device) -> torch.Tensor:
+    """The offsets to learn: one scalar b for two groups (b·S), else k − 1 offsets of groups
+    1..k-1 against group 0 (a common shift of all groups is the network's bias, not the raters')."""
+    shape = () if n_groups == 2 else (n_groups - 1,)
+    return torch.zeros(shape, device=device, requires_grad=True)
+
+
+def offset_shift(offset: torch.Tensor, s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B,) the offset each row's score gets in training; 0 for group 0 and for hidden S (code -1)."""
+    known = s.clamp(min=0)
+    if offset.dim() == 0:
+        return offset * known.to(dtype)
+    return torch.cat([offset.new_zeros(1), offset])[known].to(dtype)
+
+
+def offset_value(offset: torch.Tensor) -> float | list[float]:
+    """What a run records: b (two groups) or the k − 1 offsets of groups 1..k-1 against group 0."""
+    return float(offset.detach()) if offset.dim() == 0 else [float(v) for v in offset.detach().cpu()]
 
 
 # ---------------------------------------------------------------------------------------------

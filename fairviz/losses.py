@@ -128,12 +128,26 @@ def scaled_wasserstein_loss(pred: torch.Tensor, s, eps: float = 1e-4) -> torch.T
     batch holds one group only.
     """
     p = _flat_pred(pred)
+    return _scale_free(p, lambda: wasserstein_loss(p, s), eps, "scaled_wasserstein_loss")
+
+
+def _scale_free(p: torch.Tensor, distance, eps: float, name: str) -> torch.Tensor:
+    """distance() / (σ + eps), σ the population std of the batch p (B,); distance() alone for B < 2."""
     if not eps >= 0:
-        raise ValueError(f"scaled_wasserstein_loss: eps must be >= 0, got {eps!r}")
-    w = wasserstein_loss(p, s)
+        raise ValueError(f"{name}: eps must be >= 0, got {eps!r}")
+    w = distance()
     if p.shape[0] < 2:
         return w
     return w / (p.std(unbiased=False) + eps)
+
+
+def _shape_only(p: torch.Tensor, distance, eps: float, name: str) -> torch.Tensor:
+    """σ·distance()/(σ + eps) with the first σ held fixed: the value of the distance, the gradient
+    of σ₀·distance/σ (no component along the score scale)."""
+    scaled = _scale_free(p, distance, eps, name)
+    if p.shape[0] < 2:
+        return scaled
+    return p.detach().std(unbiased=False) * scaled
 
 
 def shape_wasserstein_loss(pred: torch.Tensor, s, eps: float = 1e-4) -> torch.Tensor:
@@ -145,10 +159,7 @@ def shape_wasserstein_loss(pred: torch.Tensor, s, eps: float = 1e-4) -> torch.Te
     fairness by shrinking every score towards a constant.
     """
     p = _flat_pred(pred)
-    scaled = scaled_wasserstein_loss(p, s, eps)
-    if p.shape[0] < 2:
-        return scaled
-    return p.detach().std(unbiased=False) * scaled
+    return _shape_only(p, lambda: wasserstein_loss(p, s), eps, "shape_wasserstein_loss")
 
 
 def _as_rows(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -221,10 +232,11 @@ def mean_gap_loss(z: torch.Tensor, s) -> torch.Tensor:
 # between the two groups, the pairwise MMD and mean gap have one pair.
 #   spdd_loss        ∫ (max − min) of the groups' selection rates (the paper's SPDD)
 #   w1_pooled_loss   each group's W1 to the batch's pooled scores
+#   shape_k_loss     either of the two without its gradient along the score scale (fairoffset)
 #   mmd_k_loss       squared MMD, mean over pairs of groups
 #   mean_gap_k_loss  squared distance of group means of Z, mean over pairs of groups
 
-__all__ += ["spdd_loss", "w1_pooled_loss", "mmd_k_loss", "mean_gap_k_loss"]
+__all__ += ["spdd_loss", "w1_pooled_loss", "shape_k_loss", "mmd_k_loss", "mean_gap_k_loss"]
 
 
 def _codes(x: torch.Tensor, s, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,6 +297,16 @@ def w1_pooled_loss(pred: torch.Tensor, s) -> torch.Tensor:
     n = p.shape[0]
     pooled = torch.arange(1, n, device=p.device, dtype=p.dtype) / n  # (N-1,)
     return (2.0 / G) * (widths[:, None] * (cdf - pooled[:, None]).abs()).sum()
+
+
+def shape_k_loss(pred: torch.Tensor, s, form: str = "spdd", eps: float = 1e-4) -> torch.Tensor:
+    """`shape_wasserstein_loss` for k groups: the value of `spdd_loss` (``form="spdd"``) or
+    `w1_pooled_loss` (``"pooled"``), the gradient ∇D − (D/σ)·∇σ (none along the score scale)."""
+    p = _flat_pred(pred)
+    fns = {"spdd": spdd_loss, "pooled": w1_pooled_loss}
+    if form not in fns:
+        raise ValueError(f"shape_k_loss: form must be one of {sorted(fns)}, got {form!r}")
+    return _shape_only(p, lambda: fns[form](p, s), eps, "shape_k_loss")
 
 
 def _pair_means(K: torch.Tensor, codes: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

@@ -262,9 +262,38 @@ def test_balanced_splits_errors_on_one_group_and_mismatch():
         balanced_splits([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1], bands=2)
 
 
-def test_sample_bias_stays_binary():
-    with pytest.raises(ValueError, match="exactly two groups"):
-        inject_bias([0.1, 0.5, 0.9], [0, 1, 2], 2)
+def test_sample_bias_k_groups():
+    """k = 4 groups of different sizes: each group keeps alpha^(t_r - 1) of its high-band rows and
+    alpha^(-t_r) of its low-band rows (counted here from the kept rows, t_r = r / 3), labels are
+    untouched, P(high | group) rises along the group order from 1/(1 + alpha) towards
+    alpha/(1 + alpha) when the bands are equal, and a 3-group, 3-row input keeps a row per band."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    g = rng.choice(4, n, p=[0.1, 0.2, 0.3, 0.4])
+    y = rng.uniform(size=n)
+    high = y > np.quantile(y, 0.5)
+    for alpha in (1.0, 2.0, 4.0):
+        keep = inject_bias(y, g, alpha, seed=1)
+        assert np.array_equal(keep, np.unique(keep)) and keep.dtype == np.int64
+        kept = np.zeros(n, bool)
+        kept[keep] = True
+        for r in range(4):
+            t_r = r / 3
+            for band, share in ((high, alpha ** (t_r - 1)), (~high, alpha ** -t_r)):
+                rows = band & (g == r)
+                assert kept[rows].sum() == max(1, int(np.floor(share * rows.sum() + 0.5)))
+        p_high = np.array([high[keep][g[keep] == r].mean() for r in range(4)])
+        if alpha > 1:
+            assert np.all(np.diff(p_high) > 0)
+            assert p_high[0] == pytest.approx(1 / (1 + alpha), abs=0.04)
+            assert p_high[3] == pytest.approx(alpha / (1 + alpha), abs=0.04)
+        else:
+            assert len(keep) == n
+        assert np.array_equal(keep, inject_bias(y, g, alpha, seed=1))  # deterministic
+    assert not np.array_equal(inject_bias(y, g, 4.0, seed=1), inject_bias(y, g, 4.0, seed=2))
+    assert inject_bias([0.1, 0.5, 0.9, 0.95], [0, 1, 2, 2], 4.0).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="leave privileged unset"):
+        inject_bias(y, g, 2.0, privileged=3)
 
 
 def test_label_bias_k_groups():

@@ -20,6 +20,8 @@ from fairviz.losses import (
     mean_gap_loss,
     mmd_k_loss,
     mmd_loss,
+    shape_k_loss,
+    shape_wasserstein_loss,
     spdd_loss,
     w1_pooled_loss,
     wasserstein_loss,
@@ -176,6 +178,66 @@ def test_terms_shrink_when_groups_align():
     for name, fn in _fns().items():
         assert abs(float(fn(p, s))) < 1e-12, name
     assert float(spdd_loss(p + 0.3 * (s == 1).double(), s)) == pytest.approx(0.3, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# fairoffset's shape term for k groups
+
+
+@pytest.mark.parametrize("form, reference", [("spdd", brute_spdd), ("pooled", brute_pooled)])
+@pytest.mark.parametrize("sizes", [(3, 4, 2), (5, 1, 3, 2), (10, 10, 10, 10)])
+def test_shape_k_loss_value_and_gradient(form, reference, sizes):
+    """Value: σ·D/(σ + eps) with D the brute-force distance. Gradient: ∇D − (D/σ)·∇σ
+    (autograd of the plain pieces), checked against central differences of σ₀·D/σ (σ₀ fixed);
+    none of it along the score scale, p → m + c·(p − m)."""
+    p, s = kbatch(5, sizes)
+    pn, sn = p.numpy(), s.numpy()
+    D, sigma = reference(pn, sn), float(np.std(pn))
+    eps = 1e-4
+    q = p.clone().requires_grad_(True)
+    v = shape_k_loss(q, s, form, eps)
+    assert float(v) == pytest.approx(sigma * D / (sigma + eps), abs=1e-12)
+    v.backward()
+    # the same gradient assembled from the distance and the std
+    d = p.clone().requires_grad_(True)
+    plain = (spdd_loss if form == "spdd" else w1_pooled_loss)(d, s)
+    (g_d,) = torch.autograd.grad(plain, d)
+    (g_s,) = torch.autograd.grad(d.std(unbiased=False), d)
+    torch.testing.assert_close(q.grad, sigma / (sigma + eps) * (g_d - (D / (sigma + eps)) * g_s), atol=1e-10, rtol=0)
+    # central differences of σ₀·D(q)/(σ(q) + eps) with σ₀ held at the current σ
+    dist = spdd_loss if form == "spdd" else w1_pooled_loss
+    assert torch.autograd.gradcheck(
+        lambda x: sigma * dist(x, s) / (x.std(unbiased=False) + eps), (p.clone().requires_grad_(True),),
+        eps=1e-7, atol=1e-6)
+    # eps = 0: exactly scale-free, so the derivative along (p − mean) is 0
+    q0 = p.clone().requires_grad_(True)
+    shape_k_loss(q0, s, form, 0.0).backward()
+    assert abs(float(q0.grad @ (p - p.mean()))) < 1e-12
+
+
+@pytest.mark.parametrize("n0, n1", [(16, 16), (3, 7), (20, 44)])
+def test_shape_k_loss_with_two_groups_is_the_binary_shape_term(n0, n1):
+    for form in ("spdd", "pooled"):
+        p, s = kbatch(n0 + 7 * n1, (n0, n1))
+        xa, xb = p.clone().requires_grad_(True), p.clone().requires_grad_(True)
+        va, vb = shape_wasserstein_loss(xa, s), shape_k_loss(xb, s, form)
+        assert float(vb) == pytest.approx(float(va), abs=1e-12)
+        va.backward()
+        vb.backward()
+        torch.testing.assert_close(xb.grad, xa.grad, atol=1e-11, rtol=1e-7)
+
+
+def test_shape_k_loss_edge_cases_and_bad_input():
+    p = torch.rand(9, dtype=torch.float64, requires_grad=True)
+    v = shape_k_loss(p, torch.full((9,), 3))  # one group: 0 with a gradient
+    v.backward()
+    assert float(v) == 0.0 and torch.equal(p.grad, torch.zeros(9, dtype=torch.float64))
+    const = torch.full((8,), 0.4, dtype=torch.float64, requires_grad=True)
+    assert float(shape_k_loss(const, torch.arange(8) % 3)) == 0.0  # a constant batch: 0, not NaN
+    with pytest.raises(ValueError, match="form must be one of"):
+        shape_k_loss(p, torch.arange(9) % 3, "max")
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        shape_k_loss(p, torch.arange(9) % 3, "spdd", -1.0)
 
 
 # --------------------------------------------------------------------------------------------

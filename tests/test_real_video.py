@@ -316,6 +316,40 @@ def test_encode_groups():
         encode_groups(["a", "b"], privileged="z")
 
 
+def test_encode_groups_keeps_k_groups_when_asked():
+    codes, info = encode_groups(["b", "a", "c", "a"], all_groups=True)
+    assert codes.tolist() == [1, 0, 2, 0] and codes.dtype == np.int64
+    assert info["group_labels"] == ["a", "b", "c"] and info["privileged"] is None
+    assert info["group_members"] == {"0": ["a"], "1": ["b"], "2": ["c"]}
+    for two in (["male", "female", "male"], [1, 0, 0], ["1", "0"]):  # two values: coded as before
+        plain, plain_info = encode_groups(two)
+        k, k_info = encode_groups(two, all_groups=True)
+        assert k.tolist() == plain.tolist() and k_info == plain_info
+    codes, _ = encode_groups(["b", "a", "c"], privileged="c", all_groups=True)  # privileged wins
+    assert codes.tolist() == [0, 0, 1]
+
+
+def test_manifest_with_k_groups_trains_as_k_groups(fi_root, tmp_path, capsys):
+    from fairviz.cli import main
+    from fairviz.train import TrainConfig, load_features
+
+    for i, vid in enumerate(list(CLIPS)[:4]):
+        shutil.copy(fi_root / CLIPS[vid][1] / vid, tmp_path / f"v{i}.mp4")
+    csv = tmp_path / "m.csv"
+    pd.DataFrame({"video": [f"v{i}.mp4" for i in range(4)], "label": [0.2, 0.4, 0.6, 0.8],
+                  "group": ["white", "black", "asian", "black"]}).to_csv(csv, index=False)
+    with pytest.raises(ValueError, match="privileged=VALUE"):
+        load_manifest_features(csv, frames=2, size=8, mfcc_steps=4)
+    fs = load_manifest_features(csv, frames=2, size=8, mfcc_steps=4, all_groups=True)
+    assert fs.group.tolist() == [2, 1, 0, 1] and fs.meta["group_labels"] == ["asian", "black", "white"]
+    two = load_manifest_features(csv, frames=2, size=8, mfcc_steps=4, privileged="white")
+    assert two.group.tolist() == [1, 0, 0, 0] and two.meta["cache_hit"] is False  # another cache entry
+    feats = load_features(TrainConfig(method="ours", data=str(csv), frames=2, size=8))
+    assert feats.group.tolist() == [2, 1, 0, 1] and feats.meta["group_labels"] == ["asian", "black", "white"]
+    assert main(["data", "manifest", str(csv), "--frames", "2", "--size", "8", "--all-groups", "--quiet"]) == 0
+    assert "0 = asian, 1 = black, 2 = white" in capsys.readouterr().out
+
+
 def test_manifest_validation(tmp_path):
     def write(df):
         df.to_csv(tmp_path / "m.csv", index=False)

@@ -125,6 +125,58 @@ def test_dro_and_arl_terms():
     torch.testing.assert_close(logits.grad, -lg.grad)  # the adversary ascends the weighted loss
 
 
+def test_fairoffset_terms_for_k_and_for_two_groups():
+    """k groups: the shape term of the run's w1_form; two groups: the binary shape term exactly."""
+    inp = _inputs()
+    for form in ("spdd", "pooled"):
+        cfg = TrainConfig(method="fairoffset", lambda_sw=1.0, w1_form=form)
+        assert float(loss_terms("fairoffset", inp, cfg)["sw1"]) == float(losses.shape_k_loss(inp.score, inp.s, form))
+        two = _inputs(k=2)
+        assert float(loss_terms("fairoffset", two, cfg)["sw1"]) == float(
+            losses.shape_wasserstein_loss(two.score, two.s))
+
+
+def test_group_offsets():
+    """k − 1 free offsets (group 0's is 0, hidden S gets none); two groups keep the scalar b·S,
+    and the vector form on two groups gives the same shift."""
+    b = kgroups.new_offset(4, "cpu")
+    assert b.shape == (3,) and b.requires_grad and kgroups.new_offset(2, "cpu").shape == ()
+    s = torch.tensor([0, 1, 2, 3, -1, 3, 1])
+    with torch.no_grad():
+        b.copy_(torch.tensor([0.1, -0.2, 0.3]))
+    torch.testing.assert_close(kgroups.offset_shift(b, s, torch.float32),
+                               torch.tensor([0.0, 0.1, -0.2, 0.3, 0.0, 0.3, 0.1]))
+    assert kgroups.offset_value(b) == pytest.approx([0.1, -0.2, 0.3])
+    s2 = torch.tensor([0, 1, 1, -1, 0])
+    scalar, vector = torch.tensor(0.25), torch.tensor([0.25])
+    assert torch.equal(kgroups.offset_shift(scalar, s2, torch.float32), kgroups.offset_shift(vector, s2, torch.float32))
+    assert kgroups.offset_value(scalar) == 0.25
+    # the gradient: each offset collects its own group's rows only
+    w = torch.randn(len(s), dtype=torch.float64)
+    bd = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: (w * kgroups.offset_shift(x, s, torch.float64)).sum(), (bd,))
+    (w * kgroups.offset_shift(bd, s, torch.float64)).sum().backward()
+    torch.testing.assert_close(bd.grad, torch.stack([w[s == g].sum() for g in (1, 2, 3)]))
+
+
+@pytest.mark.slow
+def test_k_group_offsets_absorb_known_group_shifts():
+    """Labels = a text-borne score + a shift per group, features without the group: the offsets
+    learn the shifts against group 0 and the model (without them) is fair and not part of them."""
+    feats = tiny_features_k(n=320)
+    shift = np.array([0.0, 0.05, 0.10, 0.15])
+    feats.video[..., 0] = 0  # no group in the video ...
+    feats.mfcc[:, :, 0] = np.random.default_rng(1).normal(size=feats.mfcc.shape[:2])  # ... nor in the audio
+    feats.label = np.clip(feats.label * 0.5 + 0.2, 0, 1) + shift[feats.group]
+    run = train(tiny_config("fairoffset", alpha=1.0, epochs=8, lambda_sw=0.0), features=feats)
+    got = np.asarray(run.info["group_offset"])
+    assert got.shape == (3,)
+    np.testing.assert_allclose(got, shift[1:], atol=0.03)
+    assert not any("offset" in k for k in run.state_dict)
+    vanilla = train(tiny_config("vanilla", alpha=1.0, epochs=8), features=feats)
+    assert run.metrics["spdd"]["value"] < vanilla.metrics["spdd"]["value"]
+
+
 # --------------------------------------------------------------------------------------------
 # training end to end
 
@@ -160,7 +212,8 @@ def test_k_way_adversary_learns_the_groups(kfeats):
 @pytest.mark.slow
 @pytest.mark.parametrize("method, extra", [
     ("ours", {}), ("ours", {"w1_form": "pooled"}), ("mmd", {}), ("l2", {}), ("adversarial", {}),
-    ("dro", {}), ("arl", {}), ("ours", {"s_fraction": 0.2}),
+    ("dro", {}), ("arl", {}), ("ours", {"s_fraction": 0.2}), ("fairoffset", {"w1_form": "pooled"}),
+    ("fairoffset", {"s_fraction": 0.5}),
 ])
 def test_every_method_trains_on_k_groups(kfeats, method, extra):
     run = train(tiny_config(method, **extra), features=kfeats)
@@ -170,6 +223,9 @@ def test_every_method_trains_on_k_groups(kfeats, method, extra):
         assert all(np.isfinite(v) for k, v in rec.items() if isinstance(v, float)), rec
     if METHODS[method].uses_adversary and METHODS[method].needs_s:
         assert 0 <= run.history[0]["adv_acc"] <= 1
+    if method == "fairoffset":
+        assert all(len(rec["group_offset"]) == 3 for rec in run.history)
+        assert not any("offset" in k for k in run.state_dict)
     if method == "arl":
         assert run.model_config.adversary_label_input
         assert "adv_acc" not in run.history[0]
@@ -231,9 +287,19 @@ def test_one_group_and_a_group_missing_from_training(kfeats):
         prepared_from_features(feats, cfg, splits={k: np.arange(240) for k in splits})
 
 
-def test_sample_bias_with_k_groups_is_refused(kfeats):
-    with pytest.raises(ValueError, match="exactly two groups"):
-        prepared_from_features(kfeats, tiny_config(bias_mode="sample"))
+def test_sample_bias_with_k_groups_subsamples_the_training_rows(kfeats):
+    """Sampling bias on k groups: the training split is the k-group subsample of
+    `inject_bias`; validation and test rows are untouched."""
+    from fairviz.data import inject_bias
+
+    free = prepared_from_features(kfeats, tiny_config(alpha=1.0))
+    data = prepared_from_features(kfeats, tiny_config(bias_mode="sample", alpha=4.0))
+    tr = free.train_idx
+    want = tr[inject_bias(kfeats.label[tr], kfeats.group[tr], 4.0, seed=0)]
+    np.testing.assert_array_equal(data.train_idx, want)
+    assert len(data.train_idx) < len(tr) and set(kfeats.group[data.train_idx]) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(data.test_idx, free.test_idx)
+    np.testing.assert_array_equal(data.train_label, kfeats.label[want])
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,11 +339,6 @@ def test_kgroup_summary_against_direct_computation():
     assert out["small_gap"] == pytest.approx(np.mean(s[g == 0] > 0.5) - np.mean(s[g != 0] > 0.5))
     assert out["worst_group_pcc"] == pytest.approx(min(np.corrcoef(s[g == k], y[g == k])[0, 1] for k in range(3)))
     assert out["dp_tau"] == pytest.approx(max(out["rates"].values()) - min(out["rates"].values()))
-
-
-def test_sample_bias_with_k_synthetic_groups_is_refused_at_config_time():
-    with pytest.raises(ValueError, match="use bias_mode 'label' for k groups"):
-        TrainConfig(bias_mode="sample", data_params={"group_shares": [1, 1, 1]})
 
 
 def test_batches_hold_every_group_including_the_small_one():

@@ -1,7 +1,7 @@
 """`python -m fairviz data ...`: build and cache the feature sets, convert First Impressions.
 
     fairviz data synthetic [--n N] [--seed S] [--text-model PATH]
-    fairviz data manifest CSV [--frames T] [--size PX] [--privileged VALUE] [--text-model PATH]
+    fairviz data manifest CSV [--frames T] [--size PX] [--privileged VALUE | --all-groups] [--text-model PATH]
     fairviz data first-impressions ROOT --out manifest.csv [--group gender|ethnicity] [--features]
     fairviz data export-examples OUT_DIR [--n 3] [--seed S]
 """
@@ -66,8 +66,9 @@ def _describe(fs, seconds: float) -> None:
     print(f"  text  {tuple(fs.text.shape)} float32 ({fs.text.nbytes / 1e6:.1f} MB)"
           f"  model {fs.meta.get('text_model', {}).get('path', '?')}")
     labels = fs.meta.get("group_labels")
-    counts = {int(g): int((fs.group == g).sum()) for g in (0, 1)}
-    print(f"  groups {counts}" + (f"  (0 = {labels[0]}, 1 = {labels[1]})" if labels else ""))
+    codes = range(max(2, len(labels or ())))
+    counts = {g: int((fs.group == g).sum()) for g in codes}
+    print(f"  groups {counts}" + (f"  ({', '.join(f'{g} = {labels[g]}' for g in codes)})" if labels else ""))
     if fs.split is not None:
         names, n = np.unique(fs.split, return_counts=True)
         print("  split " + ", ".join(f"{a}: {b}" for a, b in zip(names, n)))
@@ -107,7 +108,7 @@ def run_manifest(args) -> int:
         fs = load_manifest_features(args.csv, frames=args.frames, size=args.size,
                                     sampling=args.frame_sampling, text_model=args.text_model, n_mfcc=args.n_mfcc,
                                     mfcc_steps=args.mfcc_steps, privileged=args.privileged,
-                                    workers=args.workers, progress=progress, refresh=args.refresh)
+                                    all_groups=args.all_groups, workers=args.workers, progress=progress, refresh=args.refresh)
     finally:
         progress.close()
     _report_skipped(fs.meta.get("skipped") or [])
@@ -160,6 +161,8 @@ def _feature_args(p: argparse.ArgumentParser, *, video: bool) -> None:
                             "consecutive frames from its middle")
         p.add_argument("--privileged", default=None, metavar="VALUE",
                        help="group value coded 1 (default: 0/1 as given, else the last in sort order)")
+        p.add_argument("--all-groups", action="store_true",
+                       help="keep every value of a group column with more than two values as its own group")
         p.add_argument("--workers", type=int, default=None, help="videos decoded at once")
 
 

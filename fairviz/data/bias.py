@@ -19,14 +19,24 @@ privileged in the high band; alpha = 1 -> balanced).
   the low band then holds 1:alpha when the groups are equally large and ``split = 0.5`` (otherwise
   it holds whatever the group counts leave).
 
-**More than two groups** (:func:`inject_label_bias` only; sampling bias stays binary): privilege
-follows the sorted group values, lowest = least favoured, highest = most favoured, with group of
-rank r (0..k-1) ranked by ``label + delta * r / (k-1)`` — an offset growing evenly along the
-group order. ``delta`` is found by bisection so that, in the top band, the most favoured group's
-selection rate (its rows in the band / its rows) is alpha times the least favoured group's; the
-groups between fall between. For two equally large groups this is the binary rule (a top-band
-share of alpha/(alpha+1) is a selection-rate ratio of alpha); the binary code path is kept as it
-is for any two groups.
+**More than two groups**: privilege follows the sorted group values, lowest = least favoured,
+highest = most favoured; the group of rank r (0..k-1) sits at t_r = r / (k-1) along that order.
+
+- Rater bias: rows are ranked by ``label + delta * t_r`` — an offset growing evenly along the
+  group order. ``delta`` is found by bisection so that, in the top band, the most favoured group's
+  selection rate (its rows in the band / its rows) is alpha times the least favoured group's; the
+  groups between fall between. For two equally large groups this is the binary rule (a top-band
+  share of alpha/(alpha+1) is a selection-rate ratio of alpha).
+- Sampling bias: group r keeps the share alpha^(t_r − 1) of its high-band rows and alpha^(−t_r)
+  of its low-band rows (at least one row of each group in each band where it has any), drawn at
+  random: the most favoured group keeps its high band whole, the least favoured its low band,
+  and the odds high : low of group r fall by alpha^2 from the most to the least favoured group,
+  geometrically along the order. For two groups with equally many rows in each band this is the
+  binary rule (alpha:1 in the high band, 1:alpha in the low band, P(high | group) = alpha/(alpha+1)
+  and 1/(alpha+1)); with unequal groups it keeps the selection-rate ratios where the binary rule
+  keeps count ratios.
+
+The binary code path is kept as it is for any two groups.
 
 Test and validation rows must keep their true labels: apply these to the training rows only
 (see :func:`fairviz.data.splits.balanced_splits`). Both functions are deterministic for a seed
@@ -45,7 +55,7 @@ from fairviz.data._checks import labels_and_groups
 __all__ = ["inject_bias", "inject_label_bias", "band_shares"]
 
 
-def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any, many: bool = False):
+def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any):
     y, g = labels_and_groups(labels, groups)
     try:
         alpha = float(alpha)
@@ -60,7 +70,7 @@ def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any,
     if not (0.0 < split < 1.0):
         raise ValueError(f"split must be strictly between 0 and 1 (a quantile of the labels), got {split}")
     values = np.unique(g)
-    if many and len(values) > 2:
+    if len(values) > 2:
         if privileged is not None:
             raise ValueError(
                 "with more than two groups privilege follows the sorted group values; leave privileged unset"
@@ -70,7 +80,7 @@ def _validate(labels: Any, groups: Any, alpha: Any, privileged: Any, split: Any,
         privileged = 1
     if len(values) != 2:
         raise ValueError(
-            f"bias injection needs exactly two groups, found {len(values)}: {values[:10].tolist()}"
+            f"bias injection needs at least two groups, found {len(values)}: {values[:10].tolist()}"
         )
     priv = g == privileged
     if not priv.any():
@@ -101,24 +111,18 @@ def _keep_counts(n_major: int, n_minor: int, alpha: float) -> tuple[int, int]:
     return min(n_major, int(math.floor(alpha * n_minor + 0.5))), n_minor
 
 
-def inject_bias(
-    labels: Any,
-    groups: Any,
-    alpha: float,
-    *,
-    privileged: Any = 1,
-    split: float = 0.5,
-    seed: int = 0,
-) -> np.ndarray:
+def inject_bias(labels: Any, groups: Any, alpha: float, *, privileged: Any = None, split: float = 0.5,
+                seed: int = 0) -> np.ndarray:
     """Sampling bias: indices of the rows to keep so that the privileged group is over-represented
-    among high labels and under-represented among low labels (our reading of the paper).
+    among high labels and under-represented among low labels (our reading of the paper; k > 2
+    groups: graded along the group order, see the module docstring).
 
     Args:
         labels: (n,) true labels (any real scale).
-        groups: (n,) exactly two distinct group values.
+        groups: (n,) two distinct group values, or k > 2 (module docstring; ``privileged`` unset).
         alpha: >= 1; high band (``label > quantile(labels, split)``) keeps privileged:unprivileged
             = alpha:1, low band 1:alpha. alpha = 1 keeps the bands balanced.
-        privileged: the privileged group value.
+        privileged: the privileged group value (None = 1; k > 2 groups: must stay None).
         split: quantile of the labels in (0, 1) that separates the bands.
         seed: which rows are dropped (deterministic for a seed).
 
@@ -127,7 +131,10 @@ def inject_bias(
         each band, the group that is over-represented for the target ratio is subsampled; the
         other is kept whole (as many rows as possible).
     """
-    y, priv, alpha, _threshold, high = _validate(labels, groups, alpha, privileged, split)
+    checked = _validate(labels, groups, alpha, privileged, split)
+    if len(checked) == 4:
+        return _sample_bias_k(*checked, seed=seed)
+    y, priv, alpha, _threshold, high = checked
     rng = np.random.default_rng(seed)
     kept = []
     for band, ratio_priv in ((high, alpha), (~high, 1.0 / alpha)):
@@ -168,7 +175,7 @@ def inject_label_bias(
         alpha = 1 the privileged share of the top band is brought to 1/2 (a no-op when it already
         is, up to rounding).
     """
-    checked = _validate(labels, groups, alpha, privileged, split, many=True)
+    checked = _validate(labels, groups, alpha, privileged, split)
     if len(checked) == 4:
         return _label_bias_k(*checked, seed=seed)
     y, priv, alpha, _threshold, high = checked
@@ -251,3 +258,19 @@ def _label_bias_k(y: np.ndarray, g: np.ndarray, alpha: float, split: float, *, s
     out = np.empty(n, dtype=np.float64)
     out[ranking(delta)] = np.sort(y)[::-1]
     return out
+
+
+def _sample_bias_k(y: np.ndarray, g: np.ndarray, alpha: float, split: float, *, seed: int) -> np.ndarray:
+    """Sampling bias for k > 2 groups (module docstring): graded keep shares along the group order."""
+    _, codes = np.unique(g, return_inverse=True)
+    k = int(codes.max()) + 1
+    high = y > float(np.quantile(y, split))
+    rng = np.random.default_rng(seed)
+    kept = []
+    for r in range(k):
+        t_r = r / (k - 1.0)
+        for band, share in ((high, alpha ** (t_r - 1.0)), (~high, alpha ** -t_r)):
+            rows = np.flatnonzero(band & (codes == r))
+            n_keep = max(1, int(math.floor(share * len(rows) + 0.5))) if len(rows) else 0
+            kept.append(rows if n_keep >= len(rows) else rng.choice(rows, size=n_keep, replace=False))
+    return np.sort(np.concatenate(kept).astype(np.int64))

@@ -35,7 +35,10 @@ original value:
 - ``privileged=VALUE``: rows whose group equals VALUE are 1, every other row 0 (so a column with
   more than two values can be compared one-against-the-rest);
 - otherwise, values that are already 0/1 keep their meaning; any other two values are sorted and
-  the *last* becomes 1 (``female``/``male`` → male = 1); more than two values is a ValueError.
+  the *last* becomes 1 (``female``/``male`` → male = 1); more than two values is a ValueError,
+  unless ``all_groups=True`` (what training asks for): then k > 2 values become the codes
+  0..k-1 in sort order, ``group_labels`` lists all k and no group is called privileged (for two
+  values ``all_groups`` changes nothing).
 """
 
 from __future__ import annotations
@@ -159,8 +162,9 @@ def _distinct(values: pd.Series) -> list:
     return list(factorize_groups(values, len(values), need_two=False, unused_categories="drop")[1])
 
 
-def encode_groups(values: Sequence | pd.Series, privileged: Any = None) -> tuple[np.ndarray, dict]:
-    """Group values → int64 codes {0, 1} (1 = privileged) and a description.
+def encode_groups(values: Sequence | pd.Series, privileged: Any = None, *,
+                  all_groups: bool = False) -> tuple[np.ndarray, dict]:
+    """Group values → int64 codes {0, 1} (1 = privileged), or 0..k-1 (``all_groups``), and a description.
 
     Returns ``(codes, info)`` with ``info = {"group_labels": [label_of_0, label_of_1],
     "group_members": {"0": [...], "1": [...]}, "privileged": label_of_1}``. The rule is in the
@@ -178,9 +182,11 @@ def encode_groups(values: Sequence | pd.Series, privileged: Any = None) -> tuple
         ones = _distinct(values[hit])
         zeros = [u for u in uniques if u not in ones]
         codes = hit.astype(np.int64)
+    elif len(uniques) > 2 and all_groups:
+        return _all_group_codes(values, uniques)
     else:
         if len(uniques) > 2:
-            raise ValueError(f"the manifest has {len(uniques)} groups {uniques[:10]}; fairviz "
+            raise ValueError(f"the manifest has {len(uniques)} groups {uniques[:10]}; this step "
                              "compares two: pass privileged=VALUE to compare that group with all others")
         as_num = pd.to_numeric(pd.Series(uniques), errors="coerce")
         if as_num.notna().all() and set(as_num.tolist()) <= {0.0, 1.0}:
@@ -201,6 +207,14 @@ def encode_groups(values: Sequence | pd.Series, privileged: Any = None) -> tuple
     return codes, jsonable(info, strict=True)
 
 
+def _all_group_codes(values: pd.Series, uniques: list) -> tuple[np.ndarray, dict]:
+    """k > 2 group values → codes 0..k-1 in sort order (the one group encoder's order)."""
+    codes = factorize_groups(values, len(values), need_two=False, unused_categories="drop")[0]
+    info = {"group_labels": uniques, "privileged": None,
+            "group_members": {str(i): [u] for i, u in enumerate(uniques)}}
+    return codes.astype(np.int64), jsonable(info, strict=True)
+
+
 def _video_stamp(path: str) -> list:
     """(path, size, mtime_ns) of a file, or (path, None, None) when it is missing."""
     try:
@@ -211,11 +225,13 @@ def _video_stamp(path: str) -> list:
 
 
 def manifest_cache_material(df: pd.DataFrame, manifest_csv: Path, *, frames: int, size: int,
-                            n_mfcc: int, mfcc_steps: int, privileged: Any, text_model) -> dict:
+                            n_mfcc: int, mfcc_steps: int, privileged: Any, text_model,
+                            k_groups: bool = False) -> dict:
     """Cache-key material of a manifest: the CSV's bytes and folder, each video's size and
-    modification time, the feature parameters and the text model."""
+    modification time, the feature parameters and the text model (and ``all_groups`` where the
+    group column's k > 2 values are kept: only there does it change the codes)."""
     manifest_csv = Path(manifest_csv).resolve()
-    return {
+    material = {
         "source": "manifest",
         "manifest": {"path": str(manifest_csv),
                      "sha256": hashlib.sha256(manifest_csv.read_bytes()).hexdigest()},
@@ -225,6 +241,9 @@ def manifest_cache_material(df: pd.DataFrame, manifest_csv: Path, *, frames: int
                      "privileged": None if privileged is None else str(privileged)},
         "text_model": F.text_model_info(text_model),
     }
+    if k_groups:
+        material["features"]["all_groups"] = True
+    return material
 
 
 def load_manifest_features(
@@ -236,7 +255,7 @@ def load_manifest_features(
     text_model: str | os.PathLike | None = None,
     n_mfcc: int = F.DEFAULT_N_MFCC,
     mfcc_steps: int = F.DEFAULT_MFCC_STEPS,
-    privileged: Any = None,
+    privileged: Any = None, all_groups: bool = False,
     workers: int | None = None,
     progress: F.Progress | None = None,
     refresh: bool = False,
@@ -250,8 +269,7 @@ def load_manifest_features(
         size: frame side in pixels; None = ``synthetic.DEFAULT_SIZE``.
         sampling: which frames (``FRAME_SAMPLINGS``; see ``read_frames``).
         text_model: local text model folder; None = ``features.default_text_model()``.
-        n_mfcc, mfcc_steps: MFCC shape.
-        privileged: the group value coded 1 (see the module docstring).
+        n_mfcc, mfcc_steps: MFCC shape. privileged, all_groups: see the module docstring.
         workers: videos decoded at once (threads; OpenCV and ffmpeg run outside the GIL);
             None = min(4, CPU count).
         progress: ``progress(done, total, stage)``, stages "cache", "decode", "text".
@@ -276,9 +294,10 @@ def load_manifest_features(
     size = int(synthetic.DEFAULT_SIZE) if size is None else int(size)
     manifest_csv = Path(manifest_csv)
     df = read_manifest(manifest_csv)
-    codes, group_info = encode_groups(df["group"], privileged)
+    codes, group_info = encode_groups(df["group"], privileged, all_groups=all_groups)
     material = manifest_cache_material(df, manifest_csv, frames=frames, size=size, n_mfcc=n_mfcc,
-                                       mfcc_steps=mfcc_steps, privileged=privileged, text_model=text_model)
+                                       mfcc_steps=mfcc_steps, privileged=privileged, text_model=text_model,
+                                       k_groups=len(group_info["group_labels"]) > 2)
     material["features"]["sampling"] = sampling
     build = ManifestBuild(df, manifest_csv, codes, group_info, material["text_model"], frames, size, sampling,
                           n_mfcc, mfcc_steps, workers or min(4, os.cpu_count() or 1), progress).build

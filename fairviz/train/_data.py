@@ -148,6 +148,7 @@ def load_features(cfg: TrainConfig, progress=None):
     return feats.load_manifest_features(
         cfg.data, frames=cfg.frames, size=cfg.size, sampling=cfg.frame_sampling,
         text_model=cfg.text_model, progress=progress, mmap=cfg.stream is not False,
+        all_groups=True,  # training handles k groups; a two-valued column is coded as before
     )
 
 

@@ -145,7 +145,7 @@ def _optimizer(cfg: TrainConfig, net: FairMultimodalNet, method: Method, device:
         {"params": list(net.adversary.parameters()), "lr": cfg.adv_lr or cfg.lr},
     ]
     # the group offset b (score units) lives outside the network: it is never part of the model
-    offset = torch.zeros((), device=device, requires_grad=True) if method.group_offset else None
+    offset = kgroups.new_offset(net.cfg.n_groups, device) if method.group_offset else None
     if offset is not None:
         groups.append({"params": [offset], "lr": cfg.lr})
     return torch.optim.Adam(groups), offset
@@ -223,7 +223,7 @@ def _loss(cfg: TrainConfig, batch: LossInputs, offset: torch.Tensor | None, epoc
     """(total loss, its MSE, the method's named extra terms) of one batch; `cfg` carries the
     method's current weight."""
     # the offset acts on the known groups only (S hidden: code -1, no offset)
-    fitted = batch.score if offset is None else batch.score + offset * batch.s.clamp(min=0).to(batch.score.dtype)
+    fitted = batch.score if offset is None else batch.score + kgroups.offset_shift(offset, batch.s, batch.score.dtype)
     mse = nn.functional.mse_loss(fitted, batch.y)
     terms = loss_terms(cfg.method, batch, cfg)
     loss = mse + sum(terms.values(), torch.zeros((), device=batch.score.device))
@@ -281,7 +281,7 @@ def _epoch_record(epoch: int, tally: _EpochTally, n_steps: int, grl: float, val:
     if tally.seen:
         rec["adv_acc"] = tally.correct / tally.seen
     if offset is not None:
-        rec["group_offset"] = float(offset.detach())
+        rec["group_offset"] = kgroups.offset_value(offset)
     if weight.target is not None:
         rec["weight"] = weight.weight
     if val.selection_pcc is not None:

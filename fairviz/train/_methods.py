@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from fairviz import kgroups
-from fairviz.losses import shape_wasserstein_loss
 from fairviz.methods import ALL_METHODS, COMPARED_METHODS
 
 if TYPE_CHECKING:
@@ -59,7 +58,7 @@ def _terms_ours(inp: LossInputs, cfg: TrainConfig) -> dict:
 
 def _terms_fairoffset(inp: LossInputs, cfg: TrainConfig) -> dict:
     # W1 in score units, but without the gradient that shrinks every score towards a constant
-    return {"sw1": cfg.lambda_sw * shape_wasserstein_loss(inp.score, inp.s)}
+    return {"sw1": cfg.lambda_sw * kgroups.shape_w1_term(inp.score, inp.s, inp.n_groups, cfg.w1_form)}
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ class Method:
     uses_adversary: bool = False  # compute adversary logits (through the GRL) each step
     balance_training_rows: bool = False  # oversample groups to equal counts within label bins
     weight_field: str | None = None  # the TrainConfig field weighting its distribution term
-    group_offset: bool = False  # fit score + b·S to the training labels; score alone is the model
+    group_offset: bool = False  # fit score + b[S] to the training labels; score alone is the model
     weight_max: float | None = None  # the largest weight the target controller may reach
     needs_s: bool = True  # False: training never reads S (not in the loss, not for batching)
     adversary_sees_label: bool = False  # the adversary reads (Z detached, y) instead of Z (ARL)
