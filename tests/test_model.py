@@ -180,3 +180,43 @@ def test_model_config_roundtrip_and_unknown_keys():
 def test_default_model_is_small():
     net = FairMultimodalNet(ModelConfig())
     assert net.num_parameters() < 100_000  # a few hundred KB of float32 weights per run
+
+
+def _plain_block(block):
+    """The reference: the same conv block through the plain modules (autograd keeps everything)."""
+    def forward(x):
+        return block.pool(torch.relu(block.bn(block.conv(x))))
+    return forward
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 16, 16), (4, 5, 15, 9)])
+def test_conv_block_lean_backward_is_exact(shape):
+    # the memory-lean block must give the plain modules' outputs, gradients and running stats
+    # bit for bit (training mode), and the plain path in eval mode
+    from fairviz.model.encoders import ConvBlock
+
+    torch.manual_seed(0)
+    lean = ConvBlock(shape[1], 7)
+    with torch.no_grad():
+        lean.bn.weight.uniform_(0.5, 1.5)
+        lean.bn.bias.uniform_(-0.5, 0.5)
+    ref = ConvBlock(shape[1], 7)
+    ref.load_state_dict(lean.state_dict())
+    x = torch.randn(shape)
+    grad_out = None
+    results = []
+    for block, fwd in ((lean, lean.forward), (ref, _plain_block(ref))):
+        xi = x.clone().requires_grad_()
+        out = fwd(xi)
+        if grad_out is None:
+            grad_out = torch.randn_like(out)
+        out.backward(grad_out)
+        results.append((out.detach(), xi.grad, *(p.grad for p in block.parameters()),
+                        block.bn.running_mean.clone(), block.bn.running_var.clone(),
+                        block.bn.num_batches_tracked.clone()))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    lean.eval()
+    ref.eval()
+    with torch.no_grad():
+        assert torch.equal(lean(x), _plain_block(ref)(x))
