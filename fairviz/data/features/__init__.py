@@ -51,8 +51,8 @@ from fairviz.data.features._cache import (
     save_feature_cache,
 )
 from fairviz.data.features._extract import extract_features
-from fairviz.data.features._frames import FRAME_FEATURE_VERSION, cached_frame_features, frame_cache_material
 from fairviz.data.features._featureset import ARRAY_FIELDS, FEATURE_FORMAT_VERSION, FeatureSet, Progress
+from fairviz.data.features._frames import FRAME_FEATURE_VERSION, cached_frame_features, frame_cache_material
 from fairviz.data.features._synthetic import load_synthetic_features, synthetic_cache_material
 from fairviz.data.features._text import (
     DEFAULT_BATCH_SIZE,
