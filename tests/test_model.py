@@ -250,6 +250,18 @@ def test_frame_encoder_in_train_config():
         TrainConfig(frame_encoder="vgg")
     with pytest.raises(ValueError, match="not in model"):
         TrainConfig(model={"frame_encoder": "cnn"})
+    # the Train page's form: its choices and the config it makes
+    from fairviz.app_services import train_form
+    from fairviz.model.backbones import FRAME_ENCODERS
+
+    defaults, options = train_form.form_defaults()
+    assert defaults["fv_train_fenc"] == "cnn" and options["fv_train_fenc"] == list(FRAME_ENCODERS)
+    form = dict(source="synthetic", method="ours", alpha=4.0, bias_mode="label", weight=0.3, adv_weight=0.1,
+                epochs=1, batch_size=32, lr=1e-3, seed=0, n_samples=0, target=0.0, val_labels="true",
+                attr="binary", w1_form="spdd", s_fraction=1.0, frames=None, size=None)
+    assert train_form.train_config(form, "synthetic").frame_encoder == "cnn"
+    form["frame_encoder"] = "efficientnet-lite0-finetune"
+    assert train_form.train_config(form, "synthetic").frame_encoder == "efficientnet-lite0-finetune"
 
 
 def test_missing_backbone_package_is_a_clear_error(monkeypatch):
