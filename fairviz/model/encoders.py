@@ -63,7 +63,10 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)  # (N, c_out, h, w)
-        if self.training and torch.is_grad_enabled() and self.bn.affine and self.bn.track_running_stats:
+        # the lean path recomputes plain per-process BatchNorm: not for the global BatchNorm of
+        # torchrun (fairviz.distributed), whose statistics span the processes
+        if (self.training and torch.is_grad_enabled() and type(self.bn) is nn.BatchNorm2d
+                and self.bn.affine and self.bn.track_running_stats):
             return _NormReluPool.apply(x, self.bn.weight, self.bn.bias, self.bn)  # (N, c_out, h/2, w/2)
         return _norm_relu_pool(x, self.bn)  # (N, c_out, h/2, w/2)
 
