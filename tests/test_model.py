@@ -345,3 +345,23 @@ def test_finetuned_encoder_trains_the_backbone():
     assert grad is not None and float(grad.abs().sum()) > 0
     with pytest.raises(ValueError, match=r"\(batch, frames, 3, h, w\)"):
         net(torch.rand(2, 3, 1280), torch.randn(2, 50, 20), torch.randn(2, 384))
+
+
+@needs_lite0
+def test_finetuned_run_saves_reloads_and_predicts_identically(tmp_path):
+    from fairviz.runs import load_run, save_run
+    from fairviz.train import TrainConfig, predict, prepared_from_features, train
+    from tests.test_train import TINY_MODEL, tiny_features
+
+    feats = tiny_features(n=96)
+    cfg = TrainConfig(epochs=1, batch_size=32, model=TINY_MODEL, n_boot=10, n_perm=3, device="cpu",
+                      frame_encoder="efficientnet-lite0-finetune")
+    run = train(cfg, features=feats)
+    assert "video.backbone.net._conv_stem.weight" in run.state_dict
+    pretrained = FairMultimodalNet(run.model_config).state_dict()["video.backbone.net._conv_stem.weight"]
+    assert not torch.equal(run.state_dict["video.backbone.net._conv_stem.weight"], pretrained)  # trained
+    back = load_run(save_run(run, tmp_path / "ft"))
+    assert back.config.frame_encoder == back.model_config.frame_encoder == "efficientnet-lite0-finetune"
+    data = prepared_from_features(feats, back.config)
+    scores, _ = predict(back.model(), data, data.test_idx, torch.device("cpu"))
+    assert (scores.clip(0, 1) == back.test_predictions()["score"].to_numpy()).all()

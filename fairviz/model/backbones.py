@@ -113,10 +113,11 @@ class FrameBackbone(nn.Module):
     def __init__(self, name: str):
         super().__init__()
         spec = BACKBONES[name]
-        arch = importlib.import_module(spec.arch_package) if backbone_available(name) else None
-        state = load_weights(name)  # the clear error when the packages are missing
+        weights_path(name)  # the clear error when the packages are missing
+        arch = importlib.import_module(spec.arch_package)
         net = arch.EfficientNet.from_name(spec.arch, image_size=None)  # None: padding per input size
-        net.load_state_dict(state, strict=True)
+        if not next(net.parameters()).is_meta:  # built on the meta device only its shapes are wanted
+            net.load_state_dict(load_weights(name), strict=True)
         del net._fc, net._dropout  # the classifier is not used
         self.net = net
         self.dim = spec.dim
