@@ -6,7 +6,7 @@ from app_pages import _common as ui
 from app_pages import _jobs
 from fairviz import app_support, jobs, kgroups
 from fairviz.app_services import train_form
-from fairviz.app_services.train_form import SOURCES, VAL_LABEL_TEXT, WEIGHT_LABELS
+from fairviz.app_services.train_form import FRAME_ENCODER_TEXT, SOURCES, VAL_LABEL_TEXT, WEIGHT_LABELS
 from fairviz.train import METHODS  # this page trains: its form reads the methods
 
 JOB_KEY = "fv_train_job"
@@ -93,6 +93,10 @@ with tab_new:
             w1_form = a2.selectbox("W1 term with k > 2 groups", list(kgroups.W1_FORMS), key="fv_train_w1form",
                                    help="spdd: ∫ max − min of the groups' selection rates; pooled: each "
                                         "group's W1 to the batch's pooled scores")
+            frame_encoder = a1.selectbox("Frame encoder", list(FRAME_ENCODER_TEXT), key="fv_train_fenc",
+                                         format_func=FRAME_ENCODER_TEXT.get,
+                                         help="The network that reads each video frame. The pretrained one's "
+                                              "weights come with a Python package, nothing is downloaded.")
 
     mine = _jobs.job_status(st.session_state.get(JOB_KEY))
     busy = mine is not None and not mine.done
@@ -104,6 +108,7 @@ with tab_new:
                 source=source, method=method, alpha=alpha, bias_mode=bias_mode, weight=weight, adv_weight=adv_weight,
                 epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_samples=n_samples, target=target,
                 val_labels=val_labels, attr=attr, w1_form=w1_form, s_fraction=s_fraction, frames=frames, size=size,
+                frame_encoder=frame_encoder,
             ), data)
             if not busy:  # a click that raced the button's disabling must not start a second job
                 st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)

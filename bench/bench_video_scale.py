@@ -9,8 +9,9 @@ Three steps, each in its own process so that each peak RSS is its own:
    (every file is still decoded on its own in step 2);
 2. ``features``: manifest from the folder, then ``load_manifest_features`` at ``--frames`` ×
    ``--size``² from scratch (decode, MFCC, text), the frames streamed into the cache;
-3. ``train``: one epoch of ``train`` (method ``ours``, batch ``--batch-size``) from the
-   memory-mapped cache, with the validation and test passes.
+3. ``train``: one epoch of ``train`` (method ``ours``, batch ``--batch-size``, frame encoder
+   ``--frame-encoder``) from the memory-mapped cache, with the validation and test passes (a
+   frozen pretrained encoder builds its cached frame features first, inside this step's time).
 
 Peak RSS is ``ru_maxrss`` of the step's process (ffmpeg children reported apart). The feature
 cache goes to ``ROOT/../cache`` (``FAIRVIZ_CACHE``), outside git.
@@ -66,7 +67,8 @@ def step_train(args) -> dict:
 
     torch.set_num_threads(os.cpu_count() or 1)
     cfg = TrainConfig(method="ours", data=str(Path(args.root) / "manifest.csv"), frames=args.frames,
-                      size=args.size, epochs=1, batch_size=args.batch_size, device="cpu", n_boot=50)
+                      size=args.size, epochs=1, batch_size=args.batch_size, device="cpu", n_boot=50,
+                      frame_encoder=args.frame_encoder)
     t = time.perf_counter()
     run = train(cfg)
     return {"seconds": time.perf_counter() - t, "epoch_seconds": run.history[0]["seconds"],
@@ -85,6 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--frame-encoder", default="cnn", help="train step: cnn or a pretrained backbone (model.backbones)")
     ap.add_argument("--steps", nargs="+", choices=list(STEPS), default=list(STEPS))
     ap.add_argument("--step", choices=list(STEPS), help=argparse.SUPPRESS)  # one step, in this process
     ap.add_argument("--write", action="store_true", help="record the results in bench/RESULTS.md")
@@ -137,7 +140,7 @@ def report(args, r: dict) -> str:
                      f"{f['video_gb']:.2f} GB, cache {f['cache_gb']:.2f} GB on disk |")
     if "train" in r:
         t = r["train"]
-        lines.append(f"| train 1 epoch (`ours`, batch {args.batch_size}, {t['threads']} threads) | "
+        lines.append(f"| train 1 epoch (`ours`, batch {args.batch_size}, `{args.frame_encoder}`, {t['threads']} threads) | "
                      f"{t['epoch_seconds'] / 60:.1f} min epoch, {t['seconds'] / 60:.1f} min in all "
                      f"| **{t['peak_rss_mb']:,.0f} MB** (target ≤ 3,072) | — | {t['n_train']} train / "
                      f"{t['n_val']} val / {t['n_test']} test clips, "

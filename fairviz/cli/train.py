@@ -30,6 +30,7 @@ BIAS_MODE_CHOICES = BIAS_MODES
 VAL_LABEL_CHOICES = VAL_LABELS
 W1_FORM_CHOICES = ("spdd", "pooled")
 FRAME_SAMPLING_CHOICES = ("uniform", "consecutive")
+FRAME_ENCODER_CHOICES = ("cnn", "efficientnet-lite0", "efficientnet-lite0-finetune")  # model.backbones.FRAME_ENCODERS
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
     "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.01, "val_labels": "true",
@@ -84,6 +85,10 @@ def add_train_options(parser: argparse.ArgumentParser, *, method: bool = True, s
                         help="manifest data: frames spread over the whole clip (uniform, default) or a run of consecutive frames from its middle")
     parser.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
                         help="memory-map the feature cache and read it batch by batch (default: for manifest data)")
+    parser.add_argument("--frame-encoder", choices=FRAME_ENCODER_CHOICES, default=None,
+                        help="per-frame encoder: cnn (small CNN from scratch, default), efficientnet-lite0 (ImageNet-"
+                             "pretrained, frozen: frame features computed once and cached) or efficientnet-lite0-finetune "
+                             "(pretrained, trained with the model); the pretrained weights come from a pip package")
 
 
 def config_kwargs(args) -> dict:
@@ -97,6 +102,7 @@ def config_kwargs(args) -> dict:
         "device": "device", "n_boot": "n_boot", "s_fraction": "s_fraction", "w1_form": "w1_form",
         "dro_alpha": "dro_alpha",
         "frames": "frames", "size": "size", "frame_sampling": "frame_sampling", "stream": "stream",
+        "frame_encoder": "frame_encoder",
     }
     out = {k: getattr(args, a) for k, a in keys.items() if getattr(args, a, None) is not None}
     if getattr(args, "group_shares", None):

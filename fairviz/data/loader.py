@@ -37,8 +37,11 @@ def host_batch(video, mfcc: torch.Tensor, text: torch.Tensor, rows, *, pin: bool
 
 
 def to_device(host: Inputs, device: torch.device) -> Inputs:
-    """Model inputs on ``device``: video float ``(B, T, 3, H, W)`` in [0, 1], mfcc, text."""
+    """Model inputs on ``device``: video float ``(B, T, 3, H, W)`` in [0, 1] (frozen frame
+    features: float ``(B, T, dim)``), mfcc, text."""
     video, mfcc, text = (t.to(device, non_blocking=True) for t in host)
+    if video.dtype != torch.uint8:  # cached frame features of a frozen backbone
+        return video.float(), mfcc, text
     return video.permute(0, 1, 4, 2, 3).float().div_(255.0), mfcc, text
 
 

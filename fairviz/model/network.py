@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .backbones import check_frame_encoder
 from .encoders import AudioEncoder, TextEncoder, VideoEncoder
 from .heads import Adversary, Regressor
 
@@ -28,6 +29,7 @@ class ModelConfig:
     text_dim: int = 384  # pooled BERT vector size (input; 384 for all-MiniLM-L6-v2)
     video_channels: tuple[int, ...] = (8, 16, 32)  # conv blocks of the per-frame CNN
     frame_size: int | None = None  # resize frames to this square size first (None: as given)
+    frame_encoder: str = "cnn"  # per-frame encoder: "cnn" or a pretrained backbone, see model.backbones
     video_hidden: int = 16  # video LSTM hidden size
     audio_proj: int = 16  # MFCC -> linear projection size
     audio_hidden: int = 16  # audio LSTM hidden size
@@ -37,6 +39,9 @@ class ModelConfig:
     dropout: float = 0.1  # dropout before the text FC and the score head
     n_groups: int = 2  # classes the adversary predicts (the sensitive attribute S)
     adversary_label_input: bool = False  # the adversary also reads the label y (ARL: input d_z + 1)
+
+    def __post_init__(self):
+        check_frame_encoder(self.frame_encoder)
 
     @property
     def d_z(self) -> int:
@@ -75,7 +80,8 @@ class FairMultimodalNet(nn.Module):
     def __init__(self, cfg: ModelConfig = ModelConfig()):
         super().__init__()
         self.cfg = cfg
-        self.video = VideoEncoder(cfg.video_channels, cfg.video_hidden, frame_size=cfg.frame_size)
+        self.video = VideoEncoder(cfg.video_channels, cfg.video_hidden, frame_size=cfg.frame_size,
+                                  frame_encoder=cfg.frame_encoder)
         self.audio = AudioEncoder(cfg.n_mfcc, cfg.audio_proj, cfg.audio_hidden)
         self.text = TextEncoder(cfg.text_dim, cfg.text_hidden, dropout=cfg.dropout)
         self.regressor = Regressor(cfg.d_z, cfg.regressor_hidden, dropout=cfg.dropout)

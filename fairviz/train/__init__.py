@@ -79,18 +79,19 @@ def train(
     cfg = config or TrainConfig()
     # under torchrun: join the process group first, so rank 0 builds the feature cache alone
     ctx = distributed.setup(distributed.local_device(resolve_device(cfg.device)))
+
+    def data_progress(done, total, stage):
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelled("training cancelled while preparing the data")
+        _emit(progress, {"stage": "data", "done": done, "total": total, "what": stage})
+
+    data_progress_or_none = data_progress if progress or cancel else None
+    if not ctx.is_main:  # rank 0 builds the feature caches alone
+        distributed.barrier(ctx)
     if features is None:
-
-        def data_progress(done, total, stage):
-            if cancel is not None and cancel.is_set():
-                raise TrainingCancelled("training cancelled while preparing the data")
-            _emit(progress, {"stage": "data", "done": done, "total": total, "what": stage})
-
-        if not ctx.is_main:
-            distributed.barrier(ctx)
-        features = load_features(cfg, progress=data_progress if progress or cancel else None)
-        if ctx.is_main:
-            distributed.barrier(ctx)
+        features = load_features(cfg, progress=data_progress_or_none)
     check_video_shape(features.video.shape, cfg.frames, cfg.size)  # e.g. features= built at another resolution
-    data = prepared_from_features(features, cfg)
+    data = prepared_from_features(features, cfg, progress=data_progress_or_none)
+    if ctx.is_main:
+        distributed.barrier(ctx)
     return fit(cfg, data, progress=progress, cancel=cancel)

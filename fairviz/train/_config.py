@@ -11,6 +11,7 @@ from typing import Mapping
 from fairviz import kgroups
 from fairviz.data.video_dataset import check_video_options
 from fairviz.methods import BIAS_MODES, VAL_LABELS
+from fairviz.model.backbones import check_frame_encoder
 from fairviz.model.network import ModelConfig
 from fairviz.train._methods import METHODS
 
@@ -65,6 +66,7 @@ class TrainConfig:
     size: int | None = None  # frame side in pixels, frames are size x size (None: the synthetic data's 32)
     frame_sampling: str = "uniform"  # manifest data: which frames of a clip, see FRAME_SAMPLINGS
     stream: bool | None = None  # memory-map the feature cache, read batch by batch (None: for manifest data)
+    frame_encoder: str = "cnn"  # per-frame encoder: "cnn" (from scratch) or a pretrained backbone, see FRAME_ENCODERS
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -103,6 +105,9 @@ class TrainConfig:
         check_video_options(self.frames, self.size, self.frame_sampling)
         if self.stream not in (None, True, False):
             raise ValueError(f"stream must be true, false or null (automatic); got {self.stream!r}")
+        check_frame_encoder(self.frame_encoder)
+        if "frame_encoder" in self.model:
+            raise ValueError("set the frame encoder with frame_encoder, not in model")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

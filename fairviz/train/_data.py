@@ -18,6 +18,7 @@ from fairviz.data import balanced_splits, inject_bias, inject_label_bias, loader
 from fairviz.data import features as feats
 from fairviz.data.features import GroupStratifiedBatchSampler
 from fairviz.jsonsafe import jsonable
+from fairviz.model import backbones
 from fairviz.train._config import TrainConfig
 
 
@@ -25,7 +26,7 @@ from fairviz.train._config import TrainConfig
 class PreparedData:
     """Model inputs of the whole dataset (CPU tensors) plus the split and the training labels."""
 
-    video: np.ndarray  # uint8 (n, T, H, W, 3), in memory or memory-mapped (read batch by batch)
+    video: np.ndarray  # uint8 (n, T, H, W, 3) or frozen frame features (n, T, dim); in memory or memory-mapped
     mfcc: torch.Tensor  # float32 (n, steps, n_mfcc)
     text: torch.Tensor  # float32 (n, d)
     label: np.ndarray  # float64 (n,) TRUE labels
@@ -45,8 +46,10 @@ class PreparedData:
         return loader.to_device(loader.host_batch(self.video, self.mfcc, self.text, idx), device)
 
 
-def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = None) -> PreparedData:
-    """Split `features` (a FeatureSet) and inject the training bias of `cfg`."""
+def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = None, progress=None) -> PreparedData:
+    """Split `features` (a FeatureSet) and inject the training bias of `cfg`. With a frozen
+    pretrained frame encoder the model reads the frames' cached backbone features, not the frames
+    (built on first use; `progress(done, total, what)` follows that)."""
     label = np.asarray(features.label, dtype=np.float64)
     group = np.asarray(features.group, dtype=np.int64)
     kgroups.check_groups(group, {})  # two or more groups, coded 0..k-1
@@ -70,7 +73,7 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
         "video_shape": [int(d) for d in features.video.shape[1:]],  # (T, H, W, 3) model input
     }
     return PreparedData(
-        video=features.video,
+        video=_video_input(features, cfg, progress),
         mfcc=torch.from_numpy(np.array(features.mfcc, dtype=np.float32)),
         text=torch.from_numpy(np.array(features.text, dtype=np.float32)),
         label=label,
@@ -83,6 +86,14 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
         sel_pos=sel_pos,
         sel_label=sel_label,
     )
+
+
+def _video_input(features, cfg: TrainConfig, progress) -> np.ndarray:
+    """The model's video input: the frames uint8 (n, T, H, W, 3), or with a frozen pretrained
+    frame encoder their cached backbone features float16 (n, T, dim)."""
+    if not backbones.is_frozen(cfg.frame_encoder):
+        return features.video
+    return feats.cached_frame_features(features, cfg.frame_encoder, progress=progress)
 
 
 def _splits(features, label: np.ndarray, group: np.ndarray, cfg: TrainConfig) -> dict:

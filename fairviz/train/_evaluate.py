@@ -23,8 +23,8 @@ def predict(net: FairMultimodalNet, data: PreparedData, idx, device, batch_size:
     the frame CNN's activations stay near 0.5 GB: 30 frames of 112x112 go 11 at a time).
     """
     if batch_size is None:
-        t, h, w = data.video.shape[1:4]
-        batch_size = max(1, min(256, (1 << 22) // max(1, t * h * w)))
+        per_clip = int(np.prod(data.video.shape[1:4]))  # T*H*W pixels (T*dim for frame features)
+        batch_size = max(1, min(256, (1 << 22) // max(1, per_clip)))
     net.eval()
     scores, zs = [], []
     idx = np.asarray(idx)

@@ -117,7 +117,8 @@ def _build_model(cfg: TrainConfig, data: PreparedData, method: Method, ctx, devi
     The audio encoder is normalised by the MFCC statistics of the training rows.
     """
     mcfg = ModelConfig.from_dict(
-        {**dict(cfg.model), "n_mfcc": int(data.mfcc.shape[-1]), "text_dim": int(data.text.shape[-1]),
+        {**dict(cfg.model), "frame_encoder": cfg.frame_encoder,
+         "n_mfcc": int(data.mfcc.shape[-1]), "text_dim": int(data.text.shape[-1]),
          "n_groups": int(data.group.max()) + 1, "adversary_label_input": method.adversary_sees_label}
     )
     net = FairMultimodalNet(mcfg)

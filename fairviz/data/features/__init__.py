@@ -32,7 +32,7 @@ torch and transformers are imported inside the functions that need them, so load
 feature set does not pay for them.
 
 Layout: `_featureset` (the container and constants), `_text`, `_audio`, `_extract` (interviews →
-features), `_cache` (the on-disk cache), `_synthetic` (the synthetic data set, cached).
+features), `_cache` (the on-disk cache), `_frames` (frozen pretrained frame features, cached), `_synthetic` (the synthetic data set, cached).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from fairviz.data.features._cache import (
 )
 from fairviz.data.features._extract import extract_features
 from fairviz.data.features._featureset import ARRAY_FIELDS, FEATURE_FORMAT_VERSION, FeatureSet, Progress
+from fairviz.data.features._frames import FRAME_FEATURE_VERSION, cached_frame_features, frame_cache_material
 from fairviz.data.features._synthetic import load_synthetic_features, synthetic_cache_material
 from fairviz.data.features._text import (
     DEFAULT_BATCH_SIZE,
@@ -69,18 +70,21 @@ __all__ = [
     "DEFAULT_MFCC_STEPS",
     "DEFAULT_N_MFCC",
     "FEATURE_FORMAT_VERSION",
+    "FRAME_FEATURE_VERSION",
     "SAMPLE_RATE",
     "CacheError",
     "FeatureSet",
     "FeatureWriter",
     "Progress",
     "cache_key",
+    "cached_frame_features",
     "cached_features",
     "compute_mfcc",
     "default_text_model",
     "embed_texts",
     "extract_features",
     "feature_cache_path",
+    "frame_cache_material",
     "load_feature_cache",
     "load_synthetic_features",
     "resolve_text_model",
