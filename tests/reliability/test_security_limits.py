@@ -81,7 +81,7 @@ def test_out_of_memory_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
     def oom(*a, **k):
         raise MemoryError
 
-    monkeypatch.setattr(metrics, "audit", oom)
+    monkeypatch.setattr(metrics, "audit_prepared", oom)  # the CLI's audit runs on prepared rows
     assert main(["audit", str(path), "--score", "score", "--group", "group"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: out of memory") and err.count("\n") == 1
