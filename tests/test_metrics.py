@@ -429,6 +429,25 @@ def test_bootstrap_engine_equals_naive_recompute_with_the_same_draws(rng, case):
     np.testing.assert_array_equal(alone, reps["srcc"])
 
 
+def test_many_group_kernels_without_stored_indices_equal_naive(rng, monkeypatch):
+    # beyond a memory cap the step indices are computed chunk by chunk: the same numbers
+    from fairviz.metrics import _kernels
+
+    monkeypatch.setattr(_kernels, "_MAX_INDEX", 0)
+    monkeypatch.setattr(_kernels, "_CHUNK", 64)
+    n = 300
+    g = rng.integers(0, 5, n)
+    x = np.round(rng.random(n), 2)
+    y = np.clip(np.round(x + rng.normal(0, 0.3, n), 2), 0, 1)
+    keep: dict = {}
+    reps = _bootstrap._replicates(_validate._prepare(x, g, y), ("spdd", "speo"), 6, 2, keep=keep)
+    for r, c in enumerate(keep["counts"]):
+        ci = c.astype(int)
+        xx, yy, gg = np.repeat(x, ci), np.repeat(y, ci), np.repeat(g, ci)
+        assert reps["spdd"][r] == pytest.approx(M.spdd(xx, gg), abs=1e-12)
+        assert reps["speo"][r] == pytest.approx(M.speo(xx, yy, gg), abs=1e-12)
+
+
 @pytest.mark.parametrize("shift, block", [(0.15, 64), (0.0, 64), (0.3, 40), (0.15, 4096)])
 def test_two_group_spdd_bootstrap_kernel_equals_scipy_on_each_resample(rng, shift, block):
     # Blocks whose sign is settled take the one-product shortcut, the others are summed

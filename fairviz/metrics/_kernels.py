@@ -12,8 +12,6 @@ import math
 
 import numpy as np
 
-_FIELD_B = np.int64(1) << np.int64(32)  # SPEO packs #{min(Ŷ, Y) ≤ τ} (low) and #{Y ≤ τ} (high) in one int64
-_LOW = np.int64((1 << 32) - 1)
 _CHUNK = 1 << 15  # positions per chunk of the spread (a few float buffers stay in L2)
 _MAX_INDEX = 24_000_000  # groups × entries of precomputed step indices (int32) kept at most
 
@@ -21,13 +19,13 @@ _MAX_INDEX = 24_000_000  # groups × entries of precomputed step indices (int32)
 class _StepSpread:
     """∫ [max_g − min_g] r_g dτ where r_g is a step function of group g's cumulative counts.
 
-    Entries (E,) sorted by value carry a group and a packed increment (``field``: 1 for a count,
-    1 << 32 for a second count in the high half). Per resample each group's cumulative counts
-    are computed over its own entries only (a cumsum of E_g), turned into r_g at those entries,
-    then read at every interval [v_k, v_{k+1}) through the index of the group's last entry
-    ≤ k. ``kind``: "dp" (r_g = C_g / n_g, the ECDF; its spread equals the selection rates')
-    or "eo" (r_g = (n_g − A) / max(n_g − B, 1) with A, B the packed counts: P(Ŷ > τ | Y > τ, g),
-    rate 0 where no Y > τ).
+    Entries (E,) sorted by value carry a group and what they count (``field``, bit flags: 1 for
+    A, 2 for B). Per resample each group's cumulative counts are int32 cumsums over its own
+    entries only (E_g of them), turned into r_g at those entries, then read at every interval
+    [v_k, v_{k+1}) through the index of the group's last entry ≤ k. ``kind``: "dp" (r_g =
+    A / n_g, the ECDF; its spread equals the selection rates') or "eo" (r_g = (n_g − A) /
+    max(n_g − B, 1): P(Ŷ > τ | Y > τ, g) with A = #{min(Ŷ, Y) ≤ τ}, B = #{Y ≤ τ}; rate 0 where
+    no Y > τ).
     """
 
     def __init__(self, vals: np.ndarray, gid: np.ndarray, field: np.ndarray, counts: np.ndarray, kind: str):
@@ -38,7 +36,8 @@ class _StepSpread:
         self.dz = np.diff(vals)
         self.n_g = counts.astype(np.float64)
         self.own = [np.flatnonzero(gid == g) for g in range(G)]
-        self.field = [field[o] for o in self.own]
+        self.is_a = [(field[o] & 1).astype(np.uint8) for o in self.own]
+        self.is_b = [(field[o] >> 1).astype(np.uint8) for o in self.own]
         self.gid = gid
         # index into [initial value, r at own entry 0, 1, ...] of each interval k (entries ≤ k)
         self.last = ([np.cumsum(gid[:-1] == g, dtype=np.int32) for g in range(G)]
@@ -46,50 +45,57 @@ class _StepSpread:
 
     def _group_values(self, w: np.ndarray, g: int) -> np.ndarray:
         """r_g before any entry, then after each of group g's entries (E_g + 1,)."""
-        o = self.own[g]
-        packed = np.multiply(w[o], self.field[g], dtype=np.int64)
-        np.cumsum(packed, out=packed)
+        wg = w[self.own[g]]
         n = self.n_g[g]
-        out = np.empty(len(o) + 1)
+        out = np.empty(len(wg) + 1)
         if self.kind == "dp":
             out[0] = 0.0
-            np.multiply(packed, 1.0 / n, out=out[1:])
+            np.multiply(np.cumsum(wg, dtype=np.int32), 1.0 / n, out=out[1:])
             return out
         out[0] = 1.0 if n > 0 else 0.0
-        A = n - (packed & _LOW)
-        B = n - (packed >> np.int64(32))
-        np.maximum(B, 1.0, out=B)
-        np.divide(A, B, out=out[1:])
+        A = np.cumsum(wg * self.is_a[g], dtype=np.int32)
+        B = np.cumsum(wg * self.is_b[g], dtype=np.int32)
+        den = np.subtract(n, B, dtype=np.float64)
+        np.maximum(den, 1.0, out=den)
+        np.subtract(n, A, out=out[1:])
+        np.divide(out[1:], den, out=out[1:])
         return out
+
+    def _index(self, g: int, a: int, b: int, base: np.ndarray) -> np.ndarray:
+        """Index into group g's values for the intervals a..b−1 (``base[g]``: group g's entries
+        before a, advanced here when the indices are computed on the fly)."""
+        if self.last is not None:
+            return self.last[g][a:b]
+        idx = np.cumsum(self.gid[a:b] == g, dtype=np.int32)  # many groups: no stored indices
+        idx += base[g]
+        base[g] = idx[-1]
+        return idx
 
     def integral(self, w: np.ndarray) -> float:
         """The integral for counts ``w`` (E,) on the entries."""
         vals = [self._group_values(w, g) for g in range(self.G)]
         total = 0.0
+        base = np.zeros(self.G, dtype=np.int32)
         m = self.E - 1
         for a in range(0, m, _CHUNK):
             b = min(m, a + _CHUNK)
-            hi = lo = None
-            for g in range(self.G):
-                if self.last is not None:
-                    idx = self.last[g][a:b]
-                else:  # many groups: the index of each chunk, computed on the fly
-                    idx = np.cumsum(self.gid[a:b] == g, dtype=np.int32)
-                    idx += np.int32(np.count_nonzero(self.gid[:a] == g))
-                r = vals[g][idx]
-                if hi is None:
-                    hi, lo = r, r.copy()
-                else:
-                    np.maximum(hi, r, out=hi)
-                    np.minimum(lo, r, out=lo)
-            hi -= lo
-            total += float(np.einsum("i,i->", hi, self.dz[a:b]))
+            r = [vals[g][self._index(g, a, b, base)] for g in range(self.G)]
+            if self.G == 2:
+                gap = np.subtract(r[0], r[1], out=r[0])
+                np.abs(gap, out=gap)
+            else:
+                gap, lo = r[0], r[0].copy()
+                for rg in r[1:]:
+                    np.maximum(gap, rg, out=gap)
+                    np.minimum(lo, rg, out=lo)
+                gap -= lo
+            total += float(np.einsum("i,i->", gap, self.dz[a:b]))
         return total
 
 
 def spdd_spread(z: np.ndarray, code: np.ndarray, counts: np.ndarray) -> _StepSpread:
     """SPDD of any number of groups over the sorted scores z (n,) with group codes (n,)."""
-    return _StepSpread(z, code, np.ones(len(z), dtype=np.int64), counts, "dp")
+    return _StepSpread(z, code, np.ones(len(z), dtype=np.uint8), counts, "dp")
 
 
 def speo_entries(z: np.ndarray, ys: np.ndarray, code: np.ndarray, counts: np.ndarray):
@@ -100,7 +106,7 @@ def speo_entries(z: np.ndarray, ys: np.ndarray, code: np.ndarray, counts: np.nda
     split = z < ys
     vals = np.concatenate([z[split], ys])
     pos = np.concatenate([k[split], k])
-    field = np.concatenate([np.ones(int(split.sum()), dtype=np.int64), np.where(split, _FIELD_B, _FIELD_B + 1)])
+    field = np.concatenate([np.ones(int(split.sum()), dtype=np.uint8), np.where(split, 2, 3).astype(np.uint8)])
     order = np.argsort(vals, kind="stable")
     pos = pos[order]
     return _StepSpread(vals[order], code[pos], field[order], counts, "eo"), pos
