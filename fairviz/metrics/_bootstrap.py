@@ -119,7 +119,9 @@ class _SortedBoot:
         self.rows = _score_rows(p)
         code = d.codes[self.rows]
         self.spdd2 = _SpddBoot(p) if "spdd" in self.stats and d.n_groups == 2 else None
-        N = self.spdd2.N if self.spdd2 is not None else _padded_length(d.n)
+        self.BS = _block_size(d.n, 1024)  # _SpddBoot's blocks: the same layout and draws with or without it
+        N = -(-d.n // self.BS) * self.BS
+        self.chunk = max(1, (1 << 14) // self.BS) * self.BS
         seq = np.full(N, -1, dtype=np.intp)
         seq[: d.n] = code
         self.gen = _Counts(seq, d.counts)
@@ -130,8 +132,10 @@ class _SortedBoot:
             ys = d.y[self.rows]
             if "speo" in self.stats:
                 self.eo, self.eo_pos = speo_entries(d.x[self.rows], ys, code, d.counts)
-            if "pcc" in self.stats:
-                self.moments = moment_rows(d.x[self.rows], ys)
+            if "pcc" in self.stats:  # as blocks, so a batch of resamples reads them once
+                m = np.zeros((5, N))
+                m[:, : d.n] = moment_rows(d.x[self.rows], ys)
+                self.moments = tuple(row.reshape(-1, self.BS) for row in m)
             if "srcc" in self.stats:
                 pos = np.empty(d.n, dtype=np.intp)
                 pos[self.rows] = np.arange(d.n)
@@ -141,14 +145,12 @@ class _SortedBoot:
     def _one(self, c: np.ndarray, cf: np.ndarray) -> list[float]:
         out = []
         for s in self.stats:
-            if s == "spdd" and self.spdd2 is not None:
+            if (s == "spdd" and self.spdd2 is not None) or s == "pcc":
                 out.append(math.nan)  # filled for the whole batch
             elif s == "spdd":
                 out.append(self.kernels["spdd"].integral(c))
             elif s == "speo":
                 out.append(self.eo.integral(c[self.eo_pos]))
-            elif s == "pcc":
-                out.append(weighted_corr(np.einsum("ki,i->k", self.moments, cf), self.n))
             else:
                 out.append(self.rank(c, cf))
         return out
@@ -156,9 +158,9 @@ class _SortedBoot:
     def worker(self, keep: list | None = None):
         B = self.spdd2.batch if self.spdd2 is not None else 8
         C = np.empty((B, self.gen.N), dtype=np.uint8)
-        X = np.empty((B, self.spdd2.chunk)) if self.spdd2 is not None else None
+        X = np.empty((B, self.chunk))
         tmp = np.empty(min(self.gen.N, _DRAW_STEP) // 8, dtype=np.uint64)
-        cf = np.empty(self.n)
+        cf = np.empty(self.n) if "srcc" in self.stats else None
         n = self.n
 
         def run(seeds) -> np.ndarray:
@@ -171,20 +173,17 @@ class _SortedBoot:
                     rc[self.rows] = C[r, :n]
                     keep.append(rc)
                 c = C[r, :n]
-                np.copyto(cf, c)
+                if cf is not None:
+                    np.copyto(cf, c)
                 out[r] = self._one(c, cf)
             if self.spdd2 is not None:
                 out[:, self.stats.index("spdd")] = self.spdd2.values(C[:b], X)
+            if "pcc" in self.stats:
+                sums = np.stack([s.sum(axis=0) for s in _block_dots(C[:b], X, self.moments, self.BS, self.chunk)])
+                out[:, self.stats.index("pcc")] = [weighted_corr(sums[:, r], n) for r in range(b)]
             return out
 
         return run
-
-
-def _padded_length(n: int, block: int = 1024) -> int:
-    """The positions a resample draws over: n rounded up to whole blocks (the two-group SPDD
-    bootstrap's layout, so that every statistic gets the same counts from the same seed)."""
-    BS = _block_size(n, block)
-    return -(-n // BS) * BS
 
 
 def _block_size(n: int, block: int) -> int:

@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 _CHUNK = 1 << 15  # positions per chunk of the spread (a few float buffers stay in L2)
-_MAX_INDEX = 24_000_000  # groups × entries of precomputed step indices (int32) kept at most
+_MAX_INDEX = 12_000_000  # groups × entries of precomputed step indices kept at most (intp: gathers with
+# intp indices run ~1.7× faster than with int32 ones, which numpy converts first)
 
 
 class _StepSpread:
@@ -40,7 +41,7 @@ class _StepSpread:
         self.is_b = [(field[o] >> 1).astype(np.uint8) for o in self.own]
         self.gid = gid
         # index into [initial value, r at own entry 0, 1, ...] of each interval k (entries ≤ k)
-        self.last = ([np.cumsum(gid[:-1] == g, dtype=np.int32) for g in range(G)]
+        self.last = ([np.cumsum(gid[:-1] == g, dtype=np.intp) for g in range(G)]
                      if G * E <= _MAX_INDEX else None)
 
     def _group_values(self, w: np.ndarray, g: int) -> np.ndarray:
@@ -66,7 +67,7 @@ class _StepSpread:
         before a, advanced here when the indices are computed on the fly)."""
         if self.last is not None:
             return self.last[g][a:b]
-        idx = np.cumsum(self.gid[a:b] == g, dtype=np.int32)  # many groups: no stored indices
+        idx = np.cumsum(self.gid[a:b] == g, dtype=np.intp)  # many groups: no stored indices
         idx += base[g]
         base[g] = idx[-1]
         return idx
@@ -75,7 +76,7 @@ class _StepSpread:
         """The integral for counts ``w`` (E,) on the entries."""
         vals = [self._group_values(w, g) for g in range(self.G)]
         total = 0.0
-        base = np.zeros(self.G, dtype=np.int32)
+        base = np.zeros(self.G, dtype=np.intp)
         m = self.E - 1
         for a in range(0, m, _CHUNK):
             b = min(m, a + _CHUNK)
@@ -108,7 +109,7 @@ def speo_entries(z: np.ndarray, ys: np.ndarray, code: np.ndarray, counts: np.nda
     pos = np.concatenate([k[split], k])
     field = np.concatenate([np.ones(int(split.sum()), dtype=np.uint8), np.where(split, 2, 3).astype(np.uint8)])
     order = np.argsort(vals, kind="stable")
-    pos = pos[order]
+    pos = pos[order].astype(np.intp)
     return _StepSpread(vals[order], code[pos], field[order], counts, "eo"), pos
 
 
@@ -152,7 +153,8 @@ class _RankCorr:
         rx = self.x_ties.doubled_centred_ranks(c)
         cy = c[self.py]
         ry = self.y_ties.doubled_centred_ranks(cy).astype(np.float64)
-        sxx = float(np.einsum("i,i,i->", cf, rx, rx, dtype=np.float64))
+        rxf = rx.astype(np.float64)
+        sxx = float(np.einsum("i,i,i->", cf, rxf, rxf))
         wy = ry * cy
         syy = float(np.einsum("i,i->", wy, ry))
         sxy = float(np.einsum("i,i->", wy, rx[self.py], dtype=np.float64))
@@ -200,6 +202,6 @@ class _Ties:
 
 
 def _block_ids(starts: np.ndarray, n: int) -> np.ndarray:
-    new = np.zeros(n, dtype=np.int32)
+    new = np.zeros(n, dtype=np.intp)
     new[starts[1:]] = 1
-    return np.cumsum(new, dtype=np.int32)
+    return np.cumsum(new)
