@@ -64,7 +64,7 @@ def timed(fn):
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
-def bootstrap_costs(n: int, write: bool, k: int = 50) -> int:
+def bootstrap_costs(n: int, write: bool, k: int = 40) -> int:
     """CPU per bootstrap resample at ``n`` rows, per statistic and all four together (one shared
     draw), for each grouping of the auditor's path (section ``_boot``). Set-up (the sorts the
     prepared input caches, the SPEO breakpoints) runs once before the timing."""

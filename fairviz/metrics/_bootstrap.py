@@ -1,4 +1,6 @@
-"""Bootstrap replicates of the metrics from resampling counts over the sorted rows."""
+"""Bootstrap replicates of the metrics from resampling counts over the sorted rows: one draw
+per resample (`_SortedBoot`), read by every statistic (two-group SPDD: `_SpddBoot`'s block sums;
+the others: `fairviz.metrics._kernels`)."""
 
 from __future__ import annotations
 
