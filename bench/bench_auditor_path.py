@@ -97,7 +97,8 @@ def bootstrap_costs(n: int, write: bool, k: int = 48) -> int:
         "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "Before (the engine this replaced, same data, 10 resamples each with set-up, load ≈ 6–12, 2026-12-01 03:45 UTC): "
+        "Before (the engine this replaced, same data, load ≈ 6–12, 2026-12-01 03:45 UTC; 10 resamples per call with "
+        "its set-up spread over them, which inflates SPEO most: its 2n-entry sort ran in every call): "
         "SPDD / SPEO / PCC / SRCC per resample 8.2 / 112.7 / 8.4 / 53.2 ms by sex, 34.2 / 139.0 / 11.3 / 60.5 ms by age, "
         "52.8 / 212.6 / 11.3 / 52.0 ms by the intersection, each statistic with its own pass (SPDD of two groups its "
         "own draw): ≈ 750 s of CPU for 1,000 resamples of the three groupings.",
