@@ -44,6 +44,7 @@ __all__ = [
     "describe",
     "distance_uncertainty",
     "p_value",
+    "permutation_plan",
 ]
 
 #: Schema version of the SPDD / SPEO entries in `AuditResult.to_dict()` (1: percentile CI).
@@ -234,31 +235,41 @@ def best_and_ties(values: Sequence[float], lows: Sequence[float], highs: Sequenc
     return best, ties
 
 
+def permutation_plan(n: int, n_groups: int, with_labels: bool, n_perm: int | None) -> dict[str, int]:
+    """{"spdd": shuffles[, "speo": shuffles]} that `audit_distances` draws for ``n`` rows in
+    ``n_groups`` groups (``n_perm=None``: `auto_n_perm`, a quarter budget for SPEO, whose
+    statistic costs ~4×)."""
+    if n_perm is not None and (isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 0):
+        raise ValueError(f"n_perm must be None or an integer ≥ 0, got {n_perm!r}")
+    names = ("spdd", "speo") if with_labels else ("spdd",)
+    if n_perm is not None:
+        return {name: int(n_perm) for name in names}
+    return {name: auto_n_perm(n, n_groups, budget=4e7 if name == "spdd" else 1e7) for name in names}
+
+
 def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, values: Mapping[str, float],
                     replicates: Mapping[str, np.ndarray], *, level: float, n_perm: int | None,
-                    random_state) -> dict[str, DistanceUncertainty]:
+                    random_state, progress=None) -> dict[str, DistanceUncertainty]:
     """`DistanceUncertainty` of SPDD (and SPEO when ``y`` is given) for `fairviz.metrics.audit`.
 
     x: (n,) scores; codes: (n,) group codes 0..k−1; y: (n,) labels or None; values: the
     distances on the data; replicates: their bootstrap replicates (may lack a metric: no
     bootstrap). The permutation null comes from `fairviz.significance.permutation_test`
-    (``n_perm=None``: `auto_n_perm`, a quarter budget for SPEO, whose statistic costs ~4×).
+    (shuffles: `permutation_plan`). ``progress(done, total)`` follows the shuffles of both tests.
     """
     # import cycle: fairviz.metrics imports this module, and the permutation test imports fairviz.metrics
     from fairviz.significance import permutation_test  # noqa: PLC0415
 
-    if n_perm is not None and (isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 0):
-        raise ValueError(f"n_perm must be None or an integer ≥ 0, got {n_perm!r}")
     k = int(codes.max()) + 1 if len(codes) else 2
+    plan = permutation_plan(len(x), k, y is not None, n_perm)
+    total, before = sum(plan.values()), 0
     out = {}
-    for name in ("spdd", "speo") if y is not None else ("spdd",):
-        if n_perm is None:
-            m = auto_n_perm(len(x), k, budget=4e7 if name == "spdd" else 1e7)
-        else:
-            m = int(n_perm)
+    for name, m in plan.items():
         null = np.empty(0)
         if m > 0:
             rs = np.random.default_rng(random_state) if isinstance(random_state, np.random.SeedSequence) else random_state
-            null = permutation_test(x, codes, y, metric=name, n_perm=m, random_state=rs).null_values
+            follow = None if progress is None else (lambda done, _m, b=before: progress(b + done, total))
+            null = permutation_test(x, codes, y, metric=name, n_perm=m, random_state=rs, progress=follow).null_values
+        before += m
         out[name] = distance_uncertainty(values[name], replicates.get(name, np.empty(0)), null, level)
     return out

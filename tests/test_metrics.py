@@ -394,28 +394,58 @@ def test_validate_inputs_contract(rng):
 # ------------------------------------------------------------------------------------------
 
 
-def test_bootstrap_engine_equals_naive_recompute_with_the_same_draws(rng):
+@pytest.mark.parametrize("case", ["continuous", "ties", "some_ties", "three_groups", "binary_labels",
+                                  "six_groups_ties"])
+def test_bootstrap_engine_equals_naive_recompute_with_the_same_draws(rng, case):
+    # every statistic of a resample, read from its counts, equals the statistic recomputed on
+    # the explicitly resampled rows (row i repeated c_i times), on continuous and tie-heavy data
     n = 240
-    x = np.round(rng.random(n), 2)
-    y = np.clip(np.round(x + rng.normal(0, 0.25, n), 2), 0, 1)
-    g = (rng.random(n) < 0.35).astype(int)
+    k = {"three_groups": 3, "six_groups_ties": 6}.get(case, 2)
+    g = rng.integers(0, k, n) if k > 2 else (rng.random(n) < 0.35).astype(int)
+    x = rng.random(n) if case in ("continuous", "binary_labels") else np.round(rng.random(n), 1)
+    if case == "some_ties":  # mostly distinct values with a few tied blocks in both columns
+        x = np.round(rng.random(n), 3)
+    if case == "binary_labels":
+        y = (rng.random(n) < x).astype(float)
+    else:
+        digits = {"continuous": 6, "some_ties": 3}.get(case, 1)
+        y = np.clip(np.round(x + rng.normal(0, 0.25, n), digits), 0, 1)
     d = _validate._prepare(x, g, y)
     keep: dict = {}
     reps = _bootstrap._replicates(d, ("spdd", "speo", "pcc", "srcc"), 25, 7, keep=keep)
-    z, code = keep["spdd_sorted"]
-    for r, c in enumerate(keep["spdd"]):
+    assert len(keep["counts"]) == 25
+    for r, c in enumerate(keep["counts"]):
         ci = np.rint(c).astype(int)
         assert np.array_equal(ci, c)
-        assert np.bincount(code, weights=ci).tolist() == np.bincount(g).tolist()  # sizes kept
-        zz, cc = np.repeat(z, ci), np.repeat(code, ci)
-        assert reps["spdd"][r] == pytest.approx(ss.wasserstein_distance(zz[cc == 0], zz[cc == 1]), abs=1e-12)
-    for r, c in enumerate(keep["generic"]):
-        ci = c.astype(int)
-        assert np.bincount(g, weights=ci).tolist() == np.bincount(g).tolist()
+        assert np.bincount(g, weights=ci).tolist() == np.bincount(g).tolist()  # sizes kept
         xx, yy, gg = np.repeat(x, ci), np.repeat(y, ci), np.repeat(g, ci)
+        want_spdd = ss.wasserstein_distance(xx[gg == 0], xx[gg == 1]) if k == 2 else M.spdd(xx, gg)
+        assert reps["spdd"][r] == pytest.approx(want_spdd, abs=1e-12)
         assert reps["speo"][r] == pytest.approx(M.speo(xx, yy, gg), abs=1e-12)
         assert reps["pcc"][r] == pytest.approx(ss.pearsonr(xx, yy)[0], abs=1e-12)
         assert reps["srcc"][r] == pytest.approx(ss.spearmanr(xx, yy)[0], abs=1e-12)
+    # a statistic's replicates do not depend on which others are asked for
+    alone = _bootstrap._replicates(d, ("srcc",), 25, 7)["srcc"]
+    np.testing.assert_array_equal(alone, reps["srcc"])
+
+
+def test_many_group_kernels_without_stored_indices_equal_naive(rng, monkeypatch):
+    # beyond a memory cap the step indices are computed chunk by chunk: the same numbers
+    from fairviz.metrics import _kernels
+
+    monkeypatch.setattr(_kernels, "_MAX_INDEX", 0)
+    monkeypatch.setattr(_kernels, "_CHUNK", 64)
+    n = 300
+    g = rng.integers(0, 5, n)
+    x = np.round(rng.random(n), 2)
+    y = np.clip(np.round(x + rng.normal(0, 0.3, n), 2), 0, 1)
+    keep: dict = {}
+    reps = _bootstrap._replicates(_validate._prepare(x, g, y), ("spdd", "speo"), 6, 2, keep=keep)
+    for r, c in enumerate(keep["counts"]):
+        ci = c.astype(int)
+        xx, yy, gg = np.repeat(x, ci), np.repeat(y, ci), np.repeat(g, ci)
+        assert reps["spdd"][r] == pytest.approx(M.spdd(xx, gg), abs=1e-12)
+        assert reps["speo"][r] == pytest.approx(M.speo(xx, yy, gg), abs=1e-12)
 
 
 @pytest.mark.parametrize("shift, block", [(0.15, 64), (0.0, 64), (0.3, 40), (0.15, 4096)])
@@ -450,7 +480,7 @@ def test_bootstrap_multi_group_spdd_equals_naive(rng):
     d = _validate._prepare(x, g)
     keep: dict = {}
     reps = _bootstrap._replicates(d, ("spdd",), 15, 3, keep=keep)
-    for r, c in enumerate(keep["generic"]):
+    for r, c in enumerate(keep["counts"]):
         ci = c.astype(int)
         assert reps["spdd"][r] == pytest.approx(M.spdd(np.repeat(x, ci), np.repeat(g, ci)), abs=1e-12)
 
@@ -504,9 +534,9 @@ def test_bootstrap_ci_reproducible_and_thread_independent(rng, monkeypatch):
     y = np.clip(x + rng.normal(0, 0.1, 500), 0, 1)
     d = _validate._prepare(x, g, y)
     monkeypatch.setenv("FAIRVIZ_THREADS", "1")
-    one = _bootstrap._replicates(d, ("spdd", "pcc"), 40, 11)
+    one = _bootstrap._replicates(d, M.STATISTICS, 40, 11)
     monkeypatch.setenv("FAIRVIZ_THREADS", "3")
-    three = _bootstrap._replicates(d, ("spdd", "pcc"), 40, 11)
+    three = _bootstrap._replicates(d, M.STATISTICS, 40, 11)
     for k in one:
         np.testing.assert_array_equal(one[k], three[k])
     lo, hi = M.bootstrap_ci("spdd", x, g, n_boot=200, random_state=5)

@@ -108,3 +108,16 @@ def test_intervals_and_permutations_from_the_audited_view(rng):
     got = view_permutation(view, 30)
     ref = permutation_test(x[known], g[known], metric="spdd", n_perm=30, random_state=0)
     assert np.array_equal(got.null_values, ref.null_values) and got.p_value == ref.p_value
+
+
+def test_audit_progress_counts_resamples_then_shuffles_to_the_total(rng):
+    n = 400
+    x, g = rng.random(n), rng.integers(0, 2, n)
+    y = np.clip(x + rng.normal(0, 0.2, n), 0, 1)
+    seen = []
+    res = M.audit_prepared(M.prepare(x, g, y), n_boot=30, n_perm=7, random_state=1,
+                           progress=lambda done, total: seen.append((done, total)))
+    assert {t for _, t in seen} == {30 + 2 * 7}  # 30 resamples, 7 shuffles for SPDD and for SPEO
+    assert seen[-1] == (44, 44) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    plain = M.audit(x, g, y, n_boot=30, n_perm=7, random_state=1)
+    assert res.to_dict() == plain.to_dict()  # following the progress changes no number

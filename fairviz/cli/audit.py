@@ -262,11 +262,11 @@ def _summaries(result) -> dict:
 
 def _audit_views(views: dict, args) -> dict:
     """name -> (AuditResult, LL144 table): each view prepared once (checked, encoded, sorted), with
-    a progress bar per view over its bootstrap resamples on stderr (hidden when stderr is not a
-    terminal)."""
+    a progress bar per view on stderr (hidden when stderr is not a terminal) over its bootstrap
+    resamples, then its permutation tests' shuffles."""
     results = {}
     for i, (name, (scores, groups, labels)) in enumerate(views.items(), 1):
-        with tqdm(total=None, desc=f"[{i}/{len(views)}] {name}", unit="resample", disable=None,
+        with tqdm(total=None, desc=f"[{i}/{len(views)}] {name}", unit="draw", disable=None,
                   file=sys.stderr) as bar:
             def follow(done: int, total: int, bar=bar) -> None:
                 bar.total = total

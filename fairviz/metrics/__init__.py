@@ -20,10 +20,14 @@ from one sort of the data (O(n log n)), with no τ grid. ``grid=50`` reproduces 
 evaluation instead: the mean over τ ∈ {0, 0.02, …, 0.98} (τ_j = j / 50 as doubles).
 
 Bootstrap CIs resample rows *within each group* (group sizes stay fixed). The data are sorted
-once; a resample is a vector of multinomial counts over the sorted rows, and the step-function
-metrics follow from cumulative sums of those counts — no re-sorting, no resampled copies. The
-counts are exactly Multinomial(n_g, uniform) per group (see `_Counts`); resamples run in
-threads (FAIRVIZ_THREADS overrides the number) and do not depend on the thread count.
+once; a resample is one vector of multinomial counts over the rows in (score, group) order,
+and every statistic reads that one vector — no re-sorting, no resampled copies: the step
+integrals (SPDD, SPEO at its 2n breakpoints, sorted once) from cumulative counts per group,
+PCC from weighted moments, SRCC from mid-ranks that are cumulative counts (the labels' order
+is one gather). Each replicate equals the statistic recomputed on the explicitly resampled
+rows (tested against brute force). The counts are exactly Multinomial(n_g, uniform) per group
+(see `_Counts`); resamples run in threads (FAIRVIZ_THREADS overrides the number) and do not
+depend on the thread count.
 
 Speed (bench/RESULTS.md): two-group `spdd` packs the group into the sign bit of each score and
 sorts those keys once (as floats), then integrates by quantile matching block by block: where

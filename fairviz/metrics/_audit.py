@@ -10,7 +10,7 @@ import pandas as pd
 
 from fairviz.metrics._bootstrap import _check_boot_args, _percentile_ci, _replicates
 from fairviz.metrics._prepared import PreparedAudit, prepare
-from fairviz.uncertainty import SCHEMA_VERSION, audit_distances
+from fairviz.uncertainty import SCHEMA_VERSION, audit_distances, permutation_plan
 
 
 def _json_float(v: float | None):
@@ -105,7 +105,8 @@ def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95,
                    n_perm: int | None = None, progress=None) -> AuditResult:
     """`audit` of inputs prepared once (`fairviz.metrics.prepare`): the same numbers, and the
     sorts ``p`` already holds are reused (its DP(τ) curve and rate tables stay available).
-    ``progress(done, total)`` follows the bootstrap resamples (called from worker threads)."""
+    ``progress(done, total)`` follows the bootstrap resamples, then the permutation tests' shuffles,
+    as one count (called from worker threads)."""
     n_boot, lv = _check_boot_args(n_boot, level, allow_zero=True)
     d = p.data
     has_y = d.y is not None
@@ -113,10 +114,20 @@ def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95,
     values = {"spdd": p.spdd()}
     if has_y:
         values.update(speo=p.speo(), pcc=p.pcc(), srcc=p.srcc())
-    reps = _replicates(p, stats, n_boot, random_state, progress=progress) if n_boot > 0 else {}
     if n_perm is None and n_boot == 0:
         n_perm = 0
-    dist = audit_distances(d.x, d.codes, d.y, values, reps, level=lv, n_perm=n_perm, random_state=random_state)
+    total = n_boot + sum(permutation_plan(d.n, d.n_groups, has_y, n_perm).values())
+    boot_progress = perm_progress = None
+    if progress is not None:
+        def boot_progress(done, _n):
+            progress(done, total)
+
+        def perm_progress(done, _m):
+            progress(n_boot + done, total)
+
+    reps = _replicates(p, stats, n_boot, random_state, progress=boot_progress) if n_boot > 0 else {}
+    dist = audit_distances(d.x, d.codes, d.y, values, reps, level=lv, n_perm=n_perm, random_state=random_state,
+                           progress=perm_progress)
 
     def mv(name: str) -> MetricValue:
         if name in dist:

@@ -1,4 +1,6 @@
-"""Bootstrap replicates of the metrics from resampling counts over the sorted rows."""
+"""Bootstrap replicates of the metrics from resampling counts over the sorted rows: one draw
+per resample (`_SortedBoot`), read by every statistic (two-group SPDD: `_SpddBoot`'s block sums;
+the others: `fairviz.metrics._kernels`)."""
 
 from __future__ import annotations
 
@@ -8,17 +10,10 @@ from typing import Sequence
 
 import numpy as np
 
+from fairviz.metrics._kernels import _RankCorr, moment_rows, spdd_spread, speo_entries, weighted_corr
 from fairviz.metrics._prepared import PreparedAudit, as_prepared
 from fairviz.metrics._resample import _DRAW_STEP, _Counts, _rng, _run_replicates, _seed_sequences
-from fairviz.metrics._steps import (
-    _add_abs_steps,
-    _block_dots,
-    _dp_gap_fn,
-    _eo_gap_fn,
-    _integrate_gap,
-    _two_group_signs,
-)
-from fairviz.metrics._threshold import _speo_entries
+from fairviz.metrics._steps import _add_abs_steps, _block_dots, _two_group_signs
 from fairviz.metrics._validate import _Data, _prepare
 
 STATISTICS = ("spdd", "speo", "pcc", "srcc")
@@ -46,7 +41,7 @@ class _SpddBoot:
         z, code = p.sorted_scores()
         n = len(z)
         n0, n1 = int(d.counts[0]), int(d.counts[1])
-        BS = max(8, min(int(block), -(-n // 8) * 8) // 8 * 8)  # _Counts needs N % 8 == 0
+        BS = _block_size(n, block)
         nb = -(-n // BS)
         N = nb * BS
         code_p = np.full(N, -1, dtype=np.intp)
@@ -88,7 +83,18 @@ class _SpddBoot:
             _add_abs_steps(acc, r, Cb[r, b] * self.s[b], E0[b, r], self.dz[b])
         self.exact_blocks += len(bi)
 
+    def values(self, C: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """SPDD of each resample of the batch C (B, N) uint8 counts over the sorted positions; X:
+        (≥ B, chunk) float scratch."""
+        cp, T0, T1 = self._block_sums(C, X)
+        E0, sign, (bi, ri) = _two_group_signs(T0, T1, self.n0, self.n1)
+        acc = np.einsum("br,br->r", sign, E0 * self.block_dz[:, None] + cp)
+        if bi.size:
+            self._exact_blocks(C, E0, bi, ri, acc)
+        return acc / self.norm
+
     def worker(self, keep: list | None = None):
+        """f(seeds) -> SPDD of each resample, drawing its own counts (for tests of the kernel)."""
         C = np.empty((self.batch, self.N), dtype=np.uint8)
         X = np.empty((self.batch, self.chunk))
         tmp = np.empty(min(self.N, _DRAW_STEP) // 8, dtype=np.uint64)
@@ -99,142 +105,116 @@ class _SpddBoot:
                 self.gen.draw(_rng(sd), C[r], tmp)
                 if keep is not None:
                     keep.append(C[r, : self.n].astype(np.float64))
-            cp, T0, T1 = self._block_sums(C[:B], X)
-            E0, sign, (bi, ri) = _two_group_signs(T0, T1, self.n0, self.n1)
-            acc = np.einsum("br,br->r", sign, E0 * self.block_dz[:, None] + cp)
-            if bi.size:
-                self._exact_blocks(C[:B], E0, bi, ri, acc)
-            return acc / self.norm
+            return self.values(C[:B], X)
 
         return run
 
 
-class _GenericBoot:
-    """Replicates of any statistics from count vectors over the rows (in row order)."""
+class _SortedBoot:
+    """Replicates of any statistics from one count vector per resample over the rows in
+    (score, group) order: the two-group SPDD bootstrap's draw (same seed, same counts), shared
+    by SPEO, PCC, SRCC and many-group SPDD (see `fairviz.metrics._kernels`)."""
 
     def __init__(self, p: PreparedAudit, stats: Sequence[str]):
         d = p.data
-        self.d = d
-        self.stats = tuple(stats)
-        n = d.n
-        seq = np.full(-(-n // 8) * 8, -1, dtype=np.intp)
-        seq[:n] = d.codes
+        self.n, self.stats = d.n, tuple(stats)
+        self.rows = _score_rows(p)
+        code = d.codes[self.rows]
+        self.spdd2 = _SpddBoot(p) if "spdd" in self.stats and d.n_groups == 2 else None
+        self.BS = _block_size(d.n, 1024)  # _SpddBoot's blocks: the same layout and draws with or without it
+        N = -(-d.n // self.BS) * self.BS
+        self.chunk = max(1, (1 << 14) // self.BS) * self.BS
+        seq = np.full(N, -1, dtype=np.intp)
+        seq[: d.n] = code
         self.gen = _Counts(seq, d.counts)
-        if "spdd" in self.stats:
-            order = p.score_order()
-            self.sp_order = order
-            self.sp_z = d.x[order]
-            self.sp_code = d.codes[order]
-            self.sp_gap = _dp_gap_fn(d.counts)
-        if "speo" in self.stats:
-            vals, tags = _speo_entries(d)
-            order = np.argsort(vals, kind="stable")
-            self.eo_rows = np.concatenate([np.arange(n), np.arange(n)])[order]
-            self.eo_tag = tags[order]
-            self.eo_z = vals[order]
-            self.eo_gap = _eo_gap_fn(d.counts)
-        if "pcc" in self.stats:
-            xc = d.x - d.x.mean()
-            yc = d.y - d.y.mean()
-            self.pc = np.stack([xc, yc, xc * xc, yc * yc, xc * yc])
-        if "srcc" in self.stats:
-            self.rk = [p.tie_blocks(0), p.tie_blocks(1)]
-            self._local = threading.local()
+        self.kernels = {}
+        if "spdd" in self.stats and self.spdd2 is None:
+            self.kernels["spdd"] = spdd_spread(d.x[self.rows], code, d.counts)
+        if d.y is not None and {"speo", "pcc", "srcc"} & set(self.stats):
+            ys = d.y[self.rows]
+            if "speo" in self.stats:
+                self.eo, self.eo_pos = speo_entries(d.x[self.rows], ys, code, d.counts)
+            if "pcc" in self.stats:  # as blocks, so a batch of resamples reads them once
+                m = np.zeros((5, N))
+                m[:, : d.n] = moment_rows(d.x[self.rows], ys)
+                self.moments = tuple(row.reshape(-1, self.BS) for row in m)
+            if "srcc" in self.stats:
+                pos = np.empty(d.n, dtype=np.intp)
+                pos[self.rows] = np.arange(d.n)
+                order_y, starts_y, _ = p.tie_blocks(1)
+                self.rank = _RankCorr(p.tie_blocks(0)[1], pos[order_y], starts_y, d.n)
 
-    @staticmethod
-    def _weighted_corr(c: np.ndarray, m: np.ndarray, n: int) -> float:
-        """Weighted Pearson correlation from the (5, n) rows x, y, x², y², xy."""
-        sx, sy, sxx, syy, sxy = np.einsum("i,ki->k", c, m)
-        vxx = sxx - sx * sx / n
-        vyy = syy - sy * sy / n
-        vxy = sxy - sx * sy / n
-        if vxx <= 1e-12 * max(sxx, 1e-300) or vyy <= 1e-12 * max(syy, 1e-300):
-            return math.nan
-        return max(-1.0, min(1.0, vxy / math.sqrt(vxx * vyy)))
-
-    def _ranks(self, c: np.ndarray, which: int, out: np.ndarray) -> np.ndarray:
-        """Mid-ranks (in ``out``, row order) of the scores (0) or labels (1) under counts ``c``."""
-        order, starts, block_id = self.rk[which]
-        cs = c[order]
-        T = cs if len(starts) == len(cs) else np.add.reduceat(cs, starts)  # no ties: one row per block
-        mid = np.cumsum(T) - T + (T + 1.0) / 2.0
-        out[order] = mid if len(mid) == len(c) else mid[block_id]
-        return out
-
-    def _rank_rows(self, c: np.ndarray) -> np.ndarray:
-        """(5, n) centred mid-ranks rx, ry and rx², ry², rx·ry under counts ``c``, in a buffer kept
-        per thread (a fresh 5·n array per resample cost more than the arithmetic)."""
-        m = getattr(self._local, "m", None)
-        if m is None:
-            m = self._local.m = np.empty((5, self.d.n))
-        mid = (self.d.n + 1) / 2.0
-        rx, ry = self._ranks(c, 0, m[0]), self._ranks(c, 1, m[1])
-        rx -= mid
-        ry -= mid
-        np.multiply(rx, rx, out=m[2])
-        np.multiply(ry, ry, out=m[3])
-        np.multiply(rx, ry, out=m[4])
-        return m
-
-    def compute(self, c: np.ndarray) -> list[float]:
-        d = self.d
-        n = d.n
+    def _one(self, c: np.ndarray, cf: np.ndarray) -> list[float]:
         out = []
         for s in self.stats:
-            if s == "spdd":
-                cs = c[self.sp_order]
-                out.append(_integrate_gap(self.sp_z, self.sp_code, d.n_groups, self.sp_gap, cs))
+            if (s == "spdd" and self.spdd2 is not None) or s == "pcc":
+                out.append(math.nan)  # filled for the whole batch
+            elif s == "spdd":
+                out.append(self.kernels["spdd"].integral(c))
             elif s == "speo":
-                ce = c[self.eo_rows]
-                out.append(_integrate_gap(self.eo_z, self.eo_tag, 2 * d.n_groups, self.eo_gap, ce))
-            elif s == "pcc":
-                out.append(self._weighted_corr(c, self.pc, n))
-            elif s == "srcc":
-                out.append(self._weighted_corr(c, self._rank_rows(c), n))
+                out.append(self.eo.integral(c[self.eo_pos]))
+            else:
+                out.append(self.rank(c, cf))
         return out
 
     def worker(self, keep: list | None = None):
-        c8 = np.empty(self.gen.N, dtype=np.uint8)
-        c = np.empty(self.gen.N)
-        n = self.d.n
+        B = self.spdd2.batch if self.spdd2 is not None else 8
+        C = np.empty((B, self.gen.N), dtype=np.uint8)
+        X = np.empty((B, self.chunk))
+        tmp = np.empty(min(self.gen.N, _DRAW_STEP) // 8, dtype=np.uint64)
+        cf = np.empty(self.n) if "srcc" in self.stats else None
+        n = self.n
 
-        def run(seeds):
-            out = []
-            for sd in seeds:
-                self.gen.draw(_rng(sd), c8)
-                np.copyto(c, c8)
+        def run(seeds) -> np.ndarray:
+            b = len(seeds)
+            out = np.empty((b, len(self.stats)))
+            for r, sd in enumerate(seeds):
+                self.gen.draw(_rng(sd), C[r], tmp)
                 if keep is not None:
-                    keep.append(c[:n].copy())
-                out.append(self.compute(c[:n]))
+                    rc = np.zeros(n)
+                    rc[self.rows] = C[r, :n]
+                    keep.append(rc)
+                c = C[r, :n]
+                if cf is not None:
+                    np.copyto(cf, c)
+                out[r] = self._one(c, cf)
+            if self.spdd2 is not None:
+                out[:, self.stats.index("spdd")] = self.spdd2.values(C[:b], X)
+            if "pcc" in self.stats:
+                sums = np.stack([s.sum(axis=0) for s in _block_dots(C[:b], X, self.moments, self.BS, self.chunk)])
+                out[:, self.stats.index("pcc")] = [weighted_corr(sums[:, r], n) for r in range(b)]
             return out
 
         return run
 
 
+def _block_size(n: int, block: int) -> int:
+    return max(8, min(int(block), -(-n // 8) * 8) // 8 * 8)  # _Counts needs N % 8 == 0
+
+
+def _score_rows(p: PreparedAudit) -> np.ndarray:
+    """Rows in (score, group) order: the order of `PreparedAudit.sorted_scores` (ties by group)."""
+    order, starts, block_id = p.tie_blocks(0)
+    if len(starts) == len(order):
+        return order
+    return order[np.lexsort((p.data.codes[order], block_id))]
+
+
 def _replicates(d: _Data | PreparedAudit, stats: Sequence[str], n_boot: int, random_state, *,
                 keep: dict | None = None, progress=None) -> dict:
     """Bootstrap replicate values {statistic: (n_boot,) array} of prepared data (its sorts are
-    reused); ``keep`` collects the counts (row order for the generic path, sorted order for
-    two-group SPDD) — for tests. ``progress(done, total)`` follows the resamples (from threads)."""
+    reused). Resample r draws one count vector from seeds[r] and every statistic reads it.
+    ``keep["counts"]`` collects each resample's counts in row order (for tests).
+    ``progress(done, total)`` follows the resamples (from threads)."""
     p = as_prepared(d)
     d = p.data
+    stats = tuple(dict.fromkeys(stats))
     seeds = _seed_sequences(random_state, n_boot)
-    out: dict[str, np.ndarray] = {}
-    generic = [s for s in stats if s != "spdd" or d.n_groups != 2]
-    step = _progress_steps(progress, n_boot * (int(bool(generic)) + int("spdd" in stats and d.n_groups == 2)))
-    if "spdd" in stats and d.n_groups == 2:
-        sb = _SpddBoot(p)
-        k = None if keep is None else keep.setdefault("spdd", [])
-        out["spdd"] = _run_replicates(lambda: sb.worker(k), seeds, 1, d.n * n_boot, sb.batch, step)[:, 0]
-        if keep is not None:
-            keep["spdd_sorted"] = (sb.z, sb.code)
-    if generic:
-        gb = _GenericBoot(p, generic)
-        k = None if keep is None else keep.setdefault("generic", [])
-        vals = _run_replicates(lambda: gb.worker(k), seeds, len(generic), 4 * d.n * n_boot, progress=step)
-        for i, s in enumerate(generic):
-            out[s] = vals[:, i]
-    return out
+    engine = _SortedBoot(p, stats)
+    k = None if keep is None else keep.setdefault("counts", [])
+    vals = _run_replicates(lambda: engine.worker(k), seeds, len(stats), 4 * d.n * n_boot, 8,
+                           _progress_steps(progress, n_boot))
+    return {s: vals[:, i] for i, s in enumerate(stats)}
 
 
 def _progress_steps(progress, total: int):
