@@ -12,7 +12,11 @@ not modified):
 - ``fo_bal``: fairoffset trained on the `balancing` method's rows (oversampled so the groups are
   equally frequent within each of 10 label bins), ``balance_training_rows=True``;
 - ``sw_bal``: the same rows and the shape-W1 term, no group offset;
-- ``sw``: the shape-W1 term alone (no offset, no balancing).
+- ``sw``: the shape-W1 term alone (no offset, no balancing);
+- ``fo_pool`` / ``fo_lab``: the shipped `fairoffset` with its shape-W1 term on batches of the whole
+  training split (`fairness_rows="pool"`, the default since it was measured here) or on the
+  labelled rows only (`fairness_rows="labelled"`, the former behaviour; the ``fairoffset`` rows
+  recorded before the pool existed are this one). They differ under sampling bias only.
 
 Each run appends one JSON line to ``--out`` as soon as it finishes: the test metrics as trained,
 the SPDD permutation floor (mean, p95 over 1000 permutations), the score std, the learned offset,
@@ -52,11 +56,19 @@ def register_variants() -> None:
         T.METHODS[name] = dataclasses.replace(base, name=name, compared=False, **change)
 
 
+# variants that are the shipped fairoffset with one config field set (not a method entry)
+CONFIG_VARIANTS = {"fo_pool": {"fairness_rows": "pool"}, "fo_lab": {"fairness_rows": "labelled"}}
+
+
 def parse_job(job: str) -> dict:
     parts = job.split(":")
     if len(parts) not in (3, 4):
         raise SystemExit(f"error: job {job!r} is not variant:mode:seed[:lambda_sw]")
-    out = {"method": parts[0], "bias_mode": parts[1], "seed": int(parts[2])}
+    if parts[0] in CONFIG_VARIANTS:
+        out = {"method": "fairoffset", **CONFIG_VARIANTS[parts[0]]}
+    else:
+        out = {"method": parts[0]}
+    out.update(bias_mode=parts[1], seed=int(parts[2]))
     if len(parts) == 4:
         out["lambda_sw"] = float(parts[3])
     return out
@@ -78,7 +90,8 @@ def run_job(job: str, features, preds_dir: Path | None, text_model: str | None =
     rec = {
         "job": job,
         "encoder": "random-bert" if text_model else "default",
-        "variant": cfg.method,
+        "variant": job.split(":")[0],
+        "fairness_rows": cfg.fairness_rows,
         "mode": cfg.bias_mode,
         "seed": cfg.seed,
         "lambda_sw": cfg.lambda_sw if T.METHODS[cfg.method].weight_field == "lambda_sw" else None,
@@ -87,6 +100,9 @@ def run_job(job: str, features, preds_dir: Path | None, text_model: str | None =
         "val_spdd": run.metrics["val_spdd"],
         "group_offset": run.info.get("group_offset"),
         "n_train": run.info["n_train"],
+        "n_pool": run.info.get("n_pool"),
+        "spdd_ci": [run.metrics["spdd"].get("ci_low"), run.metrics["spdd"].get("ci_high")],
+        "pcc_ci": [run.metrics["pcc"].get("ci_low"), run.metrics["pcc"].get("ci_high")],
         "train_label_gap": run.info["train_label_mean_gap"],
         "seconds": round(time.time() - t0, 1),
         "trained": postprocess.pipeline_metrics(test["score"], test["label"], test["group"], n_perm=N_PERM,
