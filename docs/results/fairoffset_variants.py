@@ -146,6 +146,7 @@ def flat(rec: dict, vanilla: dict | None) -> dict:
     row.update({k: rec.get(k) for k in ("variant", "lambda_sw", "mode", "seed", "best_epoch", "group_offset", "val_pcc")})
     row.update({k: t[k] for k in ("pcc", "spdd", "spdd_floor_p95", "score_std")})
     row.update({f"repair_{k}": rp[k] for k in ("pcc", "spdd", "spdd_floor_p95", "score_std")})
+    row["spdd_lo"], row["spdd_hi"] = rec.get("spdd_ci") or (None, None)
     if vanilla is not None:
         row["std_ratio"] = t["score_std"] / vanilla["score_std"]
         row["dpcc"] = t["pcc"] - vanilla["pcc"]
@@ -196,6 +197,18 @@ def print_seed_table(df) -> None:
     print()
 
 
+def print_pool_table(df) -> None:
+    """Per-seed markdown rows of the fairness term on the pool (fo_pool) with the test SPDD's 95 % CI."""
+    f = df[df["variant"] == "fo_pool"].sort_values(["encoder", "mode", "seed", "lambda_sw"])
+    print("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD [95 % CI] | floor p95 | std × vanilla | b |")
+    print("|---|---|---:|---:|---|---|---:|---:|---:|")
+    for r in f.itertuples(index=False):
+        print(f"| {r.encoder} | {r.mode} | {r.lambda_sw:g} | {r.seed} | {r.pcc:.3f} ({r.dpcc:+.3f}) "
+              f"| {r.spdd:.4f} [{r.spdd_lo:.4f}, {r.spdd_hi:.4f}] | {r.spdd_floor_p95:.4f} | {r.std_ratio:.2f} "
+              f"| {r.group_offset:.3f} |")
+    print()
+
+
 def cmd_table(args) -> None:
     """Per-run rows (CSV beside the JSONL) and a markdown table with the means per variant and mode."""
     import pandas as pd
@@ -213,6 +226,7 @@ def cmd_table(args) -> None:
     mean = g[cols].mean().round(4)
     mean["seeds"] = g["seed"].apply(lambda s: " ".join(str(int(x)) for x in sorted(s)))
     print_seed_table(df)
+    print_pool_table(df)
     table = mean.reset_index()
     print("| " + " | ".join(table.columns) + " |")
     print("|" + "---|" * len(table.columns))
