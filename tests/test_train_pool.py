@@ -52,6 +52,14 @@ def test_sample_bias_pool_equal_to_labelled_rows_is_bit_identical():
     _same_run(fit(dataclasses.replace(cfg, fairness_rows="labelled"), same), fit(cfg, same))
 
 
+def test_zero_weight_reads_no_pool():
+    # fairoffset at weight 0 is the offset alone: no pool batch joins the forward pass
+    feats = tiny_features()
+    runs = [train(tiny_config("fairoffset", bias_mode="sample", lambda_sw=0.0, fairness_rows=rows), features=feats)
+            for rows in ("labelled", "pool")]
+    _same_run(*runs)
+
+
 def _spy(monkeypatch):
     """Record, per step, the data rows each forward pass read and the batch the fairness terms saw."""
     seen = {"rows": [], "fair": []}

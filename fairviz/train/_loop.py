@@ -190,7 +190,7 @@ class _TrainRows:
         fair_rows = fair_s = None
         # only when the pool holds rows the labelled set does not: otherwise the labelled batch
         # already is a batch of the pool, and training stays exactly what it was
-        if cfg.pool_fairness() and data.unlabelled_pool:
+        if cfg.pool_fairness() and data.unlabelled_pool and _fairness_active(cfg, method):
             fair_rows = np.asarray(data.pool_idx, dtype=np.int64)
             fair_s = torch.as_tensor(data.group[fair_rows], dtype=torch.long)
         n_groups = int(data.group.max()) + 1
@@ -232,6 +232,12 @@ class _TrainRows:
             return batch, batch
         rest = (None if t is None else t[n:] for t in (score, z, adv))
         return batch, _gather_batch(ctx, *rest, None, self.fair_s[fair_pos].to(device), self.n_groups)
+
+
+def _fairness_active(cfg: TrainConfig, method: Method) -> bool:
+    """False when no fairness term can act (a zero weight, no adversary, no target to raise it):
+    then no pool batch is drawn, and e.g. fairoffset at weight 0 is the offset alone."""
+    return method.uses_adversary or cfg.target_spdd is not None or cfg.method_weight() != 0
 
 
 # ---------------------------------------------------------------------------------------------
