@@ -209,6 +209,24 @@ def print_pool_table(df) -> None:
     print()
 
 
+def print_knob_table(df) -> None:
+    """Per encoder, mode and seed: test SPDD (std × vanilla) at each weight, on the pool (fo_pool) and
+    on the labelled rows (fairoffset rows recorded before the pool; λ = 0 is the same for both)."""
+    f = df[df["variant"].isin(["fo_pool", "fairoffset"])]
+    lams = sorted(f.loc[f["variant"] == "fo_pool", "lambda_sw"].unique())
+    print("| encoder | mode | seed | rows | " + " | ".join(f"λ = {x:g}" for x in [0.0, *lams]) + " |")
+    print("|---|---|---:|---|" + "---|" * (len(lams) + 1))
+    for (encoder, mode, seed), g in f[f["mode"] == "sample"].groupby(["encoder", "mode", "seed"]):
+        for variant, rows in (("fo_pool", "pool"), ("fairoffset", "labelled")):
+            cells = []
+            for lam in [0.0, *lams]:
+                hit = g[(g["lambda_sw"] == lam) & (g["variant"] == ("fairoffset" if lam == 0 else variant))]
+                r = hit.iloc[-1] if len(hit) else None
+                cells.append("–" if r is None else f"{r.spdd:.4f} ({r.std_ratio:.2f}×)")
+            print(f"| {encoder} | {mode} | {seed} | {rows} | " + " | ".join(cells) + " |")
+    print()
+
+
 def cmd_table(args) -> None:
     """Per-run rows (CSV beside the JSONL) and a markdown table with the means per variant and mode."""
     import pandas as pd
@@ -227,6 +245,7 @@ def cmd_table(args) -> None:
     mean["seeds"] = g["seed"].apply(lambda s: " ".join(str(int(x)) for x in sorted(s)))
     print_seed_table(df)
     print_pool_table(df)
+    print_knob_table(df)
     table = mean.reset_index()
     print("| " + " | ".join(table.columns) + " |")
     print("|" + "---|" * len(table.columns))
