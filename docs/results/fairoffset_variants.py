@@ -184,29 +184,37 @@ def compare_vanilla() -> dict:
     return out
 
 
+def print_md(header: str, align: str, lines) -> None:
+    """A markdown table: the header cells and alignment row as written, then one line per row."""
+    print(header)
+    print(align)
+    for line in lines:
+        print(line)
+    print()
+
+
+def _lead(r) -> str:
+    """The cells every per-run table starts with: encoder, mode, weight, seed, PCC (Δ vanilla)."""
+    return f"| {r.encoder} | {r.mode} | {r.lambda_sw:g} | {r.seed} | {r.pcc:.3f} ({r.dpcc:+.3f}) "
+
+
 def print_seed_table(df) -> None:
     """Per-seed markdown rows of fairoffset at each weight, against vanilla, as trained and + repair."""
     f = df[df["variant"] == "fairoffset"].sort_values(["encoder", "mode", "lambda_sw", "seed"])
-    print("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD (cut) | floor p95 | std × vanilla | b "
-          "| + repair: PCC / SPDD / p95 |")
-    print("|---|---|---:|---:|---|---|---:|---:|---:|---|")
-    for r in f.itertuples(index=False):
-        print(f"| {r.encoder} | {r.mode} | {r.lambda_sw:g} | {r.seed} | {r.pcc:.3f} ({r.dpcc:+.3f}) "
-              f"| {r.spdd:.4f} ({r.spdd_cut:.1f}×) | {r.spdd_floor_p95:.4f} | {r.std_ratio:.2f} | {r.group_offset:.3f} "
-              f"| {r.repair_pcc:.3f} / {r.repair_spdd:.4f} / {r.repair_spdd_floor_p95:.4f} |")
-    print()
+    print_md("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD (cut) | floor p95 | std × vanilla | b "
+             "| + repair: PCC / SPDD / p95 |", "|---|---|---:|---:|---|---|---:|---:|---:|---|",
+             (_lead(r) + f"| {r.spdd:.4f} ({r.spdd_cut:.1f}×) | {r.spdd_floor_p95:.4f} | {r.std_ratio:.2f} "
+              f"| {r.group_offset:.3f} | {r.repair_pcc:.3f} / {r.repair_spdd:.4f} / {r.repair_spdd_floor_p95:.4f} |"
+              for r in f.itertuples(index=False)))
 
 
 def print_pool_table(df) -> None:
     """Per-seed markdown rows of the fairness term on the pool (fo_pool) with the test SPDD's 95 % CI."""
     f = df[df["variant"] == "fo_pool"].sort_values(["encoder", "mode", "seed", "lambda_sw"])
-    print("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD [95 % CI] | floor p95 | std × vanilla | b |")
-    print("|---|---|---:|---:|---|---|---:|---:|---:|")
-    for r in f.itertuples(index=False):
-        print(f"| {r.encoder} | {r.mode} | {r.lambda_sw:g} | {r.seed} | {r.pcc:.3f} ({r.dpcc:+.3f}) "
-              f"| {r.spdd:.4f} [{r.spdd_lo:.4f}, {r.spdd_hi:.4f}] | {r.spdd_floor_p95:.4f} | {r.std_ratio:.2f} "
-              f"| {r.group_offset:.3f} |")
-    print()
+    print_md("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD [95 % CI] | floor p95 | std × vanilla | b |",
+             "|---|---|---:|---:|---|---|---:|---:|---:|",
+             (_lead(r) + f"| {r.spdd:.4f} [{r.spdd_lo:.4f}, {r.spdd_hi:.4f}] | {r.spdd_floor_p95:.4f} "
+              f"| {r.std_ratio:.2f} | {r.group_offset:.3f} |" for r in f.itertuples(index=False)))
 
 
 def print_knob_table(df) -> None:
