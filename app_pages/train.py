@@ -6,7 +6,13 @@ from app_pages import _common as ui
 from app_pages import _jobs
 from fairviz import app_support, jobs, kgroups
 from fairviz.app_services import train_form
-from fairviz.app_services.train_form import FRAME_ENCODER_TEXT, SOURCES, VAL_LABEL_TEXT, WEIGHT_LABELS
+from fairviz.app_services.train_form import (
+    FAIRNESS_ROWS_TEXT,
+    FRAME_ENCODER_TEXT,
+    SOURCES,
+    VAL_LABEL_TEXT,
+    WEIGHT_LABELS,
+)
 from fairviz.train import METHODS  # this page trains: its form reads the methods
 
 JOB_KEY = "fv_train_job"
@@ -97,6 +103,12 @@ with tab_new:
                                          format_func=FRAME_ENCODER_TEXT.get,
                                          help="The network that reads each video frame. The pretrained one's "
                                               "weights come with a Python package, nothing is downloaded.")
+            fairness_rows = a1.selectbox(
+                "Fairness term reads", list(FAIRNESS_ROWS_TEXT), key="fv_train_fairrows",
+                format_func=FAIRNESS_ROWS_TEXT.get, disabled=not METHODS[method].pool_capable,
+                help="Under sampling bias the rows left out of the labelled set still have inputs and S; a "
+                     "fairness term on them measures the population the model will score. Same rows under rater bias.",
+            )
 
     mine = _jobs.job_status(st.session_state.get(JOB_KEY))
     busy = mine is not None and not mine.done
@@ -108,7 +120,7 @@ with tab_new:
                 source=source, method=method, alpha=alpha, bias_mode=bias_mode, weight=weight, adv_weight=adv_weight,
                 epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, n_samples=n_samples, target=target,
                 val_labels=val_labels, attr=attr, w1_form=w1_form, s_fraction=s_fraction, frames=frames, size=size,
-                frame_encoder=frame_encoder,
+                frame_encoder=frame_encoder, fairness_rows=fairness_rows,
             ), data)
             if not busy:  # a click that raced the button's disabling must not start a second job
                 st.session_state[JOB_KEY] = reg.start(cfg, name=name.strip() or None)

@@ -15,6 +15,9 @@ BIAS_MODES = ("label", "sample")
 #: true labels; "biased" = validation labels biased like the training split's (what a team whose
 #: raters are biased has).
 VAL_LABELS = ("true", "biased")
+# rows the fairness terms read: "auto" (the method's choice), the labelled training rows, or
+# the whole training split (labelled or not; differs from the labelled rows under sampling bias)
+FAIRNESS_ROWS = ("auto", "labelled", "pool")
 #: Each method's own fairness weight: the `TrainConfig` field its distribution term reads, which a
 #: sweep sets (λ_W for ours, λ for l2 and mmd); methods without one are absent.
 WEIGHT_FIELDS = {"l2": "lambda_l2", "mmd": "lambda_mmd", "ours": "lambda_w", "fairoffset": "lambda_sw"}

@@ -456,12 +456,14 @@ def test_train_page_target_spdd_and_selection_protocol(fake_training):
     at.selectbox(key="fv_train_method").set_value("fairoffset").run()
     at.number_input(key="fv_train_target").set_value(0.02).run()
     at.radio(key="fv_train_sel").set_value("biased").run()
+    at.selectbox(key="fv_train_fairrows").set_value("labelled").run()
     at.number_input(key="fv_train_epochs").set_value(1).run()
     at.button(key="fv_train_go").click().run()
     assert_clean(at)
     snap = _wait_job(at, "fv_train_job")
     cfg = json.loads((fake_training / snap.run_name / "config.json").read_text())["train"]
     assert (cfg["method"], cfg["target_spdd"], cfg["val_labels"]) == ("fairoffset", 0.02, "biased")
+    assert cfg["fairness_rows"] == "labelled"
 
 
 def test_train_page_bad_data_source_is_an_error(fake_training, tmp_path, monkeypatch):

@@ -262,5 +262,10 @@ def test_train_config_of_the_form_values():
     assert (dro.frames, dro.size, dro.data) == (30, 112, "/data/m.csv")
     assert train_form.train_config(_form(method="balancing"), "synthetic").s_fraction == 1.0
     assert train_form.uses_s("ours") and not train_form.uses_s("balancing") and not train_form.uses_s("arl")
+    # the fairness rows: passed for a method that could read unlabelled rows, else the method's choice
+    fo = train_form.train_config(_form(method="fairoffset", s_fraction=1.0, fairness_rows="labelled"), "synthetic")
+    assert fo.fairness_rows == "labelled" and not fo.pool_fairness()
+    assert train_form.train_config(_form(method="vanilla", fairness_rows="pool"), "synthetic").fairness_rows == "auto"
+    assert train_form.train_config(_form(method="fairoffset", s_fraction=1.0), "synthetic").pool_fairness()
     defaults, options = train_form.form_defaults()
     assert set(options) <= set(defaults) and all(defaults[k] in options[k] for k in options)

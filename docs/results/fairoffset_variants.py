@@ -12,7 +12,11 @@ not modified):
 - ``fo_bal``: fairoffset trained on the `balancing` method's rows (oversampled so the groups are
   equally frequent within each of 10 label bins), ``balance_training_rows=True``;
 - ``sw_bal``: the same rows and the shape-W1 term, no group offset;
-- ``sw``: the shape-W1 term alone (no offset, no balancing).
+- ``sw``: the shape-W1 term alone (no offset, no balancing);
+- ``fo_pool`` / ``fo_lab``: the shipped `fairoffset` with its shape-W1 term on batches of the whole
+  training split (`fairness_rows="pool"`, the default since it was measured here) or on the
+  labelled rows only (`fairness_rows="labelled"`, the former behaviour; the ``fairoffset`` rows
+  recorded before the pool existed are this one). They differ under sampling bias only.
 
 Each run appends one JSON line to ``--out`` as soon as it finishes: the test metrics as trained,
 the SPDD permutation floor (mean, p95 over 1000 permutations), the score std, the learned offset,
@@ -52,11 +56,19 @@ def register_variants() -> None:
         T.METHODS[name] = dataclasses.replace(base, name=name, compared=False, **change)
 
 
+# variants that are the shipped fairoffset with one config field set (not a method entry)
+CONFIG_VARIANTS = {"fo_pool": {"fairness_rows": "pool"}, "fo_lab": {"fairness_rows": "labelled"}}
+
+
 def parse_job(job: str) -> dict:
     parts = job.split(":")
     if len(parts) not in (3, 4):
         raise SystemExit(f"error: job {job!r} is not variant:mode:seed[:lambda_sw]")
-    out = {"method": parts[0], "bias_mode": parts[1], "seed": int(parts[2])}
+    if parts[0] in CONFIG_VARIANTS:
+        out = {"method": "fairoffset", **CONFIG_VARIANTS[parts[0]]}
+    else:
+        out = {"method": parts[0]}
+    out.update(bias_mode=parts[1], seed=int(parts[2]))
     if len(parts) == 4:
         out["lambda_sw"] = float(parts[3])
     return out
@@ -78,7 +90,8 @@ def run_job(job: str, features, preds_dir: Path | None, text_model: str | None =
     rec = {
         "job": job,
         "encoder": "random-bert" if text_model else "default",
-        "variant": cfg.method,
+        "variant": job.split(":")[0],
+        "fairness_rows": cfg.fairness_rows,
         "mode": cfg.bias_mode,
         "seed": cfg.seed,
         "lambda_sw": cfg.lambda_sw if T.METHODS[cfg.method].weight_field == "lambda_sw" else None,
@@ -87,6 +100,9 @@ def run_job(job: str, features, preds_dir: Path | None, text_model: str | None =
         "val_spdd": run.metrics["val_spdd"],
         "group_offset": run.info.get("group_offset"),
         "n_train": run.info["n_train"],
+        "n_pool": run.info.get("n_pool"),
+        "spdd_ci": [run.metrics["spdd"].get("ci_low"), run.metrics["spdd"].get("ci_high")],
+        "pcc_ci": [run.metrics["pcc"].get("ci_low"), run.metrics["pcc"].get("ci_high")],
         "train_label_gap": run.info["train_label_mean_gap"],
         "seconds": round(time.time() - t0, 1),
         "trained": postprocess.pipeline_metrics(test["score"], test["label"], test["group"], n_perm=N_PERM,
@@ -130,6 +146,7 @@ def flat(rec: dict, vanilla: dict | None) -> dict:
     row.update({k: rec.get(k) for k in ("variant", "lambda_sw", "mode", "seed", "best_epoch", "group_offset", "val_pcc")})
     row.update({k: t[k] for k in ("pcc", "spdd", "spdd_floor_p95", "score_std")})
     row.update({f"repair_{k}": rp[k] for k in ("pcc", "spdd", "spdd_floor_p95", "score_std")})
+    row["spdd_lo"], row["spdd_hi"] = rec.get("spdd_ci") or (None, None)
     if vanilla is not None:
         row["std_ratio"] = t["score_std"] / vanilla["score_std"]
         row["dpcc"] = t["pcc"] - vanilla["pcc"]
@@ -167,16 +184,54 @@ def compare_vanilla() -> dict:
     return out
 
 
+def print_md(header: str, align: str, lines) -> None:
+    """A markdown table: the header cells and alignment row as written, then one line per row."""
+    print(header)
+    print(align)
+    for line in lines:
+        print(line)
+    print()
+
+
+def _lead(r) -> str:
+    """The cells every per-run table starts with: encoder, mode, weight, seed, PCC (Δ vanilla)."""
+    return f"| {r.encoder} | {r.mode} | {r.lambda_sw:g} | {r.seed} | {r.pcc:.3f} ({r.dpcc:+.3f}) "
+
+
 def print_seed_table(df) -> None:
     """Per-seed markdown rows of fairoffset at each weight, against vanilla, as trained and + repair."""
     f = df[df["variant"] == "fairoffset"].sort_values(["encoder", "mode", "lambda_sw", "seed"])
-    print("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD (cut) | floor p95 | std × vanilla | b "
-          "| + repair: PCC / SPDD / p95 |")
-    print("|---|---|---:|---:|---|---|---:|---:|---:|---|")
-    for r in f.itertuples(index=False):
-        print(f"| {r.encoder} | {r.mode} | {r.lambda_sw:g} | {r.seed} | {r.pcc:.3f} ({r.dpcc:+.3f}) "
-              f"| {r.spdd:.4f} ({r.spdd_cut:.1f}×) | {r.spdd_floor_p95:.4f} | {r.std_ratio:.2f} | {r.group_offset:.3f} "
-              f"| {r.repair_pcc:.3f} / {r.repair_spdd:.4f} / {r.repair_spdd_floor_p95:.4f} |")
+    print_md("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD (cut) | floor p95 | std × vanilla | b "
+             "| + repair: PCC / SPDD / p95 |", "|---|---|---:|---:|---|---|---:|---:|---:|---|",
+             (_lead(r) + f"| {r.spdd:.4f} ({r.spdd_cut:.1f}×) | {r.spdd_floor_p95:.4f} | {r.std_ratio:.2f} "
+              f"| {r.group_offset:.3f} | {r.repair_pcc:.3f} / {r.repair_spdd:.4f} / {r.repair_spdd_floor_p95:.4f} |"
+              for r in f.itertuples(index=False)))
+
+
+def print_pool_table(df) -> None:
+    """Per-seed markdown rows of the fairness term on the pool (fo_pool) with the test SPDD's 95 % CI."""
+    f = df[df["variant"] == "fo_pool"].sort_values(["encoder", "mode", "seed", "lambda_sw"])
+    print_md("| encoder | mode | λ_sw | seed | PCC (Δ vanilla) | SPDD [95 % CI] | floor p95 | std × vanilla | b |",
+             "|---|---|---:|---:|---|---|---:|---:|---:|",
+             (_lead(r) + f"| {r.spdd:.4f} [{r.spdd_lo:.4f}, {r.spdd_hi:.4f}] | {r.spdd_floor_p95:.4f} "
+              f"| {r.std_ratio:.2f} | {r.group_offset:.3f} |" for r in f.itertuples(index=False)))
+
+
+def print_knob_table(df) -> None:
+    """Per encoder, mode and seed: test SPDD (std × vanilla) at each weight, on the pool (fo_pool) and
+    on the labelled rows (fairoffset rows recorded before the pool; λ = 0 is the same for both)."""
+    f = df[df["variant"].isin(["fo_pool", "fairoffset"])]
+    lams = sorted(f.loc[f["variant"] == "fo_pool", "lambda_sw"].unique())
+    print("| encoder | mode | seed | rows | " + " | ".join(f"λ = {x:g}" for x in [0.0, *lams]) + " |")
+    print("|---|---|---:|---|" + "---|" * (len(lams) + 1))
+    for (encoder, mode, seed), g in f[f["mode"] == "sample"].groupby(["encoder", "mode", "seed"]):
+        for variant, rows in (("fo_pool", "pool"), ("fairoffset", "labelled")):
+            cells = []
+            for lam in [0.0, *lams]:
+                hit = g[(g["lambda_sw"] == lam) & (g["variant"] == ("fairoffset" if lam == 0 else variant))]
+                r = hit.iloc[-1] if len(hit) else None
+                cells.append("–" if r is None else f"{r.spdd:.4f} ({r.std_ratio:.2f}×)")
+            print(f"| {encoder} | {mode} | {seed} | {rows} | " + " | ".join(cells) + " |")
     print()
 
 
@@ -197,6 +252,8 @@ def cmd_table(args) -> None:
     mean = g[cols].mean().round(4)
     mean["seeds"] = g["seed"].apply(lambda s: " ".join(str(int(x)) for x in sorted(s)))
     print_seed_table(df)
+    print_pool_table(df)
+    print_knob_table(df)
     table = mean.reset_index()
     print("| " + " | ".join(table.columns) + " |")
     print("|" + "---|" * len(table.columns))

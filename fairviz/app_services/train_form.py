@@ -8,7 +8,7 @@ from typing import Any
 
 from fairviz import kgroups
 from fairviz.data import DEFAULT_FRAMES, DEFAULT_SIZE
-from fairviz.methods import VAL_LABELS
+from fairviz.methods import FAIRNESS_ROWS, VAL_LABELS
 from fairviz.model.backbones import FRAME_ENCODERS
 from fairviz.train import METHODS, TrainConfig
 
@@ -20,6 +20,11 @@ WEIGHT_LABELS = {
 }
 VAL_LABEL_TEXT = dict(zip(VAL_LABELS, ("an audited validation set (true labels)",
                                        "validation labels biased like training")))
+FAIRNESS_ROWS_TEXT = dict(zip(FAIRNESS_ROWS, (
+    "the method's choice (all training-split rows for fairoffset)",
+    "the labelled training rows only",
+    "all training-split rows, labelled or not",
+), strict=True))
 FRAME_ENCODER_TEXT = dict(zip(FRAME_ENCODERS, (
     "small CNN trained from scratch",
     "EfficientNet-Lite0, ImageNet-pretrained, frozen (features cached)",
@@ -42,10 +47,12 @@ def form_defaults() -> tuple[dict, dict]:
         "fv_train_adv": float(d.adv_weight), "fv_train_target": 0.0, "fv_train_sel": d.val_labels,
         "fv_train_attr": "binary", "fv_train_sfrac": 1.0, "fv_train_w1form": d.w1_form,
         "fv_train_frames": DEFAULT_FRAMES, "fv_train_size": DEFAULT_SIZE, "fv_train_fenc": d.frame_encoder,
+        "fv_train_fairrows": d.fairness_rows,
     }
     options = {"fv_train_method": list(METHODS), "fv_train_source": list(SOURCES), "fv_train_sel": list(VAL_LABEL_TEXT),
                "fv_train_attr": list(kgroups.SYNTHETIC_ATTRIBUTES), "fv_train_sfrac": list(kgroups.S_FRACTIONS),
-               "fv_train_w1form": list(kgroups.W1_FORMS), "fv_train_fenc": list(FRAME_ENCODERS)}
+               "fv_train_w1form": list(kgroups.W1_FORMS), "fv_train_fenc": list(FRAME_ENCODERS),
+               "fv_train_fairrows": list(FAIRNESS_ROWS_TEXT)}
     return defaults, options
 
 
@@ -64,9 +71,10 @@ def uses_s(method: str) -> bool:
 def train_config(v: Mapping[str, Any], data: str) -> TrainConfig:
     """The `TrainConfig` of the form's values ``v`` (keys: source, method, alpha, bias_mode, weight,
     adv_weight, epochs, batch_size, lr, seed, n_samples, target, val_labels, attr, w1_form,
-    s_fraction, frames, size, frame_encoder (optional)) and the resolved ``data`` source. Options that do not apply are
+    s_fraction, frames, size, frame_encoder and fairness_rows (optional)) and the resolved ``data`` source. Options that do not apply are
     left at their defaults: the weight for a method without one, the synthetic size for real
-    videos, frames and size for synthetic data, the share of known S for methods that do not read it."""
+    videos, frames and size for synthetic data, the share of known S for methods that do not read it,
+    the fairness rows for methods without a term that could read unlabelled rows."""
     field = METHODS[v["method"]].weight_field
     synthetic = v["source"] == "synthetic"
     return TrainConfig(
@@ -79,4 +87,5 @@ def train_config(v: Mapping[str, Any], data: str) -> TrainConfig:
         s_fraction=float(v["s_fraction"]) if uses_s(v["method"]) else 1.0,
         **({} if synthetic else {"frames": int(v["frames"]), "size": int(v["size"])}),
         frame_encoder=v.get("frame_encoder", "cnn"),
+        fairness_rows=v.get("fairness_rows", "auto") if METHODS[v["method"]].pool_capable else "auto",
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from fairviz.cli._common import fmt_num
-from fairviz.methods import ALL_METHODS, BIAS_MODES, VAL_LABELS
+from fairviz.methods import ALL_METHODS, BIAS_MODES, FAIRNESS_ROWS, VAL_LABELS
 from fairviz.paths import models_dir
 from fairviz.runs import RunMetrics, check_folder_name, check_replaceable, sanitize_run_name, save_run, save_unique
 
@@ -28,6 +28,7 @@ from fairviz.runs import RunMetrics, check_folder_name, check_replaceable, sanit
 METHOD_CHOICES = ALL_METHODS
 BIAS_MODE_CHOICES = BIAS_MODES
 VAL_LABEL_CHOICES = VAL_LABELS
+FAIRNESS_ROWS_CHOICES = FAIRNESS_ROWS
 W1_FORM_CHOICES = ("spdd", "pooled")
 FRAME_SAMPLING_CHOICES = ("uniform", "consecutive")
 FRAME_ENCODER_CHOICES = ("cnn", "efficientnet-lite0", "efficientnet-lite0-finetune")  # model.backbones.FRAME_ENCODERS
@@ -35,7 +36,7 @@ DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
     "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.01, "val_labels": "true",
     "seed": 0, "epochs": 12, "batch_size": 64, "lr": 2e-3, "data": "synthetic", "device": "auto",
-    "n_boot": 200,
+    "n_boot": 200, "fairness_rows": "auto",
 }
 
 
@@ -52,6 +53,10 @@ def add_train_options(parser: argparse.ArgumentParser, *, method: bool = True, s
     parser.add_argument("--lambda-mmd", type=float, default=None, help=f"weight of the mmd baseline's MMD term (default {d['lambda_mmd']:g})")
     parser.add_argument("--lambda-sw", type=float, default=None,
                         help=f"weight of fairoffset's scale-free W1 term (default {d['lambda_sw']:g})")
+    parser.add_argument("--fairness-rows", choices=FAIRNESS_ROWS_CHOICES, default=None,
+                        help="rows the fairness terms read: labelled (the training rows), pool (every training-split "
+                             "row, labelled or not; differs under --bias-mode sample) or auto (pool for fairoffset, "
+                             "default)")
     parser.add_argument("--target-spdd", type=float, default=None, metavar="EPS",
                         help="adjust the method's weight during training until validation SPDD <= EPS, and keep the "
                              "most accurate such epoch (the weight reached is stored in the run)")
@@ -96,7 +101,7 @@ def config_kwargs(args) -> dict:
     keys = {
         "method": "method", "alpha": "alpha", "bias_mode": "bias_mode", "lambda_w": "lambda_w",
         "adv_weight": "adv_weight", "lambda_l2": "lambda_l2", "lambda_mmd": "lambda_mmd", "lambda_sw": "lambda_sw",
-        "target_spdd": "target_spdd", "val_labels": "val_labels",
+        "target_spdd": "target_spdd", "val_labels": "val_labels", "fairness_rows": "fairness_rows",
         "seed": "seed", "epochs": "epochs", "batch_size": "batch_size",
         "lr": "lr", "data": "data", "n_samples": "n_samples", "text_model": "text_model",
         "device": "device", "n_boot": "n_boot", "s_fraction": "s_fraction", "w1_form": "w1_form",

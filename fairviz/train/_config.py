@@ -10,7 +10,7 @@ from typing import Mapping
 
 from fairviz import kgroups
 from fairviz.data.video_dataset import check_video_options
-from fairviz.methods import BIAS_MODES, VAL_LABELS
+from fairviz.methods import BIAS_MODES, FAIRNESS_ROWS, VAL_LABELS
 from fairviz.model.backbones import check_frame_encoder
 from fairviz.model.network import ModelConfig
 from fairviz.train._methods import METHODS
@@ -60,6 +60,10 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     name: str | None = None  # run name (None: derived from method, alpha, mode, lambda_w, seed)
     w1_form: str = "spdd"  # k > 2 groups: W1 term as SPDD ∫(max − min) ("spdd") or W1 to the pooled batch ("pooled")
+    # rows the fairness terms read: "labelled" (the training rows), "pool" (every training-split
+    # row, labelled or not: what sampling bias dropped still has inputs and S) or "auto" (pool for
+    # fairoffset with every S known, else labelled). Same rows unless bias_mode is "sample"
+    fairness_rows: str = "auto"
     s_fraction: float = 1.0  # share of training rows whose group S the training may use, in (0, 1]
     dro_alpha: float = 0.2  # dro: the smallest group share the chi-square DRO risk protects, in (0, 1]
     frames: int | None = None  # video frames per clip (None: the synthetic data's 8)
@@ -100,6 +104,7 @@ class TrainConfig:
             raise ValueError(f"bias_split must be in (0, 1); got {self.bias_split}")
         ModelConfig.from_dict(dict(self.model))  # unknown keys fail now, not after loading data
         kgroups.check_config(self)
+        _check_fairness_rows(self.fairness_rows, self.method, self.s_fraction)
         if self.s_fraction < 1 and METHODS[self.method].balance_training_rows:
             raise ValueError(f"{self.method} re-balances by group and needs S for every training row (s_fraction 1)")
         check_video_options(self.frames, self.size, self.frame_sampling)
@@ -129,6 +134,12 @@ class TrainConfig:
         lw = f"-{tag}{getattr(self, field_):g}" if field_ else ""
         return f"{self.method}-a{self.alpha:g}-{self.bias_mode}{lw}-s{self.seed}{kgroups.name_suffix(self)}"
 
+    def pool_fairness(self) -> bool:
+        """Whether the fairness terms read the whole training split rather than the labelled rows."""
+        if self.fairness_rows == "auto":
+            return METHODS[self.method].fairness_on_pool and self.s_fraction == 1
+        return self.fairness_rows == "pool"
+
     def method_weight(self) -> float | None:
         """The weight of this method's distribution term (lambda_w / lambda_l2 / lambda_mmd /
         lambda_sw), or None."""
@@ -149,3 +160,18 @@ def _check_target(target, method: str) -> None:
             f"method {method!r} has no fairness weight to adjust for target_spdd; use one of "
             f"{[m for m in METHODS if METHODS[m].weight_field]}"
         )
+
+
+def _check_fairness_rows(rows, method: str, s_fraction: float) -> None:
+    """A clear message for fairness rows that the method or the group labels cannot use."""
+    if rows not in FAIRNESS_ROWS:
+        raise ValueError(f"fairness_rows must be one of {FAIRNESS_ROWS}; got {rows!r}")
+    if rows != "pool":
+        return
+    if not METHODS[method].pool_capable:
+        raise ValueError(
+            f"fairness_rows='pool' needs a fairness term that reads scores and S only; method {method!r} has "
+            f"none (use one of {[m for m in METHODS if METHODS[m].pool_capable]})"
+        )
+    if s_fraction < 1:
+        raise ValueError("fairness_rows='pool' needs every training row's group (s_fraction 1)")

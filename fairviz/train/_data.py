@@ -40,6 +40,15 @@ class PreparedData:
     # all rows and the true labels, or (val_labels="biased") the training split's bias applied
     sel_pos: np.ndarray | None = None
     sel_label: np.ndarray | None = None
+    # every row of the training split, labelled or not: a sample of the population the model
+    # will score. Sample-bias injection drops rows from train_idx but not from here (their
+    # inputs and S remain known); None means the same rows as train_idx
+    pool_idx: np.ndarray | None = None
+
+    @property
+    def unlabelled_pool(self) -> bool:
+        """True when the pool holds training-split rows that the labelled rows do not."""
+        return self.pool_idx is not None and len(np.setdiff1d(self.pool_idx, self.train_idx)) > 0
 
     def batch(self, idx, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(video float (B, T, 3, H, W) in [0, 1], mfcc (B, steps, n_mfcc), text (B, d)) on `device`."""
@@ -58,6 +67,7 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
     train_idx = np.asarray(splits["train"], dtype=np.int64)
     val_idx = np.asarray(splits["val"], dtype=np.int64)
     test_idx = np.asarray(splits["test"], dtype=np.int64)
+    pool_idx = train_idx
     train_idx, train_label = _biased_training_rows(label, group, train_idx, cfg)
     for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx)):
         if len(np.unique(group[idx])) < 2:
@@ -67,6 +77,7 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
     info = {
         "n": int(len(label)),
         "n_train": int(len(train_idx)),
+        "n_pool": int(len(pool_idx)),
         "n_val": int(len(val_idx)),
         "n_test": int(len(test_idx)),
         "features_meta": _public_meta(jsonable(getattr(features, "meta", {}) or {}, max_array=64)),
@@ -85,6 +96,7 @@ def prepared_from_features(features, cfg: TrainConfig, splits: dict | None = Non
         info=info,
         sel_pos=sel_pos,
         sel_label=sel_label,
+        pool_idx=pool_idx,
     )
 
 
@@ -203,6 +215,19 @@ def _batches(
         train_groups[chosen], batch_size, seed=int(rng.integers(2**31)), drop_last=drop_last
     )
     return [chosen[np.asarray(b, dtype=np.int64)] for b in sampler]
+
+
+def _pool_batches(pool_groups: np.ndarray, n_batches: int, cfg: TrainConfig, epoch: int, batch_size: int):
+    """`n_batches` group-stratified index batches (positions into the pool) of up to `batch_size`
+    rows for one epoch. Own random stream, so the labelled batches of `_batches` are unchanged."""
+    rng = np.random.default_rng([cfg.seed, epoch, 11])
+    out: list[np.ndarray] = []
+    while len(out) < n_batches:  # the pool holds at least as many rows as the labelled set
+        drop_last = len(pool_groups) > batch_size
+        sampler = GroupStratifiedBatchSampler(pool_groups, batch_size, seed=int(rng.integers(2**31)),
+                                              drop_last=drop_last)
+        out.extend(np.asarray(b, dtype=np.int64) for b in sampler)
+    return out[:n_batches]
 
 
 def _public_meta(meta):

@@ -19,7 +19,7 @@ from fairviz.data import loader
 from fairviz.model.heads import grl_lambda
 from fairviz.model.network import FairMultimodalNet, ModelConfig
 from fairviz.train._config import TrainConfig
-from fairviz.train._data import PreparedData, _batches, balanced_oversample
+from fairviz.train._data import PreparedData, _batches, _pool_batches, balanced_oversample
 from fairviz.train._evaluate import Validation, _BestEpoch, validate
 from fairviz.train._methods import METHODS, LossInputs, Method, loss_terms
 from fairviz.train._result import Run, build_run
@@ -57,19 +57,19 @@ def fit(
         t_epoch = time.perf_counter()
         tally = _EpochTally()
         n_steps, steps = rows.epoch(cfg, epoch, data, ctx, device)
-        for step, (pos, inputs) in enumerate(steps):
+        for step, (pos, fair_pos, inputs) in enumerate(steps):
             _check_cancel(cancel, epoch, step)
             y_local = rows.y[pos].to(device)
             lambd = grl_lambda(step_global / total_steps, cfg.gamma)
-            score, z, adv_logits = _forward(model, net, method, inputs, y_local, lambd)
-            batch = _gather_batch(ctx, score, z, adv_logits, y_local, rows.s[pos].to(device), net.cfg.n_groups)
-            loss, mse, terms = _loss(weight.cfg, batch, offset, epoch)
+            out = _forward(model, net, method, inputs, y_local, lambd)
+            batch, fair = rows.gather(ctx, out, pos, fair_pos, y_local, device)
+            loss, mse, terms = _loss(weight.cfg, batch, fair, offset, epoch)
             _optimise(opt, sched, loss)
             step_global += 1
             if weight.due(step, n_steps):
                 weight.update(_val_spdd(net, data, device))
                 net.train()
-            losses = tally.add(loss, mse, terms, batch, method.needs_s)
+            losses = tally.add(loss, mse, terms, fair, method.needs_s)
             _emit(progress, _event("step", cfg, epoch, step + 1, n_steps, losses))
         val = validate(net, data, device, cfg)
         grl = grl_lambda(min(1.0, step_global / total_steps), cfg.gamma)
@@ -163,7 +163,7 @@ def _cosine_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: 
 
 @dataclass
 class _TrainRows:
-    """The training rows as the loop reads them."""
+    """The training rows as the loop reads them, and the rows its fairness terms read."""
 
     rows: np.ndarray  # (n_train,) indices into the data
     y: torch.Tensor  # (n_train,) float32 training targets (Y~ in label-bias mode)
@@ -171,6 +171,11 @@ class _TrainRows:
     s: torch.Tensor  # `visible` as int64
     pool: np.ndarray  # training positions each epoch draws from (with repeats for balancing)
     global_batch: int  # cfg.batch_size x world size
+    # (n_pool,) indices into the data of every training-split row, labelled or not, and their
+    # groups; None when the fairness terms read the labelled batch itself
+    fair_rows: np.ndarray | None = None
+    fair_s: torch.Tensor | None = None
+    n_groups: int = 2
 
     @classmethod
     def of(cls, cfg: TrainConfig, data: PreparedData, method: Method, ctx) -> _TrainRows:
@@ -182,18 +187,57 @@ class _TrainRows:
         else:
             pool = np.arange(len(data.train_idx))
         s = torch.as_tensor(visible, dtype=torch.long)
-        return cls(data.train_idx, y, visible, s, pool, cfg.batch_size * ctx.world_size)
+        fair_rows = fair_s = None
+        # only when the pool holds rows the labelled set does not: otherwise the labelled batch
+        # already is a batch of the pool, and training stays exactly what it was
+        if cfg.pool_fairness() and data.unlabelled_pool and _fairness_active(cfg, method):
+            fair_rows = np.asarray(data.pool_idx, dtype=np.int64)
+            fair_s = torch.as_tensor(data.group[fair_rows], dtype=torch.long)
+        n_groups = int(data.group.max()) + 1
+        return cls(data.train_idx, y, visible, s, pool, cfg.batch_size * ctx.world_size, fair_rows, fair_s, n_groups)
 
     def batches(self, cfg: TrainConfig, epoch: int) -> list[np.ndarray]:
         """The global batches of `epoch` (positions into the training rows)."""
         return _batches(self.visible, self.pool, len(self.rows), cfg, epoch, self.global_batch)
 
     def epoch(self, cfg: TrainConfig, epoch: int, data: PreparedData, ctx, device):
-        """(steps in the epoch, iterator of (this process's positions, its model inputs) per step)."""
+        """(steps in the epoch, iterator of (this process's positions into the training rows, its
+        positions into the pool or None, its model inputs) per step).
+
+        With a pool, each step's inputs are this process's labelled rows followed by its share of
+        a group-stratified pool batch of the same global size, so one forward pass (one BatchNorm
+        batch) serves both."""
         batches = self.batches(cfg, epoch)
         shards = [distributed.shard(pos, ctx) for pos in batches]  # this process's rows of each batch
-        inputs = loader.iter_batches(data.video, data.mfcc, data.text, [self.rows[p] for p in shards], device)
-        return len(batches), zip(shards, inputs)
+        if self.fair_rows is None:
+            fair_shards = [None] * len(shards)
+            row_batches = [self.rows[p] for p in shards]
+        else:
+            fair_groups = self.fair_s.numpy()
+            fair_batches = _pool_batches(fair_groups, len(batches), cfg, epoch, self.global_batch)
+            fair_shards = [distributed.shard(pos, ctx) for pos in fair_batches]
+            row_batches = [np.concatenate([self.rows[p], self.fair_rows[f]]) for p, f in zip(shards, fair_shards)]
+        inputs = loader.iter_batches(data.video, data.mfcc, data.text, row_batches, device)
+        return len(batches), zip(shards, fair_shards, inputs)
+
+    def gather(self, ctx, out, pos: np.ndarray, fair_pos: np.ndarray | None, y_local, device):
+        """(the labelled batch the MSE reads, the batch the fairness terms read) from the forward
+        pass `out` = (scores, Z, adversary logits) of this process's inputs, each gathered over
+        the processes; the same LossInputs twice without a pool."""
+        score, z, adv = out
+        n = len(pos)
+        cut = (lambda t: t) if fair_pos is None else (lambda t: None if t is None else t[:n])
+        batch = _gather_batch(ctx, cut(score), cut(z), cut(adv), y_local, self.s[pos].to(device), self.n_groups)
+        if fair_pos is None:
+            return batch, batch
+        rest = (None if t is None else t[n:] for t in (score, z, adv))
+        return batch, _gather_batch(ctx, *rest, None, self.fair_s[fair_pos].to(device), self.n_groups)
+
+
+def _fairness_active(cfg: TrainConfig, method: Method) -> bool:
+    """False when no fairness term can act (a zero weight, no adversary, no target to raise it):
+    then no pool batch is drawn, and e.g. fairoffset at weight 0 is the offset alone."""
+    return method.uses_adversary or cfg.target_spdd is not None or cfg.method_weight() != 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,22 +255,23 @@ def _forward(model: nn.Module, net: FairMultimodalNet, method: Method, inputs, y
 
 
 def _gather_batch(ctx, score, z, adv_logits, y_local, s_local, n_groups: int) -> LossInputs:
-    """What the loss sees: every term sees the whole global batch (a no-op in a single process)."""
+    """What the loss sees: every term sees the whole global batch (a no-op in a single process).
+    `y_local` is None for unlabelled (pool) rows."""
     score, z = distributed.gather(score, ctx), distributed.gather(z, ctx)
     if adv_logits is not None:
         adv_logits = distributed.gather(adv_logits, ctx)
-    y = distributed.gather(y_local, ctx)
+    y = None if y_local is None else distributed.gather(y_local, ctx)
     s = distributed.gather(s_local, ctx)
     return LossInputs(score, z, s, adv_logits, y, n_groups)
 
 
-def _loss(cfg: TrainConfig, batch: LossInputs, offset: torch.Tensor | None, epoch: int):
-    """(total loss, its MSE, the method's named extra terms) of one batch; `cfg` carries the
-    method's current weight."""
+def _loss(cfg: TrainConfig, batch: LossInputs, fair: LossInputs, offset: torch.Tensor | None, epoch: int):
+    """(total loss, its MSE on the labelled `batch`, the method's named extra terms on `fair`:
+    the same batch, or a batch of the pool); `cfg` carries the method's current weight."""
     # the offset acts on the known groups only (S hidden: code -1, no offset)
     fitted = batch.score if offset is None else batch.score + kgroups.offset_shift(offset, batch.s, batch.score.dtype)
     mse = nn.functional.mse_loss(fitted, batch.y)
-    terms = loss_terms(cfg.method, batch, cfg)
+    terms = loss_terms(cfg.method, fair, cfg)
     loss = mse + sum(terms.values(), torch.zeros((), device=batch.score.device))
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; lower lr or the method's weight")

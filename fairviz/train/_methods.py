@@ -74,6 +74,14 @@ class Method:
     needs_s: bool = True  # False: training never reads S (not in the loss, not for batching)
     adversary_sees_label: bool = False  # the adversary reads (Z detached, y) instead of Z (ARL)
     compared: bool = True  # in the default comparison and the shipped runs
+    # fairness_rows "auto": the fairness terms read the whole training split (the pool), not only
+    # the labelled rows. Only for terms that read scores, Z and S - never the labels
+    fairness_on_pool: bool = False
+
+    @property
+    def pool_capable(self) -> bool:
+        """Whether its extra terms read S but never the labels, so unlabelled rows can feed them."""
+        return self.needs_s and not self.adversary_sees_label and (self.weight_field is not None or self.uses_adversary)
 
     @property
     def uses_lambda_w(self) -> bool:
@@ -125,6 +133,10 @@ METHODS: dict[str, Method] = {
             # measured on the default data: lambda_sw = 1 already reaches the test split's SPDD
             # floor, while at 3 and 10 the term's batch noise drowns the MSE (docs/RESULTS.md)
             weight_max=1.0,
+            # under sampling bias, parity on the skewed labelled rows is a reverse gap in the
+            # population; the shape-W1 term reads scores and S only, so it reads the whole
+            # training split (docs/RESULTS.md, "Fairness on the pool")
+            fairness_on_pool=True,
         ),
         Method(
             "dro",

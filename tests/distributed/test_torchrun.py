@@ -37,8 +37,10 @@ def _run(cmd, tmp_path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-# (method, groups): "k4" = 4 groups of different sizes (k-group terms, 4-way adversary)
-CASES = ("ours", "mmd", "vanilla", "ours k4", "mmd k4", "l2 k4", "arl", "fairoffset")
+# (method, options): "k4" = 4 groups of different sizes (k-group terms, 4-way adversary);
+# "sample" = sampling bias, where fairoffset's term reads sharded batches of the whole training split
+CASES = ("ours", "mmd", "vanilla", "ours k4", "mmd k4", "l2 k4", "arl", "fairoffset", "fairoffset sample",
+         "fairoffset k4 sample")
 
 
 @pytest.fixture(scope="module")
