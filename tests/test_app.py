@@ -700,6 +700,41 @@ def test_train_page_k_groups_and_partly_known_s(fake_training):
     assert any("never reads S" in c.value for c in at.caption)
 
 
+@pytest.mark.parametrize("kind", ["one", "absent"])
+def test_train_page_bad_groups_are_an_error(fake_training, monkeypatch, kind):
+    """An attribute with one group, or a group absent from the training split: the job fails
+    with the training's own message, shown as st.error (the real `train` on such features)."""
+    from fairviz.train import train  # noqa: PLC0415 - imports torch; AppTests of other pages must not
+    from tests.test_train_kgroups import BAD_GROUPS, bad_group_features  # noqa: PLC0415 - likewise
+
+    def train_on_bad_groups(config, root, base, cancel, on_progress):
+        train(config, progress=on_progress, cancel=cancel, features=bad_group_features(kind))
+        raise AssertionError("training should have refused these groups")
+
+    monkeypatch.setattr(jobs.job_worker, "run_in_process", train_on_bad_groups)
+    at = open_page("train")
+    at.button(key="fv_train_go").click().run()
+    snap = _wait_job(at, "fv_train_job")
+    assert snap.state == jobs.FAILED and BAD_GROUPS[kind] in snap.error
+    at.run()
+    assert_clean(at)
+    assert "Training failed" in errors(at) and BAD_GROUPS[kind] in errors(at)
+
+
+def test_train_page_s_fraction_outside_0_1_is_an_error(fake_training, monkeypatch):
+    """The slider offers shares in (0, 1] only; were 0 offered, the page would refuse it with
+    TrainConfig's message as st.error and start no job."""
+    from fairviz import kgroups  # noqa: PLC0415 - imports torch; AppTests of other pages must not
+
+    monkeypatch.setattr(kgroups, "S_FRACTIONS", (0.0, 0.5, 1.0))
+    at = open_page("train")
+    at.select_slider(key="fv_train_sfrac").set_value(0.0).run()
+    at.button(key="fv_train_go").click().run()
+    assert_clean(at)
+    assert "s_fraction (share of training rows whose group is known) must be in (0, 1]" in errors(at)
+    assert "fv_train_job" not in at.session_state
+
+
 def test_train_page_sets_frames_and_size_for_videos(fake_training, tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRVIZ_DATA_ROOT", str(tmp_path))  # server paths are read inside the data root
     csv = tmp_path / "manifest.csv"

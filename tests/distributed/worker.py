@@ -36,6 +36,7 @@ def main() -> None:
             "metrics": {k: run.metrics[k]["value"] for k in ("pcc", "srcc", "spdd", "speo")},
             "scores": run.predictions["score"].tolist(),
             "world_size": run.info.get("world_size", 1),
+            "group_offset": run.info.get("group_offset"),  # fairoffset: b, or the k - 1 offsets
         }
         with open(out, "w") as fh:
             json.dump(record, fh)
