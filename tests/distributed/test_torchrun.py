@@ -37,9 +37,10 @@ def _run(cmd, tmp_path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-# (method, groups): "k4" = 4 groups of different sizes (k-group terms, 4-way adversary, and for
-# fairoffset its 3 offsets, which live outside DDP and stay in step only through the global batch)
-CASES = ("ours", "mmd", "vanilla", "ours k4", "mmd k4", "l2 k4", "arl", "fairoffset", "fairoffset k4")
+# (method, groups, W1 form): "k4" = 4 groups of different sizes (k-group terms, 4-way adversary,
+# and for fairoffset its 3 offsets, which live outside DDP and stay in step only through the
+# global batch); `ours` takes the SPDD form of the k-group W1 term, fairoffset the pooled one
+CASES = ("ours", "mmd", "vanilla", "ours k4", "mmd k4", "l2 k4", "arl", "fairoffset", "fairoffset k4 pooled")
 
 
 @pytest.fixture(scope="module")

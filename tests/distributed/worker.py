@@ -1,9 +1,10 @@
 """Train a tiny model and dump what it did as JSON: run as one process or under torchrun.
 
-    python tests/distributed/worker.py OUT.json BATCH_SIZE [METHOD [GROUPS]]
-    torchrun --nproc-per-node 2 tests/distributed/worker.py OUT.json BATCH_SIZE [METHOD [GROUPS]]
+    python tests/distributed/worker.py OUT.json BATCH_SIZE [METHOD [GROUPS [W1_FORM]]]
+    torchrun --nproc-per-node 2 tests/distributed/worker.py OUT.json BATCH_SIZE [METHOD [GROUPS [W1_FORM]]]
 
-GROUPS "k4": the 4-group tiny set of tests/test_train_kgroups.py instead of the binary one.
+GROUPS "k4": the 4-group tiny set of tests/test_train_kgroups.py instead of the binary one;
+W1_FORM: the k-group W1 form (TrainConfig.w1_form; default "spdd").
 
 Only rank 0 writes OUT.json. Dropout is 0 so that the processes draw no random masks.
 """
@@ -23,10 +24,12 @@ def main() -> None:
     out, batch_size = sys.argv[1], int(sys.argv[2])
     method = sys.argv[3] if len(sys.argv) > 3 else "ours"
     k_groups = len(sys.argv) > 4 and sys.argv[4] == "k4"
+    w1_form = sys.argv[5] if len(sys.argv) > 5 else "spdd"
     model = dict(video_channels=[4], video_hidden=4, audio_proj=4, audio_hidden=4, text_hidden=4,
                  regressor_hidden=8, adversary_hidden=8, dropout=0.0)
     cfg = TrainConfig(method=method, epochs=2, batch_size=batch_size, model=model, n_boot=20,
-                      n_perm=3, lr=5e-3, lambda_w=1.0, lambda_sw=1.0, adv_weight=0.5, device="cpu")
+                      n_perm=3, lr=5e-3, lambda_w=1.0, lambda_sw=1.0, adv_weight=0.5, device="cpu",
+                      w1_form=w1_form)
     steps = []
     run = train(cfg, progress=lambda e: steps.append(e["losses"]) if e["stage"] == "step" else None,
                 features=tiny_features_k(n=192) if k_groups else tiny_features(n=192))
