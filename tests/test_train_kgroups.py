@@ -92,6 +92,24 @@ def test_partly_known_groups_use_the_labelled_rows_only():
         assert float(value) == 0.0
 
 
+@pytest.mark.parametrize("present", [(0, 2, 3), (3,)])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_batch_missing_groups_gives_finite_terms_and_gradients(method, present):
+    """k = 4 but the batch holds groups {0, 2, 3} only, or group 3 only: every method's terms,
+    and their gradients on the scores, Z and the adversary logits, are finite."""
+    inp = _inputs()
+    s = torch.tensor(present)[torch.arange(len(inp.s)) % len(present)]
+    score, z, logits = (t.clone().requires_grad_(True) for t in (inp.score, inp.z, inp.adv_logits))
+    batch = LossInputs(score, z, s, logits, inp.y, 4)
+    cfg = TrainConfig(method=method, lambda_w=1.0, lambda_l2=1.0, lambda_mmd=1.0, lambda_sw=1.0, adv_weight=1.0)
+    terms = loss_terms(method, batch, cfg)
+    total = sum(terms.values(), (score - inp.y).pow(2).mean())
+    assert torch.isfinite(total), terms
+    total.backward()
+    for t in (score, z, logits):
+        assert t.grad is None or torch.isfinite(t.grad).all()
+
+
 def test_visible_groups():
     g = np.arange(1000) % 4
     v = kgroups.visible_groups(g, 0.1, seed=3)
