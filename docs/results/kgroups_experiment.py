@@ -5,8 +5,9 @@
 "sweep": the lambda_W sweep of ours (both k-group W1 forms) instead of the method comparison;
 "check": vanilla and the setting the sweep picked on seed 0 (ours, pooled, lambda_W 0.1), for
 fresh seeds; "semi": that setting with S known for 10 % of the training rows; "fairoffset": the
-k-group fairoffset (default lambda_sw 0.3, both W1 forms); "offset": fairoffset with lambda_sw 0
-(the offsets alone); "nos": the methods without S (dro, arl).
+k-group fairoffset at TrainConfig's default lambda_sw (0.01 now; the first runs were made when it
+was 0.3), both W1 forms ("fairoffset-pooled", "fairoffset-spdd": one form); "offset": fairoffset
+with lambda_sw 0 (the offsets alone); "nos": the methods without S (dro, arl).
 
 Synthetic data with 4 groups of shares 10/20/30/40 % (group 0 the smallest and least favoured),
 rater bias alpha = 4, every other TrainConfig field at its default except the split fractions
