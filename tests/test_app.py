@@ -283,6 +283,46 @@ def test_compare_adds_each_run_plus_repair(models_dir):
     assert table.loc[row, "score spread"] == f"{test['score'].std(ddof=0):.3f}"
 
 
+def _fake_k_group_run(**cfg):
+    """A fake `ours` run on 4 groups (score gap rising with the group code) with config ``cfg``."""
+    from fairviz.train import TrainConfig, compute_metrics  # noqa: PLC0415 - imports torch; AppTests of other pages must not
+
+    run = make_fake_run("ours", 0.1, 0.0, 0.6)
+    run.config = TrainConfig(method="ours", alpha=4.0, lambda_w=0.1, epochs=3, n_boot=50,
+                             data_params={"group_shares": [0.1, 0.2, 0.3, 0.4]}, **cfg)
+    preds = run.predictions
+    preds["group"] = np.arange(len(preds)) % 4
+    preds["score"] = np.clip(preds["score"] + 0.03 * preds["group"], 0, 1)
+    test = preds[preds["split"] == "test"]
+    floor = run.metrics["spdd_floor"]
+    run.metrics = compute_metrics(test["score"].to_numpy(), test["group"].to_numpy(), test["label"].to_numpy(),
+                                  run.config)
+    run.metrics["spdd_floor"] = floor
+    run.name = run.config.default_name()
+    return run
+
+
+def test_compare_shows_k_group_and_no_s_runs_beside_the_others(fake_training):
+    """Runs of the no-S methods (dro, arl) and a 4-group run with S known for 10 % stand in the
+    Compare table and figures beside the shipped methods; the 4-group run's SPDD is over 4 groups."""
+    names = [save_run(make_fake_run(m, 1.0, gap, 0.6), fake_training / f"{m}-a4-label-s0").name
+             for m, gap in (("dro", 0.08), ("arl", 0.11))]
+    k4 = _fake_k_group_run(w1_form="pooled", s_fraction=0.1)
+    names.append(save_run(k4, fake_training / k4.name).name)
+    assert names[-1] == "ours-a4-label-lw0.1-s0-pooled-sf0.1"
+    at = open_page("compare")
+    at.multiselect(key="fv_compare_runs").set_value(["vanilla-a4-label-s0", "ours-a4-label-lw1-s0", *names]).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    for name in names:
+        assert name in table.index and f"{name} + repair θ=1" in table.index
+    assert table.loc["dro-a4-label-s0", "method"] == "dro" and table.loc["arl-a4-label-s0", "method"] == "arl"
+    test = k4.predictions[k4.predictions["split"] == "test"]
+    assert table.loc[names[-1], "SPDD ↓"].startswith(f"{metrics.spdd(test['score'], test['group']):.3f}")
+    curves = [t["name"] for t in plotly_specs(at)[0]["data"]]  # the DP(τ) overlay: one curve per run
+    assert len(curves) == 5 and all(any(c.startswith(n) for c in curves) for n in names)
+
+
 # ------------------------------------------------------------------------------------ trade-off
 
 
@@ -700,6 +740,41 @@ def test_train_page_k_groups_and_partly_known_s(fake_training):
     at.selectbox(key="fv_train_method").set_value("dro").run()
     assert at.select_slider(key="fv_train_sfrac").disabled
     assert any("never reads S" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("kind", ["one", "absent"])
+def test_train_page_bad_groups_are_an_error(fake_training, monkeypatch, kind):
+    """An attribute with one group, or a group absent from the training split: the job fails
+    with the training's own message, shown as st.error (the real `train` on such features)."""
+    from fairviz.train import train  # noqa: PLC0415 - imports torch; AppTests of other pages must not
+    from tests.test_train_kgroups import BAD_GROUPS, bad_group_features  # noqa: PLC0415 - likewise
+
+    def train_on_bad_groups(config, root, base, cancel, on_progress):
+        train(config, progress=on_progress, cancel=cancel, features=bad_group_features(kind))
+        raise AssertionError("training should have refused these groups")
+
+    monkeypatch.setattr(jobs.job_worker, "run_in_process", train_on_bad_groups)
+    at = open_page("train")
+    at.button(key="fv_train_go").click().run()
+    snap = _wait_job(at, "fv_train_job")
+    assert snap.state == jobs.FAILED and BAD_GROUPS[kind] in snap.error
+    at.run()
+    assert_clean(at)
+    assert "Training failed" in errors(at) and BAD_GROUPS[kind] in errors(at)
+
+
+def test_train_page_s_fraction_outside_0_1_is_an_error(fake_training, monkeypatch):
+    """The slider offers shares in (0, 1] only; were 0 offered, the page would refuse it with
+    TrainConfig's message as st.error and start no job."""
+    from fairviz import kgroups  # noqa: PLC0415 - imports torch; AppTests of other pages must not
+
+    monkeypatch.setattr(kgroups, "S_FRACTIONS", (0.0, 0.5, 1.0))
+    at = open_page("train")
+    at.select_slider(key="fv_train_sfrac").set_value(0.0).run()
+    at.button(key="fv_train_go").click().run()
+    assert_clean(at)
+    assert "s_fraction (share of training rows whose group is known) must be in (0, 1]" in errors(at)
+    assert "fv_train_job" not in at.session_state
 
 
 def test_train_page_sets_frames_and_size_for_videos(fake_training, tmp_path, monkeypatch):

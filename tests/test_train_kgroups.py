@@ -92,6 +92,24 @@ def test_partly_known_groups_use_the_labelled_rows_only():
         assert float(value) == 0.0
 
 
+@pytest.mark.parametrize("present", [(0, 2, 3), (3,)])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_batch_missing_groups_gives_finite_terms_and_gradients(method, present):
+    """k = 4 but the batch holds groups {0, 2, 3} only, or group 3 only: every method's terms,
+    and their gradients on the scores, Z and the adversary logits, are finite."""
+    inp = _inputs()
+    s = torch.tensor(present)[torch.arange(len(inp.s)) % len(present)]
+    score, z, logits = (t.clone().requires_grad_(True) for t in (inp.score, inp.z, inp.adv_logits))
+    batch = LossInputs(score, z, s, logits, inp.y, 4)
+    cfg = TrainConfig(method=method, lambda_w=1.0, lambda_l2=1.0, lambda_mmd=1.0, lambda_sw=1.0, adv_weight=1.0)
+    terms = loss_terms(method, batch, cfg)
+    total = sum(terms.values(), (score - inp.y).pow(2).mean())
+    assert torch.isfinite(total), terms
+    total.backward()
+    for t in (score, z, logits):
+        assert t.grad is None or torch.isfinite(t.grad).all()
+
+
 def test_visible_groups():
     g = np.arange(1000) % 4
     v = kgroups.visible_groups(g, 0.1, seed=3)
@@ -326,7 +344,35 @@ def test_cli_k_groups_and_s_fraction(monkeypatch, tmp_path, capsys):
                      (["--method", "dro", "--dro-alpha", "2"], "dro_alpha")):
         assert main(["train", "--epochs", "1", "--no-progress", "--out", str(tmp_path / "x"), *bad]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and msg in err and "Traceback" not in err
+        assert err.startswith("error: ") and msg in err and err.count("\n") == 1, err
+
+
+def bad_group_features(kind: str) -> FeatureSet:
+    """Tiny 4-group features whose attribute is unusable for training: ``"one"`` holds one group
+    only; ``"absent"`` has its own split column with group 2 only in the validation and test rows."""
+    feats = tiny_features_k()
+    feats.group = feats.group.copy()
+    if kind == "one":
+        feats.group[:] = 0
+        return feats
+    split = np.where(np.arange(240) % 4 == 0, "val", np.where(np.arange(240) % 4 == 1, "test", "train"))
+    feats.split = np.where(feats.group == 2, np.where(np.arange(240) % 2 == 0, "val", "test"), split)
+    return feats
+
+
+BAD_GROUPS = {"one": "has one group only", "absent": "group 2 (60 rows in all) has no rows in the train split"}
+
+
+@pytest.mark.parametrize("kind", list(BAD_GROUPS))
+def test_cli_bad_groups_give_one_error_line(monkeypatch, tmp_path, capsys, kind):
+    """An attribute with one group, or a group absent from the training split: exit 2 and one
+    `error: ...` line naming the problem, from `python -m fairviz train`."""
+    monkeypatch.setattr(T, "load_features", lambda cfg, progress=None: bad_group_features(kind))
+    out = tmp_path / "bad"
+    rc = main(["train", "--epochs", "1", "--batch-size", "16", "--n-boot", "5", "--no-progress", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and BAD_GROUPS[kind] in err and err.count("\n") == 1, err
+    assert not out.exists()
 
 
 def test_kgroup_summary_against_direct_computation():

@@ -5,8 +5,11 @@
 "sweep": the lambda_W sweep of ours (both k-group W1 forms) instead of the method comparison;
 "check": vanilla and the setting the sweep picked on seed 0 (ours, pooled, lambda_W 0.1), for
 fresh seeds; "semi": that setting with S known for 10 % of the training rows; "fairoffset": the
-k-group fairoffset (default lambda_sw 0.3, both W1 forms); "offset": fairoffset with lambda_sw 0
-(the offsets alone); "nos": the methods without S (dro, arl).
+k-group fairoffset at TrainConfig's default lambda_sw (0.01 now; the first runs were made when it
+was 0.3), both W1 forms ("fairoffset-pooled", "fairoffset-spdd": one form); "offset": fairoffset
+with lambda_sw 0 (the offsets alone); "nos": the methods without S (dro, arl); "vanilla": vanilla
+alone (to re-check that older rows still hold for the current code); "fairoffset-semi": fairoffset
+at its defaults with S known for 10 % of the training rows.
 
 Synthetic data with 4 groups of shares 10/20/30/40 % (group 0 the smallest and least favoured),
 rater bias alpha = 4, every other TrainConfig field at its default except the split fractions
@@ -30,9 +33,11 @@ RUNS = [("vanilla", {}), ("ours", {}), ("ours", {"w1_form": "pooled"}), ("mmd", 
         ("adversarial", {}), ("dro", {}), ("arl", {}), ("ours", {"s_fraction": 0.1})]
 CHECK = [("vanilla", {}), ("ours", {"lambda_w": 0.1, "w1_form": "pooled"})]
 SEMI = [("ours", {"lambda_w": 0.1, "w1_form": "pooled", "s_fraction": 0.1})]
+FAIROFFSET_SEMI = [("fairoffset", {"s_fraction": 0.1})]
 FAIROFFSET = [("fairoffset", {"w1_form": form}) for form in ("pooled", "spdd")]
 OFFSET = [("fairoffset", {"lambda_sw": 0.0})]
 NOS = [("dro", {}), ("arl", {})]
+VANILLA = [("vanilla", {})]
 SWEEP = [("ours", {"lambda_w": lw, "w1_form": form}) for lw in (0.1, 0.03) for form in ("spdd", "pooled")]
 
 
@@ -40,7 +45,8 @@ def main() -> None:
     out, seeds = Path(sys.argv[1]), [int(s) for s in sys.argv[2].split(",")]
     runs = {"sweep": SWEEP, "check": CHECK, "semi": SEMI, "fairoffset": FAIROFFSET, "fairoffset-pooled": FAIROFFSET[:1],
              "fairoffset-spdd": FAIROFFSET[1:],
-             "offset": OFFSET, "nos": NOS}.get((sys.argv[3:] or [""])[0], RUNS)
+             "offset": OFFSET, "nos": NOS, "vanilla": VANILLA,
+             "fairoffset-semi": FAIROFFSET_SEMI}.get((sys.argv[3:] or [""])[0], RUNS)
     torch.set_num_threads(1)
     features = load_features(TrainConfig(**BASE))
     for seed in seeds:

@@ -37,28 +37,36 @@ def _run(cmd, tmp_path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-# (method, options): "k4" = 4 groups of different sizes (k-group terms, 4-way adversary);
-# "sample" = sampling bias, where fairoffset's term reads sharded batches of the whole training split
-CASES = ("ours", "mmd", "vanilla", "ours k4", "mmd k4", "l2 k4", "arl", "fairoffset", "fairoffset sample",
-         "fairoffset k4 sample")
+# (method, options): "k4" = 4 groups of different sizes (k-group terms, 4-way adversary, and for
+# fairoffset its 3 offsets, which live outside DDP and stay in step only through the global batch);
+# "pooled" = the pooled form of the k-group W1 term (default: the SPDD form); "sample" = sampling
+# bias, where fairoffset's term reads sharded batches of the whole training split
+CASES = ("ours", "mmd", "vanilla", "ours k4", "mmd k4", "l2 k4", "arl", "fairoffset", "fairoffset k4 pooled",
+         "fairoffset sample", "fairoffset k4 sample")
 
 
 @pytest.fixture(scope="module")
 def both_runs(tmp_path_factory):
+    """case -> (one process with batch 32, two processes with batch 16 each), run on first use so
+    that selecting one case (-k) trains that case only."""
     tmp = tmp_path_factory.mktemp("ddp")
     results = {}
-    for case in CASES:
-        args = case.split()
-        single, multi = tmp / f"single-{'-'.join(args)}.json", tmp / f"multi-{'-'.join(args)}.json"
-        _run([sys.executable, str(WORKER), str(single), "32", *args], tmp)
-        _run([*_torchrun(), "--standalone", "--nproc-per-node", "2", str(WORKER), str(multi), "16", *args], tmp)
-        results[case] = (json.loads(single.read_text()), json.loads(multi.read_text()))
-    return results
+
+    def get(case: str):
+        if case not in results:
+            args = case.split()
+            single, multi = tmp / f"single-{'-'.join(args)}.json", tmp / f"multi-{'-'.join(args)}.json"
+            _run([sys.executable, str(WORKER), str(single), "32", *args], tmp)
+            _run([*_torchrun(), "--standalone", "--nproc-per-node", "2", str(WORKER), str(multi), "16", *args], tmp)
+            results[case] = (json.loads(single.read_text()), json.loads(multi.read_text()))
+        return results[case]
+
+    return get
 
 
 @pytest.mark.parametrize("method", CASES)
 def test_two_processes_equal_one_with_doubled_batch(both_runs, method):
-    single, multi = both_runs[method]
+    single, multi = both_runs(method)
     assert single["world_size"] == 1 and multi["world_size"] == 2
     assert len(single["steps"]) == len(multi["steps"]) > 0
     # float32 sums in another order: MMD, a difference of kernel means, amplifies that to ~1e-4
@@ -69,6 +77,10 @@ def test_two_processes_equal_one_with_doubled_batch(both_runs, method):
     for key, value in single["metrics"].items():
         assert multi["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
     np.testing.assert_allclose(multi["scores"], single["scores"], rtol=1e-4, atol=1e-5)
+    if method.startswith("fairoffset"):
+        offsets = np.atleast_1d(single["group_offset"])
+        assert offsets.shape == ((3,) if "k4" in method else (1,)) and np.all(offsets != 0)
+        np.testing.assert_allclose(np.atleast_1d(multi["group_offset"]), offsets, rtol=1e-4, atol=1e-6)
 
 
 def test_cli_train_under_torchrun_saves_once(tmp_path):
