@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +18,38 @@ from fairviz.permute import observed_spdd, spdd_null
 #: SPDD permutations go through `fairviz.permute` up to this many groups (beyond, its per-group
 #: block sums cost more than the generic step integral).
 FAST_PERM_MAX_GROUPS = 16
+
+#: Nulls already drawn, while a `shared_nulls` block is active (None outside one).
+_NULLS: ContextVar[dict | None] = ContextVar("fairviz_permutation_nulls", default=None)
+
+
+@contextmanager
+def shared_nulls(store: dict | None = None) -> Iterator[dict]:
+    """Within this block, a permutation test of data, metric and seed already tested reuses the
+    draws: permutation r is the same whatever ``n_perm`` is (its own seed, or the r-th successive
+    shuffle), so a test of ``m`` permutations after one of ``M >= m`` takes the first ``m`` null
+    values — the numbers of a fresh test, without the work. The report and the Audit page run the
+    SPDD test (1,000 shuffles) and then the intervals, whose uncertainty asks for the same test
+    again. ``store``: a dict to keep the nulls in beyond the block (e.g. per uploaded file)."""
+    store = {} if store is None else store
+    token = _NULLS.set(store)
+    try:
+        yield store
+    finally:
+        _NULLS.reset(token)
+
+
+def _null_key(metric: str, x: np.ndarray, codes: np.ndarray, labels: Any, random_state) -> tuple | None:
+    """The key of a test in the `shared_nulls` store: a digest of the data (scores, group codes by
+    first appearance, labels), the metric and the seed; None when the draws are not reproducible."""
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+        return None
+    h = hashlib.blake2b(digest_size=20)
+    h.update(np.ascontiguousarray(x).view(np.uint8))
+    h.update(np.ascontiguousarray(codes, dtype=np.int64).view(np.uint8))
+    if metric == "speo" and labels is not None:
+        h.update(np.ascontiguousarray(np.asarray(labels, dtype=np.float64).reshape(-1)).view(np.uint8))
+    return metric, int(random_state), len(x), h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -38,6 +73,12 @@ class PermutationResult:
     null_values: np.ndarray = field(repr=False, compare=False)
 
     @property
+    def resolution(self) -> float:
+        """The smallest p-value this many permutations can give, 1 / (n_perm + 1): a p-value
+        equal to it means "no shuffle reached the observed value", i.e. p ≤ resolution."""
+        return 1.0 / (self.n_perm + 1)
+
+    @property
     def chance_level(self) -> float:
         """The 95 % quantile of the null (the top of the chance band), if computed, else the max."""
         return float(self.null_quantiles.get(0.95, np.max(self.null_values)))
@@ -47,7 +88,7 @@ class PermutationResult:
             "metric": self.metric, "observed": self.observed, "p_value": self.p_value,
             "null_mean": self.null_mean, "null_std": self.null_std,
             "null_quantiles": {str(q): v for q, v in self.null_quantiles.items()},
-            "n_perm": self.n_perm,
+            "n_perm": self.n_perm, "p_value_resolution": self.resolution,
         }
 
 
@@ -138,7 +179,8 @@ def permutation_test(
     `FAST_PERM_MAX_GROUPS` groups takes `fairviz.permute`'s block sums over random relabelings
     instead (two groups: 1,000 permutations of 10⁶ rows in seconds, on two threads). See the
     module docstring for the exact schemes. ``progress(done, n_perm)`` is called as
-    permutations finish. The smallest p-value is 1 / (n_perm + 1).
+    permutations finish. The smallest p-value is 1 / (n_perm + 1) (`PermutationResult.resolution`).
+    Inside `shared_nulls`, a test already run on the same data and seed is not run again.
     """
     _check_permutation_args(metric, n_perm, quantiles)
     x = _finite_scores(scores)
@@ -146,18 +188,30 @@ def permutation_test(
     codes, n_groups = _codes_by_appearance(groups, n)
     if metric == "speo" and labels is None:
         raise ValueError("metric='speo' needs labels")
+    store = _NULLS.get()
+    key = None if store is None else _null_key(metric, x, codes, labels, random_state)
+    if key is not None and key in store and len(store[key][1]) >= n_perm:
+        observed, null = store[key]
+        if progress is not None:
+            progress(int(n_perm), int(n_perm))
+        return _permutation_result(metric, observed, null[: int(n_perm)].copy(), quantiles, random_state)
+    observed, null = _draw_null(metric, x, codes, n_groups, labels, int(n_perm), random_state, progress)
+    if key is not None:
+        store[key] = (observed, null)
+    return _permutation_result(metric, observed, null, quantiles, random_state)
+
+
+def _draw_null(metric, x, codes, n_groups, labels, n_perm, random_state, progress) -> tuple[float, np.ndarray]:
+    """(the statistic on the data, (n_perm,) its values under shuffled groups)."""
     order = np.argsort(x, kind="stable")
     xs = x[order]
     c = codes[order].astype(np.uint8 if n_groups < 256 else np.int64)
     counts = np.bincount(codes, minlength=n_groups)
     if metric == "spdd" and n_groups <= FAST_PERM_MAX_GROUPS:
-        observed = observed_spdd(xs, c, counts)
-        null = spdd_null(xs, counts, int(n_perm), random_state, progress=progress)
-    else:
-        stat = _gap_statistic(metric, xs, order, labels, counts)
-        observed = float(stat(c))
-        null = _shuffled_null(stat, c, int(n_perm), random_state, progress)
-    return _permutation_result(metric, observed, null, quantiles, random_state)
+        return observed_spdd(xs, c, counts), spdd_null(xs, counts, n_perm, random_state, progress=progress)
+    stat = _gap_statistic(metric, xs, order, labels, counts)
+    observed = float(stat(c))
+    return observed, _shuffled_null(stat, c, n_perm, random_state, progress)
 
 
 def _permutation_result(metric, observed, null, quantiles, random_state) -> PermutationResult:
