@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fairviz import __version__, figures, metrics, theme
-from fairviz.groups import audit_attributes, prepare_groups
+from fairviz.groups import audit_attributes, audit_intervals, prepare_groups
 from fairviz.repair import RepairMap, repair_tradeoff
 from fairviz.report._inputs import ReportInputs, source_digest
 from fairviz.report._model import (
@@ -25,7 +26,7 @@ from fairviz.report._model import (
     ReportSettings,
 )
 from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
-from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test
+from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test, shared_nulls
 from fairviz.uncertainty import describe
 
 #: Cost per row of SPDD's permutations through `fairviz.permute` relative to the generic path
@@ -64,14 +65,8 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
                 "should hold a few values such as sex or race — is it an ID or a numeric column? "
                 "(or leave out intersections)")
     say("auditing every attribute")
-    multi = audit_attributes(scores, attrs, y, intersections=settings.intersections, n_boot=settings.n_boot,
-                             level=settings.level, random_state=settings.random_state, tau=settings.tau,
-                             alpha=settings.alpha, exclude_small=settings.exclude_small)
+    multi, sections = _audit_sections(inputs, columns, settings, say)
     when = (generated_at or _dt.datetime.now(_dt.timezone.utc)).replace(microsecond=0)
-    sections = []
-    for idx, (name, res) in enumerate(multi.results.items()):
-        say(f"attribute {name}")
-        sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, multi.n_boot))
     say("repair")
     repair = repair_section(inputs, columns, list(multi.results), settings.random_state)
     say("writing the report")
@@ -83,6 +78,27 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
         generated_at=when.isoformat(), version=__version__, settings=settings, n_boot=multi.n_boot,
         has_labels=y is not None, data=data, attributes=tuple(sections), repair=repair,
         n_perms=tuple(sorted({s.perm.n_perm for s in sections})))
+
+
+def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say):
+    """(`MultiAuditResult` with the intervals, the `AttributeSection` of each grouping). Each
+    grouping is prepared once; its permutation tests run before its intervals, whose uncertainty
+    asks for the same tests and reads their first draws (`shared_nulls`) instead of drawing again."""
+    with shared_nulls():
+        multi = audit_attributes(inputs.scores, inputs.attributes, inputs.labels, intersections=settings.intersections,
+                                 n_boot=0, level=settings.level, random_state=settings.random_state,
+                                 tau=settings.tau, alpha=settings.alpha, exclude_small=settings.exclude_small)
+        audited, sections = {}, []
+        for idx, (name, res) in enumerate(multi.results.items()):
+            say(f"attribute {name}")
+            perm, perm_speo = _permutations(res.prepared, len(res.groups), settings)
+            if settings.n_boot:
+                res = dataclasses.replace(res, audit=audit_intervals(
+                    res, settings.n_boot, level=settings.level, random_state=settings.random_state,
+                    n_perm=settings.n_perm))
+            audited[name] = res
+            sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, perm, perm_speo))
+    return dataclasses.replace(multi, results=audited, n_boot=int(settings.n_boot)), sections
 
 
 def data_summary(inputs: ReportInputs, columns, multi, *, source_name, digest, digest_note, source) -> DataSummary:
@@ -102,26 +118,27 @@ def data_summary(inputs: ReportInputs, columns, multi, *, source_name, digest, d
         attribute_names=tuple(inputs.attributes), source_note=source, attributes=tuple(statuses))
 
 
-def _permutations(xk, codes, yk, n_groups: int, settings: ReportSettings):
-    """(SPDD's permutation test, SPEO's or None) on the known rows of one grouping."""
-    n_perm = settings.n_perm
-    k_perm = n_perm if n_perm is not None else auto_n_perm(len(xk), n_groups)
-    perm = permutation_test(xk, codes, metric="spdd", n_perm=k_perm, random_state=settings.random_state)
-    if yk is None:
+def _permutations(prepared: metrics.PreparedAudit, n_groups: int, settings: ReportSettings):
+    """(SPDD's permutation test, SPEO's or None) on the prepared known rows of one grouping (run
+    before the intervals, whose uncertainty then reads the first draws of these tests)."""
+    d, n_perm = prepared.data, settings.n_perm
+    k_perm = n_perm if n_perm is not None else auto_n_perm(d.n, n_groups)
+    perm = permutation_test(d.x, d.codes, metric="spdd", n_perm=k_perm, random_state=settings.random_state)
+    if d.y is None:
         return perm, None
     # SPEO's statistic costs about four times SPDD's per permutation: a quarter budget
-    k_speo = n_perm if n_perm is not None else auto_n_perm(len(xk), n_groups, budget=0.4e8, metric="speo")
-    return perm, permutation_test(xk, codes, yk, metric="speo", n_perm=k_speo, random_state=settings.random_state)
+    k_speo = n_perm if n_perm is not None else auto_n_perm(d.n, n_groups, budget=0.4e8, metric="speo")
+    return perm, permutation_test(d.x, d.codes, d.y, metric="speo", n_perm=k_speo,
+                                  random_state=settings.random_state)
 
 
 def attribute_section(anchor: str, res, col, inputs: ReportInputs, settings: ReportSettings,
-                      n_boot: int) -> AttributeSection:
-    """Everything the report shows for one attribute or intersection (`res`: its `AttributeAudit`)."""
+                      perm, perm_speo) -> AttributeSection:
+    """Everything the report shows for one attribute or intersection (`res`: its `AttributeAudit`
+    with the intervals; ``perm`` / ``perm_speo``: its permutation tests)."""
     known = col.known
-    xk = inputs.scores[known]
-    yk = None if inputs.labels is None else inputs.labels[known]
+    xk = res.prepared.data.x if res.prepared is not None else inputs.scores[known]
     disp = col.values(known_only=True)  # labels as written: figures escape them for Plotly
-    perm, perm_speo = _permutations(xk, col.codes[known], yk, len(col.labels), settings)
     name_text = theme.plotly_text(res.name)
     prep = res.prepared  # the grouping as audited: its curve needs no new check or sort
     curve = prep.dp_curve() if prep is not None and prep.groups == tuple(col.labels) else metrics.dp_curve(xk, disp)
