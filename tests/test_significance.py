@@ -400,3 +400,6 @@ def test_shared_nulls_do_not_mix_data_or_unseeded_draws():
         b = permutation_test(x[::-1].copy(), g, n_perm=20, random_state=1)
         permutation_test(x, g, n_perm=20, random_state=None)
     assert len(store) == 2 and a.observed != b.observed
+    with shared_nulls(store), shared_nulls() as inner:  # a nested block keeps the outer store
+        permutation_test(x, g, n_perm=10, random_state=2)
+    assert inner is store and len(store) == 3

@@ -30,8 +30,11 @@ def shared_nulls(store: dict | None = None) -> Iterator[dict]:
     shuffle), so a test of ``m`` permutations after one of ``M >= m`` takes the first ``m`` null
     values — the numbers of a fresh test, without the work. The report and the Audit page run the
     SPDD test (1,000 shuffles) and then the intervals, whose uncertainty asks for the same test
-    again. ``store``: a dict to keep the nulls in beyond the block (e.g. per uploaded file)."""
-    store = {} if store is None else store
+    again. ``store``: a dict to keep the nulls in beyond the block (e.g. per uploaded file);
+    None: the enclosing block's store, or a new one."""
+    if store is None:
+        store = _NULLS.get()
+        store = {} if store is None else store
     token = _NULLS.set(store)
     try:
         yield store
