@@ -375,29 +375,32 @@ def repair_tradeoff(
     strengths: Iterable[float] = tuple(i / 10 for i in range(11)),
     *,
     repair_map: RepairMap | None = None,
+    repaired: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Fairness/accuracy at each repair strength, one row per theta.
 
     Columns: ``strength``, ``spdd`` (exact, `fairviz.metrics.spdd`), ``speo``, ``pcc``, ``srcc``
     (against `labels`; NaN without labels) and ``srcc_original`` (rank correlation of the repaired
     with the original scores: how much the ranking changed). `repair_map` defaults to an exact map
-    fitted on these scores (in-sample repair); pass a fitted map to evaluate it on new data.
+    fitted on these scores (in-sample repair); pass a fitted map to evaluate it on new data, and
+    ``repaired`` (n,) its fully repaired scores (θ = 1) when already computed. The inputs are
+    checked and the groups encoded once (`fairviz.metrics.prepare`); each strength's numbers
+    come from one prepared audit of its scores.
     """
     x = _as_scores(scores)
     thetas = [check_strength(t) for t in strengths]
     if not thetas:
         raise ValueError("strengths is empty; pass e.g. numpy.linspace(0, 1, 11)")
+    d = metrics.prepare(x, groups, labels).data
     rmap = repair_map if repair_map is not None else RepairMap(n_quantiles=None).fit(x, groups)
-    full = rmap.repaired_full(x, groups)
-    y = None if labels is None else _as_scores(labels)
+    full = rmap.repaired_full(x, groups) if repaired is None else np.asarray(repaired, dtype=np.float64)
     rows = []
     for t in thetas:
         r = (1.0 - t) * x + t * full if t < 1.0 else full
-        row = {"strength": t, "spdd": metrics.spdd(r, groups)}
-        if y is not None:
-            row["speo"] = metrics.speo(r, y, groups)
-            row["pcc"] = metrics.pcc(r, y)
-            row["srcc"] = metrics.srcc(r, y)
+        p = metrics.PreparedAudit.from_codes(r, d.codes, d.labels, d.y, d.counts)
+        row = {"strength": t, "spdd": p.spdd()}
+        if d.y is not None:
+            row.update(speo=p.speo(), pcc=p.pcc(), srcc=p.srcc())
         else:
             row.update(speo=np.nan, pcc=np.nan, srcc=np.nan)
         row["srcc_original"] = metrics.srcc(r, x) if np.ptp(x) > 0 else np.nan

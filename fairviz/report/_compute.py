@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -214,7 +215,7 @@ def repair_section(inputs: ReportInputs, columns, audited: list[str], random_sta
     finest, rows = _finest_rows(columns, audited)
     col = columns[finest]
     x = inputs.scores[rows]
-    g = col.values(known_only=False)[rows]
+    g = col.codes[rows]  # integer codes: the repair and its numbers need no labels, only groups
     rmap = RepairMap(n_quantiles=None).fit(x, g)
     full = rmap.repaired_full(x, g)
     half = 0.5 * x + 0.5 * full
@@ -224,19 +225,20 @@ def repair_section(inputs: ReportInputs, columns, audited: list[str], random_sta
         c = columns[name]
         if not set(c.attributes) <= set(col.attributes):
             continue
-        gv = c.values(known_only=False)[rows]
-        if len(set(gv.tolist())) < 2:
-            continue
-        s0, s5, s1 = (metrics.spdd(v, gv) for v in (x, half, full))
-        table.append(RepairRow(name, s0, s5, s1, 1.0 - s1 / s0 if s0 > 0 else float("nan")))
+        s0, s5, s1 = _spdd_by(c.codes[rows], (x, half, full))
+        if not math.isnan(s0):
+            table.append(RepairRow(name, s0, s5, s1, 1.0 - s1 / s0 if s0 > 0 else float("nan")))
+    # θ = 0.5 among the drawn strengths: the accuracy rows are rows of the trade-off table
+    trade = repair_tradeoff(x, g, yr, strengths=(0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0), repair_map=rmap,
+                            repaired=full)
     accuracy = None
     if yr is not None:
-        accuracy = tuple(AccuracyRow(label, metrics.pcc(v, yr), metrics.srcc(v, yr), metrics.speo(v, yr, g))
-                         for label, v in (("original", x), ("θ = 0.5", half), ("θ = 1", full)))
-    trade = repair_tradeoff(x, g, yr, strengths=np.linspace(0.0, 1.0, 6), repair_map=rmap)
+        at = trade.set_index("strength")
+        accuracy = tuple(AccuracyRow(label, float(at.at[t, "pcc"]), float(at.at[t, "srcc"]), float(at.at[t, "speo"]))
+                         for label, t in (("original", 0.0), ("θ = 0.5", 0.5), ("θ = 1", 1.0)))
     first = col.attributes[0]
     g_first = np.asarray(columns[first].values(known_only=False)[rows], dtype=object)
-    before, after, error = _heldout(x, g, random_state)
+    before, after, error = _heldout(x, col.values(known_only=False)[rows], random_state)
     return RepairSection(
         by=finest, first_attribute=first, n_rows=int(rows.sum()), rows=tuple(table), accuracy=accuracy,
         tradeoff_figure=repair_tradeoff_figure(
@@ -245,6 +247,18 @@ def repair_section(inputs: ReportInputs, columns, audited: list[str], random_sta
             full, g_first, reference_scores=x, reference_name="before repair",
             title=f"Scores by {theme.plotly_text(first)} after the full repair (θ = 1); dotted: before"),
         heldout_before=before, heldout_after=after, heldout_error=error)
+
+
+def _spdd_by(codes: np.ndarray, versions) -> tuple[float, ...]:
+    """SPDD of each scores array in ``versions`` (each (n,)) by the group ``codes`` (n,), the
+    groups encoded once; NaN for all when fewer than two groups have rows."""
+    present = np.flatnonzero(np.bincount(codes, minlength=int(codes.max()) + 1))
+    if len(present) < 2:
+        return tuple(float("nan") for _ in versions)
+    dense = np.searchsorted(present, codes)  # codes 0..k−1 of the groups with rows
+    counts = np.bincount(dense, minlength=len(present))
+    return tuple(metrics.PreparedAudit.from_codes(v, dense, tuple(range(len(present))), None, counts).spdd()
+                 for v in versions)
 
 
 def _heldout(x: np.ndarray, g: np.ndarray, random_state: int):
