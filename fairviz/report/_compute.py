@@ -229,7 +229,7 @@ def repair_section(inputs: ReportInputs, columns, audited: list[str], random_sta
         if not math.isnan(s0):
             table.append(RepairRow(name, s0, s5, s1, 1.0 - s1 / s0 if s0 > 0 else float("nan")))
     # θ = 0.5 among the drawn strengths: the accuracy rows are rows of the trade-off table
-    trade = repair_tradeoff(x, g, yr, strengths=(0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0), repair_map=rmap,
+    trade = repair_tradeoff(x, g, yr, strengths=(0.0, 0.25, 0.5, 0.75, 1.0), repair_map=rmap,
                             repaired=full)
     accuracy = None
     if yr is not None:
