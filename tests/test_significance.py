@@ -403,3 +403,18 @@ def test_shared_nulls_do_not_mix_data_or_unseeded_draws():
     with shared_nulls(store), shared_nulls() as inner:  # a nested block keeps the outer store
         permutation_test(x, g, n_perm=10, random_state=2)
     assert inner is store and len(store) == 3
+
+
+def test_two_group_speo_permutations_match_the_metric_on_each_shuffle(rng):
+    """The two-group SPEO statistic against `metrics.speo` on the same shuffles (ties, a group
+    with no label above some τ, and the generic many-tag kernel for three groups)."""
+    metrics = pytest.importorskip("fairviz.metrics")
+    n = 300
+    g = rng.choice(["b", "a"], n, p=[0.8, 0.2])
+    s = np.round(rng.random(n) ** (1 + 0.3 * (g == "a")), 2)
+    y = np.round(np.clip(s + rng.normal(0, 0.2, n), 0, 1), 1)
+    y[(g == "a") & (y > 0.8)] = 0.5
+    res = permutation_test(s, g, y, metric="speo", n_perm=40, random_state=9)
+    null = _naive_null(s, g, 40, 9, lambda xs, c, order: metrics.speo(xs, y[order], c))
+    np.testing.assert_allclose(res.null_values, null, atol=1e-12)
+    assert res.observed == pytest.approx(metrics.speo(s, y, g), abs=1e-12)
