@@ -135,6 +135,12 @@ def repair_for(data_key: str, view: str, _scores, _attributes, _labels, theta: f
                           dp_curve_for(data_key, view, _scores, _attributes))
 
 
+@st.cache_resource(show_spinner=False, max_entries=4, ttl=UPLOAD_TTL_S)
+def _report_reuse(data_key: str) -> dict:
+    """What a report of this data computed that another τ does not change (tests, intervals, repair)."""
+    return {}
+
+
 @st.cache_resource(show_spinner=False)
 def _report_store() -> dict:
     """Reports already built on this server, by data key (a report takes seconds to build)."""
@@ -146,7 +152,8 @@ def report_builder(data_key, scores, attributes, labels, *, source_text: str, fi
                    tau: float | Callable[[], float] = 0.5, n_boot: int = 200):
     """A callable that builds the self-contained HTML audit report when the download button is
     clicked (`fairviz.report.build_report`, the same as `python -m fairviz report`). Built once
-    per data and τ, then served from memory.
+    per data and τ, then served from memory; a report at another τ reuses the first one's tests,
+    intervals and repair (only the τ-dependent tables and the audit's exact numbers are redone).
 
     ``tau`` may be a callable, read at the click: the τ slider lives in a fragment whose reruns
     do not redraw this button, so a τ captured when the button was drawn could be stale."""
@@ -159,7 +166,7 @@ def report_builder(data_key, scores, attributes, labels, *, source_text: str, fi
             with shared_nulls(null_store(data_key)):  # the page's tests and earlier reports' are not redrawn
                 html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
                                     source=source_text, title=f"fairviz audit: {file_name}", tau=t,
-                                    n_boot=int(n_boot))
+                                    n_boot=int(n_boot), reuse=_report_reuse(data_key))
             while len(store) >= 4:  # keep the last few reports only (a few MB each)
                 store.pop(next(iter(store)))
             store[key] = html.encode("utf-8")

@@ -289,6 +289,31 @@ def test_report_runs_each_permutation_test_once_and_matches_a_fresh_audit(rng, m
     assert section.perm.n_perm == auto_n_perm(n, 2) and report.n_boot == 40
 
 
+def test_a_second_report_at_another_tau_reuses_the_first(rng, monkeypatch):
+    """With one `reuse` dict, a report at another τ draws no permutation and no bootstrap again,
+    and its numbers are those of a fresh report at that τ."""
+    from fairviz.report import _compute  # noqa: PLC0415 - counts the intervals
+    from fairviz.significance import _permutation  # noqa: PLC0415 - counts the draws
+
+    df = audit_frame(rng, 600)
+    kw = dict(score="score", groups=["sex"], label="label", n_boot=20, n_perm=20)
+    reuse: dict = {}
+    build_report(df, tau=0.5, reuse=reuse, **kw)
+    calls = []
+    real_draw, real_intervals = _permutation._draw_null, _compute.audit_intervals
+    monkeypatch.setattr(_permutation, "_draw_null", lambda *a: calls.append("perm") or real_draw(*a))
+    monkeypatch.setattr(_compute, "audit_intervals", lambda *a, **k: calls.append("boot") or real_intervals(*a, **k))
+    inputs = resolve_inputs(df, None, None, "score", ["sex"], "label")
+    again = compute_report(inputs, ReportSettings(tau=0.3, n_boot=20, n_perm=20), reuse=reuse)
+    assert calls == []
+    fresh = compute_report(inputs, ReportSettings(tau=0.3, n_boot=20, n_perm=20))
+    for a, b in zip(again.attributes, fresh.attributes):
+        assert a.result.audit.to_dict() == b.result.audit.to_dict()
+        assert a.perm.p_value == b.perm.p_value and repr(a.impact_rates) == repr(b.impact_rates)  # NaN-safe
+    assert again.repair.rows == fresh.repair.rows
+    assert "at τ = 0.30" in render(again)
+
+
 def test_templates_are_package_data():
     """Every file the renderer reads is covered by pyproject's package-data (a plain install ships it)."""
     root = Path(report_package.__file__).parent

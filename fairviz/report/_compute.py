@@ -49,9 +49,11 @@ def auto_n_perm(n: int, n_groups: int, *, budget: float = 1.5e8, low: int = 50, 
 def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_name: str | None = None,
                    source_bytes: bytes | None = None, source: str | None = None, title: str | None = None,
                    generated_at: _dt.datetime | None = None,
-                   progress: Callable[[str], None] | None = None) -> AuditReport:
+                   progress: Callable[[str], None] | None = None, reuse: dict | None = None) -> AuditReport:
     """Audit every attribute, run the permutation tests and the repair: the whole report as data.
-    Bad input raises ValueError."""
+    ``reuse``: a dict kept with the data (the app keeps one per upload) in which the results that
+    do not depend on τ, alpha or the LL144 options (permutation tests, intervals, the repair) are
+    stored and read back by a later report of the same data. Bad input raises ValueError."""
     say = progress or (lambda stage: None)
     scores, attrs, y = inputs.scores, inputs.attributes, inputs.labels
     n = len(scores)
@@ -66,10 +68,14 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
                 "should hold a few values such as sex or race — is it an ID or a numeric column? "
                 "(or leave out intersections)")
     say("auditing every attribute")
-    multi, sections = _audit_sections(inputs, columns, settings, say)
+    reuse = {} if reuse is None else reuse
+    multi, sections = _audit_sections(inputs, columns, settings, say, reuse)
     when = (generated_at or _dt.datetime.now(_dt.timezone.utc)).replace(microsecond=0)
     say("repair")
-    repair = repair_section(inputs, columns, list(multi.results), settings.random_state)
+    key = ("repair", tuple(multi.results), settings.random_state)
+    if key not in reuse:
+        reuse[key] = repair_section(inputs, columns, list(multi.results), settings.random_state)
+    repair = reuse[key]
     say("writing the report")
     digest, digest_note = source_digest(inputs, source_bytes)
     data = data_summary(inputs, columns, multi, source_name=source_name, digest=digest,
@@ -81,10 +87,11 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
         n_perms=tuple(sorted({s.perm.n_perm for s in sections})))
 
 
-def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say):
+def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say, reuse: dict):
     """(`MultiAuditResult` with the intervals, the `AttributeSection` of each grouping). Each
     grouping is prepared once; its permutation tests run before its intervals, whose uncertainty
-    asks for the same tests and reads their first draws (`shared_nulls`) instead of drawing again."""
+    asks for the same tests and reads their first draws (`shared_nulls`) instead of drawing again.
+    ``reuse``: the τ-independent results (tests, intervals) of an earlier report of the same data."""
     with shared_nulls():
         multi = audit_attributes(inputs.scores, inputs.attributes, inputs.labels, intersections=settings.intersections,
                                  n_boot=0, level=settings.level, random_state=settings.random_state,
@@ -92,12 +99,14 @@ def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say
         audited, sections = {}, []
         for idx, (name, res) in enumerate(multi.results.items()):
             say(f"attribute {name}")
-            perm, perm_speo = _permutations(res.prepared, len(res.groups), settings)
-            if settings.n_boot:
-                res = dataclasses.replace(res, audit=audit_intervals(
+            key = ("grouping", name, settings.n_boot, settings.level, settings.n_perm, settings.random_state)
+            if key not in reuse:
+                perm, perm_speo = _permutations(res.prepared, len(res.groups), settings)
+                reuse[key] = (perm, perm_speo, audit_intervals(
                     res, settings.n_boot, level=settings.level, random_state=settings.random_state,
-                    n_perm=settings.n_perm))
-            audited[name] = res
+                    n_perm=settings.n_perm) if settings.n_boot else res.audit)
+            perm, perm_speo, intervals = reuse[key]
+            res = audited[name] = dataclasses.replace(res, audit=intervals)
             sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, perm, perm_speo))
     return dataclasses.replace(multi, results=audited, n_boot=int(settings.n_boot)), sections
 
