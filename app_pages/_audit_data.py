@@ -9,21 +9,20 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 import plotly.io as pio
 import streamlit as st
 
 from app_pages._common import UPLOAD_TTL_S
 from fairviz import figures
-from fairviz.app_services.audit_view import RepairPreview, repair_preview
+from fairviz.app_services.audit_view import RepairPreview, repair_preview, view_curve, view_intervals, view_permutation
 from fairviz.app_services.budget import permutation_count
 from fairviz.app_services.upload import APP_MAX_CELLS, audit_columns
 from fairviz.groups import audit_attributes, prepare_groups
-from fairviz.metrics import audit, dp_curve
+from fairviz.metrics import dp_curve
 from fairviz.repair import RepairMap
 from fairviz.report import build_report
 from fairviz.score_range import rescale_column
-from fairviz.significance import permutation_test
+from fairviz.significance import shared_nulls
 from fairviz.tabular import MAX_GROUPS
 
 
@@ -46,11 +45,18 @@ def audit_views(data_key: str, _scores, _attributes, _labels, n_boot: int):
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
-def view_audit(data_key: str, view: str, _scores, _attributes, _labels, n_boot: int):
-    """`fairviz.metrics.audit` with ``n_boot`` bootstrap resamples on the known rows of ``view``."""
-    col = _prepared_groups(data_key, len(_scores), _attributes)[view]
-    y = None if _labels is None else np.asarray(_labels)[col.known]
-    return audit(np.asarray(_scores)[col.known], col.values(known_only=True), y, n_boot=n_boot, random_state=0)
+def null_store(data_key: str) -> dict:
+    """The permutation nulls drawn for this data (`fairviz.significance.shared_nulls`): the
+    intervals and the report read the page's 1,000-shuffle test instead of drawing it again."""
+    return {}
+
+
+@st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
+def view_audit(data_key: str, view: str, _view, n_boot: int):
+    """The view's metrics with ``n_boot`` bootstrap resamples, from the rows `audit_views` already
+    prepared (`fairviz.app_services.audit_view.view_intervals`)."""
+    with shared_nulls(null_store(data_key)):
+        return view_intervals(_view, n_boot)
 
 
 @st.cache_resource(show_spinner=False)
@@ -59,16 +65,17 @@ def _permutation_store() -> dict:
     return {}
 
 
-def permutation_for(data_key: str, view: str, x, g, progress=None):
-    """Permutation test of SPDD (shuffled group labels) within the page's work budget
+def permutation_for(data_key: str, view_name: str, view, progress=None):
+    """Permutation test of the view's SPDD on its prepared rows, within the page's work budget
     (`fairviz.app_services.budget.permutation_count`). Run once per data and view;
     ``progress(done, total)`` is called from this thread (not from a cached function, so a
     progress bar can follow it)."""
     store = _permutation_store()
-    key = (data_key, view)
+    key = (data_key, view_name)
     if key not in store:
-        n_perm = permutation_count(len(x), len(pd.unique(np.asarray(g))))
-        result = permutation_test(x, g, metric="spdd", n_perm=n_perm, random_state=0, progress=progress)
+        n_perm = permutation_count(view.n, len(view.groups))
+        with shared_nulls(null_store(data_key)):
+            result = view_permutation(view, n_perm, progress=progress)
         while len(store) >= 8:  # the last few only
             store.pop(next(iter(store)))
         store[key] = result
@@ -87,9 +94,12 @@ def view_rows(data_key: str, view: str, scores, attributes):
 
 
 @st.cache_resource(show_spinner="Computing DP(τ)…", max_entries=8, ttl=UPLOAD_TTL_S)
-def dp_curve_for(data_key: str, view: str, _scores, _attributes):
-    x, g = view_rows(data_key, view, _scores, _attributes)
-    return dp_curve(x, g)
+def dp_curve_for(data_key: str, view: str, _scores, _attributes, _view=None):
+    """The view's DP(τ): from its prepared rows when given (`fairviz.app_services.audit_view.view_curve`)."""
+    curve = None if _view is None else view_curve(_view)
+    if curve is None:
+        curve = dp_curve(*view_rows(data_key, view, _scores, _attributes))
+    return curve
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
@@ -125,6 +135,12 @@ def repair_for(data_key: str, view: str, _scores, _attributes, _labels, theta: f
                           dp_curve_for(data_key, view, _scores, _attributes))
 
 
+@st.cache_resource(show_spinner=False, max_entries=4, ttl=UPLOAD_TTL_S)
+def _report_reuse(data_key: str) -> dict:
+    """What a report of this data computed that another τ does not change (tests, intervals, repair)."""
+    return {}
+
+
 @st.cache_resource(show_spinner=False)
 def _report_store() -> dict:
     """Reports already built on this server, by data key (a report takes seconds to build)."""
@@ -136,7 +152,8 @@ def report_builder(data_key, scores, attributes, labels, *, source_text: str, fi
                    tau: float | Callable[[], float] = 0.5, n_boot: int = 200):
     """A callable that builds the self-contained HTML audit report when the download button is
     clicked (`fairviz.report.build_report`, the same as `python -m fairviz report`). Built once
-    per data and τ, then served from memory.
+    per data and τ, then served from memory; a report at another τ reuses the first one's tests,
+    intervals and repair (only the τ-dependent tables and the audit's exact numbers are redone).
 
     ``tau`` may be a callable, read at the click: the τ slider lives in a fragment whose reruns
     do not redraw this button, so a τ captured when the button was drawn could be stale."""
@@ -146,9 +163,10 @@ def report_builder(data_key, scores, attributes, labels, *, source_text: str, fi
         t = float(tau() if callable(tau) else tau)
         key = (data_key, round(t, 4), int(n_boot))
         if key not in store:
-            html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
-                                source=source_text, title=f"fairviz audit: {file_name}", tau=t,
-                                n_boot=int(n_boot))
+            with shared_nulls(null_store(data_key)):  # the page's tests and earlier reports' are not redrawn
+                html = build_report(scores, attributes, labels, source_name=source_name, source_bytes=source_bytes,
+                                    source=source_text, title=f"fairviz audit: {file_name}", tau=t,
+                                    n_boot=int(n_boot), reuse=_report_reuse(data_key))
             while len(store) >= 4:  # keep the last few reports only (a few MB each)
                 store.pop(next(iter(store)))
             store[key] = html.encode("utf-8")

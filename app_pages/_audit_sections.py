@@ -139,8 +139,7 @@ def intervals(src: AuditSource, view_name: str, view, plan: IntervalPlan, metric
         note.caption(f"{int(level * 100)} % bootstrap intervals stored with the run ({plan.n_boot} resamples).")
     elif plan.n_boot:
         with slots["spdd"], st.spinner(f"Bootstrap intervals ({plan.n_boot} resamples)…"):
-            metrics_dict = data.view_audit(src.data_key, view_name, src.scores, src.attributes, src.labels,
-                                           plan.n_boot).to_dict()
+            metrics_dict = data.view_audit(src.data_key, view_name, view, plan.n_boot).to_dict()
         note.caption(f"{int(level * 100)} % bootstrap intervals: {plan.n_boot} resamples within groups.")
     else:
         with note.container():
@@ -152,16 +151,15 @@ def intervals(src: AuditSource, view_name: str, view, plan: IntervalPlan, metric
     for key, slot in slots.items():
         text = ui.interval_text(metrics_dict, key, view.n) if (plan.n_boot or plan.stored) else f"n = {view.n:,}"
         if key == "spdd" and audit_view.needs_permutation(metrics_dict):
-            text += " · " + _permutation_text(src, view_name)
+            text += " · " + _permutation_text(src, view_name, view)
         slot.caption(text)
     return metrics_dict
 
 
-def _permutation_text(src: AuditSource, view_name: str) -> str:
+def _permutation_text(src: AuditSource, view_name: str, view) -> str:
     """The permutation test of the view's SPDD (cached per data and view), with a progress bar."""
-    x, g = data.view_rows(src.data_key, view_name, src.scores, src.attributes)
     bar = st.empty()
-    perm = data.permutation_for(src.data_key, view_name, x, g, progress=lambda done, total: bar.progress(
+    perm = data.permutation_for(src.data_key, view_name, view, progress=lambda done, total: bar.progress(
         done / total, text=f"Permutation test: {done:,} of {total:,} shuffles"))
     bar.empty()
     return audit_view.permutation_caption(perm)

@@ -39,7 +39,7 @@ st.caption(f"Auditing {src.source_text}: {len(src.scores):,} rows"
 ci_slots, ci_note = sections.metric_cards(view, metrics_dict)
 
 # 3. DP(τ) with the τ slider; the τ on screen is shared with the report download (outside the fragment)
-curve = data.dp_curve_for(src.data_key, view_name, src.scores, src.attributes)
+curve = data.dp_curve_for(src.data_key, view_name, src.scores, src.attributes, view)
 tau_box = st.session_state.setdefault("fv_audit_tau_box", {})
 tau_box["tau"] = float(st.session_state.get("fv_audit_tau", 0.5))
 sections.threshold_view(src, view_name, view, curve, tau_box)

@@ -29,11 +29,12 @@ from _results import REPO, machine, publish  # noqa: E402
 from bench_audit import make_data  # noqa: E402
 
 from fairviz import metrics  # noqa: E402
+from fairviz.app_services.audit_view import view_intervals, view_permutation  # noqa: E402
 from fairviz.app_services.budget import ON_REQUEST_N_BOOT, interval_plan, permutation_count  # noqa: E402
 from fairviz.groups import INTERSECTION_SEPARATOR, audit_attributes  # noqa: E402
 from fairviz.metrics._bootstrap import STATISTICS, _replicates, _SortedBoot  # noqa: E402
 from fairviz.metrics._resample import _seed_sequences  # noqa: E402
-from fairviz.significance import permutation_test  # noqa: E402
+from fairviz.significance import shared_nulls  # noqa: E402
 
 SECTION = "bench_auditor_path"
 
@@ -182,14 +183,19 @@ def main(argv=None) -> int:
         scores, attrs, labels = make_data(n)
         two = {"sex": attrs["sex"], "age": attrs["age"]}
         plan = interval_plan(n, True)
+        nulls: dict = {}  # the page's store of permutation nulls for this upload (`_audit_data.null_store`)
         res, w, c = timed(lambda: audit_attributes(scores, two, labels, n_boot=plan.n_boot, random_state=0))
-        n_perm = permutation_count(n, 2)
-        _, w2, c2 = timed(lambda: permutation_test(scores, attrs["sex"], metric="spdd", n_perm=n_perm, random_state=0))
+        view = res["sex"]
+        n_perm = permutation_count(view.n, len(view.groups))
+        with shared_nulls(nulls):
+            perm, w2, c2 = timed(lambda: view_permutation(view, n_perm))
         add(f"app cards: `audit_attributes` (n_boot = {plan.n_boot}, the page's plan) + SPDD permutation test "
-            f"({n_perm:,} shuffles) of one view", w + w2, c + c2,
+            f"({n_perm:,} shuffles, p-value resolution {perm.resolution:.1e}) of one view", w + w2, c + c2,
             f"audit {w:.2f} s / {c:.2f} s CPU; permutations {w2:.2f} s / {c2:.2f} s CPU")
-        _, w, c = timed(lambda: metrics.audit(scores, attrs["sex"], labels, n_boot=ON_REQUEST_N_BOOT, random_state=0))
-        add(f"app intervals on demand: `metrics.audit` of one view (sex), labels, n_boot = {ON_REQUEST_N_BOOT}", w, c)
+        with shared_nulls(nulls):
+            _, w, c = timed(lambda: view_intervals(view, ON_REQUEST_N_BOOT))
+        add(f"app intervals on demand: `view_intervals` of one view (sex), labels, n_boot = {ON_REQUEST_N_BOOT} "
+            "(its SPDD test read from the cards' draws)", w, c)
         out = folder / "r.html"
         w, c, rss = run_cli(["report", str(big), "--score", "score", "--group", "sex", "--group", "age",
                              "--out", str(out)])

@@ -281,6 +281,17 @@ def test_repair_tradeoff_table(rng):
     assert df["spdd"].iloc[1] == pytest.approx(0.5 * df["spdd"].iloc[0], abs=1e-10)
     assert df["spdd"].iloc[2] == pytest.approx(0.0, abs=1e-10)
     assert df["srcc_original"].iloc[0] == pytest.approx(1.0)
+    # every column against scipy on the repaired scores, ties included (rounded scores and labels)
+    from scipy.stats import pearsonr, spearmanr, wasserstein_distance  # noqa: PLC0415 - reference only
+
+    s2, y2 = np.round(s, 2), np.round(y, 1)
+    rmap = RepairMap(n_quantiles=None).fit(s2, g)
+    for row in repair_tradeoff(s2, g, y2, strengths=[0.0, 0.3, 1.0]).itertuples():
+        r = rmap.transform(s2, g, strength=row.strength)
+        assert row.spdd == pytest.approx(wasserstein_distance(r[g == g[0]], r[g != g[0]]), abs=1e-12)
+        assert row.pcc == pytest.approx(pearsonr(r, y2)[0], abs=1e-12)
+        assert row.srcc == pytest.approx(spearmanr(r, y2)[0], abs=1e-12)
+        assert row.srcc_original == pytest.approx(spearmanr(r, s2)[0], abs=1e-12)
     no_labels = repair_tradeoff(s, g)
     assert len(no_labels) == 11 and no_labels["pcc"].isna().all()
     with pytest.raises(ValueError, match="strength"):

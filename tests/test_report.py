@@ -263,6 +263,57 @@ def test_report_data_object_matches_independent_numbers(rng):
     assert f"<td>{w1:.4f}" in html  # the largest pairwise W1 cell of the summary
 
 
+def test_report_runs_each_permutation_test_once_and_matches_a_fresh_audit(rng, monkeypatch):
+    """Each grouping's SPDD and SPEO tests are drawn once: the intervals' uncertainty reads the
+    report's draws, and the numbers equal `metrics.audit` of the grouping's rows, run on its own."""
+    from fairviz.significance import _permutation  # noqa: PLC0415 - counts the draws
+
+    n = 500
+    g = rng.choice(["a", "b"], n)
+    s = np.clip(rng.beta(2, 3, n) + 0.1 * (g == "b"), 0, 1)
+    y = np.clip(s + rng.normal(0, 0.2, n), 0, 1)
+    draws = []
+    real = _permutation._draw_null
+    monkeypatch.setattr(_permutation, "_draw_null", lambda metric, *a: draws.append(metric) or real(metric, *a))
+    report = compute_report(resolve_inputs(s, {"grp": g}, y, None, None, None),
+                            ReportSettings(n_boot=40, n_perm=None))
+    assert sorted(draws) == ["spdd", "speo"]
+    monkeypatch.setattr(_permutation, "_draw_null", real)
+    (section,) = report.attributes
+    fresh = metrics.audit(s, g, y, n_boot=40, random_state=0)
+    got = section.result.audit
+    for name in ("spdd", "speo", "pcc", "srcc"):
+        a, b = getattr(got, name), getattr(fresh, name)
+        assert (a.value, a.ci_low, a.ci_high) == pytest.approx((b.value, b.ci_low, b.ci_high), abs=1e-12)
+    assert got.spdd.detail.p_value == pytest.approx(fresh.spdd.detail.p_value)
+    assert section.perm.n_perm == auto_n_perm(n, 2) and report.n_boot == 40
+
+
+def test_a_second_report_at_another_tau_reuses_the_first(rng, monkeypatch):
+    """With one `reuse` dict, a report at another τ draws no permutation and no bootstrap again,
+    and its numbers are those of a fresh report at that τ."""
+    from fairviz.report import _compute  # noqa: PLC0415 - counts the intervals
+    from fairviz.significance import _permutation  # noqa: PLC0415 - counts the draws
+
+    df = audit_frame(rng, 600)
+    kw = dict(score="score", groups=["sex"], label="label", n_boot=20, n_perm=20)
+    reuse: dict = {}
+    build_report(df, tau=0.5, reuse=reuse, **kw)
+    calls = []
+    real_draw, real_intervals = _permutation._draw_null, _compute.audit_intervals
+    monkeypatch.setattr(_permutation, "_draw_null", lambda *a: calls.append("perm") or real_draw(*a))
+    monkeypatch.setattr(_compute, "audit_intervals", lambda *a, **k: calls.append("boot") or real_intervals(*a, **k))
+    inputs = resolve_inputs(df, None, None, "score", ["sex"], "label")
+    again = compute_report(inputs, ReportSettings(tau=0.3, n_boot=20, n_perm=20), reuse=reuse)
+    assert calls == []
+    fresh = compute_report(inputs, ReportSettings(tau=0.3, n_boot=20, n_perm=20))
+    for a, b in zip(again.attributes, fresh.attributes):
+        assert a.result.audit.to_dict() == b.result.audit.to_dict()
+        assert a.perm.p_value == b.perm.p_value and repr(a.impact_rates) == repr(b.impact_rates)  # NaN-safe
+    assert again.repair.rows == fresh.repair.rows
+    assert "at τ = 0.30" in render(again)
+
+
 def test_templates_are_package_data():
     """Every file the renderer reads is covered by pyproject's package-data (a plain install ships it)."""
     root = Path(report_package.__file__).parent

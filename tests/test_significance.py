@@ -360,3 +360,61 @@ def test_dp_band_covers_the_whole_true_curve(delta):
         band = dp_band(metrics.dp_curve(x, g), [150, 150], taus=taus)
         covered += bool(np.all((band.low <= true + 1e-12) & (true <= band.high + 1e-12)))
     assert covered >= 93, covered
+
+
+def test_shared_nulls_reuse_the_first_draws_of_a_longer_test():
+    """Inside `shared_nulls`, a shorter test of the same data and seed reads the first draws of a
+    longer one: exactly the numbers of a fresh test, for the fast SPDD path, more groups and SPEO."""
+    from fairviz.significance import shared_nulls
+
+    rng = np.random.default_rng(3)
+    x = rng.random(400)
+    y = np.clip(x + rng.normal(0, 0.2, 400), 0, 1)
+    for g, metric in ((rng.integers(0, 2, 400), "spdd"), (rng.integers(0, 3, 400), "spdd"),
+                      (rng.integers(0, 2, 400), "speo")):
+        fresh = permutation_test(x, g, y, metric=metric, n_perm=30, random_state=5)
+        with shared_nulls() as store:
+            long = permutation_test(x, g, y, metric=metric, n_perm=60, random_state=5)
+            short = permutation_test(x, g, y, metric=metric, n_perm=30, random_state=5)
+            other_seed = permutation_test(x, g, y, metric=metric, n_perm=30, random_state=6)
+        assert len(store) == 2
+        np.testing.assert_array_equal(long.null_values[:30], fresh.null_values)
+        np.testing.assert_array_equal(short.null_values, fresh.null_values)
+        assert short.p_value == fresh.p_value and short.null_quantiles == fresh.null_quantiles
+        assert not np.array_equal(other_seed.null_values, fresh.null_values)
+        # the same groups under other names (codes follow first appearance) are the same test
+        with shared_nulls(store):
+            renamed = permutation_test(x, np.where(g == 0, "a", np.where(g == 1, "b", "c")), y, metric=metric,
+                                       n_perm=30, random_state=5)
+        np.testing.assert_array_equal(renamed.null_values, fresh.null_values)
+    assert fresh.resolution == 1 / 31 and fresh.to_dict()["p_value_resolution"] == 1 / 31
+
+
+def test_shared_nulls_do_not_mix_data_or_unseeded_draws():
+    from fairviz.significance import shared_nulls
+
+    rng = np.random.default_rng(4)
+    x, g = rng.random(300), rng.integers(0, 2, 300)
+    with shared_nulls() as store:
+        a = permutation_test(x, g, n_perm=20, random_state=1)
+        b = permutation_test(x[::-1].copy(), g, n_perm=20, random_state=1)
+        permutation_test(x, g, n_perm=20, random_state=None)
+    assert len(store) == 2 and a.observed != b.observed
+    with shared_nulls(store), shared_nulls() as inner:  # a nested block keeps the outer store
+        permutation_test(x, g, n_perm=10, random_state=2)
+    assert inner is store and len(store) == 3
+
+
+def test_two_group_speo_permutations_match_the_metric_on_each_shuffle(rng):
+    """The two-group SPEO statistic against `metrics.speo` on the same shuffles (ties, a group
+    with no label above some τ, and the generic many-tag kernel for three groups)."""
+    metrics = pytest.importorskip("fairviz.metrics")
+    n = 300
+    g = rng.choice(["b", "a"], n, p=[0.8, 0.2])
+    s = np.round(rng.random(n) ** (1 + 0.3 * (g == "a")), 2)
+    y = np.round(np.clip(s + rng.normal(0, 0.2, n), 0, 1), 1)
+    y[(g == "a") & (y > 0.8)] = 0.5
+    res = permutation_test(s, g, y, metric="speo", n_perm=40, random_state=9)
+    null = _naive_null(s, g, 40, 9, lambda xs, c, order: metrics.speo(xs, y[order], c))
+    np.testing.assert_allclose(res.null_values, null, atol=1e-12)
+    assert res.observed == pytest.approx(metrics.speo(s, y, g), abs=1e-12)

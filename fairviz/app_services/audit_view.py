@@ -80,6 +80,13 @@ def view_intervals(view: AttributeAudit, n_boot: int, *, random_state: int = 0):
     return audit_intervals(view, n_boot, random_state=random_state)
 
 
+def view_curve(view: AttributeAudit):
+    """The view's exact DP(τ) from the sort its audit already made, or None when its prepared rows
+    name the groups otherwise (the caller then builds it from the rows)."""
+    p = view.prepared
+    return p.dp_curve() if p is not None and p.groups == tuple(view.groups) else None
+
+
 def view_permutation(view: AttributeAudit, n_perm: int, *, random_state: int = 0, progress=None) -> PermutationResult:
     """Permutation test of the view's SPDD on its prepared rows (integer group codes: no second
     encoding of the group labels; the null is the same as from the labels themselves)."""

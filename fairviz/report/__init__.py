@@ -62,6 +62,7 @@ def build_report(
     max_groups: int = 200,
     generated_at: _dt.datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    reuse: dict | None = None,
 ) -> str:
     """The complete audit as one self-contained HTML document (str).
 
@@ -77,7 +78,9 @@ def build_report(
     budget, 50–1000); intersections: also audit the intersection of all attributes;
     exclude_small: leave groups under 2 % out of the impact ratios (LL144); source: free text
     shown under the data description; progress(stage) is called as sections are computed;
-    max_groups: refuse a grouping with more groups than this (an ID column picked by mistake).
+    max_groups: refuse a grouping with more groups than this (an ID column picked by mistake);
+    reuse: a dict kept with the data, so that a later report of it (another τ) reads the
+    permutation tests, intervals and repair back instead of computing them again.
     Bad input raises ValueError (the same messages as `fairviz.groups.audit_attributes`).
     """
     tau = float(tau)
@@ -88,5 +91,5 @@ def build_report(
                               random_state=random_state, max_groups=max_groups)
     inputs = resolve_inputs(data, attributes, labels, score, groups, label)
     report = compute_report(inputs, settings, source_name=source_name, source_bytes=source_bytes, source=source,
-                            title=title, generated_at=generated_at, progress=progress)
+                            title=title, generated_at=generated_at, progress=progress, reuse=reuse)
     return render(report)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import math
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from fairviz import __version__, figures, metrics, theme
-from fairviz.groups import audit_attributes, prepare_groups
+from fairviz.groups import audit_attributes, audit_intervals, prepare_groups
 from fairviz.repair import RepairMap, repair_tradeoff
 from fairviz.report._inputs import ReportInputs, source_digest
 from fairviz.report._model import (
@@ -25,7 +27,7 @@ from fairviz.report._model import (
     ReportSettings,
 )
 from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
-from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test
+from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test, shared_nulls
 from fairviz.uncertainty import describe
 
 #: Cost per row of SPDD's permutations through `fairviz.permute` relative to the generic path
@@ -47,9 +49,11 @@ def auto_n_perm(n: int, n_groups: int, *, budget: float = 1.5e8, low: int = 50, 
 def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_name: str | None = None,
                    source_bytes: bytes | None = None, source: str | None = None, title: str | None = None,
                    generated_at: _dt.datetime | None = None,
-                   progress: Callable[[str], None] | None = None) -> AuditReport:
+                   progress: Callable[[str], None] | None = None, reuse: dict | None = None) -> AuditReport:
     """Audit every attribute, run the permutation tests and the repair: the whole report as data.
-    Bad input raises ValueError."""
+    ``reuse``: a dict kept with the data (the app keeps one per upload) in which the results that
+    do not depend on τ, alpha or the LL144 options (permutation tests, intervals, the repair) are
+    stored and read back by a later report of the same data. Bad input raises ValueError."""
     say = progress or (lambda stage: None)
     scores, attrs, y = inputs.scores, inputs.attributes, inputs.labels
     n = len(scores)
@@ -64,16 +68,14 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
                 "should hold a few values such as sex or race — is it an ID or a numeric column? "
                 "(or leave out intersections)")
     say("auditing every attribute")
-    multi = audit_attributes(scores, attrs, y, intersections=settings.intersections, n_boot=settings.n_boot,
-                             level=settings.level, random_state=settings.random_state, tau=settings.tau,
-                             alpha=settings.alpha, exclude_small=settings.exclude_small)
+    reuse = {} if reuse is None else reuse
+    multi, sections = _audit_sections(inputs, columns, settings, say, reuse)
     when = (generated_at or _dt.datetime.now(_dt.timezone.utc)).replace(microsecond=0)
-    sections = []
-    for idx, (name, res) in enumerate(multi.results.items()):
-        say(f"attribute {name}")
-        sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, multi.n_boot))
     say("repair")
-    repair = repair_section(inputs, columns, list(multi.results), settings.random_state)
+    key = ("repair", tuple(multi.results), settings.random_state)
+    if key not in reuse:
+        reuse[key] = repair_section(inputs, columns, list(multi.results), settings.random_state)
+    repair = reuse[key]
     say("writing the report")
     digest, digest_note = source_digest(inputs, source_bytes)
     data = data_summary(inputs, columns, multi, source_name=source_name, digest=digest,
@@ -83,6 +85,45 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
         generated_at=when.isoformat(), version=__version__, settings=settings, n_boot=multi.n_boot,
         has_labels=y is not None, data=data, attributes=tuple(sections), repair=repair,
         n_perms=tuple(sorted({s.perm.n_perm for s in sections})))
+
+
+def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say, reuse: dict):
+    """(`MultiAuditResult` with the intervals, the `AttributeSection` of each grouping). Each
+    grouping is prepared once; its permutation tests run before its intervals, whose uncertainty
+    asks for the same tests and reads their first draws (`shared_nulls`) instead of drawing again.
+    ``reuse``: the τ-independent results (tests, intervals) of an earlier report of the same data."""
+    with shared_nulls():
+        multi = audit_attributes(inputs.scores, inputs.attributes, inputs.labels, intersections=settings.intersections,
+                                 n_boot=0, level=settings.level, random_state=settings.random_state,
+                                 tau=settings.tau, alpha=settings.alpha, exclude_small=settings.exclude_small)
+        audited, sections = {}, []
+        for name, res in multi.results.items():  # see `_unsorted`
+            multi.results[name] = dataclasses.replace(res, prepared=_unsorted(res.prepared))
+        for idx, (name, res) in enumerate(multi.results.items()):
+            say(f"attribute {name}")
+            key = ("grouping", name, settings.n_boot, settings.level, settings.n_perm, settings.random_state)
+            if key not in reuse:
+                perm, perm_speo = _permutations(res.prepared, len(res.groups), settings)
+                reuse[key] = (perm, perm_speo, audit_intervals(
+                    res, settings.n_boot, level=settings.level, random_state=settings.random_state,
+                    n_perm=settings.n_perm) if settings.n_boot else res.audit)
+            perm, perm_speo, intervals = reuse[key]
+            res = dataclasses.replace(res, audit=intervals)
+            sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, perm, perm_speo))
+            # its sorts and curve are no longer needed: free them before the next grouping's work
+            audited[name] = dataclasses.replace(res, prepared=None)
+            sections[-1] = dataclasses.replace(sections[-1], result=audited[name])
+            multi.results[name] = audited[name]
+    return dataclasses.replace(multi, results=audited, n_boot=int(settings.n_boot)), sections
+
+
+def _unsorted(p: metrics.PreparedAudit) -> metrics.PreparedAudit:
+    """The same prepared rows without the sorts and curve derived so far. At 10⁶ rows those hold
+    about 100 MB per grouping; the report needs them again only for the grouping it is working
+    on, so they are re-derived then (a few tenths of a second each) and at most one grouping's
+    are in memory while its tests and bootstrap run."""
+    d = p.data
+    return metrics.PreparedAudit.from_codes(d.x, d.codes, p.groups, d.y, p.counts)
 
 
 def data_summary(inputs: ReportInputs, columns, multi, *, source_name, digest, digest_note, source) -> DataSummary:
@@ -102,26 +143,27 @@ def data_summary(inputs: ReportInputs, columns, multi, *, source_name, digest, d
         attribute_names=tuple(inputs.attributes), source_note=source, attributes=tuple(statuses))
 
 
-def _permutations(xk, codes, yk, n_groups: int, settings: ReportSettings):
-    """(SPDD's permutation test, SPEO's or None) on the known rows of one grouping."""
-    n_perm = settings.n_perm
-    k_perm = n_perm if n_perm is not None else auto_n_perm(len(xk), n_groups)
-    perm = permutation_test(xk, codes, metric="spdd", n_perm=k_perm, random_state=settings.random_state)
-    if yk is None:
+def _permutations(prepared: metrics.PreparedAudit, n_groups: int, settings: ReportSettings):
+    """(SPDD's permutation test, SPEO's or None) on the prepared known rows of one grouping (run
+    before the intervals, whose uncertainty then reads the first draws of these tests)."""
+    d, n_perm = prepared.data, settings.n_perm
+    k_perm = n_perm if n_perm is not None else auto_n_perm(d.n, n_groups)
+    perm = permutation_test(d.x, d.codes, metric="spdd", n_perm=k_perm, random_state=settings.random_state)
+    if d.y is None:
         return perm, None
     # SPEO's statistic costs about four times SPDD's per permutation: a quarter budget
-    k_speo = n_perm if n_perm is not None else auto_n_perm(len(xk), n_groups, budget=0.4e8, metric="speo")
-    return perm, permutation_test(xk, codes, yk, metric="speo", n_perm=k_speo, random_state=settings.random_state)
+    k_speo = n_perm if n_perm is not None else auto_n_perm(d.n, n_groups, budget=0.4e8, metric="speo")
+    return perm, permutation_test(d.x, d.codes, d.y, metric="speo", n_perm=k_speo,
+                                  random_state=settings.random_state)
 
 
 def attribute_section(anchor: str, res, col, inputs: ReportInputs, settings: ReportSettings,
-                      n_boot: int) -> AttributeSection:
-    """Everything the report shows for one attribute or intersection (`res`: its `AttributeAudit`)."""
+                      perm, perm_speo) -> AttributeSection:
+    """Everything the report shows for one attribute or intersection (`res`: its `AttributeAudit`
+    with the intervals; ``perm`` / ``perm_speo``: its permutation tests)."""
     known = col.known
-    xk = inputs.scores[known]
-    yk = None if inputs.labels is None else inputs.labels[known]
+    xk = res.prepared.data.x if res.prepared is not None else inputs.scores[known]
     disp = col.values(known_only=True)  # labels as written: figures escape them for Plotly
-    perm, perm_speo = _permutations(xk, col.codes[known], yk, len(col.labels), settings)
     name_text = theme.plotly_text(res.name)
     prep = res.prepared  # the grouping as audited: its curve needs no new check or sort
     curve = prep.dp_curve() if prep is not None and prep.groups == tuple(col.labels) else metrics.dp_curve(xk, disp)
@@ -197,7 +239,7 @@ def repair_section(inputs: ReportInputs, columns, audited: list[str], random_sta
     finest, rows = _finest_rows(columns, audited)
     col = columns[finest]
     x = inputs.scores[rows]
-    g = col.values(known_only=False)[rows]
+    g = col.codes[rows]  # integer codes: the repair and its numbers need no labels, only groups
     rmap = RepairMap(n_quantiles=None).fit(x, g)
     full = rmap.repaired_full(x, g)
     half = 0.5 * x + 0.5 * full
@@ -207,19 +249,20 @@ def repair_section(inputs: ReportInputs, columns, audited: list[str], random_sta
         c = columns[name]
         if not set(c.attributes) <= set(col.attributes):
             continue
-        gv = c.values(known_only=False)[rows]
-        if len(set(gv.tolist())) < 2:
-            continue
-        s0, s5, s1 = (metrics.spdd(v, gv) for v in (x, half, full))
-        table.append(RepairRow(name, s0, s5, s1, 1.0 - s1 / s0 if s0 > 0 else float("nan")))
+        s0, s5, s1 = _spdd_by(c.codes[rows], (x, half, full))
+        if not math.isnan(s0):
+            table.append(RepairRow(name, s0, s5, s1, 1.0 - s1 / s0 if s0 > 0 else float("nan")))
+    # θ = 0.5 among the drawn strengths: the accuracy rows are rows of the trade-off table
+    trade = repair_tradeoff(x, g, yr, strengths=(0.0, 0.25, 0.5, 0.75, 1.0), repair_map=rmap,
+                            repaired=full)
     accuracy = None
     if yr is not None:
-        accuracy = tuple(AccuracyRow(label, metrics.pcc(v, yr), metrics.srcc(v, yr), metrics.speo(v, yr, g))
-                         for label, v in (("original", x), ("θ = 0.5", half), ("θ = 1", full)))
-    trade = repair_tradeoff(x, g, yr, strengths=np.linspace(0.0, 1.0, 6), repair_map=rmap)
+        at = trade.set_index("strength")
+        accuracy = tuple(AccuracyRow(label, float(at.at[t, "pcc"]), float(at.at[t, "srcc"]), float(at.at[t, "speo"]))
+                         for label, t in (("original", 0.0), ("θ = 0.5", 0.5), ("θ = 1", 1.0)))
     first = col.attributes[0]
     g_first = np.asarray(columns[first].values(known_only=False)[rows], dtype=object)
-    before, after, error = _heldout(x, g, random_state)
+    before, after, error = _heldout(x, col.values(known_only=False)[rows], random_state)
     return RepairSection(
         by=finest, first_attribute=first, n_rows=int(rows.sum()), rows=tuple(table), accuracy=accuracy,
         tradeoff_figure=repair_tradeoff_figure(
@@ -228,6 +271,18 @@ def repair_section(inputs: ReportInputs, columns, audited: list[str], random_sta
             full, g_first, reference_scores=x, reference_name="before repair",
             title=f"Scores by {theme.plotly_text(first)} after the full repair (θ = 1); dotted: before"),
         heldout_before=before, heldout_after=after, heldout_error=error)
+
+
+def _spdd_by(codes: np.ndarray, versions) -> tuple[float, ...]:
+    """SPDD of each scores array in ``versions`` (each (n,)) by the group ``codes`` (n,), the
+    groups encoded once; NaN for all when fewer than two groups have rows."""
+    present = np.flatnonzero(np.bincount(codes, minlength=int(codes.max()) + 1))
+    if len(present) < 2:
+        return tuple(float("nan") for _ in versions)
+    dense = np.searchsorted(present, codes)  # codes 0..k−1 of the groups with rows
+    counts = np.bincount(dense, minlength=len(present))
+    return tuple(metrics.PreparedAudit.from_codes(v, dense, tuple(range(len(present))), None, counts).spdd()
+                 for v in versions)
 
 
 def _heldout(x: np.ndarray, g: np.ndarray, random_state: int):

@@ -24,7 +24,12 @@ group sizes), summed by blocks (`fairviz.permute`), on as many threads as help.
 
 from fairviz.metrics._rates import FOUR_FIFTHS
 from fairviz.significance._band import DPBand, dp_band
-from fairviz.significance._permutation import FAST_PERM_MAX_GROUPS, PermutationResult, permutation_test
+from fairviz.significance._permutation import (
+    FAST_PERM_MAX_GROUPS,
+    PermutationResult,
+    permutation_test,
+    shared_nulls,
+)
 from fairviz.significance._rates import (
     FISHER_MIN_EXPECTED,
     RATE_TEST_COLUMNS,
@@ -43,6 +48,7 @@ __all__ = [
     "scoring_rate_tests",
     "PermutationResult",
     "permutation_test",
+    "shared_nulls",
     "FISHER_MIN_EXPECTED",
     "FOUR_FIFTHS",
     "FAST_PERM_MAX_GROUPS",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +18,41 @@ from fairviz.permute import observed_spdd, spdd_null
 #: SPDD permutations go through `fairviz.permute` up to this many groups (beyond, its per-group
 #: block sums cost more than the generic step integral).
 FAST_PERM_MAX_GROUPS = 16
+
+#: Nulls already drawn, while a `shared_nulls` block is active (None outside one).
+_NULLS: ContextVar[dict | None] = ContextVar("fairviz_permutation_nulls", default=None)
+
+
+@contextmanager
+def shared_nulls(store: dict | None = None) -> Iterator[dict]:
+    """Within this block, a permutation test of data, metric and seed already tested reuses the
+    draws: permutation r is the same whatever ``n_perm`` is (its own seed, or the r-th successive
+    shuffle), so a test of ``m`` permutations after one of ``M >= m`` takes the first ``m`` null
+    values — the numbers of a fresh test, without the work. The report and the Audit page run the
+    SPDD test (1,000 shuffles) and then the intervals, whose uncertainty asks for the same test
+    again. ``store``: a dict to keep the nulls in beyond the block (e.g. per uploaded file);
+    None: the enclosing block's store, or a new one."""
+    if store is None:
+        store = _NULLS.get()
+        store = {} if store is None else store
+    token = _NULLS.set(store)
+    try:
+        yield store
+    finally:
+        _NULLS.reset(token)
+
+
+def _null_key(metric: str, x: np.ndarray, codes: np.ndarray, labels: Any, random_state) -> tuple | None:
+    """The key of a test in the `shared_nulls` store: a digest of the data (scores, group codes by
+    first appearance, labels), the metric and the seed; None when the draws are not reproducible."""
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+        return None
+    h = hashlib.blake2b(digest_size=20)
+    h.update(np.ascontiguousarray(x).view(np.uint8))
+    h.update(np.ascontiguousarray(codes, dtype=np.int64).view(np.uint8))
+    if metric == "speo" and labels is not None:
+        h.update(np.ascontiguousarray(np.asarray(labels, dtype=np.float64).reshape(-1)).view(np.uint8))
+    return metric, int(random_state), len(x), h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -38,6 +76,12 @@ class PermutationResult:
     null_values: np.ndarray = field(repr=False, compare=False)
 
     @property
+    def resolution(self) -> float:
+        """The smallest p-value this many permutations can give, 1 / (n_perm + 1): a p-value
+        equal to it means "no shuffle reached the observed value", i.e. p ≤ resolution."""
+        return 1.0 / (self.n_perm + 1)
+
+    @property
     def chance_level(self) -> float:
         """The 95 % quantile of the null (the top of the chance band), if computed, else the max."""
         return float(self.null_quantiles.get(0.95, np.max(self.null_values)))
@@ -47,7 +91,7 @@ class PermutationResult:
             "metric": self.metric, "observed": self.observed, "p_value": self.p_value,
             "null_mean": self.null_mean, "null_std": self.null_std,
             "null_quantiles": {str(q): v for q, v in self.null_quantiles.items()},
-            "n_perm": self.n_perm,
+            "n_perm": self.n_perm, "p_value_resolution": self.resolution,
         }
 
 
@@ -102,8 +146,43 @@ def _gap_statistic(metric: str, xs: np.ndarray, order: np.ndarray, labels: Any, 
     z = vals[by_value]
     rows = np.concatenate([np.arange(len(xs)), np.arange(len(xs))])[by_value]
     is_label = (by_value >= len(xs)).astype(np.intp)  # tag 2g: min(score, label); 2g + 1: label
+    if n_groups == 2:
+        return _two_group_speo(z, rows, is_label.astype(bool), counts)
     gap = _eo_gap_fn(counts)
     return lambda c: _integrate_gap(z, 2 * c[rows].astype(np.intp) + is_label, 2 * n_groups, gap)
+
+
+def _two_group_speo(z: np.ndarray, rows: np.ndarray, is_label: np.ndarray, counts: np.ndarray):
+    """SPEO of two groups as f(c) over the 2n sorted breakpoints ``z`` (``rows``: the sorted row of
+    each, ``is_label``: True for a label entry): the same integral as the generic kernel, with
+    group 0's counts read off the totals (group-independent, counted once), so a labeling costs
+    one gather and two cumulative sums instead of one pass per tag. Counts are exact integers."""
+    m = len(z)
+    dz = np.diff(z)
+    tot_b = np.cumsum(is_label)[:-1]  # label entries at or before each breakpoint, both groups
+    n0, n1 = float(counts[0]), float(counts[1])
+    a0_base = n0 - (np.arange(1, m) - tot_b)  # group 0's A = a0_base + group 1's count so far
+    b0_base = n0 - tot_b
+    not_label = ~is_label
+    # scratch reused by every labeling (the statistic runs in one thread); int32 cumulative
+    # sums are several times faster than numpy's default int64 ones over booleans
+    mask, ca, cb = np.empty(m, np.bool_), np.empty(m, np.int32), np.empty(m, np.int32)
+    r0, r1, den = np.empty(m - 1), np.empty(m - 1), np.empty(m - 1)
+
+    def stat(c: np.ndarray) -> float:
+        g1 = c[rows].view(np.bool_) if c.dtype == np.uint8 else c[rows] == 1
+        np.cumsum(np.logical_and(g1, not_label, out=mask), dtype=np.int32, out=ca)
+        np.cumsum(np.logical_and(g1, is_label, out=mask), dtype=np.int32, out=cb)
+        a1, b1 = ca[:-1], cb[:-1]
+        np.subtract(n1, a1, out=r1)  # group 1: A / max(B, 1) (no Y > τ: A = 0, rate 0)
+        np.subtract(n1, b1, out=den)
+        np.divide(r1, np.maximum(den, 1.0, out=den), out=r1)
+        np.add(a0_base, a1, out=r0)
+        np.add(b0_base, b1, out=den)
+        np.divide(r0, np.maximum(den, 1.0, out=den), out=r0)
+        return float(np.abs(np.subtract(r0, r1, out=r0), out=r0) @ dz)
+
+    return stat
 
 
 def _shuffled_null(stat, c: np.ndarray, n_perm: int, random_state, progress) -> np.ndarray:
@@ -138,7 +217,8 @@ def permutation_test(
     `FAST_PERM_MAX_GROUPS` groups takes `fairviz.permute`'s block sums over random relabelings
     instead (two groups: 1,000 permutations of 10⁶ rows in seconds, on two threads). See the
     module docstring for the exact schemes. ``progress(done, n_perm)`` is called as
-    permutations finish. The smallest p-value is 1 / (n_perm + 1).
+    permutations finish. The smallest p-value is 1 / (n_perm + 1) (`PermutationResult.resolution`).
+    Inside `shared_nulls`, a test already run on the same data and seed is not run again.
     """
     _check_permutation_args(metric, n_perm, quantiles)
     x = _finite_scores(scores)
@@ -146,18 +226,30 @@ def permutation_test(
     codes, n_groups = _codes_by_appearance(groups, n)
     if metric == "speo" and labels is None:
         raise ValueError("metric='speo' needs labels")
+    store = _NULLS.get()
+    key = None if store is None else _null_key(metric, x, codes, labels, random_state)
+    if key is not None and key in store and len(store[key][1]) >= n_perm:
+        observed, null = store[key]
+        if progress is not None:
+            progress(int(n_perm), int(n_perm))
+        return _permutation_result(metric, observed, null[: int(n_perm)].copy(), quantiles, random_state)
+    observed, null = _draw_null(metric, x, codes, n_groups, labels, int(n_perm), random_state, progress)
+    if key is not None:
+        store[key] = (observed, null)
+    return _permutation_result(metric, observed, null, quantiles, random_state)
+
+
+def _draw_null(metric, x, codes, n_groups, labels, n_perm, random_state, progress) -> tuple[float, np.ndarray]:
+    """(the statistic on the data, (n_perm,) its values under shuffled groups)."""
     order = np.argsort(x, kind="stable")
     xs = x[order]
     c = codes[order].astype(np.uint8 if n_groups < 256 else np.int64)
     counts = np.bincount(codes, minlength=n_groups)
     if metric == "spdd" and n_groups <= FAST_PERM_MAX_GROUPS:
-        observed = observed_spdd(xs, c, counts)
-        null = spdd_null(xs, counts, int(n_perm), random_state, progress=progress)
-    else:
-        stat = _gap_statistic(metric, xs, order, labels, counts)
-        observed = float(stat(c))
-        null = _shuffled_null(stat, c, int(n_perm), random_state, progress)
-    return _permutation_result(metric, observed, null, quantiles, random_state)
+        return observed_spdd(xs, c, counts), spdd_null(xs, counts, n_perm, random_state, progress=progress)
+    stat = _gap_statistic(metric, xs, order, labels, counts)
+    observed = float(stat(c))
+    return observed, _shuffled_null(stat, c, n_perm, random_state, progress)
 
 
 def _permutation_result(metric, observed, null, quantiles, random_state) -> PermutationResult:
