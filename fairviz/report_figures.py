@@ -78,7 +78,7 @@ def permutation_figure(result: Any, *, title: str | None = "SPDD against its cha
 def repair_tradeoff_figure(table: pd.DataFrame, *, title: str | None = "Repair strength θ: fairness and accuracy") -> go.Figure:
     """SPDD against θ (left axis) and, when present, PCC / SRCC against θ (right axis).
 
-    ``table``: `fairviz.repair.repair_tradeoff` output (columns strength, spdd, pcc, srcc, ...).
+    ``table``: `fairviz.repair_tradeoff.repair_tradeoff` output (columns strength, spdd, pcc, srcc, ...).
     """
     if len(table) == 0:
         raise ValueError("repair_tradeoff_figure needs at least one row")

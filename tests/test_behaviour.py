@@ -10,7 +10,8 @@ import pytest
 import scipy.stats as ss
 
 from fairviz import metrics as M
-from fairviz.repair import RepairMap, repair_tradeoff
+from fairviz.repair import RepairMap
+from fairviz.repair_tradeoff import repair_tradeoff
 from fairviz.train import train
 from tests.test_train import tiny_config, tiny_features
 

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import rankdata, wasserstein_distance
 
-from fairviz.repair import RepairMap, check_strength, repair_tradeoff, wasserstein_repair
+from fairviz.repair import RepairMap, check_strength, wasserstein_repair
+from fairviz.repair_tradeoff import repair_tradeoff
 
 
 def w1(scores, groups, a=0, b=1):

@@ -20,7 +20,7 @@ from plotly.offline import get_plotlyjs
 from fairviz import metrics
 from fairviz import report as report_package
 from fairviz.cli import main
-from fairviz.repair import repair_tradeoff
+from fairviz.repair_tradeoff import repair_tradeoff
 from fairviz.report import ReportSettings, auto_n_perm, build_report, compute_report, data_fingerprint, render
 from fairviz.report._inputs import resolve_inputs
 from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure

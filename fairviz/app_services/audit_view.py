@@ -15,7 +15,8 @@ from fairviz import figures, metrics, theme
 from fairviz.app_support import METRIC_NAMES, metric_value
 from fairviz.groups import AttributeAudit, audit_intervals
 from fairviz.metrics import FOUR_FIFTHS
-from fairviz.repair import RepairMap, repair_tradeoff
+from fairviz.repair import RepairMap
+from fairviz.repair_tradeoff import repair_tradeoff
 from fairviz.significance import PermutationResult, permutation_test, rate_tests
 
 #: The column of `rate_tests_display` that flags an impact ratio under four-fifths.

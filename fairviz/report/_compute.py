@@ -12,7 +12,8 @@ import pandas as pd
 
 from fairviz import __version__, figures, metrics, theme
 from fairviz.groups import audit_attributes, audit_intervals, prepare_groups
-from fairviz.repair import RepairMap, repair_tradeoff
+from fairviz.repair import RepairMap
+from fairviz.repair_tradeoff import repair_tradeoff
 from fairviz.report._inputs import ReportInputs, source_digest
 from fairviz.report._model import (
     AccuracyRow,
