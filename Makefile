@@ -59,9 +59,11 @@ fuzz: install-test
 screenshots: install-test
 	FAIRVIZ_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/test_browser.py
 
-# Rebuild the runs shipped in models/ (the six methods and the λ_W sweep at α = 4).
+# Rebuild the runs shipped in models/ (the methods, the λ_W and λ_sw sweeps at α = 4). One torch
+# thread: float sums in another order change the trained weights, so the same runs come out on
+# every machine whatever its core count.
 models: install
-	$(PY) -m fairviz ship-models --out models
+	$(PY) -m fairviz ship-models --out models --threads 1
 
 bench: install-test
 	$(PY) bench/bench_metrics.py

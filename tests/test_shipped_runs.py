@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fairviz.cli.ship import SWEEP_LAMBDA_WS
+from fairviz.cli.ship import FAIROFFSET_LAMBDA_SWS, SWEEP_LAMBDA_WS
 from fairviz.paths import REPO_ROOT
 from fairviz.runs import list_runs, load_run
 from fairviz.train import METHOD_NAMES, compute_metrics, spdd_floor
 
 MODELS = REPO_ROOT / "models"
-# the fairoffset knob (fsweep-*) and the adaptive sweep runs come with a full `make models`; the
-# shipped folder may lack them
-EXPECTED = [f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
+# what `make models` makes, but the adaptive sweep runs (their weights depend on the curve)
+EXPECTED = ([f"a4-{m}" for m in METHOD_NAMES] + [f"sweep-a4-lw{lw:g}" for lw in SWEEP_LAMBDA_WS]
+            + [f"fsweep-a4-lsw{v:g}" for v in FAIROFFSET_LAMBDA_SWS])
 
 
 def test_every_shipped_run_is_present_and_valid():
