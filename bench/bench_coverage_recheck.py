@@ -159,6 +159,8 @@ def main(argv=None) -> int:
     ap.add_argument("--render", nargs="*", metavar="FILE",
                     help="print the table of the trials saved in --out and these files")
     ap.add_argument("--write", action="store_true", help="with --render: put the table in docs/STATISTICS.md")
+    ap.add_argument("--shard", default="0/1", metavar="I/N",
+                    help="run only the plan's cells at positions ≡ I mod N (N processes, N --out files)")
     ap.add_argument("--first", default="/tmp/fairviz-coverage.jsonl",
                     help="bench_coverage.py's cache: its numbers are shown beside the recheck's")
     args = ap.parse_args(argv)
@@ -166,7 +168,8 @@ def main(argv=None) -> int:
     if args.plan:
         done = {c["key"] for c in load(out)}
         t0 = time.time()
-        for n, k, m, ties, d, trials in PLANS[args.plan]:
+        shard, shards = (int(v) for v in args.shard.split("/"))
+        for n, k, m, ties, d, trials in PLANS[args.plan][shard::shards]:
             key = f"{n}/{k}/{m}/{ties}/{d}/{trials}/{args.boot}/{args.perm}"
             if key in done:
                 continue
@@ -178,7 +181,8 @@ def main(argv=None) -> int:
             r = cell_row(c)
             print(f"[{time.time() - t0:6.0f} s] {key}: new {r['new']} upper {r['upper']}", flush=True)
     if args.render is not None:
-        cells = [c for path in [out, *map(Path, args.render)] for c in load(path)]
+        # one cell per key: shards' files may repeat the cells done before the split
+        cells = list({c["key"]: c for path in [out, *map(Path, args.render)] for c in load(path)}.values())
         body = f"Measured {time.strftime('%Y-%m-%d')} on {bc.machine()}.\n\n{summary(cells)}\n\n{render(cells, load_first(Path(args.first)))}"
         print(body)
         if args.write:
