@@ -41,11 +41,14 @@ PLANS = {
     "mid": [(10_000, 2, True, False, 0.03, 500)] + [
         (10_000, k, m, False, d, 500) for d in (0.1, 0.03, 0.0, 0.01, 0.005, 0.002)
         for k in (2, 4) for m in (False, True) if (k, m, d) != (2, True, 0.03)],
+    # a helper process walking "mid" from its far end (the smallest δ first)
+    "mid_tail": [],
     "large": [(100_000, k, m, False, d, 100) for d in (0.1, 0.03, 0.0, 0.01, 0.005, 0.002)
               for k in (2, 4) for m in (False, True)],
     # the fair model and the far case at 10⁵ rows, fewer trials (2 s of CPU a trial)
     "large50": [(100_000, k, m, False, d, 50) for d in (0.0, 0.1) for k in (2, 4) for m in (False, True)],
 }
+PLANS["mid_tail"] = PLANS["mid"][::-1]
 
 
 def trials_of(n, k, minority, ties, delta, trials, n_boot, n_perm):
