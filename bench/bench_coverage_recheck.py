@@ -39,11 +39,16 @@ PLANS = {
         (n, k, m, True, d, 2000) for n in (10_000, 100_000) for k in (2, 4) for m in (False, True)
         for d in (0.03, 0.1) if (n, k, m, d) != (100_000, 4, True, 0.1)],
     "mid": [(10_000, 2, True, False, 0.03, 500)] + [
-        (10_000, k, m, False, d, 500) for d in (0.1, 0.03, 0.01, 0.005, 0.002, 0.0)
+        (10_000, k, m, False, d, 500) for d in (0.1, 0.03, 0.0, 0.01, 0.005, 0.002)
         for k in (2, 4) for m in (False, True) if (k, m, d) != (2, True, 0.03)],
+    # a helper process walking "mid" from its far end (the smallest δ first)
+    "mid_tail": [],
     "large": [(100_000, k, m, False, d, 100) for d in (0.1, 0.03, 0.0, 0.01, 0.005, 0.002)
               for k in (2, 4) for m in (False, True)],
+    # the fair model and the far case at 10⁵ rows, fewer trials (2 s of CPU a trial)
+    "large50": [(100_000, k, m, False, d, 50) for d in (0.0, 0.1) for k in (2, 4) for m in (False, True)],
 }
+PLANS["mid_tail"] = PLANS["mid"][::-1]
 
 
 def trials_of(n, k, minority, ties, delta, trials, n_boot, n_perm):
@@ -73,19 +78,35 @@ def ci(hits: int, trials: int) -> tuple[float, float]:
 
 
 def cell_row(c) -> dict:
+    """Counts of hits with their Clopper–Pearson intervals: (hits, low, high) per quantity;
+    "reject" counts p ≤ 5 % (the false-positive rate where the truth is 0)."""
     t = c["trials"]
     truth = c["truth"]
-    lo, hi, up = (np.asarray(c["t"][key]) for key in ("lo", "hi", "up"))
+    lo, hi, up, p = (np.asarray(c["t"][key]) for key in ("lo", "hi", "up", "p"))
     q = np.asarray(c["t"]["q"])
-    new = int(np.sum((lo <= truth) & (truth <= hi)))
-    upper = int(np.sum(truth <= up))
-    old = int(np.sum((q[:, 0] <= truth) & (truth <= q[:, 3])))
-    return {"new": (new, *ci(new, t)), "upper": (upper, *ci(upper, t)), "old": (old, *ci(old, t))}
+    hits = {"new": int(np.sum((lo <= truth) & (truth <= hi))), "upper": int(np.sum(truth <= up)),
+            "old": int(np.sum((q[:, 0] <= truth) & (truth <= q[:, 3]))), "reject": int(np.sum(p <= 0.05))}
+    return {key: (h, *ci(h, t)) for key, h in hits.items()}
 
 
-def render(cells) -> str:
+def _first_key(c) -> str:
+    """The cell's key in bench_coverage.py's cache (its first run, other seeds)."""
+    return f"{c['n']}/{c['k']}/{c['minority']}/{c['ties']}/{c['delta']}"
+
+
+def _first_text(first: dict, c) -> str:
+    f = first.get(_first_key(c))
+    if f is None:
+        return "–"
+    return (f"{f['trials']}: {100 * f['new_cover']:.1f} / {100 * f['upper_cover']:.1f} / "
+            f"{100 * f['reject5']:.1f}")
+
+
+def render(cells, first: dict) -> str:
+    """The markdown table; `first` maps `_first_key` to bench_coverage.py's cell dicts."""
     head = ("| n | groups | minority | ties | true SPDD | trials | new CI covers % (95 % CI) | "
-            "upper bound covers % (95 % CI) | old CI covers % |\n|---|---|---|---|---|---|---|---|---|")
+            "upper bound covers % (95 % CI) | old CI covers % | rejects at 5 % (95 % CI) | "
+            "first run: trials: new / upper / rejects % |\n|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for c in sorted(cells, key=lambda c: (c["n"], c["ties"], c["k"], c["minority"], c["delta"])):
         r = cell_row(c)
@@ -97,8 +118,35 @@ def render(cells) -> str:
 
         lines.append(f"| {c['n']:,} | {c['k']} | {'10 %' if c['minority'] else 'no'} | "
                      f"{'yes' if c['ties'] else 'no'} | {c['truth']:.4f} | {t} | {fmt(r['new'])} | "
-                     f"{fmt(r['upper'])} | {100 * r['old'][0] / t:.1f} |")
+                     f"{fmt(r['upper'])} | {100 * r['old'][0] / t:.1f} | {fmt(r['reject'], False)} | "
+                     f"{_first_text(first, c)} |")
     return "\n".join(lines)
+
+
+def summary(cells) -> str:
+    """The lowest coverages and the pooled false-positive rate of the rechecked cells."""
+    rows = [(c, cell_row(c)) for c in cells]
+
+    def low(key):
+        c, r = min(rows, key=lambda cr: cr[1][key][0] / cr[0]["trials"])
+        return (f"{100 * r[key][0] / c['trials']:.1f} % ({c['n']:,} rows, {c['k']} groups, "
+                f"{'10 % minority' if c['minority'] else 'balanced'}, {'ties' if c['ties'] else 'no ties'}, "
+                f"true SPDD {c['truth']:.4f}, {c['trials']} trials)")
+
+    null = [(c, r) for c, r in rows if c["truth"] == 0.0]
+    lines = [f"- Lowest coverage over these {len(rows)} cells: new interval {low('new')}; "
+             f"upper bound {low('upper')}."]
+    if null:
+        hits, t = sum(r["reject"][0] for _, r in null), sum(c["trials"] for c, _ in null)
+        lo, hi = ci(hits, t)
+        lines.append(f"- Permutation test at true SPDD = 0, 5 % level: {hits} rejections in {t} trials "
+                     f"over {len(null)} cells = **{100 * hits / t:.1f} %** ({100 * lo:.1f}–{100 * hi:.1f}).")
+    return "\n".join(lines)
+
+
+def load_first(path: Path) -> dict:
+    """bench_coverage.py's cached SPDD cells by `_first_key` (empty if the cache is gone)."""
+    return {_first_key(c): c for c in load(path) if c["key"].startswith("spdd/")}
 
 
 def load(path: Path) -> list[dict]:
@@ -114,12 +162,17 @@ def main(argv=None) -> int:
     ap.add_argument("--render", nargs="*", metavar="FILE",
                     help="print the table of the trials saved in --out and these files")
     ap.add_argument("--write", action="store_true", help="with --render: put the table in docs/STATISTICS.md")
+    ap.add_argument("--shard", default="0/1", metavar="I/N",
+                    help="run only the plan's cells at positions ≡ I mod N (N processes, N --out files)")
+    ap.add_argument("--first", default="/tmp/fairviz-coverage.jsonl",
+                    help="bench_coverage.py's cache: its numbers are shown beside the recheck's")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.plan:
         done = {c["key"] for c in load(out)}
         t0 = time.time()
-        for n, k, m, ties, d, trials in PLANS[args.plan]:
+        shard, shards = (int(v) for v in args.shard.split("/"))
+        for n, k, m, ties, d, trials in PLANS[args.plan][shard::shards]:
             key = f"{n}/{k}/{m}/{ties}/{d}/{trials}/{args.boot}/{args.perm}"
             if key in done:
                 continue
@@ -131,8 +184,9 @@ def main(argv=None) -> int:
             r = cell_row(c)
             print(f"[{time.time() - t0:6.0f} s] {key}: new {r['new']} upper {r['upper']}", flush=True)
     if args.render is not None:
-        cells = [c for path in [out, *map(Path, args.render)] for c in load(path)]
-        body = f"Measured {time.strftime('%Y-%m-%d')} on {bc.machine()}.\n\n{render(cells)}"
+        # one cell per key: shards' files may repeat the cells done before the split
+        cells = list({c["key"]: c for path in [out, *map(Path, args.render)] for c in load(path)}.values())
+        body = f"Measured {time.strftime('%Y-%m-%d')} on {bc.machine()}.\n\n{summary(cells)}\n\n{render(cells, load_first(Path(args.first)))}"
         print(body)
         if args.write:
             bc.update_section("recheck", body, bc.DOC)
