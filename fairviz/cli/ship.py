@@ -19,6 +19,7 @@ test metrics is written next to them.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -26,9 +27,10 @@ from pathlib import Path
 from fairviz.atomic import write_text
 from fairviz.cli._common import fmt_num
 from fairviz.cli.train import TqdmProgress, set_threads, summary_lines
+from fairviz.jsonsafe import dumps
 from fairviz.methods import ALL_METHODS, COMPARED_METHODS
 from fairviz.postprocess import load_repair, pipeline_metrics, repair_label, repaired_test
-from fairviz.runs import list_runs, read_predictions, save_run
+from fairviz.runs import METRICS_FILE, list_runs, read_predictions, save_run
 from fairviz.sweeps import SweepPlan, sweep_run_name
 
 # dense below 1, where the W1 term collapses the scores; `--adaptive` refines where it still jumps
@@ -76,6 +78,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", default=None, help="rebuild only these run names")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--refresh-metrics", action="store_true",
+                   help="train nothing: recompute every run's stored test metrics under --out from its "
+                        "predictions.csv (same resamples and seed), e.g. after the metrics code changed")
     p.set_defaults(func=run)
     return p
 
@@ -85,6 +90,8 @@ def run(args) -> int:
     from fairviz.experiments import sweep_table  # noqa: PLC0415
     from fairviz.train import load_features  # noqa: PLC0415
 
+    if args.refresh_metrics:
+        return _refresh_metrics(Path(args.out), args)
     set_threads(args)
     extra = {"epochs": args.epochs} if args.epochs else {}
     configs = shipped_configs(args.alpha, args.seed, args.lambda_ws, **extra)
@@ -114,6 +121,26 @@ def run(args) -> int:
         n_runs += len(new)
     write_text(out / "README.md", _readme(list_runs(out), args))
     print(f"{n_runs} runs in {time.perf_counter() - t0:.0f} s under {out}", file=sys.stderr)
+    return 0
+
+
+def _refresh_metrics(out: Path, args) -> int:
+    """Rewrite each run's ``metrics.json`` with the test metrics recomputed from its stored test
+    predictions (its own ``n_boot`` and ``random_state``); every other stored key is kept."""
+    from fairviz.train import compute_metrics  # noqa: PLC0415 - imports torch: only for this mode
+
+    runs = list_runs(out)
+    if not len(runs):
+        raise ValueError(f"no run folders under {out}")
+    for info in runs:
+        path = info.path / METRICS_FILE
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        test = read_predictions(info.path).query("split == 'test'")
+        again = compute_metrics(test["score"].to_numpy(), test["group"].to_numpy(), test["label"].to_numpy(),
+                                stored["n_boot"], random_state=stored["random_state"])
+        write_text(path, dumps({**stored, **again}, indent=2) + "\n")
+        print(f"{info.name}: metrics recomputed", flush=True)
+    write_text(out / "README.md", _readme(list_runs(out), args))
     return 0
 
 
