@@ -84,3 +84,24 @@ def test_shipped_run_can_be_repaired_from_its_validation_rows(name):
     assert fitted.n_fit_ == int((preds["split"] == "val").sum()) > 0
     if (MODELS / name / postprocess.REPAIR_FILE).exists():
         assert postprocess.load_repair(MODELS / name, preds).to_dict() == fitted.to_dict()
+
+
+def test_refresh_metrics_recomputes_stored_test_metrics_and_keeps_the_rest(tmp_path):
+    """`ship-models --refresh-metrics` rewrites each run's test metrics from its predictions (same
+    resamples and seed) and keeps the keys training wrote (validation numbers, best epoch, floor)."""
+    import json
+    import shutil
+
+    from fairviz.cli import main
+
+    out = tmp_path / "models"
+    shutil.copytree(MODELS / "a4-mmd", out / "a4-mmd")
+    path = out / "a4-mmd" / "metrics.json"
+    original = json.loads(path.read_text(encoding="utf-8"))
+    damaged = {**original, "pcc": {"value": -1.0}, "spdd": {"value": 9.0}}
+    path.write_text(json.dumps(damaged), encoding="utf-8")
+    assert main(["ship-models", "--out", str(out), "--refresh-metrics"]) == 0
+    again = json.loads(path.read_text(encoding="utf-8"))
+    assert _close(again, original)
+    assert (out / "README.md").is_file()
+    assert main(["ship-models", "--out", str(tmp_path / "empty"), "--refresh-metrics"]) == 2
