@@ -46,8 +46,9 @@ def audit_views(data_key: str, _scores, _attributes, _labels, n_boot: int):
 
 @st.cache_resource(show_spinner=False, max_entries=8, ttl=UPLOAD_TTL_S)
 def null_store(data_key: str) -> dict:
-    """The permutation nulls drawn for this data (`fairviz.significance.shared_nulls`): the
-    intervals and the report read the page's 1,000-shuffle test instead of drawing it again."""
+    """The permutation nulls drawn for this data (`fairviz.significance.shared_nulls`): a later
+    test of the same data and seed with no more shuffles than already drawn (the intervals, the
+    report) reads them instead of drawing again."""
     return {}
 
 

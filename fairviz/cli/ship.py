@@ -130,11 +130,13 @@ def _refresh_metrics(out: Path, args) -> int:
     from fairviz.train import compute_metrics  # noqa: PLC0415 - imports torch: only for this mode
 
     runs = list_runs(out)
-    if not len(runs):
+    if not runs:
         raise ValueError(f"no run folders under {out}")
     for info in runs:
         path = info.path / METRICS_FILE
         stored = json.loads(path.read_text(encoding="utf-8"))
+        if not {"n_boot", "random_state"} <= stored.keys():
+            raise ValueError(f"{path} does not name its n_boot and random_state; retrain {info.name} instead")
         test = read_predictions(info.path).query("split == 'test'")
         again = compute_metrics(test["score"].to_numpy(), test["group"].to_numpy(), test["label"].to_numpy(),
                                 stored["n_boot"], random_state=stored["random_state"])

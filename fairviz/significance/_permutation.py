@@ -234,8 +234,8 @@ def permutation_test(
             progress(int(n_perm), int(n_perm))
         return _permutation_result(metric, observed, null[: int(n_perm)].copy(), quantiles, random_state)
     observed, null = _draw_null(metric, x, codes, n_groups, labels, int(n_perm), random_state, progress)
-    if key is not None:
-        store[key] = (observed, null)
+    if key is not None:  # a copy: the caller may change its array, the store serves later callers
+        store[key] = (observed, null.copy())
     return _permutation_result(metric, observed, null, quantiles, random_state)
 
 

@@ -237,7 +237,8 @@ class _TrainRows:
 def _fairness_active(cfg: TrainConfig, method: Method) -> bool:
     """False when no fairness term can act (a zero weight, no adversary, no target to raise it):
     then no pool batch is drawn, and e.g. fairoffset at weight 0 is the offset alone."""
-    return method.uses_adversary or cfg.target_spdd is not None or cfg.method_weight() != 0
+    weight = cfg.method_weight()
+    return method.uses_adversary or cfg.target_spdd is not None or (weight is not None and weight != 0)
 
 
 # ---------------------------------------------------------------------------------------------
