@@ -13,6 +13,7 @@ from fairviz.app_services.train_form import (
     VAL_LABEL_TEXT,
     WEIGHT_LABELS,
 )
+from fairviz.methods import weight_warning
 from fairviz.train import METHODS  # this page trains: its form reads the methods
 
 JOB_KEY = "fv_train_job"
@@ -74,6 +75,8 @@ with tab_new:
                 help=f"Any number ≥ 0 (TrainConfig.{weight_field}; default {weight_default:g}). The Trade-off "
                      "page shows where the scores collapse.",
             )
+            if warning := weight_warning(method, weight):
+                st.warning(warning)
         else:
             st.caption(f"The **{method}** method has no fairness weight to set.")
         c1, c2 = st.columns(2)

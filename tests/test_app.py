@@ -506,6 +506,16 @@ def test_train_page_target_spdd_and_selection_protocol(fake_training):
     assert cfg["fairness_rows"] == "labelled"
 
 
+def test_train_page_warns_past_the_safe_weight():
+    at = open_page("train")
+    at.selectbox(key="fv_train_method").set_value("fairoffset").run()
+    at.number_input(key="fv_train_w_lambda_sw").set_value(0.3).run()
+    assert_clean(at)
+    assert not [w for w in at.warning if "above 0.3" in w.value]
+    at.number_input(key="fv_train_w_lambda_sw").set_value(1.0).run()
+    assert [w for w in at.warning if "weight 1 is above 0.3" in w.value]
+
+
 def test_train_page_bad_data_source_is_an_error(fake_training, tmp_path, monkeypatch):
     monkeypatch.setenv("FAIRVIZ_DATA_ROOT", str(tmp_path))
     at = open_page("train")

@@ -17,6 +17,7 @@ from fairviz.cli import train as cli_train
 from fairviz.data.features import FeatureSet
 from fairviz.data.video_dataset import FRAME_SAMPLINGS
 from fairviz.kgroups import W1_FORMS
+from fairviz.methods import SAFE_WEIGHT_MAX, weight_warning
 from fairviz.model.heads import Adversary, grl_lambda
 from fairviz.runs import load_run, save_run
 from fairviz.train import (
@@ -473,6 +474,17 @@ def test_target_spdd_raises_the_weight_until_validation_spdd_is_reached(feats):
     ok = [h for h in run.history if h["val_spdd"] <= eps]
     assert run.metrics["val_pcc"] == max(h["val_pcc"] for h in ok)  # the most accurate epoch within target
     assert t["weight"] == run.history[run.metrics["best_epoch"] - 1]["weight"]
+
+
+def test_cli_warns_past_the_measured_safe_weight(cli_tiny, tmp_path, capsys):
+    assert METHODS["fairoffset"].weight_max == SAFE_WEIGHT_MAX["fairoffset"] == 0.3
+    assert weight_warning("fairoffset", 0.3) is None and weight_warning("ours", 5.0) is None
+    assert weight_warning("fairoffset", None) is None
+    for weight, warned in (("0.3", False), ("0.5", True)):
+        rc = cli_tiny(["train", "--method", "fairoffset", "--lambda-sw", weight, "--epochs", "1", "--batch-size", "16",
+                       "--n-boot", "10", "--out", str(tmp_path / weight), "--no-progress"])
+        err = capsys.readouterr().err
+        assert rc == 0 and ("warning: fairoffset's weight 0.5 is above 0.3" in err) == warned
 
 
 def test_cli_target_spdd_and_val_labels(cli_tiny, tmp_path, capsys):

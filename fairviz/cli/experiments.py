@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fairviz.atomic import write_text
 from fairviz.cli.train import DEFAULTS, TqdmProgress, add_train_options, config_kwargs, set_threads
-from fairviz.methods import ALL_METHODS
+from fairviz.methods import ALL_METHODS, weight_warning
 from fairviz.paths import models_dir
 from fairviz.postprocess import DEFAULT_THETAS, repair_curve
 from fairviz.repair import check_strength
@@ -127,6 +127,9 @@ def run_sweep(args) -> int:
     kw = config_kwargs(args)
     for k in ("method", "alpha", "lambda_w", "lambda_l2", "lambda_mmd", "lambda_sw"):
         kw.pop(k, None)
+    warning = weight_warning(args.method, max(args.lambda_w, default=None))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     root = Path(args.out_root) if args.out_root else models_dir()
     prefix = args.prefix or f"sweep-a{args.alpha:g}"
     names = [sweep_run_name(prefix, lw) for lw in args.lambda_w]

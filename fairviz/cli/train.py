@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from fairviz.cli._common import fmt_num
-from fairviz.methods import ALL_METHODS, BIAS_MODES, FAIRNESS_ROWS, VAL_LABELS
+from fairviz.methods import ALL_METHODS, BIAS_MODES, FAIRNESS_ROWS, VAL_LABELS, weight_warning
 from fairviz.paths import models_dir
 from fairviz.runs import RunMetrics, check_folder_name, check_replaceable, sanitize_run_name, save_run, save_unique
 
@@ -225,6 +225,9 @@ def run(args) -> int:
     check_replaceable(out)  # --overwrite replaces a run folder, nothing else
     # under torchrun every process trains; rank 0 alone shows progress, saves and prints
     is_main = int(os.environ.get("RANK", "0")) == 0
+    warning = weight_warning(cfg.method, cfg.method_weight())
+    if warning and is_main:
+        print(f"warning: {warning}", file=sys.stderr)
     bar = None if args.no_progress or not is_main else TqdmProgress(desc=out.name)
     try:
         result = train(cfg, progress=bar)

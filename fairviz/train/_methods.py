@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from fairviz import kgroups
-from fairviz.methods import ALL_METHODS, COMPARED_METHODS
+from fairviz.methods import ALL_METHODS, COMPARED_METHODS, SAFE_WEIGHT_MAX
 
 if TYPE_CHECKING:
     from fairviz.train._config import TrainConfig
@@ -130,9 +130,8 @@ METHODS: dict[str, Method] = {
             _terms_fairoffset,
             weight_field="lambda_sw",
             group_offset=True,
-            # measured on the default data: lambda_sw = 1 already reaches the test split's SPDD
-            # floor, while at 3 and 10 the term's batch noise drowns the MSE (docs/RESULTS.md)
-            weight_max=1.0,
+            # the default encoder holds up to 1 (collapses at 3), a weak one only up to 0.3
+            weight_max=SAFE_WEIGHT_MAX["fairoffset"],
             # under sampling bias, parity on the skewed labelled rows is a reverse gap in the
             # population; the shape-W1 term reads scores and S only, so it reads the whole
             # training split (docs/RESULTS.md, "Fairness on the pool")
