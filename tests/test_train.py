@@ -485,6 +485,9 @@ def test_cli_warns_past_the_measured_safe_weight(cli_tiny, tmp_path, capsys):
                        "--n-boot", "10", "--out", str(tmp_path / weight), "--no-progress"])
         err = capsys.readouterr().err
         assert rc == 0 and ("warning: fairoffset's weight 0.5 is above 0.3" in err) == warned
+    rc = cli_tiny(["sweep", "--method", "fairoffset", "--lambda-w", "0.5", "--epochs", "1", "--batch-size", "16",
+                   "--n-boot", "10", "--out-root", str(tmp_path / "m"), "--no-progress"])
+    assert rc == 0 and "warning: fairoffset's weight 0.5 is above 0.3" in capsys.readouterr().err
 
 
 def test_cli_target_spdd_and_val_labels(cli_tiny, tmp_path, capsys):
