@@ -7,8 +7,8 @@ the default synthetic data:
 - ``a4-<method>`` includes ``a4-fairoffset``, the collapse-free method at its default weight;
 - ``sweep-a4-lw<value>`` for the `ours` lambda_W sweep 0, 0.1, 0.3, 0.5, 0.7, 1, 3, 10,
   plus up to 4 adaptive values where PCC, SPDD or the score spread still jump between neighbours;
-- ``fsweep-a4-lsw<value>`` for the `fairoffset` lambda_sw knob at 0.01, 0.03, 0.2, 0.3 (with
-  ``a4-fairoffset`` at its default 0.1: its safe range; from 1 on a weak text encoder's scores
+- ``fsweep-a4-lsw<value>`` for the `fairoffset` lambda_sw knob at 0.01, 0.03, 0.1, 0.3 (with
+  ``a4-fairoffset`` at its default 0.2: its safe range; from 1 on a weak text encoder's scores
   collapse, from 3 on the default encoder's).
 
 Every run folder also holds ``repair.json``, the barycenter repair fitted on its validation split,
@@ -37,7 +37,7 @@ from fairviz.sweeps import SweepPlan, sweep_run_name
 # dense below 1, where the W1 term collapses the scores; `--adaptive` refines where it still jumps
 SWEEP_LAMBDA_WS = (0.0, 0.1, 0.3, 0.5, 0.7, 1.0, 3.0, 10.0)
 ADAPTIVE_RUNS = 4
-FAIROFFSET_LAMBDA_SWS = (0.01, 0.03, 0.2, 0.3)  # + a4-fairoffset at 0.1; past 0.3 a weak encoder collapses
+FAIROFFSET_LAMBDA_SWS = (0.01, 0.03, 0.1, 0.3)  # + a4-fairoffset at 0.2; past 0.3 a weak encoder collapses
 
 
 def shipped_configs(alpha: float = 4.0, seed: int = 0, lambda_ws=SWEEP_LAMBDA_WS, **cfg) -> list:

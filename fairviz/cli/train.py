@@ -34,7 +34,7 @@ FRAME_SAMPLING_CHOICES = ("uniform", "consecutive")
 FRAME_ENCODER_CHOICES = ("cnn", "efficientnet-lite0", "efficientnet-lite0-finetune")  # model.backbones.FRAME_ENCODERS
 DEFAULTS = {
     "method": "ours", "alpha": 4.0, "bias_mode": "label", "lambda_w": 0.3, "adv_weight": 0.1,
-    "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.1, "val_labels": "true",
+    "lambda_l2": 1.0, "lambda_mmd": 0.15, "lambda_sw": 0.2, "val_labels": "true",
     "seed": 0, "epochs": 12, "batch_size": 64, "lr": 2e-3, "data": "synthetic", "device": "auto",
     "n_boot": 200, "fairness_rows": "auto",
 }

@@ -31,7 +31,7 @@ class TrainConfig:
     # fairoffset's shape-W1 weight (W1 units, like lambda_w). With its term on the whole training
     # pool, 0.1 cuts SPDD >= 5x in both bias modes with either text encoder on 15 of 16 seed runs,
     # never below vanilla's PCC (docs/RESULTS.md, seeds 0-4); above 1 its training breaks
-    lambda_sw: float = 0.1
+    lambda_sw: float = 0.2
     mmd_bandwidth: float | None = 0.02  # MMD kernel base bandwidth h (squared score units; None: batch median)
     adv_weight: float = 0.1  # weight of the adversary's cross-entropy (adversarial, ours)
     gamma: float = 10.0  # gradient-reversal schedule lambda(p) = 2/(1+exp(-gamma p)) - 1
