@@ -67,6 +67,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000; 0 = no intervals)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    parser.add_argument("--bootstrap", choices=metrics.BOOTSTRAPS, default="auto",
+                        help="exact: resample all rows; little: the bag of little bootstraps (subsets of about "
+                             "n_g^0.7 rows per group, resampled to the full group sizes); auto (default): little "
+                             f"from {metrics.LITTLE_MIN_ROWS:,} rows on. Every output says which ran")
+    parser.add_argument("--subsets", type=int, default=None,
+                        help=f"subsets of the little bootstraps (default {metrics.LittleBootstrap().subsets})")
     add_score_range(parser, "every output says so")
     parser.add_argument("--engine", choices=("numpy", "duckdb"), default="numpy",
                         help="numpy (default: every metric, bootstrap intervals) or duckdb: exact SPDD, DP(τ), "
@@ -129,6 +135,8 @@ def _table(name, result, rates, args) -> str:
             continue
         ci = f"[{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]" if result.n_boot else "(no bootstrap)"
         lines.append(f"  {metric:<12} {_fmt(mv.value):>8}   {ci:<20}")
+    if result.bootstrap:
+        lines.append(f"  intervals from the {result.bootstrap}")
     lines.append(f"  {'spdd@50':<12} {_fmt(result.spdd_grid50):>8}   (mean DP over τ = 0, 0.02, …, 0.98)")
     lines += [""] + [f"  {sentence}" for sentence in _summaries(result).values()]
     if result.speo_grid50 is not None:
@@ -275,9 +283,21 @@ def _audit_views(views: dict, args) -> dict:
 
             p = metrics.prepare(scores, groups, labels)
             result = metrics.audit_prepared(p, n_boot=args.n_boot, level=args.level, random_state=args.seed,
-                                            progress=follow)
+                                            progress=follow, bootstrap=args.boot_choice)
             results[name] = (result, p.scoring_rate_table())
     return results
+
+
+def _boot_choice(args):
+    """--bootstrap (and --subsets) as `metrics.audit_prepared`'s ``bootstrap``."""
+    if args.subsets is None:
+        return args.bootstrap
+    if args.subsets < 1:
+        raise ValueError("--subsets must be 1 or more")
+    if args.bootstrap == "exact":
+        raise ValueError("--subsets is a setting of the little bootstraps; it does not go with --bootstrap exact")
+    return metrics.LittleBootstrap(subsets=args.subsets,
+                                   min_rows=metrics.LITTLE_MIN_ROWS if args.bootstrap == "auto" else 0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -287,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--level must be between 0 and 1, e.g. 0.95")
     if args.score_range:
         score_range.check_range(*args.score_range)
+    args.boot_choice = _boot_choice(args)
     if args.engine == "duckdb" or args.print_sql:
         return _run_sql(args)
     if args.max_rows < 1 or args.max_groups < 2:

@@ -42,7 +42,7 @@ values) raises ``ValueError`` with a message that says what to fix; values are n
 from fairviz.metrics._audit import AuditResult, MetricValue, audit, audit_prepared
 from fairviz.metrics._bootstrap import STATISTICS, bootstrap_ci
 from fairviz.metrics._correlation import pcc, srcc
-from fairviz.metrics._little import LITTLE_MIN_ROWS, LittleBootstrap
+from fairviz.metrics._little import BOOTSTRAPS, LITTLE_MIN_ROWS, LittleBootstrap
 from fairviz.metrics._functions import (
     dp_curve,
     impact_ratio,
@@ -58,6 +58,7 @@ from fairviz.metrics._threshold import DPCurve
 from fairviz.metrics._validate import validate_inputs
 
 __all__ = [
+    "BOOTSTRAPS",
     "LITTLE_MIN_ROWS",
     "LittleBootstrap",
     "AuditResult",

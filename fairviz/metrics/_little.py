@@ -33,14 +33,20 @@ BOOTSTRAPS = ("auto", "exact", "little")
 
 @dataclass(frozen=True)
 class LittleBootstrap:
-    """Settings of the bag of little bootstraps (``bootstrap=LittleBootstrap(...)`` forces it)."""
+    """Settings of the bag of little bootstraps. ``bootstrap=LittleBootstrap(...)`` runs it on
+    data of ``min_rows`` rows or more (0, the default: always; "auto" is
+    ``LittleBootstrap(min_rows=LITTLE_MIN_ROWS)``, which also keeps the exact bootstrap when the
+    subsets would hold over a quarter of the rows)."""
 
     subsets: int = LITTLE_SUBSETS
     exponent: float = LITTLE_EXPONENT
     min_subset: int = LITTLE_MIN_SUBSET
+    min_rows: int = 0
 
     def __post_init__(self):
         s, e, m = self.subsets, self.exponent, self.min_subset
+        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, (int, np.integer)) or self.min_rows < 0:
+            raise ValueError(f"little bootstrap min_rows must be an integer ≥ 0, got {self.min_rows!r}")
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
             raise ValueError(f"little bootstrap subsets must be an integer ≥ 1, got {s!r}")
         if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0.0 < e <= 1.0:
@@ -83,9 +89,10 @@ def plan_bootstrap(bootstrap, counts: np.ndarray, n_boot: int) -> LittlePlan | N
     if bootstrap == "exact" or n_boot < 1:
         return None
     n = int(np.sum(counts))
-    settings = bootstrap if isinstance(bootstrap, LittleBootstrap) else LittleBootstrap()
+    settings = bootstrap if isinstance(bootstrap, LittleBootstrap) else LittleBootstrap(
+        min_rows=LITTLE_MIN_ROWS if bootstrap == "auto" else 0)
     sizes = settings.sizes(counts)
-    if bootstrap == "auto" and (n < LITTLE_MIN_ROWS or 4 * int(sizes.sum()) > n):
+    if settings.min_rows and (n < settings.min_rows or 4 * int(sizes.sum()) > n):
         return None
     return LittlePlan(min(settings.subsets, n_boot), sizes)
 
