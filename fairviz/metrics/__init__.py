@@ -42,7 +42,6 @@ values) raises ``ValueError`` with a message that says what to fix; values are n
 from fairviz.metrics._audit import AuditResult, MetricValue, audit, audit_prepared
 from fairviz.metrics._bootstrap import STATISTICS, bootstrap_ci
 from fairviz.metrics._correlation import pcc, srcc
-from fairviz.metrics._little import BOOTSTRAPS, LITTLE_MIN_ROWS, LittleBootstrap
 from fairviz.metrics._functions import (
     dp_curve,
     impact_ratio,
@@ -52,6 +51,7 @@ from fairviz.metrics._functions import (
     spdd_parts,
     speo,
 )
+from fairviz.metrics._little import BOOTSTRAPS, LITTLE_MIN_ROWS, LittleBootstrap
 from fairviz.metrics._prepared import PreparedAudit, prepare
 from fairviz.metrics._rates import FOUR_FIFTHS
 from fairviz.metrics._threshold import DPCurve

@@ -175,7 +175,7 @@ def little_replicates(p: PreparedAudit, stats: Sequence[str], n_boot: int, rando
         plain = PreparedAudit.from_codes(d.x[rows], d.codes[rows], d.labels, y)
         own = _subset_estimates(plain, d.counts, stats)
         engine = _SortedBoot(PreparedAudit.from_codes(d.x[rows], d.codes[rows], d.labels, y, counts=d.counts), stats)
-        vals = _run_replicates(lambda: engine.worker(), seeds[cuts[j] : cuts[j + 1]], len(stats),
+        vals = _run_replicates(engine.worker, seeds[cuts[j] : cuts[j + 1]], len(stats),
                                4 * len(rows) * (cuts[j + 1] - cuts[j]), 8, step)
         for i, s in enumerate(stats):
             out[cuts[j] : cuts[j + 1], i] = full[s] + (vals[:, i] - own[s])
