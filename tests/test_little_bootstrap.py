@@ -206,3 +206,27 @@ def test_cli_bad_bootstrap_options_exit_2(csv_file, capsys, extra):
         rc = exc.code
     assert rc == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_noise_floor_raises_only_the_upper_ends():
+    from fairviz.uncertainty import distance_uncertainty
+
+    rng = np.random.default_rng(0)
+    reps = 0.05 + 0.002 * rng.standard_normal(400)  # replicates tight around θ̂
+    null = 0.01 + 0.004 * rng.random(99)
+    plain = distance_uncertainty(0.05, reps, null, 0.95)
+    floor = distance_uncertainty(0.05, reps, null, 0.95, noise_floor=True)
+    assert floor.upper == pytest.approx(max(plain.upper, 0.05 + np.quantile(null, 0.95)))
+    assert floor.ci_high == pytest.approx(max(plain.ci_high, 0.05 + np.quantile(null, 0.975)))
+    assert floor.upper > plain.upper and floor.ci_low == plain.ci_low
+    assert distance_uncertainty(0.05, reps, [], 0.95, noise_floor=True).upper == plain.upper
+
+
+def test_little_bootstrap_audit_bounds_are_at_least_value_plus_chance():
+    x, g, y = _data(4000, 2, ties=False)
+    r = metrics.audit(x, g, y, n_boot=100, n_perm=39, bootstrap="little")
+    for name in ("spdd", "speo"):
+        u = getattr(r, name).detail
+        assert u.upper >= u.value + 0.9 * u.chance_mean
+    exact = metrics.audit(x, g, y, n_boot=100, n_perm=39, bootstrap="exact")
+    assert exact.spdd.detail.p_value == r.spdd.detail.p_value  # the same permutation test
