@@ -74,12 +74,12 @@ def run_cell(n, k, minority, delta, ties, trials, n_boot, n_perm, little, popula
 
 
 def _table(rows) -> str:
-    head = ("| n | groups | minority | δ | ties | trials | SPDD interval | SPDD upper | SPEO interval | "
-            "SPEO upper | PCC | SRCC |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| run | n | groups | minority | δ | ties | trials | SPDD interval | SPDD upper | SPEO interval | "
+            "SPEO upper | PCC | SRCC |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         c = r["coverage"]
-        lines.append(f"| {r['n']:,} | {r['groups']} | {'10 %' if r['minority'] else 'no'} | {r['delta']} | "
+        lines.append(f"| {r.get('run', '')} | {r['n']:,} | {r['groups']} | {'10 %' if r['minority'] else 'no'} | {r['delta']} | "
                      f"{'yes' if r['ties'] else 'no'} | {r['trials']} | "
                      + " | ".join(f"{100 * c[key]:.1f} %" for key in
                                   ("spdd_ci", "spdd_upper", "speo_ci", "speo_upper", "pcc_ci", "srcc_ci")) + " |")
@@ -103,7 +103,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args(argv)
     if a.table_from:
-        rows = [json.loads(line) for f in a.table_from for line in f.read_text().splitlines() if line.strip()]
+        rows = [{"run": f.stem, **json.loads(line)} for f in a.table_from
+                for line in f.read_text().splitlines() if line.strip()]
         rows.sort(key=lambda r: (r["n"], r["groups"], r["minority"], r["ties"], r["delta"]))
         return _publish(rows, "cells saved by `--out`: " + ", ".join(sorted({r["bootstrap"] for r in rows})),
                         a.population, not a.no_write)

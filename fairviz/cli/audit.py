@@ -11,7 +11,9 @@ plus ``n``, ``spdd_grid50``, ``speo_grid50``, ``spdd_parts``, ``level``, ``n_boo
 ``scoring_rates``), ``attributes`` with the same object for every attribute and intersection (by
 name), ``score_range`` (null, or ``{"low", "high", "note"}`` when ``--score-range`` rescaled the
 scores) and ``source``. ``--score-range LOW HIGH`` rescales scores on [LOW, HIGH] into [0, 1] and
-says so in every output. ``--engine duckdb`` audits where the scores live (see `fairviz.sql`).
+says so in every output. ``--bootstrap auto|exact|little`` (``--subsets S``) picks the bootstrap:
+from 200,000 rows on, "auto" runs the bag of little bootstraps (docs/STATISTICS.md); the table
+and the JSON (``bootstrap``) say which ran. ``--engine duckdb`` audits where the scores live (see `fairviz.sql`).
 Bad input is a one-line ``error: ...`` and exit code 2.
 
 Only an empty group cell is missing (then the file is refused) unless ``--missing-values
