@@ -140,7 +140,8 @@ def intervals(src: AuditSource, view_name: str, view, plan: IntervalPlan, metric
     elif plan.n_boot:
         with slots["spdd"], st.spinner(f"Bootstrap intervals ({plan.n_boot} resamples)…"):
             metrics_dict = data.view_audit(src.data_key, view_name, view, plan.n_boot).to_dict()
-        note.caption(f"{int(level * 100)} % bootstrap intervals: {plan.n_boot} resamples within groups.")
+        how = metrics_dict.get("bootstrap") or "resampling within groups"
+        note.caption(f"{int(level * 100)} % bootstrap intervals: {plan.n_boot} resamples; {how}.")
     else:
         with note.container():
             st.caption(f"Intervals are not computed automatically for {view.n:,} rows.")

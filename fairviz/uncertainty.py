@@ -104,12 +104,17 @@ def p_value(observed: float, null: np.ndarray) -> float:
     return float((1.0 + np.count_nonzero(null >= observed - tol)) / (1.0 + null.size))
 
 
-def distance_uncertainty(observed: float, replicates: Any, null: Any, level: float = 0.95) -> DistanceUncertainty:
+def distance_uncertainty(observed: float, replicates: Any, null: Any, level: float = 0.95, *,
+                         noise_floor: bool = False) -> DistanceUncertainty:
     """Uncertainty of a distance from its bootstrap replicates and its permutation null.
 
     observed: θ̂ on the data; replicates: (n_boot,) the within-group bootstrap values (may be
     empty); null: (n_perm,) the values under shuffled group labels (may be empty); level:
     confidence, e.g. 0.95. O(n_boot + n_perm): it only reads quantiles of what `audit` drew.
+    ``noise_floor`` (for the bag of little bootstraps' replicates, which miss the distance's
+    upward bias just above 0): the upper bound and the interval's upper end are at least
+    θ̂ + the null's matching quantile — the triangle inequality θ ≤ θ̂ + ‖sampling noise‖, the
+    mirror of the lower end's θ̂ − c_hi; the lower end is unchanged by it.
     """
     theta = float(observed)
     reps = np.asarray(replicates, dtype=np.float64).reshape(-1)
@@ -118,6 +123,9 @@ def distance_uncertainty(observed: float, replicates: Any, null: Any, level: flo
     a = 1.0 - float(level)
     if reps.size:
         q_hi, upper = (float(v) for v in np.quantile(reps, [1 - a / 2, 1 - a]))
+        if noise_floor and null.size:
+            c_hi, c_up = (float(v) for v in np.quantile(null, [1 - a / 2, 1 - a]))
+            q_hi, upper = max(q_hi, theta + c_hi), max(upper, theta + c_up)
     else:
         q_hi = upper = math.nan
     p = p_value(theta, null)
@@ -249,7 +257,7 @@ def permutation_plan(n: int, n_groups: int, with_labels: bool, n_perm: int | Non
 
 def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, values: Mapping[str, float],
                     replicates: Mapping[str, np.ndarray], *, level: float, n_perm: int | None,
-                    random_state, progress=None) -> dict[str, DistanceUncertainty]:
+                    random_state, progress=None, noise_floor: bool = False) -> dict[str, DistanceUncertainty]:
     """`DistanceUncertainty` of SPDD (and SPEO when ``y`` is given) for `fairviz.metrics.audit`.
 
     x: (n,) scores; codes: (n,) group codes 0..k−1; y: (n,) labels or None; values: the
@@ -271,5 +279,6 @@ def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, valu
             follow = None if progress is None else (lambda done, _m, b=before: progress(b + done, total))
             null = permutation_test(x, codes, y, metric=name, n_perm=m, random_state=rs, progress=follow).null_values
         before += m
-        out[name] = distance_uncertainty(values[name], replicates.get(name, np.empty(0)), null, level)
+        out[name] = distance_uncertainty(values[name], replicates.get(name, np.empty(0)), null, level,
+                                         noise_floor=noise_floor)
     return out

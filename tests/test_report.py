@@ -75,7 +75,8 @@ def test_contents(report_html):
     for needle in ("Data", "Summary", "DP(τ)", "NYC Local Law 144", "Four-fifths check at τ = 0.50",
                    "permutation", "chance level", "θ = 0.5", "θ = 1", "bootstrap", "Fisher",
                    "two-proportion", "exact", "estimate", "sex × race", "Pairwise W1", "Held-out check",
-                   "SPDD in words", "with 95 % confidence at most", "from chance"):
+                   "SPDD in words", "with 95 % confidence at most", "from chance",
+                   "Intervals from the exact bootstrap"):
         assert needle.lower() in html.lower(), needle
     # missing race values (empty cells; "unknown" is a group of its own) are counted in the data section
     n_unknown = int(df[EVIL_COLUMN].isin([""]).sum())

@@ -11,7 +11,9 @@ plus ``n``, ``spdd_grid50``, ``speo_grid50``, ``spdd_parts``, ``level``, ``n_boo
 ``scoring_rates``), ``attributes`` with the same object for every attribute and intersection (by
 name), ``score_range`` (null, or ``{"low", "high", "note"}`` when ``--score-range`` rescaled the
 scores) and ``source``. ``--score-range LOW HIGH`` rescales scores on [LOW, HIGH] into [0, 1] and
-says so in every output. ``--engine duckdb`` audits where the scores live (see `fairviz.sql`).
+says so in every output. ``--bootstrap auto|exact|little`` (``--subsets S``) picks the bootstrap:
+from 200,000 rows on, "auto" runs the bag of little bootstraps (docs/STATISTICS.md); the table
+and the JSON (``bootstrap``) say which ran. ``--engine duckdb`` audits where the scores live (see `fairviz.sql`).
 Bad input is a one-line ``error: ...`` and exit code 2.
 
 Only an empty group cell is missing (then the file is refused) unless ``--missing-values
@@ -31,6 +33,7 @@ upper bound at ``level``), ``p_value`` (permutation test of "no difference betwe
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
 import sys
@@ -67,6 +70,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000; 0 = no intervals)")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
+    parser.add_argument("--bootstrap", choices=metrics.BOOTSTRAPS, default="auto",
+                        help="exact: resample all rows; little: the bag of little bootstraps (subsets of about "
+                             "n_g^0.7 rows per group, resampled to the full group sizes); auto (default): little "
+                             f"from {metrics.LITTLE_MIN_ROWS:,} rows on. Every output says which ran")
+    parser.add_argument("--subsets", type=int, default=None,
+                        help=f"subsets of the little bootstraps (default {metrics.LittleBootstrap().subsets})")
     add_score_range(parser, "every output says so")
     parser.add_argument("--engine", choices=("numpy", "duckdb"), default="numpy",
                         help="numpy (default: every metric, bootstrap intervals) or duckdb: exact SPDD, DP(τ), "
@@ -129,6 +138,8 @@ def _table(name, result, rates, args) -> str:
             continue
         ci = f"[{_fmt(mv.ci_low)}, {_fmt(mv.ci_high)}]" if result.n_boot else "(no bootstrap)"
         lines.append(f"  {metric:<12} {_fmt(mv.value):>8}   {ci:<20}")
+    if result.bootstrap:
+        lines.append(f"  intervals from the {result.bootstrap}")
     lines.append(f"  {'spdd@50':<12} {_fmt(result.spdd_grid50):>8}   (mean DP over τ = 0, 0.02, …, 0.98)")
     lines += [""] + [f"  {sentence}" for sentence in _summaries(result).values()]
     if result.speo_grid50 is not None:
@@ -263,21 +274,42 @@ def _summaries(result) -> dict:
 def _audit_views(views: dict, args) -> dict:
     """name -> (AuditResult, LL144 table): each view prepared once (checked, encoded, sorted), with
     a progress bar per view on stderr (hidden when stderr is not a terminal) over its bootstrap
-    resamples, then its permutation tests' shuffles."""
-    results = {}
-    for i, (name, (scores, groups, labels)) in enumerate(views.items(), 1):
-        with tqdm(total=None, desc=f"[{i}/{len(views)}] {name}", unit="draw", disable=None,
-                  file=sys.stderr) as bar:
+    resamples, then its permutation tests' shuffles. Views run two at a time (numpy's sorts,
+    sums and shuffles release the GIL); each view's numbers do not depend on that."""
+    items = list(views.items())
+    prepared = [metrics.prepare(*view) for _, view in items]
+    if prepared[0].has_labels:  # the rank orders, PCC and SRCC do not depend on the grouping
+        prepared[0].pcc(), prepared[0].srcc()
+    for p in prepared[1:]:
+        p.share_rows(prepared[0])
+
+    def one(i: int) -> tuple:
+        name, p = items[i][0], prepared[i]
+        with tqdm(total=None, desc=f"[{i + 1}/{len(items)}] {name}", unit="draw", disable=None,
+                  file=sys.stderr, position=i) as bar:
             def follow(done: int, total: int, bar=bar) -> None:
                 bar.total = total
                 bar.n = done
                 bar.refresh()
 
-            p = metrics.prepare(scores, groups, labels)
             result = metrics.audit_prepared(p, n_boot=args.n_boot, level=args.level, random_state=args.seed,
-                                            progress=follow)
-            results[name] = (result, p.scoring_rate_table())
-    return results
+                                            progress=follow, bootstrap=args.boot_choice)
+            return name, (result, p.scoring_rate_table())
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(2, max(1, len(items)))) as pool:
+        return dict(pool.map(one, range(len(items))))
+
+
+def _boot_choice(args):
+    """--bootstrap (and --subsets) as `metrics.audit_prepared`'s ``bootstrap``."""
+    if args.subsets is None:
+        return args.bootstrap
+    if args.subsets < 1:
+        raise ValueError("--subsets must be 1 or more")
+    if args.bootstrap == "exact":
+        raise ValueError("--subsets is a setting of the little bootstraps; it does not go with --bootstrap exact")
+    return metrics.LittleBootstrap(subsets=args.subsets,
+                                   min_rows=metrics.LITTLE_MIN_ROWS if args.bootstrap == "auto" else 0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -287,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--level must be between 0 and 1, e.g. 0.95")
     if args.score_range:
         score_range.check_range(*args.score_range)
+    args.boot_choice = _boot_choice(args)
     if args.engine == "duckdb" or args.print_sql:
         return _run_sql(args)
     if args.max_rows < 1 or args.max_groups < 2:

@@ -51,12 +51,16 @@ from fairviz.metrics._functions import (
     spdd_parts,
     speo,
 )
+from fairviz.metrics._little import BOOTSTRAPS, LITTLE_MIN_ROWS, LittleBootstrap
 from fairviz.metrics._prepared import PreparedAudit, prepare
 from fairviz.metrics._rates import FOUR_FIFTHS
 from fairviz.metrics._threshold import DPCurve
 from fairviz.metrics._validate import validate_inputs
 
 __all__ = [
+    "BOOTSTRAPS",
+    "LITTLE_MIN_ROWS",
+    "LittleBootstrap",
     "AuditResult",
     "DPCurve",
     "FOUR_FIFTHS",

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from fairviz.metrics._bootstrap import _check_boot_args, _percentile_ci, _replicates
+from fairviz.metrics._little import EXACT_TEXT, check_bootstrap, little_replicates, plan_bootstrap
 from fairviz.metrics._prepared import PreparedAudit, prepare
 from fairviz.uncertainty import SCHEMA_VERSION, audit_distances, permutation_plan
 
@@ -54,6 +55,7 @@ class AuditResult:
     level: float
     n_boot: int
     groups: tuple = field(default=())
+    bootstrap: str = ""  # which bootstrap drew the replicates ("" without one)
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict (NaN becomes None; group keys become strings)."""
@@ -69,6 +71,8 @@ class AuditResult:
         out["groups"] = {str(g): int(c) for g, c in self.group_counts.items()}
         out["level"] = float(self.level)
         out["n_boot"] = int(self.n_boot)
+        if self.bootstrap:
+            out["bootstrap"] = self.bootstrap
         return out
 
     def to_frame(self):
@@ -85,7 +89,7 @@ class AuditResult:
 
 
 def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.95, random_state=0,
-          n_perm: int | None = None) -> AuditResult:
+          n_perm: int | None = None, bootstrap="auto") -> AuditResult:
     """Audit scores (and optionally labels) by group: every metric with a CI.
 
     scores: (n,) in [0, 1]; groups: (n,) hashable, ≥ 2 groups; labels: (n,) in [0, 1] or None.
@@ -94,15 +98,18 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
     are NaN). PCC / SRCC: percentile intervals at ``level`` from resampling within groups.
     SPDD / SPEO (distances, biased upward): the intervals, upper bounds and permutation test
     of `fairviz.uncertainty` (``n_perm`` group-label shuffles; None: a work budget, and none
-    when ``n_boot=0``).
+    when ``n_boot=0``). ``bootstrap``: "exact" resamples all rows; "little" the bag of little
+    bootstraps (`fairviz.metrics._little`; a `LittleBootstrap` sets its subsets); "auto" the
+    little ones from `LITTLE_MIN_ROWS` rows on. ``AuditResult.bootstrap`` says which ran.
     """
     n_boot, lv = _check_boot_args(n_boot, level, allow_zero=True)
+    check_bootstrap(bootstrap)
     return audit_prepared(prepare(scores, groups, labels), n_boot=n_boot, level=lv, random_state=random_state,
-                          n_perm=n_perm)
+                          n_perm=n_perm, bootstrap=bootstrap)
 
 
 def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95, random_state=0,
-                   n_perm: int | None = None, progress=None) -> AuditResult:
+                   n_perm: int | None = None, progress=None, bootstrap="auto") -> AuditResult:
     """`audit` of inputs prepared once (`fairviz.metrics.prepare`): the same numbers, and the
     sorts ``p`` already holds are reused (its DP(τ) curve and rate tables stay available).
     ``progress(done, total)`` follows the bootstrap resamples, then the permutation tests' shuffles,
@@ -125,9 +132,13 @@ def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95,
         def perm_progress(done, _m):
             progress(n_boot + done, total)
 
-    reps = _replicates(p, stats, n_boot, random_state, progress=boot_progress) if n_boot > 0 else {}
+    plan = plan_bootstrap(bootstrap, d.counts, n_boot)
+    if plan is not None:
+        reps = little_replicates(p, stats, n_boot, random_state, plan, full=values, progress=boot_progress)
+    else:
+        reps = _replicates(p, stats, n_boot, random_state, progress=boot_progress) if n_boot > 0 else {}
     dist = audit_distances(d.x, d.codes, d.y, values, reps, level=lv, n_perm=n_perm, random_state=random_state,
-                           progress=perm_progress)
+                           progress=perm_progress, noise_floor=plan is not None)
 
     def mv(name: str) -> MetricValue:
         if name in dist:
@@ -149,4 +160,5 @@ def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95,
         level=lv,
         n_boot=n_boot,
         groups=d.labels,
+        bootstrap="" if n_boot == 0 else (EXACT_TEXT if plan is None else plan.describe()),
     )

@@ -118,6 +118,7 @@ class _SortedBoot:
     def __init__(self, p: PreparedAudit, stats: Sequence[str]):
         d = p.data
         self.n, self.stats = d.n, tuple(stats)
+        self.total = int(d.counts.sum())  # the resample's size: n, or more over a little bootstrap's subset
         self.rows = _score_rows(p)
         code = d.codes[self.rows]
         self.spdd2 = _SpddBoot(p) if "spdd" in self.stats and d.n_groups == 2 else None
@@ -142,7 +143,7 @@ class _SortedBoot:
                 pos = np.empty(d.n, dtype=np.intp)
                 pos[self.rows] = np.arange(d.n)
                 order_y, starts_y, _ = p.tie_blocks(1)
-                self.rank = _RankCorr(p.tie_blocks(0)[1], pos[order_y], starts_y, d.n)
+                self.rank = _RankCorr(p.tie_blocks(0)[1], pos[order_y], starts_y, d.n, self.total)
 
     def _one(self, c: np.ndarray, cf: np.ndarray) -> list[float]:
         out = []
@@ -182,7 +183,7 @@ class _SortedBoot:
                 out[:, self.stats.index("spdd")] = self.spdd2.values(C[:b], X)
             if "pcc" in self.stats:
                 sums = np.stack([s.sum(axis=0) for s in _block_dots(C[:b], X, self.moments, self.BS, self.chunk)])
-                out[:, self.stats.index("pcc")] = [weighted_corr(sums[:, r], n) for r in range(b)]
+                out[:, self.stats.index("pcc")] = [weighted_corr(sums[:, r], self.total) for r in range(b)]
             return out
 
         return run

@@ -142,11 +142,13 @@ class _RankCorr:
     sum to n(n + 1)/2), so three weighted sums of products give the correlation.
     """
 
-    def __init__(self, x_starts: np.ndarray, y_order_pos: np.ndarray, y_starts: np.ndarray, n: int):
+    def __init__(self, x_starts: np.ndarray, y_order_pos: np.ndarray, y_starts: np.ndarray, n: int,
+                 total: int | None = None):
+        """n positions; ``total``: the counts' sum (n unless a little bootstrap draws more)."""
         self.n = n
-        self.x_ties = _Ties(x_starts, n)
+        self.x_ties = _Ties(x_starts, n, total)
         self.py = y_order_pos
-        self.y_ties = _Ties(y_starts, n)
+        self.y_ties = _Ties(y_starts, n, total)
 
     def __call__(self, c: np.ndarray, cf: np.ndarray) -> float:
         """c: (n,) uint8 counts in score order; cf: the same as float64."""
@@ -165,10 +167,11 @@ class _RankCorr:
 
 class _Ties:
     """Tie blocks of one sorted column (block starts (b,) over n positions) and the doubled,
-    centred mid-ranks 2·R − (n + 1) of counts over them (int32)."""
+    centred mid-ranks 2·R − (N + 1) of counts over them (int32; N = ``total``, the counts' sum,
+    n by default)."""
 
-    def __init__(self, starts: np.ndarray, n: int):
-        self.n = n
+    def __init__(self, starts: np.ndarray, n: int, total: int | None = None):
+        self.n = n if total is None else int(total)
         self.few = len(starts) < n // 4  # few large blocks (e.g. binary labels): sum per block
         if len(starts) == n:
             self.tied = None

@@ -74,7 +74,10 @@ class _Counts:
     ``seq_codes`` (N,): the group code at each position (−1 = padding: never drawn); N must be
     a multiple of 8. One call of `draw` fills a count vector in which group g's positions hold
     Multinomial(n_g, uniform) counts: iid Poisson(1) counts, then the difference to n_g added
-    as iid uniform draws or removed as a uniformly random subset of the drawn balls.
+    as iid uniform draws or removed as a uniformly random subset of the drawn balls. When a
+    group's total n_g differs from its number of positions (the bag of little bootstraps:
+    n_g draws over a subset of the group's rows), its counts are drawn by
+    `Generator.multinomial`; a count above 255 raises (never wraps).
     """
 
     def __init__(self, seq_codes: np.ndarray, counts: np.ndarray):
@@ -90,9 +93,29 @@ class _Counts:
             self.m1 = np.where(seq_codes == 1, np.uint8(255), np.uint8(0)).astype(np.uint8).view(np.uint64)
         else:
             self.local = np.where(seq_codes < 0, self.G, seq_codes).astype(np.intp)
+        self.scaled = any(len(r) != int(c) for r, c in zip(self.rows, self.counts))
+
+    def _draw_scaled(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        """Multinomial(n_g; uniform over group g's positions) counts for every group: iid
+        Poisson(n_g / m) counts, then the difference to n_g added or removed uniformly."""
+        out[:] = 0
+        for g, rows in enumerate(self.rows):
+            m, n_g = len(rows), int(self.counts[g])
+            c = rng.poisson(n_g / m, m)
+            have = int(c.sum())
+            if have < n_g:
+                np.add.at(c, np.sort(rng.integers(0, m, size=n_g - have)), 1)
+            elif have > n_g:
+                _remove_balls(rng, c, np.arange(m), have - n_g, have, int(c.max()))
+            if c.max(initial=0) > 255:
+                raise OverflowError(f"a resampling count of {int(c.max())} does not fit uint8 "
+                                    f"({n_g} draws over {m} rows)")
+            out[rows] = c
 
     def draw(self, rng: np.random.Generator, out: np.ndarray, tmp: np.ndarray | None = None) -> None:
         """Fill ``out`` (uint8, length N) with one resample's counts."""
+        if self.scaled:
+            return self._draw_scaled(rng, out)
         N = self.N
         cmax = _PTAB_MAX
         step = _DRAW_STEP
