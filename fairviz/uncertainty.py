@@ -257,13 +257,16 @@ def permutation_plan(n: int, n_groups: int, with_labels: bool, n_perm: int | Non
 
 def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, values: Mapping[str, float],
                     replicates: Mapping[str, np.ndarray], *, level: float, n_perm: int | None,
-                    random_state, progress=None, noise_floor: bool = False) -> dict[str, DistanceUncertainty]:
+                    random_state, progress=None, noise_floor: bool = False,
+                    speo_breakpoints=None) -> dict[str, DistanceUncertainty]:
     """`DistanceUncertainty` of SPDD (and SPEO when ``y`` is given) for `fairviz.metrics.audit`.
 
     x: (n,) scores; codes: (n,) group codes 0..k−1; y: (n,) labels or None; values: the
     distances on the data; replicates: their bootstrap replicates (may lack a metric: no
     bootstrap). The permutation null comes from `fairviz.significance.permutation_test`
     (shuffles: `permutation_plan`). ``progress(done, total)`` follows the shuffles of both tests.
+    ``speo_breakpoints``: SPEO's sorted breakpoints of (x, y) if already built (a callable that
+    builds them is fine too: it is called only when SPEO is tested).
     """
     # import cycle: fairviz.metrics imports this module, and the permutation test imports fairviz.metrics
     from fairviz.significance import permutation_test  # noqa: PLC0415
@@ -277,7 +280,9 @@ def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, valu
         if m > 0:
             rs = np.random.default_rng(random_state) if isinstance(random_state, np.random.SeedSequence) else random_state
             follow = None if progress is None else (lambda done, _m, b=before: progress(b + done, total))
-            null = permutation_test(x, codes, y, metric=name, n_perm=m, random_state=rs, progress=follow).null_values
+            bp = speo_breakpoints if name == "speo" else None
+            null = permutation_test(x, codes, y, metric=name, n_perm=m, random_state=rs, progress=follow,
+                                    breakpoints=bp() if callable(bp) else bp).null_values
         before += m
         out[name] = distance_uncertainty(values[name], replicates.get(name, np.empty(0)), null, level,
                                          noise_floor=noise_floor)

@@ -36,6 +36,8 @@ import argparse
 import concurrent.futures
 import json
 import math
+import multiprocessing
+import os
 import sys
 
 import pandas as pd
@@ -271,33 +273,65 @@ def _summaries(result) -> dict:
             for name in ("spdd", "speo") if getattr(result, name) is not None}
 
 
+#: From this many rows, views are audited in worker processes (numpy's many small calls hold
+#: the GIL often enough that two threads reach only ~1.3× one; two processes reach 2×).
+PROCESS_MIN_ROWS = 200_000
+
+# The views of the audit running now, read by forked workers (inherited, not pickled).
+_RUNNING: dict = {}
+
+
+def _audit_one(i: int) -> tuple:
+    """Audit view ``i`` of `_RUNNING`, with a progress bar on stderr (hidden when stderr is not a
+    terminal) over its bootstrap resamples, then its permutation tests' shuffles."""
+    items, prepared, args = _RUNNING["items"], _RUNNING["prepared"], _RUNNING["args"]
+    name, p = items[i][0], prepared[i]
+    with tqdm(total=None, desc=f"[{i + 1}/{len(items)}] {name}", unit="draw", disable=None,
+              file=sys.stderr, position=i) as bar:
+        def follow(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        result = metrics.audit_prepared(p, n_boot=args.n_boot, level=args.level, random_state=args.seed,
+                                        progress=follow, bootstrap=args.boot_choice)
+        return name, (result, p.scoring_rate_table())
+
+
+def _worker_start() -> None:
+    # each of the two workers has a core: more threads in one would only contend for it
+    os.environ.setdefault("FAIRVIZ_THREADS", "1")
+
+
 def _audit_views(views: dict, args) -> dict:
-    """name -> (AuditResult, LL144 table): each view prepared once (checked, encoded, sorted), with
-    a progress bar per view on stderr (hidden when stderr is not a terminal) over its bootstrap
-    resamples, then its permutation tests' shuffles. Views run two at a time (numpy's sorts,
-    sums and shuffles release the GIL); each view's numbers do not depend on that."""
+    """name -> (AuditResult, LL144 table): each view prepared once (checked, encoded, sorted),
+    the group-independent parts (rank orders, PCC, SRCC, SPEO's breakpoints) computed once for
+    all. Views run two at a time, the largest first: in forked worker processes from
+    `PROCESS_MIN_ROWS` rows on (where the platform forks), else on threads. Each view's numbers
+    do not depend on where it ran."""
     items = list(views.items())
     prepared = [metrics.prepare(*view) for _, view in items]
-    if prepared[0].has_labels:  # the rank orders, PCC and SRCC do not depend on the grouping
+    if prepared[0].has_labels:  # the rank orders, PCC, SRCC and SPEO's breakpoints do not depend on the grouping
         prepared[0].pcc(), prepared[0].srcc()
+        if args.n_boot > 0:  # the permutation tests of SPEO run with the intervals
+            prepared[0].speo_breakpoints()
     for p in prepared[1:]:
         p.share_rows(prepared[0])
-
-    def one(i: int) -> tuple:
-        name, p = items[i][0], prepared[i]
-        with tqdm(total=None, desc=f"[{i + 1}/{len(items)}] {name}", unit="draw", disable=None,
-                  file=sys.stderr, position=i) as bar:
-            def follow(done: int, total: int, bar=bar) -> None:
-                bar.total = total
-                bar.n = done
-                bar.refresh()
-
-            result = metrics.audit_prepared(p, n_boot=args.n_boot, level=args.level, random_state=args.seed,
-                                            progress=follow, bootstrap=args.boot_choice)
-            return name, (result, p.scoring_rate_table())
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(2, max(1, len(items)))) as pool:
-        return dict(pool.map(one, range(len(items))))
+    _RUNNING.update(items=items, prepared=prepared, args=args)
+    largest_first = sorted(range(len(items)), key=lambda i: -len(prepared[i].groups))
+    workers = min(2, len(items))
+    try:
+        if (workers > 1 and args.n_boot > 0 and prepared[0].n >= PROCESS_MIN_ROWS
+                and "fork" in multiprocessing.get_all_start_methods()):
+            pool = concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("fork"),
+                                                          initializer=_worker_start)
+        else:
+            pool = concurrent.futures.ThreadPoolExecutor(workers)
+        with pool:
+            done = dict(pool.map(_audit_one, largest_first))
+    finally:
+        _RUNNING.clear()
+    return {name: done[name] for name, _ in items}
 
 
 def _boot_choice(args):

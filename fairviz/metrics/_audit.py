@@ -138,7 +138,8 @@ def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95,
     else:
         reps = _replicates(p, stats, n_boot, random_state, progress=boot_progress) if n_boot > 0 else {}
     dist = audit_distances(d.x, d.codes, d.y, values, reps, level=lv, n_perm=n_perm, random_state=random_state,
-                           progress=perm_progress, noise_floor=plan is not None)
+                           progress=perm_progress, noise_floor=plan is not None,
+                           speo_breakpoints=p.speo_breakpoints if has_y else None)
 
     def mv(name: str) -> MetricValue:
         if name in dist:

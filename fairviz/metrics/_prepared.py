@@ -64,9 +64,10 @@ class PreparedAudit:
         return other
 
     def share_rows(self, other: PreparedAudit) -> None:
-        """Take over ``other``'s group-independent results (rank orders, PCC, SRCC): call only
+        """Take over ``other``'s group-independent results (rank orders, PCC, SRCC, SPEO's
+        breakpoints for permutation tests): call only
         when both hold the same scores and labels row for row (another grouping of them)."""
-        for key in ("ties0", "ties1", "pcc", "srcc"):
+        for key in ("ties0", "ties1", "pcc", "srcc", "speo_breakpoints"):
             if key in other._cache:
                 self._cache.setdefault(key, other._cache[key])
 
@@ -112,6 +113,15 @@ class PreparedAudit:
         """`_tie_blocks` of the scores (0) or labels (1): order, block starts, block id."""
         v = self.data.x if which == 0 else self._labels()
         return self._get(f"ties{which}", lambda: _tie_blocks(v))
+
+    def speo_breakpoints(self):
+        """SPEO's 2n breakpoints sorted with their rows (`fairviz.permute_speo.SpeoBreakpoints`),
+        for permutation tests of SPEO; group-independent (shared by `share_rows`)."""
+        # import cycle: fairviz.permute_speo builds on fairviz.metrics' resampling helpers
+        from fairviz.permute_speo import SpeoBreakpoints  # noqa: PLC0415
+
+        y = self._labels()
+        return self._get("speo_breakpoints", lambda: SpeoBreakpoints(self.data.x, y))
 
     def _labels(self) -> np.ndarray:
         if self.data.y is None:

@@ -155,7 +155,7 @@ def _permutations(prepared: metrics.PreparedAudit, n_groups: int, settings: Repo
     # SPEO's statistic costs about four times SPDD's per permutation: a quarter budget
     k_speo = n_perm if n_perm is not None else auto_n_perm(d.n, n_groups, budget=0.4e8, metric="speo")
     return perm, permutation_test(d.x, d.codes, d.y, metric="speo", n_perm=k_speo,
-                                  random_state=settings.random_state)
+                                  random_state=settings.random_state, breakpoints=prepared.speo_breakpoints())
 
 
 def attribute_section(anchor: str, res, col, inputs: ReportInputs, settings: ReportSettings,

@@ -14,9 +14,10 @@ import numpy as np
 from fairviz.metrics._steps import _dp_gap_fn, _eo_gap_fn, _integrate_gap
 from fairviz.metrics._validate import factorize_groups
 from fairviz.permute import observed_spdd, spdd_null
+from fairviz.permute_speo import SpeoBreakpoints, observed_speo, speo_null
 
-#: SPDD permutations go through `fairviz.permute` up to this many groups (beyond, its per-group
-#: block sums cost more than the generic step integral).
+#: SPDD permutations go through `fairviz.permute` (SPEO's through `fairviz.permute_speo`) up to
+#: this many groups (beyond, their per-group passes cost more than the generic step integral).
 FAST_PERM_MAX_GROUPS = 16
 
 #: Nulls already drawn, while a `shared_nulls` block is active (None outside one).
@@ -129,60 +130,32 @@ def _finite_scores(scores: Any) -> np.ndarray:
     return x
 
 
-def _gap_statistic(metric: str, xs: np.ndarray, order: np.ndarray, labels: Any, counts: np.ndarray):
+def _finite_labels(labels: Any, n: int) -> np.ndarray:
+    if labels is None:
+        raise ValueError("metric='speo' needs labels")
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if len(y) != n or not np.all(np.isfinite(y)):
+        raise ValueError("labels must be finite and as long as scores")
+    return y
+
+
+def _gap_statistic(metric: str, xs: np.ndarray, order: np.ndarray, labels: np.ndarray | None, counts: np.ndarray):
     """f(c) -> the metric for group codes ``c`` over the score-sorted rows, by the one step
     integral of `fairviz.metrics` (SPDD: the ECDF gap over the sorted scores; SPEO: the gap of
-    the rates over the 2n sorted breakpoints min(score, label) and label of every row)."""
+    the rates over the 2n sorted breakpoints min(score, label) and label of every row). The
+    generic path, for more groups than the fast ones take."""
     n_groups = len(counts)
     if metric == "spdd":
         gap = _dp_gap_fn(counts)
         return lambda c: _integrate_gap(xs, c, n_groups, gap)
-    y = np.asarray(labels, dtype=np.float64).reshape(-1)
-    if len(y) != len(xs) or not np.all(np.isfinite(y)):
-        raise ValueError("labels must be finite and as long as scores")
-    ys = y[order]
+    ys = labels[order]
     vals = np.concatenate([np.minimum(xs, ys), ys])
     by_value = np.argsort(vals, kind="stable")
     z = vals[by_value]
     rows = np.concatenate([np.arange(len(xs)), np.arange(len(xs))])[by_value]
     is_label = (by_value >= len(xs)).astype(np.intp)  # tag 2g: min(score, label); 2g + 1: label
-    if n_groups == 2:
-        return _two_group_speo(z, rows, is_label.astype(bool), counts)
     gap = _eo_gap_fn(counts)
     return lambda c: _integrate_gap(z, 2 * c[rows].astype(np.intp) + is_label, 2 * n_groups, gap)
-
-
-def _two_group_speo(z: np.ndarray, rows: np.ndarray, is_label: np.ndarray, counts: np.ndarray):
-    """SPEO of two groups as f(c) over the 2n sorted breakpoints ``z`` (``rows``: the sorted row of
-    each, ``is_label``: True for a label entry): the same integral as the generic kernel, with
-    group 0's counts read off the totals (group-independent, counted once), so a labeling costs
-    one gather and two cumulative sums instead of one pass per tag. Counts are exact integers."""
-    m = len(z)
-    dz = np.diff(z)
-    tot_b = np.cumsum(is_label)[:-1]  # label entries at or before each breakpoint, both groups
-    n0, n1 = float(counts[0]), float(counts[1])
-    a0_base = n0 - (np.arange(1, m) - tot_b)  # group 0's A = a0_base + group 1's count so far
-    b0_base = n0 - tot_b
-    not_label = ~is_label
-    # scratch reused by every labeling (the statistic runs in one thread); int32 cumulative
-    # sums are several times faster than numpy's default int64 ones over booleans
-    mask, ca, cb = np.empty(m, np.bool_), np.empty(m, np.int32), np.empty(m, np.int32)
-    r0, r1, den = np.empty(m - 1), np.empty(m - 1), np.empty(m - 1)
-
-    def stat(c: np.ndarray) -> float:
-        g1 = c[rows].view(np.bool_) if c.dtype == np.uint8 else c[rows] == 1
-        np.cumsum(np.logical_and(g1, not_label, out=mask), dtype=np.int32, out=ca)
-        np.cumsum(np.logical_and(g1, is_label, out=mask), dtype=np.int32, out=cb)
-        a1, b1 = ca[:-1], cb[:-1]
-        np.subtract(n1, a1, out=r1)  # group 1: A / max(B, 1) (no Y > τ: A = 0, rate 0)
-        np.subtract(n1, b1, out=den)
-        np.divide(r1, np.maximum(den, 1.0, out=den), out=r1)
-        np.add(a0_base, a1, out=r0)
-        np.add(b0_base, b1, out=den)
-        np.divide(r0, np.maximum(den, 1.0, out=den), out=r0)
-        return float(np.abs(np.subtract(r0, r1, out=r0), out=r0) @ dz)
-
-    return stat
 
 
 def _shuffled_null(stat, c: np.ndarray, n_perm: int, random_state, progress) -> np.ndarray:
@@ -208,6 +181,7 @@ def permutation_test(
     random_state: int | np.random.Generator | None = 0,
     quantiles: Sequence[float] = (0.05, 0.5, 0.95),
     progress: Callable[[int, int], None] | None = None,
+    breakpoints: SpeoBreakpoints | None = None,
 ) -> PermutationResult:
     """Permutation test of SPDD (or SPEO, needs `labels`) under shuffled group labels.
 
@@ -215,8 +189,11 @@ def permutation_test(
     (integral over tau of max_g - min_g of the group rates; W1 for two groups), computed by the
     same kernel. Cost: one sort, then O(n * n_groups) per permutation; SPDD with up to
     `FAST_PERM_MAX_GROUPS` groups takes `fairviz.permute`'s block sums over random relabelings
-    instead (two groups: 1,000 permutations of 10⁶ rows in seconds, on two threads). See the
-    module docstring for the exact schemes. ``progress(done, n_perm)`` is called as
+    instead (two groups: 1,000 permutations of 10⁶ rows in seconds, on two threads), and SPEO
+    `fairviz.permute_speo`'s chunked integral over relabelings. See the module docstring for
+    the exact schemes. ``breakpoints``: SPEO's sorted breakpoints of these scores and labels
+    (`fairviz.permute_speo.SpeoBreakpoints`), when the caller already has them (every grouping
+    of the same rows shares them); built here otherwise. ``progress(done, n_perm)`` is called as
     permutations finish. The smallest p-value is 1 / (n_perm + 1) (`PermutationResult.resolution`).
     Inside `shared_nulls`, a test already run on the same data and seed is not run again.
     """
@@ -224,8 +201,7 @@ def permutation_test(
     x = _finite_scores(scores)
     n = len(x)
     codes, n_groups = _codes_by_appearance(groups, n)
-    if metric == "speo" and labels is None:
-        raise ValueError("metric='speo' needs labels")
+    y = None if metric == "spdd" else _finite_labels(labels, n)
     store = _NULLS.get()
     key = None if store is None else _null_key(metric, x, codes, labels, random_state)
     if key is not None and key in store and len(store[key][1]) >= n_perm:
@@ -233,18 +209,24 @@ def permutation_test(
         if progress is not None:
             progress(int(n_perm), int(n_perm))
         return _permutation_result(metric, observed, null[: int(n_perm)].copy(), quantiles, random_state)
-    observed, null = _draw_null(metric, x, codes, n_groups, labels, int(n_perm), random_state, progress)
+    observed, null = _draw_null(metric, x, codes, n_groups, y, int(n_perm), random_state, progress, breakpoints)
     if key is not None:  # a copy: the caller may change its array, the store serves later callers
         store[key] = (observed, null.copy())
     return _permutation_result(metric, observed, null, quantiles, random_state)
 
 
-def _draw_null(metric, x, codes, n_groups, labels, n_perm, random_state, progress) -> tuple[float, np.ndarray]:
+def _draw_null(metric, x, codes, n_groups, labels, n_perm, random_state, progress,
+               breakpoints=None) -> tuple[float, np.ndarray]:
     """(the statistic on the data, (n_perm,) its values under shuffled groups)."""
+    counts = np.bincount(codes, minlength=n_groups)
+    if metric == "speo" and n_groups <= FAST_PERM_MAX_GROUPS:
+        bp = breakpoints if breakpoints is not None else SpeoBreakpoints(x, labels)
+        if bp.n != len(x):
+            raise ValueError(f"the SPEO breakpoints are of {bp.n} rows, the scores of {len(x)}")
+        return observed_speo(bp, codes, counts), speo_null(bp, counts, n_perm, random_state, progress=progress)
     order = np.argsort(x, kind="stable")
     xs = x[order]
     c = codes[order].astype(np.uint8 if n_groups < 256 else np.int64)
-    counts = np.bincount(codes, minlength=n_groups)
     if metric == "spdd" and n_groups <= FAST_PERM_MAX_GROUPS:
         return observed_spdd(xs, c, counts), spdd_null(xs, counts, n_perm, random_state, progress=progress)
     stat = _gap_statistic(metric, xs, order, labels, counts)

@@ -1,0 +1,110 @@
+"""The fast SPEO permutation null (`fairviz.permute_speo`) against `fairviz.metrics.speo`."""
+
+import numpy as np
+import pytest
+
+from fairviz import metrics
+from fairviz import permute_speo as ps
+from fairviz.permute import relabel, relabel_groups
+from fairviz.significance import permutation_test
+
+
+def _data(rng, n, k, ties):
+    s = np.round(rng.random(n), 2) if ties else rng.random(n)
+    y = np.clip(s + rng.normal(0, 0.25, n), 0, 1)
+    y = np.round(y, 1) if ties else y  # tie-heavy labels: many exactly 0 or 1
+    g = rng.integers(0, k, n)
+    g[:k] = np.arange(k)  # every group present
+    return s, y, g
+
+
+@pytest.mark.parametrize("k", [2, 3, 6, 16])
+@pytest.mark.parametrize("ties", [False, True])
+def test_observed_matches_the_metric(rng, k, ties):
+    s, y, g = _data(rng, 700, k, ties)
+    bp = ps.SpeoBreakpoints(s, y)
+    assert ps.observed_speo(bp, g, np.bincount(g)) == pytest.approx(metrics.speo(s, y, g), abs=1e-12)
+
+
+def test_edge_cases_match_the_metric(rng):
+    n = 400
+    s, g = rng.random(n), rng.integers(0, 2, n)
+    cases = {
+        "constant labels": np.full(n, 0.5),
+        "labels all 0": np.zeros(n),
+        "labels all 1": np.ones(n),
+        "one group without a label above 0.6": np.where(g == 1, np.minimum(rng.random(n), 0.6), rng.random(n)),
+        "scores equal labels": s.copy(),
+    }
+    for name, y in cases.items():
+        bp = ps.SpeoBreakpoints(s, y)
+        assert ps.observed_speo(bp, g, np.bincount(g)) == pytest.approx(metrics.speo(s, y, g), abs=1e-12), name
+    tiny = ps.SpeoBreakpoints(np.array([0.3, 0.7]), np.array([0.5, 0.5]))
+    assert ps.observed_speo(tiny, np.array([0, 1]), [1, 1]) == pytest.approx(
+        metrics.speo([0.3, 0.7], [0.5, 0.5], [0, 1]), abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_counts_carry_across_chunks(rng, monkeypatch, k):
+    """Tiny chunks: every breakpoint is near a chunk edge, where the counts carry over."""
+    s, y, g = _data(rng, 300, k, ties=True)
+    monkeypatch.setattr(ps, "_CHUNK", 7)
+    bp = ps.SpeoBreakpoints(s, y)
+    assert ps.observed_speo(bp, g, np.bincount(g)) == pytest.approx(metrics.speo(s, y, g), abs=1e-12)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_null_is_the_metric_of_each_documented_relabeling(rng, k):
+    n, n_perm, seed = 500, 12, 21
+    s, y, g = _data(rng, n, k, ties=True)
+    counts = np.bincount(g)
+    null = ps.speo_null(ps.SpeoBreakpoints(s, y), counts, n_perm, seed)
+    for r, sd in enumerate(np.random.SeedSequence(seed).spawn(n_perm)):
+        c = np.zeros(n, dtype=np.uint8)
+        gen = np.random.Generator(np.random.PCG64(sd))
+        relabel(gen, n, int(counts[1]), c) if k == 2 else relabel_groups(gen, counts, c)
+        assert null[r] == pytest.approx(metrics.speo(s, y, c), abs=1e-12)
+
+
+def test_null_does_not_depend_on_threads_slices_or_progress(rng, monkeypatch):
+    s, y, g = _data(rng, 3000, 2, ties=False)
+    bp, counts = ps.SpeoBreakpoints(s, y), np.bincount(g)
+    monkeypatch.setenv("FAIRVIZ_THREADS", "1")
+    one = ps.speo_null(bp, counts, 30, 4)
+    monkeypatch.setenv("FAIRVIZ_THREADS", "3")
+    seen = []
+    three = ps.speo_null(bp, counts, 30, 4, progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_array_equal(one, three)
+    assert seen[-1] == (30, 30) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    np.testing.assert_array_equal(ps.speo_null(bp, counts, 10, 4), one[:10])  # permutation r: its own seed
+
+
+def test_shared_breakpoints_give_the_same_test(rng):
+    s, y, g = _data(rng, 2000, 3, ties=True)
+    fresh = permutation_test(s, g, y, metric="speo", n_perm=25, random_state=2)
+    shared = permutation_test(s, g, y, metric="speo", n_perm=25, random_state=2, breakpoints=ps.SpeoBreakpoints(s, y))
+    np.testing.assert_array_equal(fresh.null_values, shared.null_values)
+    assert fresh.observed == shared.observed == pytest.approx(metrics.speo(s, y, g), abs=1e-12)
+    with pytest.raises(ValueError, match="breakpoints"):
+        permutation_test(s[:-1], g[:-1], y[:-1], metric="speo", n_perm=5, breakpoints=ps.SpeoBreakpoints(s, y))
+
+
+def test_prepared_groupings_share_one_sort(rng):
+    s, y, g = _data(rng, 1000, 2, ties=False)
+    other = rng.integers(0, 3, 1000)
+    a, b = metrics.prepare(s, g, y), metrics.prepare(s, other, y)
+    bp = a.speo_breakpoints()
+    b.share_rows(a)
+    assert b.speo_breakpoints() is bp
+    with pytest.raises(ValueError, match="labels"):
+        metrics.prepare(s, g).speo_breakpoints()
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="same length"):
+        ps.SpeoBreakpoints(np.zeros(3), np.zeros(2))
+    bp = ps.SpeoBreakpoints(np.array([0.1, 0.2, 0.3]), np.array([0.2, 0.4, 0.9]))
+    with pytest.raises(ValueError, match="at least one row"):
+        ps.speo_null(bp, [3, 0], 5, 0)
+    with pytest.raises(ValueError, match="add up"):
+        ps.speo_null(bp, [1, 1], 5, 0)
