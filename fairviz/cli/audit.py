@@ -33,11 +33,8 @@ upper bound at ``level``), ``p_value`` (permutation test of "no difference betwe
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import json
 import math
-import multiprocessing
-import os
 import sys
 
 import pandas as pd
@@ -47,6 +44,7 @@ from fairviz import metrics, score_range, sql
 from fairviz.cli._common import add_command, add_score_range, add_table_arguments
 from fairviz.groups import INTERSECTION_SEPARATOR
 from fairviz.metrics import FOUR_FIFTHS
+from fairviz.side_by_side import run_side_by_side
 from fairviz.tabular import (
     MAX_GROUPS,
     MAX_ROWS,
@@ -273,18 +271,15 @@ def _summaries(result) -> dict:
             for name in ("spdd", "speo") if getattr(result, name) is not None}
 
 
-#: From this many rows, views are audited in worker processes (numpy's many small calls hold
-#: the GIL often enough that two threads reach only ~1.3× one; two processes reach 2×).
+#: From this many rows (with intervals), views are audited in forked worker processes
+#: (`fairviz.side_by_side`); below, on threads.
 PROCESS_MIN_ROWS = 200_000
 
-# The views of the audit running now, read by forked workers (inherited, not pickled).
-_RUNNING: dict = {}
 
-
-def _audit_one(i: int) -> tuple:
-    """Audit view ``i`` of `_RUNNING`, with a progress bar on stderr (hidden when stderr is not a
-    terminal) over its bootstrap resamples, then its permutation tests' shuffles."""
-    items, prepared, args = _RUNNING["items"], _RUNNING["prepared"], _RUNNING["args"]
+def _audit_one(state: tuple, i: int) -> tuple:
+    """Audit view ``i``, with a progress bar on stderr (hidden when stderr is not a terminal)
+    over its bootstrap resamples, then its permutation tests' shuffles."""
+    items, prepared, args = state
     name, p = items[i][0], prepared[i]
     with tqdm(total=None, desc=f"[{i + 1}/{len(items)}] {name}", unit="draw", disable=None,
               file=sys.stderr, position=i) as bar:
@@ -298,17 +293,11 @@ def _audit_one(i: int) -> tuple:
         return name, (result, p.scoring_rate_table())
 
 
-def _worker_start() -> None:
-    # each of the two workers has a core: more threads in one would only contend for it
-    os.environ.setdefault("FAIRVIZ_THREADS", "1")
-
-
 def _audit_views(views: dict, args) -> dict:
     """name -> (AuditResult, LL144 table): each view prepared once (checked, encoded, sorted),
     the group-independent parts (rank orders, PCC, SRCC, SPEO's breakpoints) computed once for
-    all. Views run two at a time, the largest first: in forked worker processes from
-    `PROCESS_MIN_ROWS` rows on (where the platform forks), else on threads. Each view's numbers
-    do not depend on where it ran."""
+    all. Views run two at a time, the one with most groups first: in forked worker processes
+    from `PROCESS_MIN_ROWS` rows on. Each view's numbers do not depend on where it ran."""
     items = list(views.items())
     prepared = [metrics.prepare(*view) for _, view in items]
     if prepared[0].has_labels:  # the rank orders, PCC, SRCC and SPEO's breakpoints do not depend on the grouping
@@ -317,20 +306,9 @@ def _audit_views(views: dict, args) -> dict:
             prepared[0].speo_breakpoints()
     for p in prepared[1:]:
         p.share_rows(prepared[0])
-    _RUNNING.update(items=items, prepared=prepared, args=args)
     largest_first = sorted(range(len(items)), key=lambda i: -len(prepared[i].groups))
-    workers = min(2, len(items))
-    try:
-        if (workers > 1 and args.n_boot > 0 and prepared[0].n >= PROCESS_MIN_ROWS
-                and "fork" in multiprocessing.get_all_start_methods()):
-            pool = concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("fork"),
-                                                          initializer=_worker_start)
-        else:
-            pool = concurrent.futures.ThreadPoolExecutor(workers)
-        with pool:
-            done = dict(pool.map(_audit_one, largest_first))
-    finally:
-        _RUNNING.clear()
+    big = args.n_boot > 0 and prepared[0].n >= PROCESS_MIN_ROWS
+    done = dict(run_side_by_side(_audit_one, (items, prepared, args), largest_first, processes=big))
     return {name: done[name] for name, _ in items}
 
 

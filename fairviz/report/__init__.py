@@ -63,6 +63,7 @@ def build_report(
     generated_at: _dt.datetime | None = None,
     progress: Callable[[str], None] | None = None,
     reuse: dict | None = None,
+    processes: bool = False,
 ) -> str:
     """The complete audit as one self-contained HTML document (str).
 
@@ -80,7 +81,9 @@ def build_report(
     shown under the data description; progress(stage) is called as sections are computed;
     max_groups: refuse a grouping with more groups than this (an ID column picked by mistake);
     reuse: a dict kept with the data, so that a later report of it (another τ) reads the
-    permutation tests, intervals and repair back instead of computing them again.
+    permutation tests, intervals and repair back instead of computing them again;
+    processes: test the groupings of a large file in two forked worker processes
+    (`fairviz.side_by_side`; for a process of its own such as the CLI, not a server's).
     Bad input raises ValueError (the same messages as `fairviz.groups.audit_attributes`).
     """
     tau = float(tau)
@@ -91,5 +94,6 @@ def build_report(
                               random_state=random_state, max_groups=max_groups)
     inputs = resolve_inputs(data, attributes, labels, score, groups, label)
     report = compute_report(inputs, settings, source_name=source_name, source_bytes=source_bytes, source=source,
-                            title=title, generated_at=generated_at, progress=progress, reuse=reuse)
+                            title=title, generated_at=generated_at, progress=progress, reuse=reuse,
+                            processes=processes)
     return render(report)

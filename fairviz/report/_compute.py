@@ -28,6 +28,7 @@ from fairviz.report._model import (
     ReportSettings,
 )
 from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
+from fairviz.side_by_side import run_side_by_side
 from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test, shared_nulls
 from fairviz.uncertainty import describe
 
@@ -50,11 +51,14 @@ def auto_n_perm(n: int, n_groups: int, *, budget: float = 1.5e8, low: int = 50, 
 def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_name: str | None = None,
                    source_bytes: bytes | None = None, source: str | None = None, title: str | None = None,
                    generated_at: _dt.datetime | None = None,
-                   progress: Callable[[str], None] | None = None, reuse: dict | None = None) -> AuditReport:
+                   progress: Callable[[str], None] | None = None, reuse: dict | None = None,
+                   processes: bool = False) -> AuditReport:
     """Audit every attribute, run the permutation tests and the repair: the whole report as data.
     ``reuse``: a dict kept with the data (the app keeps one per upload) in which the results that
     do not depend on τ, alpha or the LL144 options (permutation tests, intervals, the repair) are
-    stored and read back by a later report of the same data. Bad input raises ValueError."""
+    stored and read back by a later report of the same data. ``processes``: from
+    `PROCESS_MIN_ROWS` rows, run the groupings' tests and intervals in two forked worker
+    processes (`fairviz.side_by_side`). Bad input raises ValueError."""
     say = progress or (lambda stage: None)
     scores, attrs, y = inputs.scores, inputs.attributes, inputs.labels
     n = len(scores)
@@ -70,10 +74,10 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
                 "(or leave out intersections)")
     say("auditing every attribute")
     reuse = {} if reuse is None else reuse
-    multi, sections = _audit_sections(inputs, columns, settings, say, reuse)
+    multi, sections = _audit_sections(inputs, columns, settings, say, reuse, processes)
     when = (generated_at or _dt.datetime.now(_dt.timezone.utc)).replace(microsecond=0)
     say("repair")
-    key = ("repair", tuple(multi.results), settings.random_state)
+    key = _repair_key(list(multi.results), settings)
     if key not in reuse:
         reuse[key] = repair_section(inputs, columns, list(multi.results), settings.random_state)
     repair = reuse[key]
@@ -88,33 +92,70 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
         n_perms=tuple(sorted({s.perm.n_perm for s in sections})))
 
 
-def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say, reuse: dict):
-    """(`MultiAuditResult` with the intervals, the `AttributeSection` of each grouping). Each
-    grouping is prepared once; its permutation tests run before its intervals, whose uncertainty
-    asks for the same tests and reads their first draws (`shared_nulls`) instead of drawing again.
-    ``reuse``: the τ-independent results (tests, intervals) of an earlier report of the same data."""
+#: From this many rows, ``processes=True`` tests the groupings in forked worker processes.
+PROCESS_MIN_ROWS = 200_000
+
+
+def _repair_key(audited: list, settings: ReportSettings) -> tuple:
+    return ("repair", tuple(audited), settings.random_state)
+
+
+def _side_work(state: tuple, name: str | None):
+    """One grouping's `_tests_and_intervals`, or (``name`` None) the repair section."""
+    multi, settings, inputs, columns = state
+    if name is None:
+        return repair_section(inputs, columns, list(multi.results), settings.random_state)
+    return _tests_and_intervals((multi, settings), name)
+
+
+def _tests_and_intervals(state: tuple, name: str) -> tuple:
+    """(SPDD's permutation test, SPEO's or None, the audit with intervals) of one grouping. The
+    tests run first; the intervals' uncertainty asks for the same tests and reads their first
+    draws (`shared_nulls`) instead of drawing again."""
+    multi, settings = state
+    res = multi.results[name]
     with shared_nulls():
-        multi = audit_attributes(inputs.scores, inputs.attributes, inputs.labels, intersections=settings.intersections,
-                                 n_boot=0, level=settings.level, random_state=settings.random_state,
-                                 tau=settings.tau, alpha=settings.alpha, exclude_small=settings.exclude_small)
-        audited, sections = {}, []
-        for name, res in multi.results.items():  # see `_unsorted`
-            multi.results[name] = dataclasses.replace(res, prepared=_unsorted(res.prepared))
-        for idx, (name, res) in enumerate(multi.results.items()):
-            say(f"attribute {name}")
-            key = ("grouping", name, settings.n_boot, settings.level, settings.n_perm, settings.random_state)
-            if key not in reuse:
-                perm, perm_speo = _permutations(res.prepared, len(res.groups), settings)
-                reuse[key] = (perm, perm_speo, audit_intervals(
-                    res, settings.n_boot, level=settings.level, random_state=settings.random_state,
-                    n_perm=settings.n_perm) if settings.n_boot else res.audit)
-            perm, perm_speo, intervals = reuse[key]
-            res = dataclasses.replace(res, audit=intervals)
-            sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, perm, perm_speo))
-            # its sorts and curve are no longer needed: free them before the next grouping's work
-            audited[name] = dataclasses.replace(res, prepared=None)
-            sections[-1] = dataclasses.replace(sections[-1], result=audited[name])
-            multi.results[name] = audited[name]
+        perm, perm_speo = _permutations(res.prepared, len(res.groups), settings)
+        intervals = audit_intervals(res, settings.n_boot, level=settings.level, random_state=settings.random_state,
+                                    n_perm=settings.n_perm) if settings.n_boot else res.audit
+    return perm, perm_speo, intervals
+
+
+def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say, reuse: dict, processes: bool):
+    """(`MultiAuditResult` with the intervals, the `AttributeSection` of each grouping). Each
+    grouping is prepared once; its tests and intervals (`_tests_and_intervals`) run one grouping
+    after another, or two side by side in worker processes (``processes``, large files).
+    ``reuse``: the τ-independent results (tests, intervals) of an earlier report of the same data."""
+    multi = audit_attributes(inputs.scores, inputs.attributes, inputs.labels, intersections=settings.intersections,
+                             n_boot=0, level=settings.level, random_state=settings.random_state,
+                             tau=settings.tau, alpha=settings.alpha, exclude_small=settings.exclude_small)
+    for name, res in multi.results.items():  # see `_unsorted`
+        multi.results[name] = dataclasses.replace(res, prepared=_unsorted(res.prepared))
+
+    def key(name):
+        return ("grouping", name, settings.n_boot, settings.level, settings.n_perm, settings.random_state)
+
+    todo = [name for name in multi.results if key(name) not in reuse]
+    if processes and len(todo) > 1 and len(inputs.scores) >= PROCESS_MIN_ROWS:
+        say(f"tests and intervals of {len(todo)} groupings and the repair, two at a time")
+        todo.sort(key=lambda name: -len(multi.results[name].groups))  # the most groups (the most work) first
+        repair_key = _repair_key(list(multi.results), settings)
+        work = todo + ([None] if repair_key not in reuse else [])
+        outs = run_side_by_side(_side_work, (multi, settings, inputs, columns), work, processes=True)
+        for name, out in zip(work, outs):
+            reuse[repair_key if name is None else key(name)] = out
+    audited, sections = {}, []
+    for idx, (name, res) in enumerate(multi.results.items()):
+        say(f"attribute {name}")
+        if key(name) not in reuse:
+            reuse[key(name)] = _tests_and_intervals((multi, settings), name)
+        perm, perm_speo, intervals = reuse[key(name)]
+        res = dataclasses.replace(res, audit=intervals)
+        sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, perm, perm_speo))
+        # its sorts and curve are no longer needed: free them before the next grouping's work
+        audited[name] = dataclasses.replace(res, prepared=None)
+        sections[-1] = dataclasses.replace(sections[-1], result=audited[name])
+        multi.results[name] = audited[name]
     return dataclasses.replace(multi, results=audited, n_boot=int(settings.n_boot)), sections
 
 
