@@ -213,3 +213,31 @@ def test_bad_score_range_is_one_line(two_attributes, capsys, tmp_path, low, high
     code, out, err = run_cli(capsys, path, "--score", "score", "--group", "sex", "--score-range", low, high)
     assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1
     assert fragment in err, err
+
+
+_SIDE_BY_SIDE = """
+import json, sys
+import fairviz.cli.audit as audit
+from fairviz.cli import main
+audit.PROCESS_MIN_ROWS = int(sys.argv[2])
+main(["audit", sys.argv[1], "--score", "score", "--group", "gender", "--group", "band", "--label", "y",
+      "--n-boot", "60", "--json"])
+"""
+
+
+def test_views_in_worker_processes_give_the_numbers_of_threads(tmp_path, rng):
+    """A large audit runs its views in forked worker processes: the same JSON as on threads
+    (run in subprocesses, as the CLI runs: a fork of this test process would copy its threads)."""
+    n = 2000
+    path = tmp_path / "s.csv"
+    pd.DataFrame({"score": rng.random(n), "gender": rng.choice(["f", "m"], n), "band": rng.choice(["<40", ">55"], n),
+                  "y": rng.random(n)}).to_csv(path, index=False)
+
+    def run(threshold: int) -> dict:
+        proc = subprocess.run([sys.executable, "-c", _SIDE_BY_SIDE, str(path), str(threshold)],
+                              capture_output=True, text=True, check=True)
+        return json.loads(proc.stdout)
+
+    forked, threaded = run(0), run(10**9)
+    assert set(forked["attributes"]) == {"gender", "band", "gender × band"}
+    assert forked == threaded

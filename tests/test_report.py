@@ -322,3 +322,33 @@ def test_templates_are_package_data():
         "package-data"]["fairviz.report"]
     files = [p.relative_to(root).as_posix() for p in (root / "templates").iterdir() if p.is_file()]
     assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), files
+
+
+_REPORT_SIDE_BY_SIDE = """
+import re, sys
+import numpy as np, pandas as pd
+import fairviz.report._compute as compute
+from fairviz.report import build_report
+compute.PROCESS_MIN_ROWS = 0
+rng = np.random.default_rng(5)
+n = 1500
+df = pd.DataFrame({"score": rng.random(n), "sex": rng.choice(["f", "m"], n), "band": rng.choice(["<40", ">55"], n),
+                   "y": rng.random(n)})
+html = build_report(df, score="score", groups=["sex", "band"], label="y", n_boot=40, n_perm=30,
+                    generated_at=None, processes=sys.argv[1] == "1")
+print("\\n".join(re.findall(r"<td[^>]*>(.*?)</td>", html)))
+"""
+
+
+def test_report_groupings_in_worker_processes_give_the_same_tables():
+    """The CLI's report tests groupings (and the repair) in forked workers: every table cell is
+    the same as on threads (subprocesses: a fork of this test process would copy its threads)."""
+    import subprocess
+    import sys
+
+    def cells(processes: str) -> str:
+        return subprocess.run([sys.executable, "-c", _REPORT_SIDE_BY_SIDE, processes], capture_output=True,
+                              text=True, check=True).stdout
+
+    forked, threaded = cells("1"), cells("0")
+    assert forked.count("\n") > 50 and forked == threaded

@@ -9,16 +9,18 @@
   *chance level*: the metric's distribution when groups do not matter, for these group sizes (two
   samples from one distribution already differ by about sigma / sqrt(n)).
 
-Permutation scheme (documented because a test reproduces it with a naive loop): rows are sorted
-once by score (stable); ``c`` holds the group codes in that order; ``rng =
+Permutation scheme (documented because a test reproduces it with a naive loop). Group codes
+are numbered in order of first appearance. Up to 16 groups: permutation r is
+``fairviz.permute.relabel`` (two groups) or ``relabel_groups`` with the generator seeded by
+``SeedSequence(random_state).spawn(n_perm)[r]`` (a uniformly random assignment of the group
+labels with the observed group sizes). SPDD applies it to the positions of the scores sorted
+once (stable) and sums by blocks (`fairviz.permute`); SPEO applies it to the rows in their
+order and integrates over the 2n breakpoints min(score, label) and label, sorted once for
+every grouping of the same rows (`fairviz.permute_speo`). More groups: rows are sorted once by
+score (stable); ``c`` holds the group codes in that order; ``rng =
 numpy.random.default_rng(random_state)`` and each permutation is ``rng.shuffle(c)`` applied to
-the previous state (each state is a uniformly random assignment of the group labels). Group codes
-are numbered in order of first appearance. Because the scores stay sorted, each permutation's
-statistic is `fairviz.metrics`' step integral over ``c``, without re-sorting (SPEO: over the 2n
-breakpoints min(score, label) and label, sorted once). SPDD with up to 16 groups: permutation r
-is ``fairviz.permute.relabel`` (two groups) or ``relabel_groups`` with the generator seeded by
-``SeedSequence(random_state).spawn(n_perm)[r]`` (also a uniformly random assignment with the same
-group sizes), summed by blocks (`fairviz.permute`), on as many threads as help.
+the previous state; each permutation's statistic is `fairviz.metrics`' step integral over ``c``,
+without re-sorting (SPEO: over the 2n breakpoints, sorted once).
 """
 
 
