@@ -230,3 +230,28 @@ def test_little_bootstrap_audit_bounds_are_at_least_value_plus_chance():
         assert u.upper >= u.value + 0.9 * u.chance_mean
     exact = metrics.audit(x, g, y, n_boot=100, n_perm=39, bootstrap="exact")
     assert exact.spdd.detail.p_value == r.spdd.detail.p_value  # the same permutation test
+
+
+@pytest.mark.parametrize("lam", [0.7, 25.6, 64.0, 100.0])
+def test_poisson_table_draws_are_poisson(lam):
+    """The table draw of the little bootstraps' counts against scipy's Poisson pmf (chi-square
+    over the cells with expected count ≥ 20; 1,000,000 draws), and every unmarked table cell
+    against the inverse CDF at both of its ends."""
+    from scipy import stats
+
+    from fairviz.metrics._resample import _PoissonTable
+
+    table = _PoissonTable(lam)
+    cells = np.arange(1 << 16)
+    ok = table.table != table._MARK
+    for edge in (cells / 65536.0, np.nextafter((cells + 1.0) / 65536.0, 0.0)):
+        np.testing.assert_array_equal(table.table[ok], np.searchsorted(table.cdf, edge[ok], side="right"))
+    n = 1_000_000
+    draws = table.draw(np.random.default_rng(11), n)
+    k = np.arange(draws.max() + 1)
+    expected = n * stats.poisson.pmf(k, lam)
+    keep = expected >= 20
+    observed = np.bincount(draws, minlength=len(k))
+    chi2 = float(np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep]))
+    assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3
+    assert draws.mean() == pytest.approx(lam, rel=0.01)
