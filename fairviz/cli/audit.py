@@ -273,7 +273,7 @@ def _summaries(result) -> dict:
 
 #: From this many rows (with intervals), views are audited in forked worker processes
 #: (`fairviz.side_by_side`); below, on threads.
-PROCESS_MIN_ROWS = 200_000
+PROCESS_MIN_ROWS = 50_000
 
 
 def _audit_one(state: tuple, i: int) -> tuple:

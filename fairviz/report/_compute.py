@@ -93,7 +93,7 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
 
 
 #: From this many rows, ``processes=True`` tests the groupings in forked worker processes.
-PROCESS_MIN_ROWS = 200_000
+PROCESS_MIN_ROWS = 50_000
 
 
 def _repair_key(audited: list, settings: ReportSettings) -> tuple:
