@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 # state of each running call, by token: forked workers inherit it
@@ -38,19 +39,23 @@ def run_side_by_side(fn: Callable[[Any, Any], Any], state: Any, items: Sequence,
                      workers: int = 2) -> list:
     """``[fn(state, item) for item in items]``, ``workers`` at a time: in forked worker processes
     when ``processes`` is true and the platform forks, else on threads. ``fn`` must be a
-    module-level function (sent to a worker by name); ``state`` is inherited, never pickled."""
+    module-level function (sent to a worker by name); ``state`` is inherited, never pickled.
+    When a worker process cannot start or dies, the work is done again on threads."""
     with _LOCK:
         token = next(_TOKENS)
         _STATE[token] = state
     try:
         workers = max(1, min(workers, len(items)))
+        call = functools.partial(_call, fn, token)
         if processes and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            pool = concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("fork"),
-                                                          initializer=_one_thread_each)
-        else:
-            pool = concurrent.futures.ThreadPoolExecutor(workers)
-        with pool:
-            return list(pool.map(functools.partial(_call, fn, token), items))
+            try:
+                with concurrent.futures.ProcessPoolExecutor(workers, multiprocessing.get_context("fork"),
+                                                            initializer=_one_thread_each) as pool:
+                    return list(pool.map(call, items))
+            except (BrokenProcessPool, OSError):
+                pass  # a worker could not start or was killed (e.g. out of memory): do it here instead
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(call, items))
     finally:
         with _LOCK:
             _STATE.pop(token, None)
