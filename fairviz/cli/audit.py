@@ -14,7 +14,9 @@ scores) and ``source``. ``--score-range LOW HIGH`` rescales scores on [LOW, HIGH
 says so in every output. ``--bootstrap auto|exact|little`` (``--subsets S``) picks the bootstrap:
 from 200,000 rows on, "auto" runs the bag of little bootstraps (docs/STATISTICS.md); the table
 and the JSON (``bootstrap``) say which ran. ``--engine duckdb`` audits where the scores live (see `fairviz.sql`).
-Bad input is a one-line ``error: ...`` and exit code 2.
+Bad input is a one-line ``error: ...`` and exit code 2. From 50,000 rows with intervals, the
+attributes and their intersection are audited two at a time in worker processes (the numbers
+are those of one at a time).
 
 Only an empty group cell is missing (then the file is refused) unless ``--missing-values
 NA,unknown`` names the values that mean missing: those rows are left out, and how many is
