@@ -115,18 +115,22 @@ class _SpeoKernel:
 
     def _many(self, labels: np.ndarray, buf: dict) -> float:
         bp = self.bp
-        carries = [[0, 0] for _ in range(self.G)]
+        left = [[float(n), float(n)] for n in self.counts]  # A and B of each group before the chunk
         total = 0.0
         for s, e, k in self._chunks():
-            gg = np.take(labels, bp.rows[s:e], out=buf["g"][:k])
+            tag = np.take(labels, bp.rows[s:e], out=buf["g"][:k])
+            np.left_shift(tag, 1, out=tag)
+            np.add(tag, bp.is_label[s:e], out=tag)  # 2g: an A entry of group g, 2g + 1: a B entry
             hi, lo, r, t = buf["r"][:k], buf["s"][:k], buf["d"][:k], buf["t"][:k]
             for g in range(self.G):
-                a, b = self._counts(np.equal(gg, g, out=buf["eq"][:k]), s, e, carries[g], buf, k)
-                n_g = float(self.counts[g])
+                a = np.cumsum(np.equal(tag, 2 * g, out=buf["eq"][:k]), dtype=np.int32, out=buf["a"][:k])
+                b = np.cumsum(np.equal(tag, 2 * g + 1, out=buf["eq"][:k]), dtype=np.int32, out=buf["b"][:k])
                 rate = hi if g == 0 else r
-                np.subtract(n_g, a, out=rate)
-                np.subtract(n_g, b, out=t)
+                np.subtract(left[g][0], a, out=rate)  # A / max(B, 1) (no label above τ: A = 0, rate 0)
+                np.subtract(left[g][1], b, out=t)
                 np.divide(rate, np.maximum(t, 1.0, out=t), out=rate)
+                left[g][0] -= float(a[-1])
+                left[g][1] -= float(b[-1])
                 if g == 0:
                     np.copyto(lo, hi)
                 else:
