@@ -43,7 +43,8 @@ class SpeoBreakpoints:
             raise ValueError("scores and labels must be non-empty and of the same length")
         n = len(x)
         vals = np.concatenate([np.minimum(x, y), y])
-        by_value = np.argsort(vals, kind="stable")
+        # the order of tied breakpoints does not matter (zero width between them): the faster sort
+        by_value = np.argsort(vals, kind="quicksort")
         z = vals[by_value]
         self.n = n
         self.is_label = by_value >= n
