@@ -30,8 +30,8 @@ class SpeoBreakpoints:
     """The 2n SPEO breakpoints of (scores, labels), sorted once.
 
     x, y: (n,) scores and labels in [0, 1] (finite). Attributes: ``rows`` intp (2n,) the row of
-    each sorted breakpoint, ``is_label`` / ``not_label`` bool (2n,) (a B / an A entry), ``z``
-    float64 (2n,) the breakpoints, ``dz`` (2n − 1,) the gaps between consecutive ones, ``labels_before``
+    each sorted breakpoint, ``is_label`` / ``not_label`` bool (2n,) (a B / an A entry), ``dz``
+    float64 (2n − 1,) the gaps between consecutive breakpoints (score units), ``labels_before``
     int64 (2n − 1,) B entries at or before each breakpoint. Group-independent: share it between
     groupings of the same rows.
     """
@@ -50,7 +50,6 @@ class SpeoBreakpoints:
         self.is_label = by_value >= n
         self.not_label = ~self.is_label
         self.rows = np.where(self.is_label, by_value - n, by_value)
-        self.z = z
         self.dz = np.diff(z)
         self.labels_before = np.cumsum(self.is_label)[:-1]
 
