@@ -265,8 +265,8 @@ def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, valu
     distances on the data; replicates: their bootstrap replicates (may lack a metric: no
     bootstrap). The permutation null comes from `fairviz.significance.permutation_test`
     (shuffles: `permutation_plan`). ``progress(done, total)`` follows the shuffles of both tests.
-    ``speo_breakpoints``: SPEO's sorted breakpoints of (x, y) if already built (a callable that
-    builds them is fine too: it is called only when SPEO is tested).
+    ``speo_breakpoints``: SPEO's sorted breakpoints of (x, y), or a function that returns them
+    (called only when SPEO's null is drawn).
     """
     # import cycle: fairviz.metrics imports this module, and the permutation test imports fairviz.metrics
     from fairviz.significance import permutation_test  # noqa: PLC0415
@@ -280,9 +280,8 @@ def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, valu
         if m > 0:
             rs = np.random.default_rng(random_state) if isinstance(random_state, np.random.SeedSequence) else random_state
             follow = None if progress is None else (lambda done, _m, b=before: progress(b + done, total))
-            bp = speo_breakpoints if name == "speo" else None
             null = permutation_test(x, codes, y, metric=name, n_perm=m, random_state=rs, progress=follow,
-                                    breakpoints=bp() if callable(bp) else bp).null_values
+                                    breakpoints=speo_breakpoints if name == "speo" else None).null_values
         before += m
         out[name] = distance_uncertainty(values[name], replicates.get(name, np.empty(0)), null, level,
                                          noise_floor=noise_floor)

@@ -108,3 +108,20 @@ def test_bad_input():
         ps.speo_null(bp, [3, 0], 5, 0)
     with pytest.raises(ValueError, match="add up"):
         ps.speo_null(bp, [1, 1], 5, 0)
+
+
+def test_breakpoints_are_built_only_when_a_null_is_drawn(rng):
+    from fairviz.significance import shared_nulls
+
+    s, y, g = _data(rng, 500, 2, ties=False)
+    calls = []
+
+    def build():
+        calls.append(1)
+        return ps.SpeoBreakpoints(s, y)
+
+    with shared_nulls():
+        first = permutation_test(s, g, y, metric="speo", n_perm=20, random_state=3, breakpoints=build)
+        again = permutation_test(s, g, y, metric="speo", n_perm=20, random_state=3, breakpoints=build)
+    assert len(calls) == 1  # the second test read the first one's draws
+    np.testing.assert_array_equal(first.null_values, again.null_values)

@@ -181,7 +181,7 @@ def permutation_test(
     random_state: int | np.random.Generator | None = 0,
     quantiles: Sequence[float] = (0.05, 0.5, 0.95),
     progress: Callable[[int, int], None] | None = None,
-    breakpoints: SpeoBreakpoints | None = None,
+    breakpoints: SpeoBreakpoints | Callable[[], SpeoBreakpoints] | None = None,
 ) -> PermutationResult:
     """Permutation test of SPDD (or SPEO, needs `labels`) under shuffled group labels.
 
@@ -192,8 +192,9 @@ def permutation_test(
     instead (two groups: 1,000 permutations of 10⁶ rows in seconds, on two threads), and SPEO
     `fairviz.permute_speo`'s chunked integral over relabelings. See the module docstring for
     the exact schemes. ``breakpoints``: SPEO's sorted breakpoints of these scores and labels
-    (`fairviz.permute_speo.SpeoBreakpoints`), when the caller already has them (every grouping
-    of the same rows shares them); built here otherwise. ``progress(done, n_perm)`` is called as
+    (`fairviz.permute_speo.SpeoBreakpoints`, or a function that returns them, called only if
+    the null is drawn), when the caller already has them (every grouping of the same rows shares
+    them); built here otherwise. ``progress(done, n_perm)`` is called as
     permutations finish. The smallest p-value is 1 / (n_perm + 1) (`PermutationResult.resolution`).
     Inside `shared_nulls`, a test already run on the same data and seed is not run again.
     """
@@ -220,7 +221,8 @@ def _draw_null(metric, x, codes, n_groups, labels, n_perm, random_state, progres
     """(the statistic on the data, (n_perm,) its values under shuffled groups)."""
     counts = np.bincount(codes, minlength=n_groups)
     if metric == "speo" and n_groups <= FAST_PERM_MAX_GROUPS:
-        bp = breakpoints if breakpoints is not None else SpeoBreakpoints(x, labels)
+        bp = breakpoints() if callable(breakpoints) else breakpoints
+        bp = bp if bp is not None else SpeoBreakpoints(x, labels)
         if bp.n != len(x):
             raise ValueError(f"the SPEO breakpoints are of {bp.n} rows, the scores of {len(x)}")
         return observed_speo(bp, codes, counts), speo_null(bp, counts, n_perm, random_state, progress=progress)
