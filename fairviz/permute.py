@@ -216,7 +216,9 @@ def _kernel(xs: np.ndarray, counts: np.ndarray) -> TwoGroupSpdd | GroupsSpdd:
     return TwoGroupSpdd(xs, int(counts[1])) if len(counts) == 2 else GroupsSpdd(xs, counts)
 
 
-def _draw(rng: np.random.Generator, counts: np.ndarray, out: np.ndarray) -> None:
+def draw_labeling(rng: np.random.Generator, counts: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` (uint8, n = sum of ``counts``) with a uniformly random labeling: `relabel` for
+    two groups, `relabel_groups` for more."""
     if len(counts) == 2:
         relabel(rng, int(counts.sum()), int(counts[1]), out)
     else:
@@ -238,7 +240,7 @@ def spdd_null(xs: np.ndarray, counts, n_perm: int, random_state, *, batch: int =
 
         def run(seed_batch) -> np.ndarray:
             for r, sd in enumerate(seed_batch):
-                _draw(_rng(sd), counts, C[r])
+                draw_labeling(_rng(sd), counts, C[r])
             return kernel.stat(C[: len(seed_batch)], X)
 
         return run

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from fairviz.metrics._resample import _rng, _run_replicates, _seed_sequences
-from fairviz.permute import relabel, relabel_groups
+from fairviz.permute import draw_labeling
 
 #: Breakpoints per chunk of the step integral (a chunk's few buffers fit in L2).
 _CHUNK = 1 << 16
@@ -140,13 +140,6 @@ class _SpeoKernel:
         return total
 
 
-def _draw(rng: np.random.Generator, counts: np.ndarray, out: np.ndarray) -> None:
-    if len(counts) == 2:
-        relabel(rng, len(out), int(counts[1]), out)
-    else:
-        relabel_groups(rng, counts, out)
-
-
 def observed_speo(bp: SpeoBreakpoints, codes: np.ndarray, counts) -> float:
     """SPEO of one labeling (codes: (n,) group code of each row, < 256 groups) with the kernel
     the null uses."""
@@ -170,7 +163,7 @@ def speo_null(bp: SpeoBreakpoints, counts, n_perm: int, random_state, *,
         def run(seed_batch) -> np.ndarray:
             out = np.empty(len(seed_batch))
             for r, sd in enumerate(seed_batch):
-                _draw(_rng(sd), counts, labels)
+                draw_labeling(_rng(sd), counts, labels)
                 out[r] = stat(labels)
             return out
 

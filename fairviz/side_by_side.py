@@ -22,6 +22,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+#: From this many rows a command-line audit or report uses worker processes (below, the work
+#: is too small to pay for a fork).
+PROCESS_MIN_ROWS = 50_000
+
 # state of each running call, by token: forked workers inherit it
 _STATE: dict[int, Any] = {}
 _TOKENS = itertools.count()

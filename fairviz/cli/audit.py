@@ -46,7 +46,7 @@ from fairviz import metrics, score_range, sql
 from fairviz.cli._common import add_command, add_score_range, add_table_arguments
 from fairviz.groups import INTERSECTION_SEPARATOR
 from fairviz.metrics import FOUR_FIFTHS
-from fairviz.side_by_side import run_side_by_side
+from fairviz.side_by_side import PROCESS_MIN_ROWS, run_side_by_side
 from fairviz.tabular import (
     MAX_GROUPS,
     MAX_ROWS,
@@ -271,11 +271,6 @@ def _summaries(result) -> dict:
     """{"spdd": sentence, "speo": sentence}: what the distances' numbers mean, in words."""
     return {name: describe(name.upper(), {**getattr(result, name).to_dict(), "level": result.level})
             for name in ("spdd", "speo") if getattr(result, name) is not None}
-
-
-#: From this many rows (with intervals), views are audited in forked worker processes
-#: (`fairviz.side_by_side`); below, on threads.
-PROCESS_MIN_ROWS = 50_000
 
 
 def _audit_one(state: tuple, i: int) -> tuple:

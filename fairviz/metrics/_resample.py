@@ -54,7 +54,7 @@ class _PoissonTable:
     """iid Poisson(lam) counts by a 16-bit table lookup: a uniform 16-bit cell gives the count
     directly unless the cell straddles a CDF step; those few are refined in double precision
     (u = (cell + U) / 2¹⁶, count = min{k: u < F(k)}), so the counts are Poisson(lam) to double
-    precision, as `Generator.poisson` is, at a fraction of its cost (lam ≤ 64 here)."""
+    precision, as `Generator.poisson` is, at a fraction of its cost (lam ≤ `_TABLE_MAX_MEAN`)."""
 
     _MARK = 255
 

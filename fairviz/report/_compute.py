@@ -28,7 +28,7 @@ from fairviz.report._model import (
     ReportSettings,
 )
 from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
-from fairviz.side_by_side import run_side_by_side
+from fairviz.side_by_side import PROCESS_MIN_ROWS, run_side_by_side
 from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test, shared_nulls
 from fairviz.uncertainty import describe
 
@@ -90,10 +90,6 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
         generated_at=when.isoformat(), version=__version__, settings=settings, n_boot=multi.n_boot,
         has_labels=y is not None, data=data, attributes=tuple(sections), repair=repair,
         n_perms=tuple(sorted({s.perm.n_perm for s in sections})))
-
-
-#: From this many rows, ``processes=True`` tests the groupings in forked worker processes.
-PROCESS_MIN_ROWS = 50_000
 
 
 def _repair_key(audited: list, settings: ReportSettings) -> tuple:
