@@ -19,8 +19,8 @@ the observed group sizes:
   g's rows in the block); when that range does not straddle 0, |E| = ±E on the whole block and
   its share is ±(E0·Σ dz + Σ_m s_m·tail_m) (tail_m = Σ_{k≥m in the block} dz_k): one dot product
   per block. Blocks where the ECDFs cross are summed position by position (the idea of
-  `fairviz.metrics`' two-group SPDD bootstrap). More groups: `GroupsSpdd`, the same with the
-  highest and lowest ECDF in place of the sign of E.
+  `fairviz.metrics`' two-group SPDD bootstrap). More groups: `GroupsSpdd`, one compiled pass
+  over the sorted positions per labeling.
 
 Permutation r uses its own generator (seed r of ``SeedSequence(random_state).spawn(n_perm)``), so
 the null values do not depend on threads or batching.
@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fairviz.metrics._kernels import step_spread
 from fairviz.metrics._resample import _rng, _run_replicates, _seed_sequences
 from fairviz.metrics._steps import _add_abs_steps, _block_dots, _two_group_signs
 
@@ -154,62 +155,25 @@ def _pick(rng: np.random.Generator, v: np.ndarray, value: int, d: int, total: in
     return hit[rng.choice(hit.size, size=d, replace=False)] if hit.size > d else hit
 
 
-class GroupsSpdd(_Blocks):
+class GroupsSpdd:
     """Exact SPDD (∫ max_g − min_g of the ECDFs) for many labelings of the same sorted scores,
-    three or more groups. Per block of positions each ECDF lies in [F_g(start), F_g(start) +
-    T_g / n_g]; when one group is above (below) every other's range on the whole block, the
-    block's share is linear in the labels: (F_a − F_b)(start)·Σ dz + Q_a / n_a − Q_b / n_b with
-    Q_g = Σ_{rows of g} tail. Other blocks are summed position by position."""
+    three or more groups: one compiled pass per labeling over the sorted positions
+    (`fairviz.metrics._kernels.step_spread`: each position adds one to its group's count, the
+    interval after it adds the spread of the ECDFs). Same interface as `TwoGroupSpdd` (no
+    padding: N = n; no scratch)."""
 
-    def __init__(self, xs: np.ndarray, counts: np.ndarray, block: int = 64, chunk: int = 1 << 15):
-        super().__init__(xs, block, chunk)
-        self.counts = np.asarray(counts, dtype=np.float64)
-        self.G = len(self.counts)
-        if self.G < 2 or (self.counts < 1).any() or self.counts.sum() != self.n:
+    def __init__(self, xs: np.ndarray, counts: np.ndarray):
+        self.n = self.N = len(xs)
+        self.chunk = 1
+        self.counts = np.asarray(counts, dtype=np.int64)
+        if len(self.counts) < 2 or (self.counts < 1).any() or self.counts.sum() != self.n:
             raise ValueError("every group needs at least one row, and the counts must add up to the rows")
+        self.dz = np.diff(np.asarray(xs, dtype=np.float64))
+        self.ones = np.ones(self.n, dtype=np.uint8)
 
     def stat(self, C: np.ndarray, X: np.ndarray | None = None) -> np.ndarray:
-        k = self
-        B, G = len(C), self.G
-        if X is None:
-            X = np.empty((B, min(k.chunk, k.N)))
-        T = np.empty((G, k.nb, B))
-        Q = np.empty((G, k.nb, B))
-        for g in range(G):
-            Q[g], T[g] = k._block_sums((C == g).view(np.uint8), X)
-        T[:, k.nb - 1] -= (k.N - k.n) * (np.arange(G) == 0)[:, None]  # padding holds code 0
-        inv = 1.0 / self.counts[:, None, None]
-        F0 = (np.cumsum(T, axis=1) - T) * inv  # (G, nb, B) ECDF before each block
-        F1 = F0 + T * inv
-        a, b = np.argmax(F0, axis=0), np.argmin(F1, axis=0)
-        idx = np.indices(a.shape)
-        top_lo = F0[a, idx[0], idx[1]]
-        bot_hi = F1[b, idx[0], idx[1]]
-        others_hi = np.where(np.arange(G)[:, None, None] == a, -np.inf, F1).max(axis=0)
-        others_lo = np.where(np.arange(G)[:, None, None] == b, np.inf, F0).min(axis=0)
-        easy = (top_lo >= others_hi) & (bot_hi <= others_lo)
-        share = ((top_lo - F0[b, idx[0], idx[1]]) * k.block_dz[:, None]
-                 + Q[a, idx[0], idx[1]] * inv[a, 0, 0] - Q[b, idx[0], idx[1]] * inv[b, 0, 0])
-        acc = np.where(easy, share, 0.0).sum(axis=0)
-        bi, ri = np.nonzero(~easy)
-        if bi.size:
-            self._exact_blocks(C, F0, bi, ri, acc)
-        return acc
-
-    def _exact_blocks(self, C, F0, bi, ri, acc) -> None:
-        k = self
-        Cb = C.reshape(len(C), k.nb, k.BS)
-        step = max(1, (1 << 15) // k.BS)
-        for s in range(0, len(bi), step):
-            b, r = bi[s : s + step], ri[s : s + step]
-            cb = Cb[r, b]
-            hi = lo = None
-            for g in range(self.G):
-                f = np.cumsum((cb == g) & (k.real[b] > 0), axis=1) / self.counts[g] + F0[g, b, r][:, None]
-                hi = f if hi is None else np.maximum(hi, f)
-                lo = f if lo is None else np.minimum(lo, f)
-            np.add.at(acc, r, np.einsum("pj,pj->p", hi - lo, k.dz[b]))
-        self.exact_blocks += len(bi)
+        """C (B, n) uint8 group codes over the sorted positions -> (B,) SPDD values."""
+        return np.array([step_spread(self.ones, C[r], self.ones, self.dz, self.counts, False) for r in range(len(C))])
 
 
 def _kernel(xs: np.ndarray, counts: np.ndarray) -> TwoGroupSpdd | GroupsSpdd:

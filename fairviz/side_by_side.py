@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from fairviz._jit import warm as warm_compiled_kernels
+
 #: From this many rows a command-line audit or report uses worker processes (below, the work
 #: is too small to pay for a fork).
 PROCESS_MIN_ROWS = 50_000
@@ -73,6 +75,7 @@ def run_side_by_side(fn: Callable[[Any, Any], Any], state: Any, items: Sequence,
         call = functools.partial(_call, fn, token)
         if processes and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
             _return_free_memory()
+            warm_compiled_kernels()  # each worker inherits the loaded compiler
             try:
                 with concurrent.futures.ThreadPoolExecutor(workers) as pool:
                     return list(pool.map(functools.partial(_in_fresh_process, call), items))

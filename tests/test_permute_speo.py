@@ -44,15 +44,6 @@ def test_edge_cases_match_the_metric(rng):
         metrics.speo([0.3, 0.7], [0.5, 0.5], [0, 1]), abs=1e-12)
 
 
-@pytest.mark.parametrize("k", [2, 4])
-def test_counts_carry_across_chunks(rng, monkeypatch, k):
-    """Tiny chunks: every breakpoint is near a chunk edge, where the counts carry over."""
-    s, y, g = _data(rng, 300, k, ties=True)
-    monkeypatch.setattr(ps, "_CHUNK", 7)
-    bp = ps.SpeoBreakpoints(s, y)
-    assert ps.observed_speo(bp, g, np.bincount(g)) == pytest.approx(metrics.speo(s, y, g), abs=1e-12)
-
-
 @pytest.mark.parametrize("k", [2, 3])
 def test_null_is_the_metric_of_each_documented_relabeling(rng, k):
     n, n_perm, seed = 500, 12, 21
@@ -125,3 +116,23 @@ def test_breakpoints_are_built_only_when_a_null_is_drawn(rng):
         again = permutation_test(s, g, y, metric="speo", n_perm=20, random_state=3, breakpoints=build)
     assert len(calls) == 1  # the second test read the first one's draws
     np.testing.assert_array_equal(first.null_values, again.null_values)
+
+
+def test_long_sums_stay_exact(rng):
+    """200,000 rows, 400,000 breakpoints: the compiled pass's partial sums against the metric."""
+    s, y, g = _data(rng, 200_000, 6, ties=False)
+    bp = ps.SpeoBreakpoints(s, y)
+    assert ps.observed_speo(bp, g, np.bincount(g)) == pytest.approx(metrics.speo(s, y, g), abs=1e-13)
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_prepared_speo_reads_shared_breakpoints(rng, k):
+    """Once a prepared input holds the breakpoints (its own or another grouping's), its exact
+    SPEO comes from them (no sort of its own): the same number as the metric's own path."""
+    s, y, g = _data(rng, 2_000, k, ties=True)
+    first = metrics.prepare(s, y > 0.5, y)
+    first.speo_breakpoints()
+    p = metrics.prepare(s, g, y)
+    p.share_rows(first)
+    assert p.speo() == pytest.approx(metrics.speo(s, y, g), abs=1e-12)
+    assert "speo_sorted" not in p._cache

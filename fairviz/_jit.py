@@ -1,0 +1,27 @@
+"""Compiled loops (numba) for the few kernels that numpy cannot vectorise without many passes.
+
+A step integral over sorted breakpoints updates one group's counts per breakpoint and reads the
+spread of all groups' rates; numpy needs a cumulative sum and several passes per group, a loop
+needs one pass. `njit` compiles a function on its first call with given argument types, caches
+the machine code on disk (beside the module, or numba's user cache where that is read-only), and
+releases the GIL while it runs, so threads run such kernels in parallel.
+"""
+
+from __future__ import annotations
+
+import numba
+
+#: The settings every compiled kernel shares: on-disk cache, no GIL, IEEE semantics (no fastmath:
+#: the sums must be reproducible and identical across calls).
+njit = numba.njit(cache=True, nogil=True)
+
+
+@njit
+def _noop(x: float) -> float:
+    return x
+
+
+def warm() -> None:
+    """Load numba's compiler state now (about 0.5 s, once per process): call before forking
+    workers, so that each inherits it instead of paying for it."""
+    _noop(0.0)
