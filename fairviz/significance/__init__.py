@@ -14,7 +14,7 @@ are numbered in order of first appearance. Up to 16 groups: permutation r is
 ``fairviz.permute.relabel`` (two groups) or ``relabel_groups`` with the generator seeded by
 ``SeedSequence(random_state).spawn(n_perm)[r]`` (a uniformly random assignment of the group
 labels with the observed group sizes). SPDD applies it to the positions of the scores sorted
-once (stable) and sums by blocks (`fairviz.permute`); SPEO applies it to the rows in their
+once (stable), one compiled pass per permutation (`fairviz.permute`); SPEO applies it to the rows in their
 order and integrates over the 2n breakpoints min(score, label) and label, sorted once for
 every grouping of the same rows (`fairviz.permute_speo`). More groups: rows are sorted once by
 score (stable); ``c`` holds the group codes in that order; ``rng =

@@ -188,9 +188,9 @@ def permutation_test(
     The statistic is the exact integral used by `fairviz.metrics.spdd` / `speo`
     (integral over tau of max_g - min_g of the group rates; W1 for two groups), computed by the
     same kernel. Cost: one sort, then O(n * n_groups) per permutation; SPDD with up to
-    `FAST_PERM_MAX_GROUPS` groups takes `fairviz.permute`'s block sums over random relabelings
-    instead (two groups: 1,000 permutations of 10⁶ rows in seconds, on two threads), and SPEO
-    `fairviz.permute_speo`'s chunked integral over relabelings. See the module docstring for
+    `FAST_PERM_MAX_GROUPS` groups takes `fairviz.permute`'s compiled pass over random relabelings
+    of the sorted scores instead (two groups: 1,000 permutations of 10⁶ rows in seconds), and
+    SPEO `fairviz.permute_speo`'s over relabelings of the sorted breakpoints. See the module docstring for
     the exact schemes. ``breakpoints``: SPEO's sorted breakpoints of these scores and labels
     (`fairviz.permute_speo.SpeoBreakpoints`, or a function that returns them, called only if
     the null is drawn), when the caller already has them (every grouping of the same rows shares
