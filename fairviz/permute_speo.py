@@ -99,10 +99,13 @@ def _speo_of_labeling(labels, rows, is_label, dz, counts) -> float:
 
 
 def observed_speo(bp: SpeoBreakpoints, codes: np.ndarray, counts) -> float:
-    """SPEO of one labeling (codes: (n,) group code of each row, < 256 groups) with the kernel
-    the null uses."""
+    """SPEO of one labeling (codes: (n,) integer group code of each row, 0..G − 1) with the
+    kernel the null uses."""
     kernel = _SpeoKernel(bp, counts)
-    return kernel.worker()(np.ascontiguousarray(codes, dtype=np.uint8))
+    codes = np.asarray(codes)
+    if codes.dtype.kind not in "iu":
+        raise ValueError("group codes must be integers")
+    return kernel.worker()(np.ascontiguousarray(codes))
 
 
 def speo_null(bp: SpeoBreakpoints, counts, n_perm: int, random_state, *,

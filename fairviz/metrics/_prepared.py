@@ -19,14 +19,13 @@ import pandas as pd
 from fairviz.metrics._correlation import _corr, _midranks_from_blocks, _tie_blocks
 from fairviz.metrics._rates import _SMALL_GROUP_SHARE, _check_tau, _ratios
 from fairviz.metrics._sort import _value_major
-from fairviz.metrics._steps import _dp_gap_fn, _eo_gap_fn, _integrate_gap
+from fairviz.metrics._steps import _dp_gap_fn, _integrate_gap
 from fairviz.metrics._threshold import (
     DPCurve,
     _check_grid,
     _curve_from_sorted,
     _parts,
     _spdd_grid,
-    _speo_entries,
     _speo_grid,
     _w1_from_sorted,
 )
@@ -98,13 +97,6 @@ class PreparedAudit:
         d = self.data
         return self._get("sorted", lambda: _value_major(d.x, d.codes, d.n_groups))
 
-    def _speo_sorted(self) -> tuple[np.ndarray, np.ndarray]:
-        def make():
-            vals, tags = _speo_entries(self.data)
-            return _value_major(vals, tags, 2 * self.data.n_groups)
-
-        return self._get("speo_sorted", make)
-
     def score_order(self) -> np.ndarray:
         """Stable argsort of the scores (row order of the sorted scores)."""
         return self.tie_blocks(0)[0]
@@ -116,7 +108,7 @@ class PreparedAudit:
 
     def speo_breakpoints(self):
         """SPEO's 2n breakpoints sorted with their rows (`fairviz.permute_speo.SpeoBreakpoints`),
-        for permutation tests of SPEO; group-independent (shared by `share_rows`)."""
+        for the exact SPEO and its permutation tests; group-independent (shared by `share_rows`)."""
         # import cycle: fairviz.permute_speo builds on fairviz.metrics' resampling helpers
         from fairviz.permute_speo import SpeoBreakpoints  # noqa: PLC0415
 
@@ -150,16 +142,10 @@ class PreparedAudit:
         if g is not None:
             return _speo_grid(self.data, g)
 
-        def make():
-            if "speo_breakpoints" in self._cache and self.data.n_groups < 256:
-                # sorted already (shared by the groupings of these rows): no sort of its own
-                from fairviz.permute_speo import observed_speo  # noqa: PLC0415 (import cycle, as above)
+        from fairviz.permute_speo import observed_speo  # noqa: PLC0415 (import cycle, as in speo_breakpoints)
 
-                return float(observed_speo(self._cache["speo_breakpoints"], self.data.codes, self.counts))
-            z, tag = self._speo_sorted()
-            return float(_integrate_gap(z, tag, 2 * self.data.n_groups, _eo_gap_fn(self.counts)))
-
-        return self._get("speo", make)
+        # one compiled pass over the breakpoints, sorted once for every grouping of these rows
+        return self._get("speo", lambda: observed_speo(self.speo_breakpoints(), self.data.codes, self.counts))
 
     def pcc(self) -> float:
         """Pearson correlation of scores and labels (NaN when either is constant or n < 2)."""

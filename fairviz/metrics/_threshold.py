@@ -67,16 +67,6 @@ def _speo_grid(d: _Data, grid: int) -> float:
     return float(np.mean(r.max(axis=0) - r.min(axis=0)))
 
 
-def _speo_entries(d: _Data):
-    """The 2n breakpoints of SPEO: min(Ŷ, Y) (tag 2g) and Y (tag 2g + 1) per row."""
-    vals = np.concatenate([np.minimum(d.x, d.y), d.y])
-    tags = np.concatenate([2 * d.codes, 2 * d.codes + 1])
-    return vals, tags
-
-
-
-
-
 @dataclass(frozen=True, eq=False)
 class DPCurve:
     """The exact step function DP(τ) on [0, 1].
