@@ -3,22 +3,33 @@
 A step integral over sorted breakpoints updates one group's counts per breakpoint and reads the
 spread of all groups' rates; numpy needs a cumulative sum and several passes per group, a loop
 needs one pass. `njit` compiles a function on its first call with given argument types, caches
-the machine code on disk (beside the module, or numba's user cache where that is read-only), and
-releases the GIL while it runs, so threads run such kernels in parallel.
+the machine code on disk (beside the module, or in numba's user cache where that is read-only;
+without any writable place it compiles once per process instead), and releases the GIL while it
+runs, so threads run such kernels in parallel.
 """
 
 from __future__ import annotations
 
 import numba
 
+
+def _probe(x: float) -> float:
+    return x
+
+
+def _cache_available() -> bool:
+    """Whether numba finds a writable place for its cache (it raises at decoration otherwise)."""
+    try:
+        numba.njit(cache=True)(_probe)
+    except RuntimeError:
+        return False
+    return True
+
+
 #: The settings every compiled kernel shares: on-disk cache, no GIL, IEEE semantics (no fastmath:
 #: the sums must be reproducible and identical across calls).
-njit = numba.njit(cache=True, nogil=True)
-
-
-@njit
-def _noop(x: float) -> float:
-    return x
+njit = numba.njit(cache=_cache_available(), nogil=True)
+_noop = njit(_probe)
 
 
 def warm() -> None:

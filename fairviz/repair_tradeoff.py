@@ -14,30 +14,25 @@ import numpy as np
 import pandas as pd
 
 from fairviz import metrics
+from fairviz.metrics._correlation import _corr, _midranks
 from fairviz.repair import RepairMap, _as_scores, check_strength
 
 __all__ = ["repair_tradeoff"]
 
 
 class _Ranked:
-    """The rank orders of the original scores and of the labels, computed once for every
-    strength's SRCC: SRCC is symmetric, so SRCC(r, v) is the SRCC of a prepared audit with ``v``
-    as scores (its rank order taken over from ``x`` / ``y``, which hold no labels) and ``r`` as labels."""
+    """Mid-ranks of the original scores and of the labels, computed once for every strength:
+    SRCC is the Pearson correlation of mid-ranks, so each strength ranks its repaired scores
+    once for both of its SRCCs (with the labels, and with the original scores)."""
 
     def __init__(self, d):
-        self._d = d
-        self.x = self._base(d.x)
-        self.y = None if d.y is None else self._base(d.y)
+        self.x = _midranks(d.x) if np.ptp(d.x) > 0 else None
+        self.y = None if d.y is None else _midranks(d.y)
 
-    def _base(self, v: np.ndarray) -> metrics.PreparedAudit:
-        p = metrics.PreparedAudit.from_codes(v, self._d.codes, self._d.labels, None, self._d.counts)
-        p.tie_blocks(0)
-        return p
-
-    def srcc(self, base: metrics.PreparedAudit, r: np.ndarray) -> float:
-        q = metrics.PreparedAudit.from_codes(base.data.x, self._d.codes, self._d.labels, r, self._d.counts)
-        q.share_rows(base)  # only the rank order of base's scores: base has no labels
-        return q.srcc()
+    def srcc(self, r: np.ndarray) -> tuple[float, float]:
+        """(SRCC of the labels and r, SRCC of the original scores and r); NaN where undefined."""
+        rr = _midranks(r)
+        return (np.nan if self.y is None else _corr(self.y, rr)), (np.nan if self.x is None else _corr(self.x, rr))
 
 
 def repair_tradeoff(
@@ -71,11 +66,11 @@ def repair_tradeoff(
     for t in thetas:
         r = (1.0 - t) * x + t * full if t < 1.0 else full
         p = metrics.PreparedAudit.from_codes(r, d.codes, d.labels, d.y, d.counts)
-        row = {"strength": t, "spdd": p.spdd()}
+        srcc, srcc_original = ranked.srcc(r)
+        row = {"strength": t, "spdd": p.spdd(), "srcc_original": srcc_original}
         if d.y is not None:
-            row.update(speo=p.speo(), pcc=p.pcc(), srcc=ranked.srcc(ranked.y, r))
+            row.update(speo=p.speo(), pcc=p.pcc(), srcc=srcc)
         else:
             row.update(speo=np.nan, pcc=np.nan, srcc=np.nan)
-        row["srcc_original"] = ranked.srcc(ranked.x, r) if np.ptp(x) > 0 else np.nan
         rows.append(row)
     return pd.DataFrame(rows, columns=["strength", "spdd", "speo", "pcc", "srcc", "srcc_original"])

@@ -156,12 +156,15 @@ def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say
 
 
 def _unsorted(p: metrics.PreparedAudit) -> metrics.PreparedAudit:
-    """The same prepared rows without the sorts and curve derived so far. At 10⁶ rows those hold
+    """The same prepared rows without the grouping's own sorts and curve. At 10⁶ rows those hold
     about 100 MB per grouping; the report needs them again only for the grouping it is working
     on, so they are re-derived then (a few tenths of a second each) and at most one grouping's
-    are in memory while its tests and bootstrap run."""
+    are in memory while its tests and bootstrap run. What does not depend on the grouping (rank
+    orders, SPEO's breakpoints: one copy for all groupings) is kept."""
     d = p.data
-    return metrics.PreparedAudit.from_codes(d.x, d.codes, p.groups, d.y, p.counts)
+    q = metrics.PreparedAudit.from_codes(d.x, d.codes, p.groups, d.y, p.counts)
+    q.share_rows(p)
+    return q
 
 
 def data_summary(inputs: ReportInputs, columns, multi, *, source_name, digest, digest_note, source) -> DataSummary:
