@@ -298,9 +298,7 @@ def _audit_views(views: dict, args) -> dict:
     items = list(views.items())
     prepared = [metrics.prepare(*view) for _, view in items]
     if prepared[0].has_labels:  # the rank orders, PCC, SRCC and SPEO's breakpoints do not depend on the grouping
-        prepared[0].pcc(), prepared[0].srcc()
-        if args.n_boot > 0:  # the permutation tests of SPEO run with the intervals
-            prepared[0].speo_breakpoints()
+        prepared[0].pcc(), prepared[0].srcc(), prepared[0].speo_breakpoints()
     for p in prepared[1:]:
         p.share_rows(prepared[0])
     largest_first = sorted(range(len(items)), key=lambda i: -len(prepared[i].groups))
