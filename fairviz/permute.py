@@ -1,6 +1,6 @@
 """The permutation null of SPDD, fast: relabel the already-sorted scores, one pass per labeling.
 
-`fairviz.significance.permutation_test` uses this for SPDD with up to 16 groups (two groups is the
+`fairviz.significance.permutation_test` uses this for SPDD with up to 255 groups (two groups is the
 common case and the one worth 1,000+ permutations at 10⁶ rows). Scores are sorted once; a
 permutation is a uniformly random assignment of the group labels to the sorted positions with
 the observed group sizes:

@@ -116,7 +116,7 @@ def _naive_null(scores, groups, n_perm, seed, stat):
     """The documented scheme, written as a plain loop: sort by score (stable), shuffle the codes."""
     order = np.argsort(scores, kind="stable")
     xs = np.asarray(scores)[order]
-    codes = np.unique(np.asarray(groups), return_inverse=True)[1][order].astype(np.uint8)
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1][order].astype(np.int64)
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n_perm):
@@ -276,12 +276,23 @@ def test_permutation_matches_naive_loop_three_groups_and_speo(rng):
 
 def test_permutation_many_groups_takes_the_documented_shuffles(rng):
     metrics = pytest.importorskip("fairviz.metrics")
-    n = 400
-    g = rng.choice(20, n)  # more than FAST_PERM_MAX_GROUPS: the generic path
+    n = 2_000
+    g = np.concatenate([np.arange(300), rng.choice(300, n - 300)])  # more than FAST_PERM_MAX_GROUPS: the generic path
     s = np.round(rng.random(n), 2)
     res = permutation_test(s, g, n_perm=15, random_state=4)
     null = _naive_null(s, g, 15, 4, lambda xs, c, _: metrics.spdd(xs, c))
     np.testing.assert_allclose(res.null_values, null, atol=1e-12)
+
+
+def test_permutation_of_twenty_groups_relabels(rng):
+    n = 3_000
+    g = np.concatenate([np.arange(20), rng.choice(20, n - 20)])
+    s = np.round(rng.random(n), 2)
+    y = np.clip(s + rng.normal(0, 0.2, n), 0, 1)
+    res = permutation_test(s, g, n_perm=12, random_state=4)
+    np.testing.assert_allclose(res.null_values, _naive_relabel_null(s, g, 12, 4), atol=1e-12)
+    res = permutation_test(s, g, y, metric="speo", n_perm=8, random_state=4)
+    np.testing.assert_allclose(res.null_values, _naive_speo_null(s, y, g, 8, 4), atol=1e-12)
 
 
 def test_permutation_progress_does_not_change_the_result(rng):

@@ -33,7 +33,7 @@ from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test
 from fairviz.uncertainty import describe
 
 #: Cost per row of SPDD's permutations through `fairviz.permute` relative to the generic path
-#: (bench/RESULTS.md): two groups, and 3 to 16 groups.
+#: (bench/RESULTS.md): two groups, and 3 to 255 groups.
 FAST_PERM_COST = {2: 0.1, "more": 0.5}
 
 

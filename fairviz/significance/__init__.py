@@ -10,7 +10,7 @@
   samples from one distribution already differ by about sigma / sqrt(n)).
 
 Permutation scheme (documented because a test reproduces it with a naive loop). Group codes
-are numbered in order of first appearance. Up to 16 groups: permutation r is
+are numbered in order of first appearance. Up to 255 groups: permutation r is
 ``fairviz.permute.relabel`` (two groups) or ``relabel_groups`` with the generator seeded by
 ``SeedSequence(random_state).spawn(n_perm)[r]`` (a uniformly random assignment of the group
 labels with the observed group sizes). SPDD applies it to the positions of the scores sorted

@@ -17,8 +17,8 @@ from fairviz.permute import observed_spdd, spdd_null
 from fairviz.permute_speo import SpeoBreakpoints, observed_speo, speo_null
 
 #: SPDD permutations go through `fairviz.permute` (SPEO's through `fairviz.permute_speo`) up to
-#: this many groups (beyond, their per-group passes cost more than the generic step integral).
-FAST_PERM_MAX_GROUPS = 16
+#: this many groups: the most a relabeling's byte codes hold (`fairviz.permute.relabel_groups`).
+FAST_PERM_MAX_GROUPS = 255
 
 #: Nulls already drawn, while a `shared_nulls` block is active (None outside one).
 _NULLS: ContextVar[dict | None] = ContextVar("fairviz_permutation_nulls", default=None)
