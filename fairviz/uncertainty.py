@@ -243,20 +243,29 @@ def best_and_ties(values: Sequence[float], lows: Sequence[float], highs: Sequenc
     return best, ties
 
 
-def permutation_plan(n: int, n_groups: int, with_labels: bool, n_perm: int | None) -> dict[str, int]:
+def permutation_plan(n: int, n_groups: int, with_labels: bool,
+                     n_perm: int | Mapping[str, int] | None) -> dict[str, int]:
     """{"spdd": shuffles[, "speo": shuffles]} that `audit_distances` draws for ``n`` rows in
-    ``n_groups`` groups (``n_perm=None``: `auto_n_perm`, a quarter budget for SPEO, whose
-    statistic costs ~4×)."""
-    if n_perm is not None and (isinstance(n_perm, bool) or not isinstance(n_perm, (int, np.integer)) or n_perm < 0):
-        raise ValueError(f"n_perm must be None or an integer ≥ 0, got {n_perm!r}")
+    ``n_groups`` groups. ``n_perm``: one count for both tests; a mapping {"spdd": k, "speo": k}
+    (a metric it leaves out gets the automatic count); None: `auto_n_perm` for both, a quarter
+    budget for SPEO, whose statistic costs ~4×."""
     names = ("spdd", "speo") if with_labels else ("spdd",)
-    if n_perm is not None:
-        return {name: int(n_perm) for name in names}
-    return {name: auto_n_perm(n, n_groups, budget=4e7 if name == "spdd" else 1e7) for name in names}
+    given = n_perm if isinstance(n_perm, Mapping) else {name: n_perm for name in names}
+    unknown = set(given) - {"spdd", "speo"}
+    if unknown:
+        raise ValueError(f"n_perm names metrics 'spdd' and 'speo'; got {sorted(map(str, unknown))}")
+    plan = {}
+    for name in names:
+        k = given.get(name)
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0):
+            raise ValueError(f"n_perm must be None or an integer ≥ 0, got {k!r}")
+        plan[name] = int(k) if k is not None else auto_n_perm(n, n_groups, budget=4e7 if name == "spdd" else 1e7)
+    return plan
 
 
 def audit_distances(x: np.ndarray, codes: np.ndarray, y: np.ndarray | None, values: Mapping[str, float],
-                    replicates: Mapping[str, np.ndarray], *, level: float, n_perm: int | None,
+                    replicates: Mapping[str, np.ndarray], *, level: float,
+                    n_perm: int | Mapping[str, int] | None,
                     random_state, progress=None, noise_floor: bool = False,
                     speo_breakpoints=None) -> dict[str, DistanceUncertainty]:
     """`DistanceUncertainty` of SPDD (and SPEO when ``y`` is given) for `fairviz.metrics.audit`.

@@ -11,6 +11,7 @@ import scipy.stats as ss
 from fairviz import metrics as M
 from fairviz import permute_speo
 from fairviz.app_services.audit_view import view_intervals, view_permutation
+from fairviz.app_services.budget import permutation_count
 from fairviz.groups import audit_attributes, audit_intervals
 from fairviz.metrics import _prepared
 from fairviz.significance import permutation_test
@@ -111,7 +112,12 @@ def test_intervals_and_permutations_from_the_audited_view(rng):
     known = g != ""
     want = M.audit(x[known], g[known], y[known], n_boot=25, random_state=0)
     assert audit_intervals(view, 25).to_dict() == want.to_dict()
-    assert view_intervals(view, 25).to_dict() == want.to_dict()
+    # the page's intervals: SPDD's test with the page's shuffle count (the cards' test), SPEO's automatic
+    page = M.audit(x[known], g[known], y[known], n_boot=25, random_state=0,
+                   n_perm={"spdd": permutation_count(int(known.sum()), 3)})
+    assert view_intervals(view, 25).to_dict() == page.to_dict()
+    assert page.spdd.detail.n_perm == permutation_count(int(known.sum()), 3)
+    assert page.speo.detail.n_perm == want.speo.detail.n_perm
     got = view_permutation(view, 30)
     ref = permutation_test(x[known], g[known], metric="spdd", n_perm=30, random_state=0)
     assert np.array_equal(got.null_values, ref.null_values) and got.p_value == ref.p_value
@@ -128,3 +134,36 @@ def test_audit_progress_counts_resamples_then_shuffles_to_the_total(rng):
     assert seen[-1] == (44, 44) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     plain = M.audit(x, g, y, n_boot=30, n_perm=7, random_state=1)
     assert res.to_dict() == plain.to_dict()  # following the progress changes no number
+
+
+def test_page_intervals_keep_the_cards_shuffle_count(rng, monkeypatch):
+    """Once the page computes intervals, SPDD's p-value still comes from the cards' shuffles
+    (read from the shared store, not drawn again), not from the audit's smaller automatic count."""
+    from fairviz.app_services import budget
+    from fairviz.significance import shared_nulls
+    from fairviz.uncertainty import permutation_plan
+
+    x, g, y = _data(rng, 2000, 2, ties=False)
+    monkeypatch.setattr(budget, "PERMUTATION_BUDGET", 77 * 0.1 * 2000)  # the cards' test: 77 shuffles
+    view = audit_attributes(x, {"g": g}, y, n_boot=0, intersections=False).results["g"]
+    with shared_nulls() as store:
+        cards = view_permutation(view, permutation_count(view.n, 2))
+        drawn = len(store)
+        res = view_intervals(view, 30)
+    assert cards.n_perm == 77 and res.spdd.detail.n_perm == 77
+    assert res.spdd.detail.p_value == cards.p_value
+    assert len(store) == drawn + 1  # SPEO's null is new; SPDD's was read
+    assert res.speo.detail.n_perm == permutation_plan(view.n, 2, True, None)["speo"]
+
+
+def test_permutation_plan_per_metric():
+    from fairviz.uncertainty import permutation_plan
+
+    auto = permutation_plan(10**6, 2, True, None)
+    assert permutation_plan(10**6, 2, True, {"spdd": 1000}) == {"spdd": 1000, "speo": auto["speo"]}
+    assert permutation_plan(10**6, 2, True, 7) == {"spdd": 7, "speo": 7}
+    assert permutation_plan(10**6, 2, False, {"speo": 5}) == {"spdd": auto["spdd"]}
+    with pytest.raises(ValueError, match="names metrics"):
+        permutation_plan(100, 2, True, {"pcc": 3})
+    with pytest.raises(ValueError, match="integer"):
+        permutation_plan(100, 2, True, {"spdd": -1})

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from fairviz import figures, metrics, theme
+from fairviz.app_services.budget import permutation_count
 from fairviz.app_support import METRIC_NAMES, metric_value
 from fairviz.groups import AttributeAudit, audit_intervals
 from fairviz.metrics import FOUR_FIFTHS
@@ -77,8 +78,12 @@ def metrics_frame(metrics_dict: dict, attribute: str | None = None, note: str | 
 
 def view_intervals(view: AttributeAudit, n_boot: int, *, random_state: int = 0):
     """The view's metrics with ``n_boot`` bootstrap resamples (an `AuditResult`), from the rows the
-    page's `audit_attributes` already checked, encoded and sorted (`fairviz.groups.audit_intervals`)."""
-    return audit_intervals(view, n_boot, random_state=random_state)
+    page's `audit_attributes` already checked, encoded and sorted (`fairviz.groups.audit_intervals`).
+    SPDD's permutation test takes the page's shuffle count (`budget.permutation_count`, the
+    cards' test: within the page's `shared_nulls` store its draws are read, not drawn again), so
+    the p-value keeps its resolution once the intervals are in; SPEO's takes the automatic count."""
+    n_perm = {"spdd": permutation_count(view.n, len(view.groups))}
+    return audit_intervals(view, n_boot, random_state=random_state, n_perm=n_perm)
 
 
 def view_curve(view: AttributeAudit):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,7 +176,7 @@ def _metrics_audit(col: GroupColumn, p: metrics.PreparedAudit, s: _Settings):
 
 
 def audit_intervals(view: AttributeAudit, n_boot: int, *, level: float = 0.95, random_state: int = 0,
-                    n_perm: int | None = None):
+                    n_perm: int | Mapping[str, int] | None = None):
     """`fairviz.metrics.AuditResult` of one audited grouping with ``n_boot`` bootstrap resamples
     (and the permutation test), from the rows `audit_attributes` prepared: no new check, encoding
     or sort — the same numbers as `metrics.audit` on the grouping's known rows."""

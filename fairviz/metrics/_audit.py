@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +90,7 @@ class AuditResult:
 
 
 def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.95, random_state=0,
-          n_perm: int | None = None, bootstrap="auto") -> AuditResult:
+          n_perm: int | Mapping[str, int] | None = None, bootstrap="auto") -> AuditResult:
     """Audit scores (and optionally labels) by group: every metric with a CI.
 
     scores: (n,) in [0, 1]; groups: (n,) hashable, ≥ 2 groups; labels: (n,) in [0, 1] or None.
@@ -97,8 +98,8 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
     also SPEO (exact + grid=50), PCC and SRCC with CIs. ``n_boot=0`` skips the bootstrap (CIs
     are NaN). PCC / SRCC: percentile intervals at ``level`` from resampling within groups.
     SPDD / SPEO (distances, biased upward): the intervals, upper bounds and permutation test
-    of `fairviz.uncertainty` (``n_perm`` group-label shuffles; None: a work budget, and none
-    when ``n_boot=0``). ``bootstrap``: "exact" resamples all rows; "little" the bag of little
+    of `fairviz.uncertainty` (``n_perm`` group-label shuffles, or {"spdd": k, "speo": k} per test;
+    None: a work budget, and none when ``n_boot=0``). ``bootstrap``: "exact" resamples all rows; "little" the bag of little
     bootstraps (`fairviz.metrics._little`; a `LittleBootstrap` sets its subsets); "auto" the
     little ones from `LITTLE_MIN_ROWS` rows on. ``AuditResult.bootstrap`` says which ran.
     """
@@ -109,7 +110,7 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
 
 
 def audit_prepared(p: PreparedAudit, *, n_boot: int = 1000, level: float = 0.95, random_state=0,
-                   n_perm: int | None = None, progress=None, bootstrap="auto") -> AuditResult:
+                   n_perm: int | Mapping[str, int] | None = None, progress=None, bootstrap="auto") -> AuditResult:
     """`audit` of inputs prepared once (`fairviz.metrics.prepare`): the same numbers, and the
     sorts ``p`` already holds are reused (its DP(τ) curve and rate tables stay available).
     ``progress(done, total)`` follows the bootstrap resamples, then the permutation tests' shuffles,
