@@ -216,20 +216,28 @@ def main(argv=None) -> int:
         audit_attributes(tiny_x, {"sex": tiny_a["sex"], "age": tiny_a["age"]}, tiny_y, n_boot=0)
         plan = interval_plan(n, True)
         nulls: dict = {}  # the page's store of permutation nulls for this upload (`_audit_data.null_store`)
-        res, w, c = timed(lambda: audit_attributes(scores, two, labels, n_boot=plan.n_boot, random_state=0))
+        res, w, c = timed(lambda: audit_attributes(scores, two, labels, n_boot=0, random_state=0))
         view = res["sex"]
+        add("app metric cards (their values): `audit_attributes` (n_boot = 0), first audit of the process", w, c,
+            "the page draws the cards when this returns")
         n_perm = permutation_count(view.n, len(view.groups))
-        with shared_nulls(nulls):
-            perm, w2, c2 = timed(lambda: view_permutation(view, n_perm))
-        add(f"app metric cards (their values): `audit_attributes` (n_boot = {plan.n_boot}, the page's plan), "
-            "first audit of the process", w, c, "the page draws the cards when this returns")
-        add(f"app cards' SPDD p-value caption: permutation test ({n_perm:,} shuffles, p-value resolution "
-            f"{perm.resolution:.1e}) of one view, after the cards", w + w2, c + c2,
-            f"permutations {w2:.2f} s / {c2:.2f} s CPU, under a progress bar; the wall time is from the upload's audit")
-        with shared_nulls(nulls):
-            _, w, c = timed(lambda: view_intervals(view, ON_REQUEST_N_BOOT))
-        add(f"app intervals on demand: `view_intervals` of one view (sex), labels, n_boot = {ON_REQUEST_N_BOOT} "
-            "(its SPDD test read from the cards' draws)", w, c)
+        if plan.n_boot:  # the page computes the intervals (and with them the tests) right after the charts
+            with shared_nulls(nulls):
+                res2, w2, c2 = timed(lambda: view_intervals(view, plan.n_boot))
+            add(f"app intervals and p-values, computed automatically ({plan.n_boot} resamples; SPDD's test "
+                f"{res2.spdd.detail.n_perm:,} shuffles, p-value resolution {1 / (res2.spdd.detail.n_perm + 1):.1e}; "
+                f"SPEO's {res2.speo.detail.n_perm}) of one view, after the cards", w + w2, c + c2,
+                f"intervals {w2:.2f} s / {c2:.2f} s CPU, under a spinner; the wall time is from the upload's audit")
+        else:  # the cards' p-value caption, then the intervals on request
+            with shared_nulls(nulls):
+                perm, w2, c2 = timed(lambda: view_permutation(view, n_perm))
+            add(f"app cards' SPDD p-value caption: permutation test ({n_perm:,} shuffles, p-value resolution "
+                f"{perm.resolution:.1e}) of one view, after the cards", w + w2, c + c2,
+                f"permutations {w2:.2f} s / {c2:.2f} s CPU, under a progress bar; the wall time is from the upload's audit")
+            with shared_nulls(nulls):
+                _, w, c = timed(lambda: view_intervals(view, ON_REQUEST_N_BOOT))
+            add(f"app intervals on demand: `view_intervals` of one view (sex), labels, n_boot = {ON_REQUEST_N_BOOT} "
+                "(its SPDD test read from the cards' draws)", w, c)
         out = folder / "r.html"
         w, c, rss = run_cli(["report", str(big), "--score", "score", "--group", "sex", "--group", "age",
                              "--out", str(out)])

@@ -551,8 +551,9 @@ def test_audit_million_rows_is_exact_and_drawn_small(rng):
     assert metric(at, "SPDD ↓") == f"{metrics.spdd(score, g):.3f}"  # exact, not sampled
     for spec in at.get("plotly_chart"):
         assert len(spec.proto.spec) < 600_000  # downsampled drawing
-    assert "Intervals are not computed automatically" in texts(at)
-    assert "95 % of 1000 group-label shuffles), p ≤ 0.001" in texts(at)  # two groups: the fast permutations
+    assert "Intervals are not computed automatically" not in texts(at)  # the little bootstraps fit the budget
+    assert "bag of little bootstraps" in texts(at)
+    assert "(p ≤ 0.001)" in texts(at)  # SPDD's test: the page's 1,000 shuffles, also with the intervals
     at.slider(key="fv_audit_tau").set_value(0.62).run()
     assert "At τ = 0.62" in texts(at)
 

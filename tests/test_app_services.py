@@ -76,11 +76,11 @@ def test_separation_note_only_when_ours_separates_more_than_vanilla():
 def test_interval_plan_follows_the_budget_and_the_request():
     small = budget.interval_plan(1000, True)
     assert small == budget.IntervalPlan(n_boot=budget.auto_n_boot(1000, True)) and small.n_boot == 1000
-    n = 10_000_000  # 3 s per resample with labels: no automatic intervals
+    n = 100_000_000  # ~0.2 s per resample with labels (little bootstraps): no automatic intervals
     assert budget.auto_n_boot(n, True) == 0
     offer = budget.interval_plan(n, True)
     assert offer.n_boot == 0 and offer.offer == 200
-    assert offer.offer_seconds == pytest.approx(budget.BOOT_COST_PER_ROW[True] * n * 200)
+    assert offer.offer_seconds == pytest.approx(budget.BOOT_COST_PER_ROW[True] * budget.rows_per_resample(n) * 200)
     assert budget.interval_plan(n, True, requested=True).n_boot == 200
     stored = budget.interval_plan(n, True, stored_n_boot=50)
     assert stored.stored and stored.n_boot == 50 and stored.offer == 0
@@ -90,7 +90,7 @@ def test_interval_plan_follows_the_budget_and_the_request():
 def test_report_and_permutation_budgets():
     for n, labels in [(100, True), (200_000, True), (2_000_000, False), (50_000_000, True)]:
         k = budget.report_n_boot(n, labels)
-        per = budget.BOOT_COST_PER_ROW[labels] * n
+        per = budget.BOOT_COST_PER_ROW[labels] * budget.rows_per_resample(n)
         assert k <= 200 and (k == 0 or (k % 50 == 0 and k * per <= 15.0 + 1e-9)), (n, labels, k)
     assert budget.report_n_boot(100, True) == 200
     for n, k in [(1000, 2), (1_500_000, 2), (3_000_000, 2), (10_000, 5)]:
@@ -269,3 +269,20 @@ def test_train_config_of_the_form_values():
     assert train_form.train_config(_form(method="fairoffset", s_fraction=1.0), "synthetic").pool_fairness()
     defaults, options = train_form.form_defaults()
     assert set(options) <= set(defaults) and all(defaults[k] in options[k] for k in options)
+
+
+def test_bootstrap_budget_follows_what_a_resample_reads():
+    """Below `LITTLE_MIN_ROWS` a resample reads every row; from there on one little-bootstrap
+    subset, never more rows than the bound for up to ten groups."""
+    from fairviz.metrics._little import LITTLE_MIN_ROWS, LittleBootstrap
+
+    assert budget.rows_per_resample(1000) == 1000
+    assert budget.rows_per_resample(LITTLE_MIN_ROWS - 1) == LITTLE_MIN_ROWS - 1
+    for n in (LITTLE_MIN_ROWS, 1_000_000, 30_000_000):
+        for k in (2, 3, 6, 10):
+            for shares in (np.full(k, 1.0 / k), np.r_[0.9, np.full(k - 1, 0.1 / (k - 1))]):
+                counts = np.maximum(1, (shares * n).astype(np.int64))
+                assert LittleBootstrap().sizes(counts).sum() <= budget.rows_per_resample(n), (n, k)
+    # a 10⁶-row audit with labels gets its intervals right away, and the app's report its 200 resamples
+    assert budget.interval_plan(1_000_000, True).n_boot >= 500
+    assert budget.report_n_boot(1_000_000, True) == 200

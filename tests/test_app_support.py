@@ -125,11 +125,12 @@ def test_audit_columns_checks_name_the_column():
 
 def test_auto_n_boot_budget():
     assert A.auto_n_boot(1000, True) == 1000
-    assert A.auto_n_boot(1_000_000, False) == 750
-    assert A.auto_n_boot(1_000_000, True) == 0  # offered on request instead
-    assert 100 <= A.auto_n_boot(50_000, True) < 1000
+    assert A.auto_n_boot(1_000_000, False) == 1000
+    assert A.auto_n_boot(150_000, True) == 250  # the exact bootstrap: 12 ms per resample
+    assert A.auto_n_boot(1_000_000, True) == 700  # the little bootstraps: ~4 ms (1.3–2.2 ms measured)
+    assert A.auto_n_boot(100_000_000, True) == 0  # offered on request instead
     assert A.auto_n_boot(0, True) == 0
-    assert A.boot_seconds(1_000_000, True, 200) == pytest.approx(60.0)
+    assert A.boot_seconds(150_000, True, 200) == pytest.approx(8e-8 * 150_000 * 200)
 
 
 def test_resolve_data_source(tmp_path):

@@ -3,8 +3,10 @@ a time budget on the shared server (no Streamlit here, so the policy is tested d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from fairviz.metrics._little import LITTLE_EXPONENT, LITTLE_MAX_RATIO, LITTLE_MIN_ROWS, LITTLE_MIN_SUBSET
 from fairviz.report import auto_n_perm
 
 #: Resamples offered on request (a button) when the automatic budget allows none.
@@ -16,10 +18,23 @@ REPORT_MAX_N_BOOT = 200
 PERMUTATION_BUDGET = 1.5e8
 PERMUTATION_MIN = 20
 
-#: Seconds per bootstrap resample per row, measured with `fairviz.metrics.audit` on the 2-core
-#: development machine (bench/RESULTS.md): SPDD only (no labels) vs all four metrics (SPEO and
-#: SRCC dominate).
-BOOT_COST_PER_ROW = {False: 4e-9, True: 3e-7}
+#: Seconds per bootstrap resample per row it reads, one thread, from `bench/bench_auditor_path.py
+#: --only-bootstrap` (bench/RESULTS.md, 2-core machine, 2026-12-02) with a quarter's margin: SPDD
+#: alone (no labels; 4–15 ms per resample of 10⁶ rows for 2–6 groups) and all four metrics
+#: (48–63 ms). The little bootstraps cost about the same per row of the subset they resample.
+BOOT_COST_PER_ROW = {False: 1.5e-8, True: 8e-8}
+
+
+def rows_per_resample(n: int) -> int:
+    """Rows one bootstrap resample of an audit reads: all ``n`` for the exact bootstrap, below
+    `fairviz.metrics.LITTLE_MIN_ROWS`; one subset of the bag of little bootstraps from there on.
+    A subset has b_g = max(n_g^0.7, min(n_g, 500), n_g / 64) rows of group g
+    (`fairviz.metrics.LittleBootstrap.sizes`); for up to ten groups that is at most
+    2·n^0.7 + n / 64 + 10·500 (Σ n_g^0.7 ≤ G^0.3·n^0.7)."""
+    if n < LITTLE_MIN_ROWS:
+        return int(n)
+    bound = 2 * math.ceil(n ** LITTLE_EXPONENT) + -(-int(n) // LITTLE_MAX_RATIO) + 10 * LITTLE_MIN_SUBSET
+    return min(int(n), bound)
 
 
 def auto_n_boot(n: int, has_labels: bool, *, budget_s: float = 3.0, low: int = 100, high: int = 1000) -> int:
@@ -29,7 +44,7 @@ def auto_n_boot(n: int, has_labels: bool, *, budget_s: float = 3.0, low: int = 1
     """
     if n <= 0:
         return 0
-    per = BOOT_COST_PER_ROW[bool(has_labels)] * n
+    per = boot_seconds(n, has_labels, 1)
     k = int(budget_s / per) if per > 0 else high
     if k < low:
         return 0
@@ -38,8 +53,7 @@ def auto_n_boot(n: int, has_labels: bool, *, budget_s: float = 3.0, low: int = 1
 
 def boot_seconds(n: int, has_labels: bool, n_boot: int) -> float:
     """Rough time of ``n_boot`` resamples on ``n`` rows (for telling the user what a click costs)."""
-    return BOOT_COST_PER_ROW[bool(has_labels)] * n * n_boot
-
+    return BOOT_COST_PER_ROW[bool(has_labels)] * rows_per_resample(n) * n_boot
 
 
 @dataclass(frozen=True)
