@@ -98,10 +98,11 @@ def audit(scores, groups, labels=None, *, n_boot: int = 1000, level: float = 0.9
     also SPEO (exact + grid=50), PCC and SRCC with CIs. ``n_boot=0`` skips the bootstrap (CIs
     are NaN). PCC / SRCC: percentile intervals at ``level`` from resampling within groups.
     SPDD / SPEO (distances, biased upward): the intervals, upper bounds and permutation test
-    of `fairviz.uncertainty` (``n_perm`` group-label shuffles, or {"spdd": k, "speo": k} per test;
-    None: a work budget, and none when ``n_boot=0``). ``bootstrap``: "exact" resamples all rows; "little" the bag of little
-    bootstraps (`fairviz.metrics._little`; a `LittleBootstrap` sets its subsets); "auto" the
-    little ones from `LITTLE_MIN_ROWS` rows on. ``AuditResult.bootstrap`` says which ran.
+    of `fairviz.uncertainty` (``n_perm`` group-label shuffles, or {"spdd": k, "speo": k} per
+    test; None: a work budget, and none when ``n_boot=0``). ``bootstrap``: "exact" resamples all
+    rows; "little" the bag of little bootstraps (`fairviz.metrics._little`; a `LittleBootstrap`
+    sets its subsets); "auto" the little ones from `LITTLE_MIN_ROWS` rows on.
+    ``AuditResult.bootstrap`` says which ran.
     """
     n_boot, lv = _check_boot_args(n_boot, level, allow_zero=True)
     check_bootstrap(bootstrap)
