@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from fairviz._jit import njit
+from fairviz.metrics._kernels import spread
 from fairviz.metrics._resample import _rng, _run_replicates, _seed_sequences
 from fairviz.permute import draw_labeling
 
@@ -86,12 +87,7 @@ def _speo_of_labeling(labels, rows, is_label, dz, counts) -> float:
         rate[g] = a[g] / max(b[g], 1)
         w = dz[i]
         if w != 0.0:
-            hi = rate[0]
-            lo = rate[0]
-            for h in range(1, G):
-                hi = max(hi, rate[h])
-                lo = min(lo, rate[h])
-            part += (hi - lo) * w
+            part += spread(rate, G) * w
         if (i & 4095) == 4095:
             total += part
             part = 0.0

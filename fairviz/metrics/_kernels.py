@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from fairviz._jit import njit
+from fairviz._jit import njit, njit_inline
 
 
 class _StepSpread:
@@ -68,16 +68,22 @@ def step_spread(w, gid, field, dz, n_g, eo) -> float:
                 rate[g] = a[g] / n_g[g]
         d = dz[k]
         if d != 0.0:
-            hi = rate[0]
-            lo = rate[0]
-            for h in range(1, G):
-                hi = max(hi, rate[h])
-                lo = min(lo, rate[h])
-            part += (hi - lo) * d
+            part += spread(rate, G) * d
         if (k & 4095) == 4095:
             total += part
             part = 0.0
     return total + part
+
+
+@njit_inline
+def spread(rate, G) -> float:
+    """Highest minus lowest of the G groups' rates ``rate`` (G,), inlined into the compiled passes."""
+    hi = rate[0]
+    lo = rate[0]
+    for h in range(1, G):
+        hi = max(hi, rate[h])
+        lo = min(lo, rate[h])
+    return hi - lo
 
 
 def spdd_spread(z: np.ndarray, code: np.ndarray, counts: np.ndarray) -> _StepSpread:
