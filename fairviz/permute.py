@@ -58,18 +58,29 @@ def relabel_groups(rng: np.random.Generator, counts: np.ndarray, out: np.ndarray
     n, G = int(counts.sum()), len(counts)
     if G > 255:
         raise ValueError("at most 255 groups")
-    cuts = np.clip(np.round(65536 * np.cumsum(counts)[:-1] / n), 0, 65535).astype(np.uint16)
+    cuts = np.clip(np.round(65536 * np.cumsum(counts)[:-1] / n), 0, 65535).astype(np.int64)
+    # code of a draw = number of cuts at or below it, read from a table of all 65,536 draws
+    table = np.repeat(np.arange(G, dtype=np.uint8), np.diff(np.concatenate([[0], cuts, [65536]])))
     raw = rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n]
     v = out[:n]
-    v[:] = 0
-    for c in cuts:  # code = number of cuts at or below the draw
-        v += raw >= c
-    have = np.bincount(v, minlength=G)[:G]
+    have = _codes_from_table(raw, table, v, G)
     pool = [_pick(rng, v, g, int(have[g] - counts[g]), int(have[g])) for g in range(G) if have[g] > counts[g]]
     if pool:
         free = rng.permutation(np.concatenate(pool))
         need = np.maximum(counts - have, 0)
         v[free] = np.repeat(np.arange(G, dtype=np.uint8), need)
+
+
+@njit
+def _codes_from_table(raw, table, out, G):
+    """out[i] = table[raw[i]] for the (n,) uint16 draws; returns the (G,) count of each code
+    (four interleaved tallies: consecutive increments of one counter would wait on each other)."""
+    tally = np.zeros((4, G), np.int64)
+    for i in range(raw.shape[0]):
+        c = table[raw[i]]
+        out[i] = c
+        tally[i & 3, c] += 1
+    return tally.sum(axis=0)
 
 
 def _pick(rng: np.random.Generator, v: np.ndarray, value: int, d: int, total: int) -> np.ndarray:
@@ -86,9 +97,10 @@ def _pick(rng: np.random.Generator, v: np.ndarray, value: int, d: int, total: in
 
 class SortedSpdd:
     """Exact SPDD of labelings of the same sorted scores xs (n,), ``counts`` (G,) rows per group:
-    one compiled pass over the sorted positions per labeling. Two groups: `_two_group_pass`;
-    more: `fairviz.metrics._kernels.step_spread` (each position adds one to its group's count,
-    the interval after it adds the spread of the ECDFs)."""
+    one compiled pass over the sorted positions per labeling (two groups: several labelings per
+    pass, `_two_group_pass4`); more groups: `fairviz.metrics._kernels.step_spread` (each
+    position adds one to its group's count, the interval after it adds the spread of the
+    ECDFs)."""
 
     def __init__(self, xs: np.ndarray, counts: np.ndarray):
         self.n = len(xs)
@@ -98,29 +110,57 @@ class SortedSpdd:
         self.dz = np.diff(np.asarray(xs, dtype=np.float64))
         self.ones = np.ones(self.n, dtype=np.uint8) if len(self.counts) > 2 else None
 
+    def many(self, codes: np.ndarray) -> np.ndarray:
+        """(B,) SPDD of B labelings: codes (B, n) uint8 group codes over the sorted positions.
+        Each labeling's value does not depend on the others in the batch (nor on B)."""
+        B = len(codes)
+        if self.ones is not None:
+            return np.array([step_spread(self.ones, c, self.ones, self.dz, self.counts, False) for c in codes])
+        out = np.empty(-(-B // 4) * 4)
+        n0, n1 = int(self.counts[0]), int(self.counts[1])
+        for a in range(0, B, 4):
+            rows = [codes[min(a + i, B - 1)] for i in range(4)]  # a short last batch repeats its last labeling
+            _two_group_pass4(*rows, self.dz, n0, n1, out[a : a + 4])
+        return out[:B]
+
     def __call__(self, codes: np.ndarray) -> float:
         """SPDD of one labeling: codes (n,) uint8 group codes over the sorted positions."""
-        if self.ones is None:
-            return _two_group_pass(codes, self.dz, int(self.counts[0]), int(self.counts[1]))
-        return step_spread(self.ones, codes, self.ones, self.dz, self.counts, False)
+        return float(self.many(codes.reshape(1, -1))[0])
 
 
 @njit
-def _two_group_pass(codes, dz, n0, n1) -> float:
-    """Two groups: E_k = Σ_{m≤k} s_m with s = n1 (group 0) or −n0 (group 1) is n0·n1·(F0 − F1)
-    after sorted position k, an exact integer; SPDD = Σ_k |E_k|·dz_k / (n0·n1). Partial sums per
-    block of 4,096 positions keep the rounding of long sums near 1e-16."""
-    e = 0
+def _two_group_pass4(c0, c1, c2, c3, dz, n0, n1, out):
+    """Two groups, four labelings (codes c0..c3, each (n,)) in one pass over the gaps dz: for
+    labeling b, E_k = Σ_{m≤k} s_m with s = n1 (group 0) or −n0 (group 1) is n0·n1·(F0 − F1)
+    after sorted position k, an exact integer, and out[b] = Σ_k |E_k|·dz_k / (n0·n1). The four
+    sums are independent chains that overlap in the processor and read each gap once; each is
+    formed in the same order as alone, with partial sums per block of 4,096 positions
+    (rounding near 1e-16)."""
     step = n0 + n1
-    total = 0.0
-    part = 0.0
+    e0 = e1 = e2 = e3 = 0
+    p0 = p1 = p2 = p3 = 0.0
+    t0 = t1 = t2 = t3 = 0.0
     for k in range(dz.shape[0]):
-        e += n1 - step * codes[k]  # branch-free: codes are 0 or 1
-        part += abs(e) * dz[k]
+        d = dz[k]
+        e0 += n1 - step * c0[k]  # branch-free: codes are 0 or 1
+        e1 += n1 - step * c1[k]
+        e2 += n1 - step * c2[k]
+        e3 += n1 - step * c3[k]
+        p0 += abs(e0) * d
+        p1 += abs(e1) * d
+        p2 += abs(e2) * d
+        p3 += abs(e3) * d
         if (k & 4095) == 4095:
-            total += part
-            part = 0.0
-    return (total + part) / (n0 * n1)
+            t0 += p0
+            t1 += p1
+            t2 += p2
+            t3 += p3
+            p0 = p1 = p2 = p3 = 0.0
+    scale = n0 * n1
+    out[0] = (t0 + p0) / scale
+    out[1] = (t1 + p1) / scale
+    out[2] = (t2 + p2) / scale
+    out[3] = (t3 + p3) / scale
 
 
 def draw_labeling(rng: np.random.Generator, counts: np.ndarray, out: np.ndarray) -> None:
@@ -130,6 +170,10 @@ def draw_labeling(rng: np.random.Generator, counts: np.ndarray, out: np.ndarray)
         relabel(rng, int(counts.sum()), int(counts[1]), out)
     else:
         relabel_groups(rng, counts, out)
+
+
+#: Labelings per pass of the two-group kernel (and per batch of a thread).
+_BATCH = 8
 
 
 def spdd_null(xs: np.ndarray, counts, n_perm: int, random_state, *,
@@ -142,14 +186,12 @@ def spdd_null(xs: np.ndarray, counts, n_perm: int, random_state, *,
     seeds = _seed_sequences(random_state, n_perm)
 
     def make_worker():
-        codes = np.empty(stat.n, dtype=np.uint8)
+        codes = np.empty((_BATCH, stat.n), dtype=np.uint8)
 
         def run(seed_batch) -> np.ndarray:
-            out = np.empty(len(seed_batch))
             for r, sd in enumerate(seed_batch):
-                draw_labeling(_rng(sd), counts, codes)
-                out[r] = stat(codes)
-            return out
+                draw_labeling(_rng(sd), counts, codes[r])
+            return stat.many(codes[: len(seed_batch)])
 
         return run
 
@@ -158,7 +200,7 @@ def spdd_null(xs: np.ndarray, counts, n_perm: int, random_state, *,
     work = float(len(xs)) * max(1, len(counts) - 1)
     for a in range(0, n_perm, step):
         b = min(n_perm, a + step)
-        out[a:b] = _run_replicates(make_worker, seeds[a:b], 1, work=work * (b - a), batch=8)[:, 0]
+        out[a:b] = _run_replicates(make_worker, seeds[a:b], 1, work=work * (b - a), batch=_BATCH)[:, 0]
         if progress is not None:
             progress(b, n_perm)
     return out

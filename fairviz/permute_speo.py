@@ -31,23 +31,51 @@ class SpeoBreakpoints:
     x, y: (n,) scores and labels in [0, 1] (finite). Attributes: ``rows`` intp (2n,) the row of
     each sorted breakpoint, ``is_label`` bool (2n,) (a B entry, else an A entry), ``dz``
     float64 (2n − 1,) the gaps between consecutive breakpoints (score units). Group-independent:
-    share it between groupings of the same rows.
+    share it between groupings of the same rows. ``label_order``: an argsort of ``y`` already at
+    hand (several score vectors against the same labels sort the labels once).
+
+    The A entries min(x, y) and the B entries y are sorted apart and merged (`_merge`): two
+    sorts of n and a linear merge cost about half one sort of the 2n together.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray):
+    def __init__(self, x: np.ndarray, y: np.ndarray, label_order: np.ndarray | None = None):
         x = np.asarray(x, dtype=np.float64).reshape(-1)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if len(x) != len(y) or len(x) < 1:
             raise ValueError("scores and labels must be non-empty and of the same length")
-        n = len(x)
-        vals = np.concatenate([np.minimum(x, y), y])
+        a = np.minimum(x, y)
         # the order of tied breakpoints does not matter (zero width between them): the faster sort
-        by_value = np.argsort(vals, kind="quicksort")
-        z = vals[by_value]
-        self.n = n
-        self.is_label = by_value >= n
-        self.rows = np.where(self.is_label, by_value - n, by_value)
-        self.dz = np.diff(z)
+        order_a = np.argsort(a, kind="quicksort")
+        order_b = np.argsort(y, kind="quicksort") if label_order is None else np.asarray(label_order)
+        self.n = len(x)
+        self.rows = np.empty(2 * self.n, dtype=np.intp)
+        self.is_label = np.empty(2 * self.n, dtype=np.bool_)
+        self.dz = np.empty(2 * self.n - 1)
+        _merge(a[order_a], order_a, y[order_b], order_b, self.rows, self.is_label, self.dz)
+
+
+@njit
+def _merge(va, order_a, vb, order_b, rows, is_label, dz):
+    """Merge the sorted A entries (values ``va`` (n,) ascending, their rows ``order_a``) and B
+    entries (``vb``, ``order_b``) into ``rows`` / ``is_label`` (2n,) and the gaps ``dz``
+    (2n − 1,) between consecutive merged values. Branch-free: which run gives the next entry is
+    data (the runs interleave at random, and mispredicted branches would dominate)."""
+    n = va.shape[0]
+    inf = np.inf
+    i = j = 0
+    prev = 0.0
+    for k in range(2 * n):
+        x = va[i] if i < n else inf
+        y = vb[j] if j < n else inf
+        take_b = y < x  # ties: the A entry first (their order does not matter)
+        v = y if take_b else x
+        rows[k] = order_b[min(j, n - 1)] if take_b else order_a[min(i, n - 1)]
+        is_label[k] = take_b
+        i += 1 - take_b
+        j += take_b
+        if k > 0:
+            dz[k - 1] = v - prev
+        prev = v
 
 
 class _SpeoKernel:
@@ -71,7 +99,10 @@ def _speo_of_labeling(labels, rows, is_label, dz, counts) -> float:
     """∫ max_g − min_g of A_g / max(B_g, 1) over the sorted breakpoints: one pass, each
     breakpoint removes its row's A or B entry from its group (labels[rows[i]]), then the
     interval up to the next breakpoint (width dz[i]) adds the groups' spread. Partial sums per
-    block of 4,096 intervals keep the rounding error of a sum over 2·10⁶ terms near 1e-16."""
+    block of 4,096 intervals keep the rounding error of a sum over 2·10⁶ terms near 1e-16.
+    Branch-free (which entry and whether the interval is empty are data, not branches: the
+    kinds of entry alternate at random, and mispredicted branches cost ~40 % of the pass); an
+    empty interval adds exactly 0."""
     G = counts.shape[0]
     a = counts.copy()
     b = counts.copy()
@@ -80,14 +111,11 @@ def _speo_of_labeling(labels, rows, is_label, dz, counts) -> float:
     part = 0.0
     for i in range(dz.shape[0]):
         g = labels[rows[i]]
-        if is_label[i]:
-            b[g] -= 1
-        else:
-            a[g] -= 1
+        lab = np.int64(is_label[i])
+        a[g] -= 1 - lab
+        b[g] -= lab
         rate[g] = a[g] / max(b[g], 1)
-        w = dz[i]
-        if w != 0.0:
-            part += spread(rate, G) * w
+        part += spread(rate, G) * dz[i]
         if (i & 4095) == 4095:
             total += part
             part = 0.0

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from fairviz import metrics
-from fairviz.metrics._correlation import _corr, _midranks
+from fairviz.metrics._correlation import _corr, _midranks, _midranks_from_blocks, _tie_blocks
+from fairviz.permute_speo import SpeoBreakpoints, observed_speo
 from fairviz.repair import RepairMap, _as_scores, check_strength
 
 __all__ = ["repair_tradeoff"]
@@ -23,15 +24,20 @@ __all__ = ["repair_tradeoff"]
 class _Ranked:
     """Mid-ranks of the original scores and of the labels, computed once for every strength:
     SRCC is the Pearson correlation of mid-ranks, so each strength ranks its repaired scores
-    once for both of its SRCCs (with the labels, and with the original scores)."""
+    once for both of its SRCCs (with the labels, and with the original scores). The labels'
+    sort also serves every strength's SPEO breakpoints (``y_order``)."""
 
     def __init__(self, d):
         self.x = _midranks(d.x) if np.ptp(d.x) > 0 else None
-        self.y = None if d.y is None else _midranks(d.y)
+        self.y = self.y_order = None
+        if d.y is not None:
+            blocks = _tie_blocks(d.y, stable=False)
+            self.y_order, self.y = blocks[0], _midranks_from_blocks(*blocks)
 
-    def srcc(self, r: np.ndarray) -> tuple[float, float]:
-        """(SRCC of the labels and r, SRCC of the original scores and r); NaN where undefined."""
-        rr = _midranks(r)
+    def srcc(self, r: np.ndarray, original: bool = False) -> tuple[float, float]:
+        """(SRCC of the labels and r, SRCC of the original scores and r); NaN where undefined.
+        ``original``: r is the original scores (their ranks are at hand)."""
+        rr = self.x if original and self.x is not None else _midranks(r)
         return (np.nan if self.y is None else _corr(self.y, rr)), (np.nan if self.x is None else _corr(self.x, rr))
 
 
@@ -66,10 +72,11 @@ def repair_tradeoff(
     for t in thetas:
         r = (1.0 - t) * x + t * full if t < 1.0 else full
         p = metrics.PreparedAudit.from_codes(r, d.codes, d.labels, d.y, d.counts)
-        srcc, srcc_original = ranked.srcc(r)
+        srcc, srcc_original = ranked.srcc(r, original=t == 0.0)
         row = {"strength": t, "spdd": p.spdd(), "srcc_original": srcc_original}
         if d.y is not None:
-            row.update(speo=p.speo(), pcc=p.pcc(), srcc=srcc)
+            bp = SpeoBreakpoints(r, d.y, label_order=ranked.y_order)
+            row.update(speo=observed_speo(bp, d.codes, d.counts), pcc=p.pcc(), srcc=srcc)
         else:
             row.update(speo=np.nan, pcc=np.nan, srcc=np.nan)
         rows.append(row)

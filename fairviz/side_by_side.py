@@ -1,4 +1,5 @@
-"""Run a few large, independent pieces of work (one per grouping) two at a time.
+"""Run a few large, independent pieces of work (one per grouping) two at a time, or one piece
+beside the caller's own work.
 
 numpy's kernels here make many calls of a few hundred microseconds each; two Python threads
 then contend for the GIL between calls and reach only about 1.3× one thread (measured on a
@@ -14,12 +15,9 @@ import concurrent.futures
 import ctypes
 import ctypes.util
 import functools
-import itertools
 import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fairviz._jit import warm as warm_compiled_kernels
@@ -28,19 +26,9 @@ from fairviz._jit import warm as warm_compiled_kernels
 #: is too small to pay for a fork).
 PROCESS_MIN_ROWS = 50_000
 
-# state of each running call, by token: forked workers inherit it
-_STATE: dict[int, Any] = {}
-_TOKENS = itertools.count()
-_LOCK = threading.Lock()
 
-
-def _call(fn: Callable, token: int, item):
-    return fn(_STATE[token], item)
-
-
-def _one_thread_each() -> None:
-    # each worker has a core; more threads in one would only contend for it
-    os.environ.setdefault("FAIRVIZ_THREADS", "1")
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def _return_free_memory() -> None:
@@ -53,36 +41,100 @@ def _return_free_memory() -> None:
         pass
 
 
-def _in_fresh_process(call: Callable, item):
-    """``call(item)`` in a process forked for it alone: what one piece leaves in its heap (the
-    allocator keeps freed memory) does not add to the next piece's peak."""
-    with concurrent.futures.ProcessPoolExecutor(1, multiprocessing.get_context("fork"),
-                                                initializer=_one_thread_each) as pool:
-        return pool.submit(call, item).result()
+def _before_forking() -> None:
+    _return_free_memory()
+    warm_compiled_kernels()  # each worker inherits the loaded compiler
+
+
+def _child(send, fn: Callable, state: Any, item: Any) -> None:
+    """Body of a forked worker: ``fn(state, item)``, its result or exception sent back pickled."""
+    os.environ.setdefault("FAIRVIZ_THREADS", "1")  # each worker has a core; more threads would contend
+    try:
+        out = ("ok", fn(state, item))
+    except Exception as err:  # noqa: BLE001 (re-raised in the parent)
+        out = ("error", err)
+    try:
+        send.send(out)
+    except Exception as err:  # noqa: BLE001 (an unpicklable result or exception)
+        send.send(("error", RuntimeError(f"a worker's result could not be sent back: {err}")))
+    send.close()
+
+
+class Aside:
+    """``fn(state, item)`` started by `start_aside`, running while the caller does other work."""
+
+    def __init__(self, fn: Callable, state: Any, item: Any, forked: bool):
+        self._call = functools.partial(fn, state, item)
+        self._proc = self._recv = self._pool = self._future = None
+        if forked:
+            ctx = multiprocessing.get_context("fork")
+            self._recv, send = ctx.Pipe(duplex=False)
+            self._proc = ctx.Process(target=_child, args=(send, fn, state, item), daemon=True)
+            try:
+                self._proc.start()
+            except OSError:  # no process to be had (limits, memory): the thread does it
+                self._proc = None
+            send.close()
+        if self._proc is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1)
+            self._future = self._pool.submit(self._call)
+
+    def result(self) -> Any:
+        """Wait for the result; an exception of the work is raised here. A worker process that
+        died (e.g. killed for memory) is replaced by doing the work in the calling thread."""
+        if self._proc is None:
+            try:
+                return self._future.result()
+            finally:
+                self._pool.shutdown()
+        try:
+            status, value = self._recv.recv()
+        except (EOFError, OSError):
+            status, value = "died", None
+        finally:
+            self._recv.close()
+            self._proc.join()
+        if status == "ok":
+            return value
+        if status == "error":
+            raise value
+        return self._call()
+
+    def cancel(self) -> None:
+        """Stop the work if it runs in a process (a thread finishes it, its result unread)."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.join()
+            self._recv.close()
+        else:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def start_aside(fn: Callable[[Any, Any], Any], state: Any, item: Any, *, processes: bool) -> Aside:
+    """Start ``fn(state, item)`` now — in a process forked for it when ``processes`` is true and
+    the platform forks, else on a thread — and return at once; `Aside.result` waits for it.
+    ``state`` and ``item`` are inherited by the fork, never pickled; the result comes back
+    pickled. For one large piece of work the caller's next steps do not need (the report's
+    repair beside the audit: the caller's process keeps one core, the worker takes the other)."""
+    forked = processes and _can_fork()
+    if forked:
+        _before_forking()
+    return Aside(fn, state, item, forked)
 
 
 def run_side_by_side(fn: Callable[[Any, Any], Any], state: Any, items: Sequence, *, processes: bool,
                      workers: int = 2) -> list:
     """``[fn(state, item) for item in items]``, ``workers`` at a time: each in a process forked
-    for it when ``processes`` is true and the platform forks, else on threads. ``fn`` must be a
-    module-level function (sent to a worker by name); ``state`` is inherited, never pickled.
-    When a worker process cannot start or dies, the work is done again on threads."""
-    with _LOCK:
-        token = next(_TOKENS)
-        _STATE[token] = state
-    try:
-        workers = max(1, min(workers, len(items)))
-        call = functools.partial(_call, fn, token)
-        if processes and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            _return_free_memory()
-            warm_compiled_kernels()  # each worker inherits the loaded compiler
-            try:
-                with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-                    return list(pool.map(functools.partial(_in_fresh_process, call), items))
-            except (BrokenProcessPool, OSError):
-                pass  # a worker could not start or was killed (e.g. out of memory): do it here instead
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(call, items))
-    finally:
-        with _LOCK:
-            _STATE.pop(token, None)
+    for it (`start_aside`: what one piece leaves in its heap does not add to the next one's
+    peak) when ``processes`` is true and the platform forks, else on threads. A worker process
+    that dies has its piece done again on a thread."""
+    workers = max(1, min(workers, len(items)))
+    forked = processes and workers > 1 and _can_fork()
+    if forked:
+        _before_forking()
+
+    def one(item):
+        return Aside(fn, state, item, True).result() if forked else fn(state, item)
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one, items))

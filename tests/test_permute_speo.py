@@ -43,6 +43,21 @@ def test_observed_matches_the_metric(rng, k, ties):
     assert ps.observed_speo(bp, g, np.bincount(g)) == pytest.approx(_reference_speo(s, y, g), abs=1e-12)
 
 
+@pytest.mark.parametrize("ties", [False, True])
+def test_breakpoints_are_the_2n_values_sorted(rng, ties):
+    """The merge of the separately sorted A and B entries is a sort of all 2n breakpoints (each
+    row once as an A and once as a B entry), with or without a given order of the labels."""
+    s, y, _ = _data(rng, 5000, 2, ties)
+    m = np.minimum(s, y)
+    for order in (None, np.argsort(y, kind="stable"), np.argsort(-y)[::-1]):
+        bp = ps.SpeoBreakpoints(s, y, label_order=order)
+        z = np.where(bp.is_label, y[bp.rows], m[bp.rows])
+        np.testing.assert_array_equal(z, np.sort(np.concatenate([m, y])))
+        np.testing.assert_array_equal(bp.dz, np.diff(z))
+        assert (np.bincount(bp.rows[bp.is_label], minlength=len(s)) == 1).all()
+        assert (np.bincount(bp.rows[~bp.is_label], minlength=len(s)) == 1).all()
+
+
 def test_edge_cases_match_the_metric(rng):
     n = 400
     s, g = rng.random(n), rng.integers(0, 2, n)

@@ -78,9 +78,9 @@ def test_each_sort_runs_once(rng, monkeypatch):
         return real(values, codes, n_groups)
 
     class CountingBreakpoints(permute_speo.SpeoBreakpoints):
-        def __init__(self, scores, labels):
+        def __init__(self, scores, labels, label_order=None):
             calls.append(2 * len(scores))
-            super().__init__(scores, labels)
+            super().__init__(scores, labels, label_order)
 
     monkeypatch.setattr(_prepared, "_value_major", counting)
     monkeypatch.setattr(permute_speo, "SpeoBreakpoints", CountingBreakpoints)

@@ -31,7 +31,7 @@ silently. Groups under 2 % of the known rows are flagged (``small_groups``) and,
 ``exclude_small=True``, left out of the impact ratios while their counts stay in the tables (LL144).
 """
 
-from fairviz.groups._audit import audit_attributes, audit_intervals
+from fairviz.groups._audit import audit_attributes, audit_intervals, skip_reason
 from fairviz.groups._columns import INTERSECTION_SEPARATOR, MISSING_VALUES, GroupColumn, prepare_groups
 from fairviz.groups._distances import pairwise_w1, w1_sorted, w1_to_pooled
 from fairviz.groups._result import AttributeAudit, MultiAuditResult
@@ -48,4 +48,5 @@ __all__ = [
     "AttributeAudit",
     "MultiAuditResult",
     "audit_attributes",
+    "skip_reason",
 ]

@@ -62,6 +62,7 @@ def audit_attributes(
     separator: str = INTERSECTION_SEPARATOR,
     max_groups: int | None = None,
     max_cells: int | None = None,
+    columns: Mapping[str, GroupColumn] | None = None,
 ) -> MultiAuditResult:
     """Audit scores by each attribute and by their intersection(s).
 
@@ -73,6 +74,8 @@ def audit_attributes(
     skipped (listed in ``skipped`` with the reason); if every one is, ValueError. So is a
     grouping (e.g. an intersection) with more than ``max_groups`` groups or more than
     ``max_cells`` known rows × groups (None: no limit), before anything is computed for it.
+    ``columns``: the groupings already built from these attributes with the same options
+    (`prepare_groups`), so they are not built again.
 
     Speed: one global sort of the scores serves every attribute's W1 computations; the
     bootstrap in `metrics.audit` dominates (use a smaller `n_boot` for a quick look).
@@ -81,8 +84,9 @@ def audit_attributes(
                          small_share=small_share, exclude_small=exclude_small, n_perm=n_perm)
     x, y = _scores_and_labels(scores, labels)
     n = len(x)
-    columns = prepare_groups(attributes, n, intersections=intersections,
-                             missing_values=missing_values, separator=separator)
+    if columns is None:
+        columns = prepare_groups(attributes, n, intersections=intersections,
+                                 missing_values=missing_values, separator=separator)
     if n >= 2:  # validate the scores once on all rows (same messages as everywhere else)
         metrics.validate_inputs(x, np.arange(n) % 2, y)
     order = np.argsort(x, kind="stable")  # one global sort serves every grouping's W1
@@ -90,7 +94,7 @@ def audit_attributes(
     skipped: dict[str, str] = {}
     row_cache: dict = {}  # a prepared grouping per set of known rows: others share its ranks, PCC, SRCC
     for name, col in columns.items():
-        reason = _skip_reason(col, n, max_groups, max_cells)
+        reason = skip_reason(col, n, max_groups, max_cells)
         if reason:
             skipped[name] = reason
         else:
@@ -127,7 +131,7 @@ def _scores_and_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray
     return x, y
 
 
-def _skip_reason(col: GroupColumn, n: int, max_groups: int | None, max_cells: int | None) -> str | None:
+def skip_reason(col: GroupColumn, n: int, max_groups: int | None = None, max_cells: int | None = None) -> str | None:
     """Why a grouping is not audited (fewer than two known groups, too many groups or cells), or None."""
     known = col.known
     present = np.flatnonzero(np.bincount(col.codes[known], minlength=len(col.labels)))

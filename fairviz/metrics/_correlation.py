@@ -50,9 +50,10 @@ def pcc(scores, labels) -> float:
     return _corr(x, y)
 
 
-def _tie_blocks(v: np.ndarray):
-    """order (stable argsort), block starts in sorted order, block id per sorted position."""
-    order = np.argsort(v, kind="stable")
+def _tie_blocks(v: np.ndarray, stable: bool = True):
+    """order (an argsort: stable, or the faster unstable one where the order of tied values does
+    not matter), block starts in sorted order, block id per sorted position."""
+    order = np.argsort(v, kind="stable" if stable else "quicksort")
     vs = v[order]
     new = np.empty(len(v), dtype=bool)
     new[0] = True
@@ -63,7 +64,8 @@ def _tie_blocks(v: np.ndarray):
 
 
 def _midranks(v: np.ndarray) -> np.ndarray:
-    return _midranks_from_blocks(*_tie_blocks(v))
+    # a tie block's mid-rank does not depend on the order inside it: the unstable sort (~4× faster)
+    return _midranks_from_blocks(*_tie_blocks(v, stable=False))
 
 
 def _midranks_from_blocks(order: np.ndarray, starts: np.ndarray, block_id: np.ndarray) -> np.ndarray:

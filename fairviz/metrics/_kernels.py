@@ -43,7 +43,9 @@ class _StepSpread:
 @njit
 def step_spread(w, gid, field, dz, n_g, eo) -> float:
     """`_StepSpread.integral`'s pass: counts are integers (exact); partial sums per block of
-    4,096 intervals keep the rounding of long sums near 1e-16."""
+    4,096 intervals keep the rounding of long sums near 1e-16. Branch-free over the entries (a
+    resample's zero counts and the A / B fields fall at random: mispredicted branches cost a
+    third of the pass); a zero count or an empty interval changes nothing."""
     G = n_g.shape[0]
     a = np.zeros(G, dtype=np.int64)
     b = np.zeros(G, dtype=np.int64)
@@ -54,21 +56,16 @@ def step_spread(w, gid, field, dz, n_g, eo) -> float:
     total = 0.0
     part = 0.0
     for k in range(dz.shape[0]):
-        c = w[k]
-        if c:
-            g = gid[k]
-            f = field[k]
-            if f & 1:
-                a[g] += c
-            if f & 2:
-                b[g] += c
-            if eo:
-                rate[g] = (n_g[g] - a[g]) / max(n_g[g] - b[g], 1)
-            else:
-                rate[g] = a[g] / n_g[g]
-        d = dz[k]
-        if d != 0.0:
-            part += spread(rate, G) * d
+        c = np.int64(w[k])
+        g = gid[k]
+        f = field[k]
+        a[g] += c * (f & 1)
+        b[g] += c * ((f >> 1) & 1)
+        if eo:
+            rate[g] = (n_g[g] - a[g]) / max(n_g[g] - b[g], 1)
+        else:
+            rate[g] = a[g] / max(n_g[g], 1)  # a group without rows keeps rate 0
+        part += spread(rate, G) * dz[k]
         if (k & 4095) == 4095:
             total += part
             part = 0.0

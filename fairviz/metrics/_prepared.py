@@ -70,6 +70,14 @@ class PreparedAudit:
             if key in other._cache:
                 self._cache.setdefault(key, other._cache[key])
 
+    def without_sorts(self) -> PreparedAudit:
+        """The same rows and every result computed so far, without this grouping's own sort by
+        score and its DP(τ) curve (about 100 MB at 10⁶ rows; re-derived if asked for again).
+        What other groupings of the rows share (rank orders, SPEO's breakpoints) is kept."""
+        other = PreparedAudit(self.data)
+        other._cache = {k: v for k, v in self._cache.items() if k not in ("sorted", "curve")}
+        return other
+
     # ------------------------------------------------------------------ what was prepared
     @property
     def n(self) -> int:
@@ -113,7 +121,9 @@ class PreparedAudit:
         from fairviz.permute_speo import SpeoBreakpoints  # noqa: PLC0415
 
         y = self._labels()
-        return self._get("speo_breakpoints", lambda: SpeoBreakpoints(self.data.x, y))
+        ties = self._cache.get("ties1")  # the labels' sort, when SRCC already made it
+        return self._get("speo_breakpoints",
+                         lambda: SpeoBreakpoints(self.data.x, y, None if ties is None else ties[0]))
 
     def _labels(self) -> np.ndarray:
         if self.data.y is None:
@@ -125,7 +135,7 @@ class PreparedAudit:
         """∫₀¹ DP(τ) dτ, exact (W1 for two groups) or the mean over τ_j = j / grid."""
         g = _check_grid(grid)
         if g is not None:
-            return _spdd_grid(self.data, g)
+            return self._get(f"spdd_grid{g}", lambda: _spdd_grid(self.data, g))
 
         def make():
             z, code = self.sorted_scores()
@@ -140,7 +150,7 @@ class PreparedAudit:
         self._labels()
         g = _check_grid(grid)
         if g is not None:
-            return _speo_grid(self.data, g)
+            return self._get(f"speo_grid{g}", lambda: _speo_grid(self.data, g))
 
         from fairviz.permute_speo import observed_speo  # noqa: PLC0415 (import cycle, as in speo_breakpoints)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from fairviz import __version__, figures, metrics, theme
-from fairviz.groups import audit_attributes, audit_intervals, prepare_groups
+from fairviz.groups import audit_attributes, audit_intervals, prepare_groups, skip_reason
 from fairviz.repair import RepairMap
 from fairviz.repair_tradeoff import repair_tradeoff
 from fairviz.report._inputs import ReportInputs, source_digest
@@ -28,7 +28,7 @@ from fairviz.report._model import (
     ReportSettings,
 )
 from fairviz.report_figures import add_dp_band, permutation_figure, repair_tradeoff_figure
-from fairviz.side_by_side import PROCESS_MIN_ROWS, run_side_by_side
+from fairviz.side_by_side import PROCESS_MIN_ROWS, run_side_by_side, start_aside
 from fairviz.significance import FAST_PERM_MAX_GROUPS, dp_band, permutation_test, shared_nulls
 from fairviz.uncertainty import describe
 
@@ -56,9 +56,10 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
     """Audit every attribute, run the permutation tests and the repair: the whole report as data.
     ``reuse``: a dict kept with the data (the app keeps one per upload) in which the results that
     do not depend on τ, alpha or the LL144 options (permutation tests, intervals, the repair) are
-    stored and read back by a later report of the same data. ``processes``: from
-    `PROCESS_MIN_ROWS` rows, run the groupings' tests and intervals in two forked worker
-    processes (`fairviz.side_by_side`). Bad input raises ValueError."""
+    stored and read back by a later report of the same data. From `PROCESS_MIN_ROWS` rows the
+    repair runs beside the audit, and with ``processes`` it does so in a forked worker process
+    and the groupings' tests and intervals run two at a time in forked workers too
+    (`fairviz.side_by_side`; without, on a thread). Bad input raises ValueError."""
     say = progress or (lambda stage: None)
     scores, attrs, y = inputs.scores, inputs.attributes, inputs.labels
     n = len(scores)
@@ -74,13 +75,26 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
                 "(or leave out intersections)")
     say("auditing every attribute")
     reuse = {} if reuse is None else reuse
-    multi, sections = _audit_sections(inputs, columns, settings, say, reuse, processes)
+    audited = [name for name, col in columns.items() if skip_reason(col, n) is None]
+    repair_key = _repair_key(audited, settings)
+    aside = None
+    if repair_key not in reuse and n >= PROCESS_MIN_ROWS:
+        # the repair needs nothing from the audit: it runs beside it (a worker process on the
+        # second core, or a thread), its result read when the audit is done
+        aside = start_aside(_repair_work, (inputs, columns, settings.random_state), audited, processes=processes)
+    try:
+        multi, sections = _audit_sections(inputs, columns, settings, say, reuse, processes)
+    except BaseException:
+        if aside is not None:
+            aside.cancel()
+        raise
     when = (generated_at or _dt.datetime.now(_dt.timezone.utc)).replace(microsecond=0)
     say("repair")
-    key = _repair_key(list(multi.results), settings)
-    if key not in reuse:
-        reuse[key] = repair_section(inputs, columns, list(multi.results), settings.random_state)
-    repair = reuse[key]
+    if aside is not None:
+        reuse[repair_key] = aside.result()
+    elif repair_key not in reuse:
+        reuse[repair_key] = repair_section(inputs, columns, audited, settings.random_state)
+    repair = reuse[repair_key]
     say("writing the report")
     digest, digest_note = source_digest(inputs, source_bytes)
     data = data_summary(inputs, columns, multi, source_name=source_name, digest=digest,
@@ -96,12 +110,10 @@ def _repair_key(audited: list, settings: ReportSettings) -> tuple:
     return ("repair", tuple(audited), settings.random_state)
 
 
-def _side_work(state: tuple, name: str | None):
-    """One grouping's `_tests_and_intervals`, or (``name`` None) the repair section."""
-    multi, settings, inputs, columns = state
-    if name is None:
-        return repair_section(inputs, columns, list(multi.results), settings.random_state)
-    return _tests_and_intervals((multi, settings), name)
+def _repair_work(state: tuple, audited: list[str]) -> RepairSection:
+    """`repair_section` of ``audited`` with ``state`` = (inputs, columns, random_state)."""
+    inputs, columns, random_state = state
+    return repair_section(inputs, columns, audited, random_state)
 
 
 def _tests_and_intervals(state: tuple, name: str) -> tuple:
@@ -119,52 +131,59 @@ def _tests_and_intervals(state: tuple, name: str) -> tuple:
 
 def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say, reuse: dict, processes: bool):
     """(`MultiAuditResult` with the intervals, the `AttributeSection` of each grouping). Each
-    grouping is prepared once; its tests and intervals (`_tests_and_intervals`) run one grouping
-    after another, or two side by side in worker processes (``processes``, large files).
-    ``reuse``: the τ-independent results (tests, intervals) of an earlier report of the same data."""
+    grouping is prepared once; its tests and intervals (`_tests_and_intervals`) and its section
+    are made one grouping after another, or side by side in worker processes (``processes``,
+    large files: `_grouping_work`). ``reuse``: the τ-independent results (tests, intervals) of
+    an earlier report of the same data."""
     multi = audit_attributes(inputs.scores, inputs.attributes, inputs.labels, intersections=settings.intersections,
                              n_boot=0, level=settings.level, random_state=settings.random_state,
-                             tau=settings.tau, alpha=settings.alpha, exclude_small=settings.exclude_small)
-    for name, res in multi.results.items():  # see `_unsorted`
-        multi.results[name] = dataclasses.replace(res, prepared=_unsorted(res.prepared))
+                             tau=settings.tau, alpha=settings.alpha, exclude_small=settings.exclude_small,
+                             columns=columns)
+    for name, res in multi.results.items():
+        # each grouping's sorts are re-derived only while its own tests and section are made,
+        # so at most one grouping's (~100 MB at 10⁶ rows) are held at a time
+        multi.results[name] = dataclasses.replace(res, prepared=res.prepared.without_sorts())
+    anchors = {name: f"attr{i}" for i, name in enumerate(multi.results)}
 
     def key(name):
         return ("grouping", name, settings.n_boot, settings.level, settings.n_perm, settings.random_state)
 
+    done = {}
     todo = [name for name in multi.results if key(name) not in reuse]
     if processes and len(todo) > 1 and len(inputs.scores) >= PROCESS_MIN_ROWS:
-        say(f"tests and intervals of {len(todo)} groupings and the repair, two at a time")
-        todo.sort(key=lambda name: -len(multi.results[name].groups))  # the most groups (the most work) first
-        repair_key = _repair_key(list(multi.results), settings)
-        work = todo + ([None] if repair_key not in reuse else [])
-        outs = run_side_by_side(_side_work, (multi, settings, inputs, columns), work, processes=True)
-        for name, out in zip(work, outs):
-            reuse[repair_key if name is None else key(name)] = out
-    audited, sections = {}, []
-    for idx, (name, res) in enumerate(multi.results.items()):
+        say(f"tests and intervals of {len(todo)} groupings, side by side")
+        # all at once: the repair still runs beside them, and a last grouping alone would leave a core idle
+        outs = run_side_by_side(_grouping_work, (multi, settings, inputs, columns, anchors), todo,
+                                processes=True, workers=len(todo))
+        for name, (tests, section) in zip(todo, outs):
+            reuse[key(name)], done[name] = tests, section
+    sections = []
+    for name, res in multi.results.items():
         say(f"attribute {name}")
-        if key(name) not in reuse:
-            reuse[key(name)] = _tests_and_intervals((multi, settings), name)
-        perm, perm_speo, intervals = reuse[key(name)]
-        res = dataclasses.replace(res, audit=intervals)
-        sections.append(attribute_section(f"attr{idx}", res, columns[name], inputs, settings, perm, perm_speo))
+        if name not in done:
+            if key(name) not in reuse:
+                reuse[key(name)] = _tests_and_intervals((multi, settings), name)
+            done[name] = _section(anchors[name], res, reuse[key(name)], columns[name], inputs, settings)
+        sections.append(done[name])
         # its sorts and curve are no longer needed: free them before the next grouping's work
-        audited[name] = dataclasses.replace(res, prepared=None)
-        sections[-1] = dataclasses.replace(sections[-1], result=audited[name])
-        multi.results[name] = audited[name]
-    return dataclasses.replace(multi, results=audited, n_boot=int(settings.n_boot)), sections
+        multi.results[name] = sections[-1].result
+    return dataclasses.replace(multi, n_boot=int(settings.n_boot)), sections
 
 
-def _unsorted(p: metrics.PreparedAudit) -> metrics.PreparedAudit:
-    """The same prepared rows without the grouping's own sorts and curve. At 10⁶ rows those hold
-    about 100 MB per grouping; the report needs them again only for the grouping it is working
-    on, so they are re-derived then (a few tenths of a second each) and at most one grouping's
-    are in memory while its tests and bootstrap run. What does not depend on the grouping (rank
-    orders, SPEO's breakpoints: one copy for all groupings) is kept."""
-    d = p.data
-    q = metrics.PreparedAudit.from_codes(d.x, d.codes, p.groups, d.y, p.counts)
-    q.share_rows(p)
-    return q
+def _grouping_work(state: tuple, name: str) -> tuple:
+    """In a worker process: (`_tests_and_intervals`, the `AttributeSection`) of one grouping."""
+    multi, settings, inputs, columns, anchors = state
+    tests = _tests_and_intervals((multi, settings), name)
+    return tests, _section(anchors[name], multi.results[name], tests, columns[name], inputs, settings)
+
+
+def _section(anchor: str, res, tests: tuple, col, inputs: ReportInputs, settings: ReportSettings) -> AttributeSection:
+    """`attribute_section` of a grouping's audit ``res`` with its ``tests`` (`_tests_and_intervals`);
+    its result keeps no prepared rows (their sorts are large and no longer needed)."""
+    perm, perm_speo, intervals = tests
+    res = dataclasses.replace(res, audit=intervals)
+    section = attribute_section(anchor, res, col, inputs, settings, perm, perm_speo)
+    return dataclasses.replace(section, result=dataclasses.replace(res, prepared=None))
 
 
 def data_summary(inputs: ReportInputs, columns, multi, *, source_name, digest, digest_note, source) -> DataSummary:
