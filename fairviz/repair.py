@@ -112,6 +112,18 @@ def _inverse_table(levels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, 
     return values[starts], 0.5 * (levels[starts] + levels[ends])
 
 
+def _interp(q: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp(q, xp, fp)``, the same numbers: many queries in no order are looked up in
+    ascending order and put back (over 10⁶ knots, random look-ups miss the cache: 0.37 s,
+    sorted ones 0.02 s, plus the sort and the scatter 0.04 s)."""
+    if len(q) < 50_000 or len(xp) < 50_000:
+        return np.interp(q, xp, fp)
+    order = np.argsort(q, kind="quicksort")
+    out = np.empty(len(q))
+    out[order] = np.interp(q[order], xp, fp)
+    return out
+
+
 def _barycenter(tables: Sequence[tuple[np.ndarray, np.ndarray]], weights: np.ndarray):
     """Knots of Q_B = sum_h w_h Q_h: exact, on the union of the groups' knot levels."""
     union = np.unique(np.concatenate([lv for lv, _ in tables]))
@@ -166,7 +178,10 @@ class RepairMap:
         if len(x) == 0:
             raise ValueError("cannot fit a RepairMap on zero rows")
         codes, uniques, _ = factorize_groups(groups, len(x), need_two=False, unused_categories="drop")
-        order = np.lexsort((x, codes))  # by group, then by score
+        # by group, then by score (tied rows in any order: only their values are read); two
+        # sorts, the second a stable one of small integers, beat a lexsort several times over
+        by_score = np.argsort(x, kind="quicksort")
+        order = by_score[np.argsort(codes[by_score], kind="stable")]
         counts = np.bincount(codes, minlength=len(uniques))
         bounds = np.r_[0, np.cumsum(counts)]
         xs = x[order]
@@ -229,9 +244,9 @@ class RepairMap:
         for j, g in enumerate(fitted):
             rows = codes == j
             vals, lvls = self._inverse[g]
-            u[rows] = np.interp(x[rows], vals, lvls)
+            u[rows] = _interp(x[rows], vals, lvls)
         bl, bv = self.barycenter_
-        return np.interp(u, bl, bv)
+        return _interp(u, bl, bv)
 
     def transform(self, scores: Any, groups: Any, strength: float = 1.0) -> np.ndarray:
         """Repaired scores, float64 (n,): ``(1 - strength) * x + strength * Q_B(F_g(x))``.

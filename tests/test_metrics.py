@@ -215,6 +215,17 @@ def test_grid50_equals_brute_force_means(rng):
     assert M.spdd(x, g, grid=7) == pytest.approx(np.mean([bf_dp(x, g, t) for t in np.arange(7) / 7]), abs=1e-15)
 
 
+@pytest.mark.parametrize("grid", [7, 50, 1000])
+def test_grid_counts_at_and_beside_the_grid_points(rng, grid):
+    """Scores on the grid points τ_j = j / grid and one float either side of them, where an
+    estimate ⌈v·grid⌉ can be off by one, against the brute-force rates."""
+    taus = np.arange(grid) / grid
+    pts = np.concatenate([taus, [1.0]])
+    x = np.clip(np.concatenate([pts, np.nextafter(pts, 2.0), np.nextafter(pts, -1.0), rng.random(300)]), 0, 1)
+    g = rng.integers(0, 3, len(x))
+    assert M.spdd(x, g, grid=grid) == pytest.approx(np.mean([bf_dp(x, g, t) for t in taus]), abs=1e-15)
+
+
 @pytest.mark.parametrize("grid", [None, 50])
 def test_speo_group_without_positive_labels_counts_as_rate_zero(grid):
     # by hand: group "a" (x = y = 0.3) has no Y > τ from τ = 0.3 on, so its rate is 0 there while
