@@ -82,8 +82,9 @@ def build_report(
     max_groups: refuse a grouping with more groups than this (an ID column picked by mistake);
     reuse: a dict kept with the data, so that a later report of it (another τ) reads the
     permutation tests, intervals and repair back instead of computing them again;
-    processes: test the groupings of a large file in two forked worker processes
-    (`fairviz.side_by_side`; for a process of its own such as the CLI, not a server's).
+    processes: test the groupings of a large file in forked worker processes side by side, and
+    repair in another beside the audit (`fairviz.side_by_side`; for a process of its own such
+    as the CLI, not a server's; without, the repair of a large file runs on a thread).
     Bad input raises ValueError (the same messages as `fairviz.groups.audit_attributes`).
     """
     tau = float(tau)

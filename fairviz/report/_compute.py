@@ -58,8 +58,8 @@ def compute_report(inputs: ReportInputs, settings: ReportSettings, *, source_nam
     do not depend on τ, alpha or the LL144 options (permutation tests, intervals, the repair) are
     stored and read back by a later report of the same data. From `PROCESS_MIN_ROWS` rows the
     repair runs beside the audit, and with ``processes`` it does so in a forked worker process
-    and the groupings' tests and intervals run two at a time in forked workers too
-    (`fairviz.side_by_side`; without, on a thread). Bad input raises ValueError."""
+    and the groupings' tests, intervals and sections run side by side in forked workers too
+    (`fairviz.side_by_side`; without, the repair runs on a thread). Bad input raises ValueError."""
     say = progress or (lambda stage: None)
     scores, attrs, y = inputs.scores, inputs.attributes, inputs.labels
     n = len(scores)
