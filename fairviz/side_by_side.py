@@ -17,6 +17,7 @@ import ctypes.util
 import functools
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,19 +66,36 @@ class Aside:
 
     def __init__(self, fn: Callable, state: Any, item: Any, forked: bool):
         self._call = functools.partial(fn, state, item)
-        self._proc = self._recv = self._pool = self._future = None
+        self._proc = self._pool = self._future = None
         if forked:
             ctx = multiprocessing.get_context("fork")
-            self._recv, send = ctx.Pipe(duplex=False)
+            recv, send = ctx.Pipe(duplex=False)
             self._proc = ctx.Process(target=_child, args=(send, fn, state, item), daemon=True)
             try:
                 self._proc.start()
             except OSError:  # no process to be had (limits, memory): the thread does it
                 self._proc = None
             send.close()
+            if self._proc is not None:
+                # take the result as soon as it is sent: the worker then exits and frees its memory
+                # instead of waiting, blocked on a full pipe, until the caller asks
+                self._outcome = ("died", None)
+                self._reader = threading.Thread(target=self._read, args=(recv,), daemon=True)
+                self._reader.start()
+            else:
+                recv.close()
         if self._proc is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(1)
             self._future = self._pool.submit(self._call)
+
+    def _read(self, recv) -> None:
+        try:
+            self._outcome = recv.recv()
+        except (EOFError, OSError):  # the worker died (e.g. killed for memory) or was cancelled
+            pass
+        finally:
+            recv.close()
+            self._proc.join()
 
     def result(self) -> Any:
         """Wait for the result; an exception of the work is raised here. A worker process that
@@ -87,13 +105,8 @@ class Aside:
                 return self._future.result()
             finally:
                 self._pool.shutdown()
-        try:
-            status, value = self._recv.recv()
-        except (EOFError, OSError):
-            status, value = "died", None
-        finally:
-            self._recv.close()
-            self._proc.join()
+        self._reader.join()
+        status, value = self._outcome
         if status == "ok":
             return value
         if status == "error":
@@ -104,8 +117,7 @@ class Aside:
         """Stop the work if it runs in a process (a thread finishes it, its result unread)."""
         if self._proc is not None:
             self._proc.terminate()
-            self._proc.join()
-            self._recv.close()
+            self._reader.join()
         else:
             self._pool.shutdown(wait=False, cancel_futures=True)
 

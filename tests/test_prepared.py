@@ -103,6 +103,20 @@ def test_groupings_of_the_same_rows_share_correlations(rng):
         assert r.audit.srcc.value == pytest.approx(ss.spearmanr(x, y)[0], abs=1e-12)
 
 
+def test_audit_without_kept_sorts_gives_the_same_numbers(rng):
+    """keep_sorts=False: each grouping forgets its sort and curve once audited (the report holds
+    one grouping's at a time); every number is the same, and asking again re-derives them."""
+    x, g, y = _data(rng, 3000, 3, ties=True)
+    h = np.where(rng.random(len(x)) < 0.5, "u", "v")
+    kept = audit_attributes(x, {"g": g, "h": h}, y, n_boot=0, tau=0.4)
+    dropped = audit_attributes(x, {"g": g, "h": h}, y, n_boot=0, tau=0.4, keep_sorts=False)
+    for name, res in dropped.results.items():
+        assert "sorted" not in res.prepared._cache and "curve" not in res.prepared._cache
+        assert "ties0" in res.prepared._cache  # what the groupings share stays
+        assert res.audit.to_dict() == kept.results[name].audit.to_dict()
+        np.testing.assert_array_equal(res.prepared.dp_curve().values, kept.results[name].prepared.dp_curve().values)
+
+
 def test_intervals_and_permutations_from_the_audited_view(rng):
     x, g, y = _data(rng, 3000, 3, ties=False)
     g = g.astype(object)

@@ -63,6 +63,7 @@ def audit_attributes(
     max_groups: int | None = None,
     max_cells: int | None = None,
     columns: Mapping[str, GroupColumn] | None = None,
+    keep_sorts: bool = True,
 ) -> MultiAuditResult:
     """Audit scores by each attribute and by their intersection(s).
 
@@ -75,7 +76,9 @@ def audit_attributes(
     grouping (e.g. an intersection) with more than ``max_groups`` groups or more than
     ``max_cells`` known rows × groups (None: no limit), before anything is computed for it.
     ``columns``: the groupings already built from these attributes with the same options
-    (`prepare_groups`), so they are not built again.
+    (`prepare_groups`), so they are not built again. ``keep_sorts=False``: each grouping's
+    prepared input forgets its sort by score and DP(τ) curve once audited
+    (`fairviz.metrics.PreparedAudit.drop_sorts`), so at most one grouping's are held at a time.
 
     Speed: one global sort of the scores serves every attribute's W1 computations; the
     bootstrap in `metrics.audit` dominates (use a smaller `n_boot` for a quick look).
@@ -99,6 +102,8 @@ def audit_attributes(
             skipped[name] = reason
         else:
             results[name] = _audit_column(col, x, y, order, settings, row_cache)
+            if not keep_sorts:
+                results[name].prepared.drop_sorts()
     if not results:
         raise ValueError("no attribute has two known groups to compare: "
                          + "; ".join(f"{k}: {v}" for k, v in skipped.items()))

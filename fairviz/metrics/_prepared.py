@@ -70,13 +70,12 @@ class PreparedAudit:
             if key in other._cache:
                 self._cache.setdefault(key, other._cache[key])
 
-    def without_sorts(self) -> PreparedAudit:
-        """The same rows and every result computed so far, without this grouping's own sort by
-        score and its DP(τ) curve (about 100 MB at 10⁶ rows; re-derived if asked for again).
-        What other groupings of the rows share (rank orders, SPEO's breakpoints) is kept."""
-        other = PreparedAudit(self.data)
-        other._cache = {k: v for k, v in self._cache.items() if k not in ("sorted", "curve")}
-        return other
+    def drop_sorts(self) -> None:
+        """Forget this grouping's own sort by score and its DP(τ) curve (about 100 MB at 10⁶
+        rows; re-derived if asked for again). Every other result, and what other groupings of
+        the rows share (rank orders, SPEO's breakpoints), is kept."""
+        self._cache.pop("sorted", None)
+        self._cache.pop("curve", None)
 
     # ------------------------------------------------------------------ what was prepared
     @property

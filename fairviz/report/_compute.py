@@ -138,11 +138,7 @@ def _audit_sections(inputs: ReportInputs, columns, settings: ReportSettings, say
     multi = audit_attributes(inputs.scores, inputs.attributes, inputs.labels, intersections=settings.intersections,
                              n_boot=0, level=settings.level, random_state=settings.random_state,
                              tau=settings.tau, alpha=settings.alpha, exclude_small=settings.exclude_small,
-                             columns=columns)
-    for name, res in multi.results.items():
-        # each grouping's sorts are re-derived only while its own tests and section are made,
-        # so at most one grouping's (~100 MB at 10⁶ rows) are held at a time
-        multi.results[name] = dataclasses.replace(res, prepared=res.prepared.without_sorts())
+                             columns=columns, keep_sorts=False)  # re-derived per grouping, where needed
     anchors = {name: f"attr{i}" for i, name in enumerate(multi.results)}
 
     def key(name):

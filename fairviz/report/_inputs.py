@@ -65,7 +65,9 @@ def _from_table(data, score, groups, label) -> ReportInputs:
         raise ValueError("the score, group and label columns must all be different")
     scores = _numeric(frame[score], score)
     y = _numeric(frame[label], label) if label else None
-    attrs = {str(c): frame[c].to_numpy() for c in group_cols}
+    # the column's own array, without its index: a text column read by pandas stays compact (one
+    # Python string per row, as `to_numpy` would make, is ~60 MB per 10⁶ rows held all along)
+    attrs = {str(c): frame[c].array for c in group_cols}
     return ReportInputs(scores, attrs, y, str(score), None if label is None else str(label))
 
 
