@@ -761,3 +761,18 @@ def test_factorize_groups_matches_brute_force(rng, kind):
             factorize_groups(arr, n)
     else:  # text such as " NA " is a group unless listed as missing
         assert len(factorize_groups(arr, n, need_two=False)[1]) == len(set(values))
+
+
+@pytest.mark.parametrize("dtype", ["string", "str", "string[python]"])
+def test_factorize_groups_of_pandas_text_as_of_python_strings(rng, dtype):
+    """Text as pandas stores it (Arrow or its own string arrays) is encoded as stored, with the
+    same codes, labels and missing rows as the same values as Python strings."""
+    from fairviz.metrics._validate import factorize_groups
+
+    pool = ["b", "a", " NA ", "c", None, "<40"]
+    values = [pool[i] for i in rng.integers(0, len(pool), 80)]
+    want = factorize_groups(np.array(values, dtype=object), 80, missing={"na"}, need_two=False)
+    for text in (pd.array(values, dtype=dtype), pd.Series(values, dtype=dtype, index=np.arange(80) + 7)):
+        got = factorize_groups(text, 80, missing={"na"}, need_two=False)
+        assert got[0].tolist() == want[0].tolist() and got[1] == want[1] and got[2].tolist() == want[2].tolist()
+        assert all(type(v) is str for v in got[1])
