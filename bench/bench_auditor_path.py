@@ -79,16 +79,35 @@ def _memory(pid: int) -> tuple[int, int]:
     return pss, rss
 
 
-def run_cli(args: list[str]) -> tuple[float, float, float, float]:
-    """(wall s, CPU s of the child and its workers, largest RSS of one process in MB, largest
-    summed PSS of the process tree in MB) of `python -m fairviz ARGS`. Memory is sampled every
-    50 ms from /proc: the worker processes share the parent's pages, so the sum of their
-    proportional set sizes (PSS) is what the command holds; NaN where /proc is missing."""
+def _command(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "fairviz", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def run_cli(args: list[str]) -> tuple[float, float]:
+    """(wall s, CPU s of the child and its workers) of `python -m fairviz ARGS`, nothing else
+    running beside it (the memory is measured in a run of its own: `peak_memory`)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "fairviz", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = _command(args)
+    err = proc.communicate()[1]
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(err[-2000:])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def peak_memory(args: list[str]) -> tuple[float, float]:
+    """(largest RSS of one process, largest summed PSS of the process tree), in MB (2²⁰ bytes),
+    of `python -m fairviz ARGS`, sampled from /proc every 50 ms in a run of its own (the
+    sampling costs CPU, so the timed run is another). The worker processes share the parent's
+    pages: the sum of their proportional set sizes (PSS) is what the command holds. NaN where
+    /proc is missing."""
+    if not Path("/proc/self/smaps_rollup").exists():
+        return float("nan"), float("nan")
+    proc = _command(args)
     err: list[str] = []
     import threading  # noqa: PLC0415 (the sampler's only use)
     reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))
@@ -99,15 +118,10 @@ def run_cli(args: list[str]) -> tuple[float, float, float, float]:
         total = max(total, sum(m[0] for m in mem))
         one = max([one] + [m[1] for m in mem])
         time.sleep(0.05)
-    wall = time.perf_counter() - t0
     reader.join()
     if proc.returncode:
         raise RuntimeError("".join(err)[-2000:])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if not Path("/proc/self/smaps_rollup").exists():
-        return wall, cpu, float("nan"), float("nan")
-    return wall, cpu, one / 1024, total / 1024
+    return one / 1024, total / 1024
 
 
 def _peaks(rss: float, pss: float) -> str:
@@ -205,8 +219,10 @@ def cli_costs(n: int, write: bool, n_boots: list[int]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = write_table(n, Path(tmp))
         for b in n_boots:
-            w, c, rss, pss = run_cli(["audit", str(path), "--score", "score", "--group", "sex", "--group", "age",
-                                      "--label", "label", "--n-boot", str(b)])
+            cmd = ["audit", str(path), "--score", "score", "--group", "sex", "--group", "age", "--label", "label",
+                   "--n-boot", str(b)]
+            w, c = run_cli(cmd)
+            rss, pss = peak_memory(cmd)
             what = "no intervals" if b == 0 else f"{b:,} resamples" + (" (default)" if b == 1000 else "")
             rows.append(f"| `--n-boot {b}` ({what}) | {w:.1f} s | **{c:.1f} s** | {pss:.0f} MB | {rss:.0f} MB |")
             print(rows[-1], flush=True)
@@ -216,7 +232,7 @@ def cli_costs(n: int, write: bool, n_boots: list[int]) -> int:
         "",
         "`python -m fairviz audit FILE.csv --group sex --group age --label label` (3 groupings: sex, age band, "
         "their intersection; automatic permutation tests), a subprocess: its wall time, CPU time (with its "
-        "workers) and peak memory, sampled from /proc every 50 ms (MB = 2²⁰ bytes): the PSS summed over the "
+        "workers) and peak memory, sampled from /proc every 50 ms in a second run (MB = 2²⁰ bytes): the PSS summed over the "
         "process and its workers (they share the parent's pages), and the largest RSS of one process.",
         "",
         "| run | wall | CPU | peak memory (summed PSS) | largest process (RSS) |",
@@ -258,10 +274,11 @@ def main(argv=None) -> int:
         folder = Path(tmp)
         big, small = write_table(n, folder), write_table(args.small, folder)
         common = ["--score", "score", "--group", "sex", "--group", "age", "--label", "label"]
-        w, c, rss, pss = run_cli(["audit", str(big), *common, "--n-boot", "0"])
+        w, c = run_cli(["audit", str(big), *common, "--n-boot", "0"])
+        rss, pss = peak_memory(["audit", str(big), *common, "--n-boot", "0"])
         add(f"CLI `audit`, {n:,} rows, `--n-boot 0` (exact metrics, LL144 tables, no intervals)", w, c,
             f"3 groupings; {_peaks(rss, pss)}")
-        w, c, _, _ = run_cli(["audit", str(small), *common])
+        w, c = run_cli(["audit", str(small), *common])
         add(f"CLI `audit`, {args.small:,} rows, default intervals (1,000 resamples, automatic permutations)", w, c,
             "3 groupings")
         scores, attrs, labels = make_data(n)
@@ -293,12 +310,14 @@ def main(argv=None) -> int:
             add(f"app intervals on demand: `view_intervals` of one view (sex), labels, n_boot = {ON_REQUEST_N_BOOT} "
                 "(its SPDD test read from the cards' draws)", w, c)
         out = folder / "r.html"
-        w, c, rss, pss = run_cli(["report", str(big), "--score", "score", "--group", "sex", "--group", "age",
-                                  "--out", str(out)])
+        plain = ["report", str(big), "--score", "score", "--group", "sex", "--group", "age", "--out", str(out)]
+        w, c = run_cli(plain)
+        rss, pss = peak_memory(plain)
         add(f"CLI `report`, {n:,} rows, no labels, defaults (n_boot = 200)", w, c,
             f"{_peaks(rss, pss)}; file {out.stat().st_size / 1e6:.1f} MB")
         if not args.no_report_labels:
-            w, c, rss, pss = run_cli(["report", str(big), *common, "--out", str(out)])
+            w, c = run_cli(["report", str(big), *common, "--out", str(out)])
+            rss, pss = peak_memory(["report", str(big), *common, "--out", str(out)])
             add(f"CLI `report`, {n:,} rows, labels, defaults (n_boot = 200)", w, c,
                 f"{_peaks(rss, pss)}; file {out.stat().st_size / 1e6:.1f} MB")
     load1 = os.getloadavg()
@@ -306,8 +325,8 @@ def main(argv=None) -> int:
         "## The auditor's path at 10⁶ rows (`bench/bench_auditor_path.py`)",
         "",
         f"{n:,} rows (CSV), attributes sex (2 groups) and age band (3) and their intersection (6), labels. "
-        "CLI runs are subprocesses (CPU of the child and its workers; memory sampled from /proc every 50 ms, MB = "
-        "2²⁰ bytes); app rows are the calls the Audit page makes.",
+        "CLI runs are subprocesses (CPU of the child and its workers; memory sampled from /proc every 50 ms in a "
+        "second run of each, MB = 2²⁰ bytes); app rows are the calls the Audit page makes.",
         "",
         "| what | wall | CPU | note |",
         "|---|---|---|---|",
