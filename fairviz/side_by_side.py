@@ -1,4 +1,4 @@
-"""Run a few large, independent pieces of work (one per grouping) two at a time, or one piece
+"""Run a few large, independent pieces of work (one per grouping) side by side, or one piece
 beside the caller's own work.
 
 numpy's kernels here make many calls of a few hundred microseconds each; two Python threads
@@ -49,7 +49,7 @@ def _before_forking() -> None:
 
 def _child(send, fn: Callable, state: Any, item: Any) -> None:
     """Body of a forked worker: ``fn(state, item)``, its result or exception sent back pickled."""
-    os.environ.setdefault("FAIRVIZ_THREADS", "1")  # each worker has a core; more threads would contend
+    os.environ.setdefault("FAIRVIZ_THREADS", "1")  # the workers share the cores: threads in one would contend
     try:
         out = ("ok", fn(state, item))
     except Exception as err:  # noqa: BLE001 (re-raised in the parent)
