@@ -18,6 +18,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -109,7 +110,6 @@ def peak_memory(args: list[str]) -> tuple[float, float]:
         return float("nan"), float("nan")
     proc = _command(args)
     err: list[str] = []
-    import threading  # noqa: PLC0415 (the sampler's only use)
     reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))
     reader.start()
     one = total = 0
